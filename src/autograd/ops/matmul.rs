@@ -1,0 +1,134 @@
+//! Matrix product `C = op(A)·op(B)`.
+//!
+//! Backward, with `G = ∂L/∂C`: `∂L/∂op(A) = G·op(B)ᵀ` and `∂L/∂op(B) = op(A)ᵀ·G`. When an operand
+//! is stored transposed, its gradient is the transpose of that, computed directly by swapping
+//! the product's operands, so no transpose is ever materialised.
+
+use super::{Op, shape_error};
+use crate::autograd::tape::{Ctx, Sink, Tape, Var};
+use crate::error::NablaError;
+use crate::kernels::{Transpose, matmul};
+use crate::tensor::Tensor;
+
+impl Tape<'_> {
+    /// `a · b`.
+    pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var, NablaError> {
+        self.matmul_t(a, Transpose::No, b, Transpose::No)
+    }
+
+    /// `op(a) · op(b)` where `op` transposes an operand stored transposed. A linear layer with
+    /// PyTorch's `[out, in]` weight computes `x · Wᵀ` as `matmul_t(x, No, w, Yes)`.
+    pub fn matmul_t(
+        &mut self,
+        a: Var,
+        ta: Transpose,
+        b: Var,
+        tb: Transpose,
+    ) -> Result<Var, NablaError> {
+        let (m, ka) = logical(self.shape(a), ta);
+        let (kb, n) = logical(self.shape(b), tb);
+        if ka != kb {
+            return Err(shape_error("matmul", (m, ka), (kb, n)));
+        }
+        let needs = self.needs_grad(a) || self.needs_grad(b);
+        let out = self.push(Op::MatMul { a, b, ta, tb }, m, n, needs);
+        let (av, bv, node) = self.io2(a, b, out);
+        matmul(
+            m,
+            n,
+            ka,
+            av.data(),
+            ta,
+            bv.data(),
+            tb,
+            node.value.data_mut(),
+            false,
+        );
+        Ok(out)
+    }
+}
+
+/// The logical shape of an operand used with transpose flag `t`.
+fn logical((r, c): (usize, usize), t: Transpose) -> (usize, usize) {
+    match t {
+        Transpose::No => (r, c),
+        Transpose::Yes => (c, r),
+    }
+}
+
+fn flip(t: Transpose) -> Transpose {
+    match t {
+        Transpose::No => Transpose::Yes,
+        Transpose::Yes => Transpose::No,
+    }
+}
+
+pub(super) fn backward(
+    a: Var,
+    b: Var,
+    ta: Transpose,
+    tb: Transpose,
+    g: &Tensor,
+    ctx: &Ctx,
+    sink: &mut Sink,
+) {
+    let (av, bv) = (ctx.value(a), ctx.value(b));
+    let (m, k) = logical(av.shape(), ta);
+    let n = logical(bv.shape(), tb).1;
+    if let Some((da, acc)) = sink.slot(ctx, a) {
+        match ta {
+            // ∂L/∂A = G·op(B)ᵀ  (m×n · n×k)
+            Transpose::No => matmul(
+                m,
+                k,
+                n,
+                g.data(),
+                Transpose::No,
+                bv.data(),
+                flip(tb),
+                da.data_mut(),
+                acc,
+            ),
+            // A is stored k×m: ∂L/∂A = (G·op(B)ᵀ)ᵀ = op(B)·Gᵀ  (k×n · n×m)
+            Transpose::Yes => matmul(
+                k,
+                m,
+                n,
+                bv.data(),
+                tb,
+                g.data(),
+                Transpose::Yes,
+                da.data_mut(),
+                acc,
+            ),
+        }
+    }
+    if let Some((db, acc)) = sink.slot(ctx, b) {
+        match tb {
+            // ∂L/∂B = op(A)ᵀ·G  (k×m · m×n)
+            Transpose::No => matmul(
+                k,
+                n,
+                m,
+                av.data(),
+                flip(ta),
+                g.data(),
+                Transpose::No,
+                db.data_mut(),
+                acc,
+            ),
+            // B is stored n×k: ∂L/∂B = Gᵀ·op(A)  (n×m · m×k)
+            Transpose::Yes => matmul(
+                n,
+                k,
+                m,
+                g.data(),
+                Transpose::Yes,
+                av.data(),
+                ta,
+                db.data_mut(),
+                acc,
+            ),
+        }
+    }
+}

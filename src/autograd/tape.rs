@@ -1,0 +1,282 @@
+//! The tape: nodes recorded in forward order, walked in reverse by [`Tape::backward`].
+//!
+//! Each node remembers the op that made it and holds its value. `backward(loss)` seeds
+//! `∂L/∂L = 1`, then visits nodes from last to first; each op turns its upstream gradient
+//! `∂L/∂out` into downstream gradients `∂L/∂in` for its inputs (the chain rule). A value that
+//! feeds several ops gets the sum of their contributions: the first contribution is stored,
+//! later ones are added, so nothing is zero-filled first.
+//!
+//! Buffers live in a [`Workspace`] that outlives the tape: node `i` of the next step reuses the
+//! buffers of node `i` of this step, so a training loop that records the same ops every step
+//! allocates nothing in the steady state.
+
+use super::ops::{self, Op};
+use super::params::{Grads, ParamId, Params};
+use crate::error::NablaError;
+use crate::tensor::Tensor;
+
+/// A handle to a value recorded on a tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Var(pub(crate) usize);
+
+/// One recorded value and how it was made.
+#[derive(Debug, Default)]
+pub(crate) struct Node {
+    pub(crate) op: Op,
+    pub(crate) value: Tensor,
+    /// Extra forward state an op's backward needs (softmax probabilities for cross-entropy).
+    pub(crate) aux: Tensor,
+    pub(crate) needs_grad: bool,
+}
+
+/// Buffers a tape records into; keep one per worker and hand it to [`Tape::new`] every step.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) grads: Vec<Tensor>,
+    pub(crate) grad_written: Vec<bool>,
+    pub(crate) labels: Vec<u32>,
+}
+
+impl Workspace {
+    /// An empty workspace; it grows to fit the first step and is reused after that.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Records operations on values and parameters, then differentiates them.
+///
+/// ```
+/// use nabla::{Params, Grads, Tape, Tensor, Workspace};
+/// let mut params = Params::new();
+/// let w = params.add("w", Tensor::from_vec(1, 1, vec![3.0]).unwrap());
+/// let mut grads = Grads::zeros_like(&params);
+/// let mut ws = Workspace::new();
+/// let mut tape = Tape::new(&params, &mut ws);
+/// let x = tape.input(&Tensor::from_vec(1, 1, vec![2.0]).unwrap());
+/// let w = tape.param(w);
+/// let y = tape.mul(x, w).unwrap();      // y = x·w = 6
+/// let loss = tape.mul(y, y).unwrap();   // L = y² = 36
+/// tape.backward(loss, &mut grads).unwrap();
+/// // ∂L/∂w = 2y · x = 2·6·2 = 24
+/// assert_eq!(grads.tensors()[0].data(), &[24.0]);
+/// ```
+pub struct Tape<'a> {
+    pub(crate) ws: &'a mut Workspace,
+    pub(crate) params: &'a Params,
+    pub(crate) len: usize,
+}
+
+impl<'a> Tape<'a> {
+    /// Starts an empty recording that reads parameter values from `params` and reuses the
+    /// buffers of `ws`.
+    pub fn new(params: &'a Params, ws: &'a mut Workspace) -> Self {
+        ws.labels.clear();
+        Self { ws, params, len: 0 }
+    }
+
+    /// The parameters this tape reads.
+    pub fn params(&self) -> &'a Params {
+        self.params
+    }
+
+    /// Number of nodes recorded so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a node with an output of `rows × cols`, reusing node `len`'s buffers.
+    pub(crate) fn push(&mut self, op: Op, rows: usize, cols: usize, needs_grad: bool) -> Var {
+        let i = self.len;
+        if i == self.ws.nodes.len() {
+            self.ws.nodes.push(Node::default());
+        }
+        let node = &mut self.ws.nodes[i];
+        node.op = op;
+        node.needs_grad = needs_grad;
+        if !matches!(op, Op::Param(_)) {
+            node.value.reshape_for_overwrite(rows, cols);
+        }
+        self.len += 1;
+        Var(i)
+    }
+
+    /// Records a constant input (no gradient), copying `value`.
+    pub fn input(&mut self, value: &Tensor) -> Var {
+        self.leaf(value, false)
+    }
+
+    /// Records an input of `rows × cols` written in place by `fill` (no gradient): the data
+    /// loader gathers a mini-batch straight into the tape's buffer this way.
+    pub fn input_with(&mut self, rows: usize, cols: usize, fill: impl FnOnce(&mut [f32])) -> Var {
+        let v = self.push(Op::Input, rows, cols, false);
+        fill(self.ws.nodes[v.0].value.data_mut());
+        v
+    }
+
+    /// Records a leaf value, copying it; with `requires_grad` its gradient is kept and can be
+    /// read with [`Tape::grad`] after backward (gradient checks use this).
+    pub fn leaf(&mut self, value: &Tensor, requires_grad: bool) -> Var {
+        let v = self.push(Op::Input, value.rows(), value.cols(), requires_grad);
+        self.ws.nodes[v.0].value.copy_from(value);
+        v
+    }
+
+    /// Records a reference to parameter `id`; its value is read from the tape's [`Params`]
+    /// without copying, and its gradient goes to the [`Grads`] passed to backward.
+    pub fn param(&mut self, id: ParamId) -> Var {
+        self.push(Op::Param(id), 0, 0, true)
+    }
+
+    /// The value of `v`.
+    pub fn value(&self, v: Var) -> &Tensor {
+        value_of(&self.ws.nodes[..self.len], self.params, v)
+    }
+
+    /// `(rows, cols)` of `v`.
+    pub fn shape(&self, v: Var) -> (usize, usize) {
+        self.value(v).shape()
+    }
+
+    /// Whether a gradient flows back into `v`.
+    pub(crate) fn needs_grad(&self, v: Var) -> bool {
+        self.ws.nodes[v.0].needs_grad
+    }
+
+    /// The gradient `∂L/∂v` of a non-parameter node after [`Tape::backward`], if it was reached.
+    pub fn grad(&self, v: Var) -> Option<&Tensor> {
+        if v.0 < self.len && self.ws.grad_written.get(v.0).copied().unwrap_or(false) {
+            Some(&self.ws.grads[v.0])
+        } else {
+            None
+        }
+    }
+
+    /// Input value of `a` and the node `out`, mutable (for an op's forward).
+    pub(crate) fn io1(&mut self, a: Var, out: Var) -> (&Tensor, &mut Node) {
+        let (lo, hi) = self.ws.nodes.split_at_mut(out.0);
+        (value_of(lo, self.params, a), &mut hi[0])
+    }
+
+    /// Input values of `a` and `b` and the node `out`, mutable (for an op's forward).
+    pub(crate) fn io2(&mut self, a: Var, b: Var, out: Var) -> (&Tensor, &Tensor, &mut Node) {
+        let (lo, hi) = self.ws.nodes.split_at_mut(out.0);
+        (
+            value_of(lo, self.params, a),
+            value_of(lo, self.params, b),
+            &mut hi[0],
+        )
+    }
+
+    /// Backpropagation: computes `∂loss/∂θ` for every parameter into `grads` (parameters the
+    /// loss does not depend on get zeros) and `∂loss/∂v` for leaves that require a gradient.
+    ///
+    /// `loss` must be a `1 × 1` value.
+    pub fn backward(&mut self, loss: Var, grads: &mut Grads) -> Result<(), NablaError> {
+        if self.shape(loss) != (1, 1) {
+            return Err(NablaError::Shape(format!(
+                "backward needs a 1×1 loss, got {:?}",
+                self.shape(loss)
+            )));
+        }
+        if grads.tensors().len() != self.params.len() {
+            return Err(NablaError::Shape(format!(
+                "backward got gradients for {} parameters, the tape's model has {}",
+                grads.tensors().len(),
+                self.params.len()
+            )));
+        }
+        let len = self.len;
+        let ws = &mut *self.ws;
+        if ws.grads.len() < len {
+            ws.grads.resize_with(len, Tensor::default);
+            ws.grad_written.resize(len, false);
+        }
+        ws.grad_written[..len].fill(false);
+        grads.begin();
+
+        let seed = &mut ws.grads[loss.0];
+        seed.reshape_for_overwrite(1, 1);
+        seed.fill(1.0);
+        ws.grad_written[loss.0] = true;
+
+        let nodes = &ws.nodes[..len];
+        for i in (0..=loss.0).rev() {
+            if !ws.grad_written[i] || !nodes[i].needs_grad {
+                continue;
+            }
+            let node = &nodes[i];
+            let (lower, upper) = ws.grads.split_at_mut(i);
+            let upstream = &upper[0];
+            let ctx = Ctx {
+                nodes,
+                params: self.params,
+                labels: &ws.labels,
+            };
+            let mut sink = Sink {
+                grads: lower,
+                written: &mut ws.grad_written[..i],
+                param_grads: grads,
+            };
+            ops::backward(node, upstream, &ctx, &mut sink);
+        }
+        grads.finish();
+        Ok(())
+    }
+}
+
+/// The value of `v` among `nodes` (parameters are read from `params`).
+pub(crate) fn value_of<'t>(nodes: &'t [Node], params: &'t Params, v: Var) -> &'t Tensor {
+    match nodes[v.0].op {
+        Op::Param(id) => params.get(id),
+        _ => &nodes[v.0].value,
+    }
+}
+
+/// What an op's backward may read: every node's value and the parameters.
+pub(crate) struct Ctx<'t> {
+    pub(crate) nodes: &'t [Node],
+    pub(crate) params: &'t Params,
+    pub(crate) labels: &'t [u32],
+}
+
+impl Ctx<'_> {
+    /// The value of `v`.
+    pub(crate) fn value(&self, v: Var) -> &Tensor {
+        value_of(self.nodes, self.params, v)
+    }
+}
+
+/// Where an op's backward writes its downstream gradients.
+pub(crate) struct Sink<'t> {
+    grads: &'t mut [Tensor],
+    written: &'t mut [bool],
+    param_grads: &'t mut Grads,
+}
+
+impl Sink<'_> {
+    /// The gradient buffer of `v` (shaped like `v`) and whether to add to it (`true`) or
+    /// overwrite it (`false`); `None` when no gradient flows into `v`.
+    pub(crate) fn slot(&mut self, ctx: &Ctx, v: Var) -> Option<(&mut Tensor, bool)> {
+        let node = &ctx.nodes[v.0];
+        if !node.needs_grad {
+            return None;
+        }
+        if let Op::Param(id) = node.op {
+            return Some(self.param_grads.slot(id));
+        }
+        let accumulate = self.written[v.0];
+        self.written[v.0] = true;
+        let g = &mut self.grads[v.0];
+        if !accumulate {
+            g.reshape_for_overwrite(node.value.rows(), node.value.cols());
+        }
+        Some((g, accumulate))
+    }
+}

@@ -1,0 +1,85 @@
+//! The `nabla` command line: one file per subcommand. This is the binary's edge: library errors
+//! become one-line messages and exit codes (2: bad data or usage, 1: anything else).
+
+pub mod train;
+
+use clap::{Parser, Subcommand};
+
+/// nabla: build, train and evaluate neural networks on the CPU.
+#[derive(Debug, Parser)]
+#[command(name = "nabla", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a network (default: the built-in digits dataset) and report per-epoch metrics.
+    Train(train::TrainArgs),
+}
+
+/// Parses a comma-separated list of positive layer widths (`256,128`).
+pub fn parse_hidden(s: &str) -> Result<Vec<usize>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|part| {
+            let part = part.trim();
+            match part.parse::<usize>() {
+                Ok(0) => Err("a hidden layer needs at least 1 neuron, got 0".to_string()),
+                Ok(n) if n > 1 << 16 => Err(format!("{n} neurons is more than the 65536 allowed")),
+                Ok(n) => Ok(n),
+                Err(_) => Err(format!(
+                    "expected comma-separated layer sizes like 256,128, got {part:?}"
+                )),
+            }
+        })
+        .collect()
+}
+
+/// Parses a fraction in `[0, 1)`.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a number in [0, 1), got {s:?}"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("expected a number in [0, 1), got {v}"))
+    }
+}
+
+/// Parses a positive, finite float.
+pub fn parse_positive(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .parse()
+        .map_err(|_| format!("expected a positive number, got {s:?}"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("expected a positive number, got {v}"))
+    }
+}
+
+/// Parses a float in `[0, 1)` used as momentum.
+pub fn parse_momentum(s: &str) -> Result<f32, String> {
+    parse_fraction(s).map(|v| v as f32)
+}
+
+/// Collapses clap's multi-line error into one line: the error and any tip.
+pub fn one_line(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("error:") || l.starts_with("tip:"))
+        .collect();
+    if parts.is_empty() {
+        rendered.lines().next().unwrap_or("error").to_string()
+    } else {
+        format!("{} (see 'nabla --help')", parts.join("; "))
+    }
+}

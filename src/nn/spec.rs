@@ -1,0 +1,223 @@
+//! `ModelSpec`: the architecture of a network as a serde value. The CLI builds it from flags,
+//! the model file stores it as JSON, and [`crate::nn::Sequential::new`] builds the network from
+//! it. Its JSON form is a contract shared with other tools:
+//! `{"inputs": 64, "layers": [{"type": "linear", "in": 64, "out": 256}, {"type": "relu"}, ...],
+//! "task": "classification", "classes": ["0", "1", ...]}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::NablaError;
+use crate::kernels::activation::Activation;
+
+/// What the network predicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// One of several classes (softmax output, cross-entropy loss).
+    #[default]
+    Classification,
+    /// A real value (linear output, squared-error loss).
+    Regression,
+}
+
+impl Task {
+    /// The name used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        }
+    }
+}
+
+/// One layer of a sequential network.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerSpec {
+    /// `z = x·Wᵀ + b` with `W` of shape `[out, in]`.
+    Linear {
+        /// Inputs per sample.
+        #[serde(rename = "in")]
+        inputs: usize,
+        /// Outputs per sample (neurons).
+        #[serde(rename = "out")]
+        outputs: usize,
+    },
+    /// ReLU activation.
+    Relu,
+    /// Logistic sigmoid activation.
+    Sigmoid,
+    /// Hyperbolic tangent activation.
+    Tanh,
+    /// Leaky ReLU activation.
+    LeakyRelu {
+        /// Slope for negative inputs.
+        slope: f32,
+    },
+}
+
+impl LayerSpec {
+    /// The activation this layer applies, if it is an activation layer.
+    pub fn activation(&self) -> Option<Activation> {
+        match *self {
+            LayerSpec::Relu => Some(Activation::Relu),
+            LayerSpec::Sigmoid => Some(Activation::Sigmoid),
+            LayerSpec::Tanh => Some(Activation::Tanh),
+            LayerSpec::LeakyRelu { slope } => Some(Activation::LeakyRelu { slope }),
+            LayerSpec::Linear { .. } => None,
+        }
+    }
+
+    /// The activation layer for `f`.
+    pub fn from_activation(f: Activation) -> Self {
+        match f {
+            Activation::Relu => LayerSpec::Relu,
+            Activation::Sigmoid => LayerSpec::Sigmoid,
+            Activation::Tanh => LayerSpec::Tanh,
+            Activation::LeakyRelu { slope } => LayerSpec::LeakyRelu { slope },
+        }
+    }
+}
+
+/// The architecture of a feed-forward network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Features per sample.
+    pub inputs: usize,
+    /// The layers in order.
+    pub layers: Vec<LayerSpec>,
+    /// Classification or regression.
+    #[serde(default)]
+    pub task: Task,
+    /// Class names in output order (empty for regression).
+    #[serde(default)]
+    pub classes: Vec<String>,
+}
+
+impl ModelSpec {
+    /// A multilayer perceptron: `inputs → hidden[0] → ... → outputs`, with `activation` after
+    /// every hidden linear layer and none after the output layer (softmax lives in the loss).
+    pub fn mlp(inputs: usize, hidden: &[usize], activation: Activation, outputs: usize) -> Self {
+        let mut layers = Vec::new();
+        let mut prev = inputs;
+        for &h in hidden {
+            layers.push(LayerSpec::Linear {
+                inputs: prev,
+                outputs: h,
+            });
+            layers.push(LayerSpec::from_activation(activation));
+            prev = h;
+        }
+        layers.push(LayerSpec::Linear {
+            inputs: prev,
+            outputs,
+        });
+        Self {
+            inputs,
+            layers,
+            task: Task::Classification,
+            classes: (0..outputs).map(|i| i.to_string()).collect(),
+        }
+    }
+
+    /// Outputs per sample: the last linear layer's width.
+    pub fn outputs(&self) -> usize {
+        self.layers
+            .iter()
+            .rev()
+            .find_map(|l| match l {
+                LayerSpec::Linear { outputs, .. } => Some(*outputs),
+                _ => None,
+            })
+            .unwrap_or(self.inputs)
+    }
+
+    /// Widths of the hidden linear layers (every linear layer but the last).
+    pub fn hidden(&self) -> Vec<usize> {
+        let widths: Vec<usize> = self
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                LayerSpec::Linear { outputs, .. } => Some(*outputs),
+                _ => None,
+            })
+            .collect();
+        widths[..widths.len().saturating_sub(1)].to_vec()
+    }
+
+    /// The first activation used, if any.
+    pub fn activation(&self) -> Option<Activation> {
+        self.layers.iter().find_map(LayerSpec::activation)
+    }
+
+    /// Checks that consecutive linear layers fit together and every size is positive.
+    pub fn validate(&self) -> Result<(), NablaError> {
+        if self.inputs == 0 {
+            return Err(NablaError::Usage(
+                "the model needs at least one input".into(),
+            ));
+        }
+        let mut width = self.inputs;
+        let mut any_linear = false;
+        for (i, layer) in self.layers.iter().enumerate() {
+            if let LayerSpec::Linear { inputs, outputs } = *layer {
+                if inputs != width {
+                    return Err(NablaError::Usage(format!(
+                        "layer {i}: a linear layer with {inputs} inputs follows a width of {width}"
+                    )));
+                }
+                if outputs == 0 {
+                    return Err(NablaError::Usage(format!(
+                        "layer {i}: a linear layer needs at least one output"
+                    )));
+                }
+                width = outputs;
+                any_linear = true;
+            }
+        }
+        if !any_linear {
+            return Err(NablaError::Usage("the model has no linear layer".into()));
+        }
+        if self.task == Task::Classification && self.classes.len() != width {
+            return Err(NablaError::Usage(format!(
+                "{} class names for {width} outputs",
+                self.classes.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_form_is_the_documented_contract() {
+        let spec = ModelSpec::mlp(3, &[4], Activation::LeakyRelu { slope: 0.1 }, 2);
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(
+            json,
+            r#"{"inputs":3,"layers":[{"type":"linear","in":3,"out":4},{"type":"leaky_relu","slope":0.1},{"type":"linear","in":4,"out":2}],"task":"classification","classes":["0","1"]}"#
+        );
+        let back: ModelSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, spec);
+        assert_eq!(spec.hidden(), vec![4]);
+        assert_eq!(spec.outputs(), 2);
+    }
+
+    #[test]
+    fn validate_rejects_mismatched_layers() {
+        let mut spec = ModelSpec::mlp(3, &[4], Activation::Relu, 2);
+        spec.layers[2] = LayerSpec::Linear {
+            inputs: 5,
+            outputs: 2,
+        };
+        assert!(spec.validate().is_err());
+        assert!(
+            ModelSpec::mlp(3, &[0], Activation::Relu, 2)
+                .validate()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! The fit loop and evaluation.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::{EVAL_CHUNK, MICRO_BATCH, iterations_per_epoch};
+use crate::autograd::{Grads, Tape, Workspace};
+use crate::data::Dataset;
+use crate::error::NablaError;
+use crate::kernels::softmax::argmax;
+use crate::nn::Sequential;
+use crate::optim::Optimizer;
+use crate::rng::{self, Stream};
+
+/// Settings of a training run.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per mini-batch.
+    pub batch_size: usize,
+    /// Seed of the shuffling streams.
+    pub seed: u64,
+    /// Worker threads (1 = everything on the calling thread).
+    pub threads: usize,
+}
+
+/// What one epoch measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's mini-batches (as the weights changed).
+    pub train_loss: f64,
+    /// Fraction of training samples classified correctly during the epoch.
+    pub train_accuracy: f64,
+    /// Mean loss on the test set after the epoch.
+    pub test_loss: f64,
+    /// Fraction of the test set classified correctly after the epoch.
+    pub test_accuracy: f64,
+    /// Seconds spent in training steps (evaluation excluded).
+    pub seconds: f64,
+    /// Learning rate in force during the epoch.
+    pub learning_rate: f64,
+}
+
+/// Loss and accuracy of a model on a dataset.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction classified correctly.
+    pub accuracy: f64,
+}
+
+/// Per-micro-batch state, kept across steps so a step allocates nothing.
+struct Worker {
+    ws: Workspace,
+    grads: Grads,
+    labels: Vec<u32>,
+    loss_sum: f64,
+    correct: usize,
+}
+
+/// Runs mini-batch training; owns the thread pool and the reusable buffers.
+pub struct Trainer {
+    config: TrainConfig,
+    pool: rayon::ThreadPool,
+    workers: Vec<Worker>,
+    order: Vec<usize>,
+}
+
+impl Trainer {
+    /// A trainer for `config`; fails on a zero batch size or thread count.
+    pub fn new(config: TrainConfig) -> Result<Self, NablaError> {
+        if config.batch_size == 0 {
+            return Err(NablaError::Usage("--batch-size must be at least 1".into()));
+        }
+        if config.threads == 0 {
+            return Err(NablaError::Usage("--threads must be at least 1".into()));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads)
+            .build()
+            .map_err(|e| {
+                NablaError::Usage(format!("cannot start {} threads: {e}", config.threads))
+            })?;
+        Ok(Self {
+            config,
+            pool,
+            workers: Vec::new(),
+            order: Vec::new(),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Evaluates `model` on `data` with this trainer's threads.
+    pub fn evaluate(&self, model: &Sequential, data: &Dataset) -> Result<Evaluation, NablaError> {
+        self.pool.install(|| evaluate(model, data))
+    }
+
+    /// Trains `model` on `train` for the configured epochs, evaluating on `test` after each one
+    /// and handing its metrics to `on_epoch`. Returns every epoch's metrics.
+    pub fn fit(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        test: &Dataset,
+        mut on_epoch: impl FnMut(&EpochMetrics),
+    ) -> Result<Vec<EpochMetrics>, NablaError> {
+        check_fits(model, train)?;
+        check_fits(model, test)?;
+        if train.is_empty() {
+            return Err(NablaError::Usage("the training set is empty".into()));
+        }
+        let mut history = Vec::with_capacity(self.config.epochs);
+        for epoch in 1..=self.config.epochs {
+            let started = Instant::now();
+            let (loss_sum, correct) = self.train_epoch(model, optimizer, train, epoch)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let eval = self.evaluate(model, test)?;
+            let n = train.len() as f64;
+            let m = EpochMetrics {
+                epoch,
+                train_loss: loss_sum / n,
+                train_accuracy: correct as f64 / n,
+                test_loss: eval.loss,
+                test_accuracy: eval.accuracy,
+                seconds,
+                learning_rate: optimizer.learning_rate() as f64,
+            };
+            on_epoch(&m);
+            history.push(m);
+        }
+        Ok(history)
+    }
+
+    /// One pass over `train`; returns (sum of per-sample losses, correct predictions).
+    fn train_epoch(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        epoch: usize,
+    ) -> Result<(f64, usize), NablaError> {
+        let batch_size = self.config.batch_size;
+        let micro_per_batch = batch_size.min(train.len()).div_ceil(MICRO_BATCH);
+        while self.workers.len() < micro_per_batch {
+            self.workers.push(Worker {
+                ws: Workspace::new(),
+                grads: Grads::zeros_like(model.params()),
+                labels: Vec::with_capacity(MICRO_BATCH),
+                loss_sum: 0.0,
+                correct: 0,
+            });
+        }
+        self.order.clear();
+        self.order.extend(0..train.len());
+        let mut rng = rng::sub_stream(self.config.seed, Stream::Shuffle, epoch as u64);
+        rng::shuffle(&mut rng, &mut self.order);
+
+        let iterations = iterations_per_epoch(train.len(), batch_size);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let threads = self.config.threads;
+        for (iteration, batch) in self.order.chunks(batch_size).enumerate() {
+            let k = batch.len().div_ceil(MICRO_BATCH);
+            let workers = &mut self.workers[..k];
+            let model_ref: &Sequential = model;
+            let total = batch.len();
+            let run =
+                |(w, chunk): (&mut Worker, &[usize])| micro_step(model_ref, train, chunk, total, w);
+            if k > 1 && threads > 1 {
+                self.pool.install(|| {
+                    workers
+                        .par_iter_mut()
+                        .zip(batch.par_chunks(MICRO_BATCH))
+                        .try_for_each(run)
+                })?;
+            } else {
+                workers
+                    .iter_mut()
+                    .zip(batch.chunks(MICRO_BATCH))
+                    .try_for_each(run)?;
+            }
+            let (first, rest) = workers
+                .split_first_mut()
+                .expect("a batch has at least one row");
+            for w in rest.iter() {
+                first.grads.add_assign(&w.grads);
+            }
+            let batch_loss: f64 = workers.iter().map(|w| w.loss_sum).sum();
+            if !batch_loss.is_finite() {
+                return Err(NablaError::Diverged(format!(
+                    "training diverged: the loss became {batch_loss} at epoch {epoch}, iteration {}/{iterations}; try a lower --lr (now {})",
+                    iteration + 1,
+                    optimizer.learning_rate()
+                )));
+            }
+            loss_sum += batch_loss;
+            correct += workers.iter().map(|w| w.correct).sum::<usize>();
+            optimizer.step(model.params_mut(), &workers[0].grads);
+        }
+        Ok((loss_sum, correct))
+    }
+}
+
+/// Forward and backward of one micro-batch into the worker's own buffers.
+fn micro_step(
+    model: &Sequential,
+    data: &Dataset,
+    chunk: &[usize],
+    batch_rows: usize,
+    w: &mut Worker,
+) -> Result<(), NablaError> {
+    let mut tape = Tape::new(model.params(), &mut w.ws);
+    let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
+    data.gather_labels(chunk, &mut w.labels);
+    let logits = model.forward(&mut tape, x)?;
+    let loss = tape.softmax_cross_entropy(logits, &w.labels)?;
+    // The mini-batch loss is the mean over all its rows: weight this micro-batch's mean by its
+    // share of the rows, and the summed gradients are exactly those of the mini-batch mean.
+    let share = tape.scale(loss, chunk.len() as f32 / batch_rows as f32);
+    tape.backward(share, &mut w.grads)?;
+    w.loss_sum = tape.value(loss).data()[0] as f64 * chunk.len() as f64;
+    w.correct = count_correct(tape.value(logits).data(), &w.labels);
+    Ok(())
+}
+
+fn count_correct(logits: &[f32], labels: &[u32]) -> usize {
+    let classes = logits.len() / labels.len().max(1);
+    if classes == 0 {
+        return 0;
+    }
+    logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, l)| argmax(row) == **l as usize)
+        .count()
+}
+
+fn check_fits(model: &Sequential, data: &Dataset) -> Result<(), NablaError> {
+    let spec = model.spec();
+    if data.dim() != spec.inputs {
+        return Err(NablaError::Usage(format!(
+            "{}: samples have {} features, the model takes {}",
+            data.name(),
+            data.dim(),
+            spec.inputs
+        )));
+    }
+    if data.classes().len() > spec.outputs() {
+        return Err(NablaError::Usage(format!(
+            "{}: {} classes, the model has {} outputs",
+            data.name(),
+            data.classes().len(),
+            spec.outputs()
+        )));
+    }
+    Ok(())
+}
+
+/// Mean cross-entropy and accuracy of `model` on `data`, in fixed chunks of [`EVAL_CHUNK`]
+/// rows run in parallel on the current rayon pool and summed in order.
+pub fn evaluate(model: &Sequential, data: &Dataset) -> Result<Evaluation, NablaError> {
+    check_fits(model, data)?;
+    if data.is_empty() {
+        return Ok(Evaluation {
+            loss: f64::NAN,
+            accuracy: f64::NAN,
+        });
+    }
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let parts: Vec<(f64, usize)> = indices
+        .par_chunks(EVAL_CHUNK)
+        .map_init(
+            || (Workspace::new(), Vec::new()),
+            |(ws, labels), chunk| -> Result<(f64, usize), NablaError> {
+                let mut tape = Tape::new(model.params(), ws);
+                let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
+                data.gather_labels(chunk, labels);
+                let logits = model.forward(&mut tape, x)?;
+                let loss = tape.softmax_cross_entropy(logits, labels)?;
+                Ok((
+                    tape.value(loss).data()[0] as f64 * chunk.len() as f64,
+                    count_correct(tape.value(logits).data(), labels),
+                ))
+            },
+        )
+        .collect::<Result<_, _>>()?;
+    let n = data.len() as f64;
+    Ok(Evaluation {
+        loss: parts.iter().map(|p| p.0).sum::<f64>() / n,
+        accuracy: parts.iter().map(|p| p.1).sum::<usize>() as f64 / n,
+    })
+}
