@@ -150,8 +150,57 @@ impl Trainer {
         epoch: usize,
     ) -> Result<(f64, usize), NablaError> {
         let batch_size = self.config.batch_size;
-        let micro_per_batch = batch_size.min(train.len()).div_ceil(MICRO_BATCH);
-        while self.workers.len() < micro_per_batch {
+        self.order.clear();
+        self.order.extend(0..train.len());
+        let mut rng = rng::sub_stream(self.config.seed, Stream::Shuffle, epoch as u64);
+        rng::shuffle(&mut rng, &mut self.order);
+
+        let iterations = iterations_per_epoch(train.len(), batch_size);
+        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let order = std::mem::take(&mut self.order);
+        let result = order
+            .chunks(batch_size)
+            .enumerate()
+            .try_for_each(|(iteration, batch)| {
+                let stats = self.step(model, optimizer, train, batch)?;
+                if !stats.loss.is_finite() {
+                    return Err(NablaError::Diverged(format!(
+                        "training diverged: the loss became {} at epoch {epoch}, iteration {}/{iterations}; try a lower --lr (now {})",
+                        stats.loss,
+                        iteration + 1,
+                        optimizer.learning_rate()
+                    )));
+                }
+                loss_sum += stats.loss * batch.len() as f64;
+                correct += stats.correct;
+                Ok(())
+            });
+        self.order = order;
+        result?;
+        Ok((loss_sum, correct))
+    }
+}
+
+impl Trainer {
+    /// One iteration of mini-batch SGD on the samples `batch` of `data`: forward and backward
+    /// of each micro-batch (in parallel when there are several threads), the gradients summed
+    /// in a fixed order, then one optimizer step. Allocates nothing once the buffers have grown
+    /// to the batch's size.
+    pub fn step(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        data: &Dataset,
+        batch: &[usize],
+    ) -> Result<StepStats, NablaError> {
+        if batch.is_empty() {
+            return Ok(StepStats {
+                loss: 0.0,
+                correct: 0,
+            });
+        }
+        let k = batch.len().div_ceil(MICRO_BATCH);
+        while self.workers.len() < k {
             self.workers.push(Worker {
                 ws: Workspace::new(),
                 grads: Grads::zeros_like(model.params()),
@@ -160,54 +209,48 @@ impl Trainer {
                 correct: 0,
             });
         }
-        self.order.clear();
-        self.order.extend(0..train.len());
-        let mut rng = rng::sub_stream(self.config.seed, Stream::Shuffle, epoch as u64);
-        rng::shuffle(&mut rng, &mut self.order);
-
-        let iterations = iterations_per_epoch(train.len(), batch_size);
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        let threads = self.config.threads;
-        for (iteration, batch) in self.order.chunks(batch_size).enumerate() {
-            let k = batch.len().div_ceil(MICRO_BATCH);
-            let workers = &mut self.workers[..k];
-            let model_ref: &Sequential = model;
-            let total = batch.len();
-            let run =
-                |(w, chunk): (&mut Worker, &[usize])| micro_step(model_ref, train, chunk, total, w);
-            if k > 1 && threads > 1 {
-                self.pool.install(|| {
-                    workers
-                        .par_iter_mut()
-                        .zip(batch.par_chunks(MICRO_BATCH))
-                        .try_for_each(run)
-                })?;
-            } else {
+        let workers = &mut self.workers[..k];
+        let model_ref: &Sequential = model;
+        let total = batch.len();
+        let run =
+            |(w, chunk): (&mut Worker, &[usize])| micro_step(model_ref, data, chunk, total, w);
+        if k > 1 && self.config.threads > 1 {
+            self.pool.install(|| {
                 workers
-                    .iter_mut()
-                    .zip(batch.chunks(MICRO_BATCH))
-                    .try_for_each(run)?;
-            }
-            let (first, rest) = workers
-                .split_first_mut()
-                .expect("a batch has at least one row");
-            for w in rest.iter() {
-                first.grads.add_assign(&w.grads);
-            }
-            let batch_loss: f64 = workers.iter().map(|w| w.loss_sum).sum();
-            if !batch_loss.is_finite() {
-                return Err(NablaError::Diverged(format!(
-                    "training diverged: the loss became {batch_loss} at epoch {epoch}, iteration {}/{iterations}; try a lower --lr (now {})",
-                    iteration + 1,
-                    optimizer.learning_rate()
-                )));
-            }
-            loss_sum += batch_loss;
-            correct += workers.iter().map(|w| w.correct).sum::<usize>();
+                    .par_iter_mut()
+                    .zip(batch.par_chunks(MICRO_BATCH))
+                    .try_for_each(run)
+            })?;
+        } else {
+            workers
+                .iter_mut()
+                .zip(batch.chunks(MICRO_BATCH))
+                .try_for_each(run)?;
+        }
+        let (first, rest) = workers.split_at_mut(1);
+        for w in rest.iter() {
+            first[0].grads.add_assign(&w.grads);
+        }
+        let loss_sum: f64 = workers.iter().map(|w| w.loss_sum).sum();
+        let correct = workers.iter().map(|w| w.correct).sum();
+        let stats = StepStats {
+            loss: loss_sum / total as f64,
+            correct,
+        };
+        if stats.loss.is_finite() {
             optimizer.step(model.params_mut(), &workers[0].grads);
         }
-        Ok((loss_sum, correct))
+        Ok(stats)
     }
+}
+
+/// What one training step measured.
+#[derive(Clone, Copy, Debug)]
+pub struct StepStats {
+    /// Mean loss over the mini-batch (before the update).
+    pub loss: f64,
+    /// Samples of the mini-batch classified correctly (before the update).
+    pub correct: usize,
 }
 
 /// Forward and backward of one micro-batch into the worker's own buffers.
