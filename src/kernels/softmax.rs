@@ -69,8 +69,9 @@ mod tests {
         }
         let mut l = [0.0; 6];
         log_softmax_rows(&z, 3, &mut l);
+        // z − lse is computed at the logits' magnitude: one f32 ulp at 1000 is 6e-5.
         for (lv, pv) in l.iter().zip(&p) {
-            assert!((lv.exp() - pv).abs() < 1e-6);
+            assert!((lv.exp() - pv).abs() < 2e-4, "{lv} vs {pv}");
         }
     }
 }
