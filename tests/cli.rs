@@ -64,15 +64,30 @@ fn default_run_learns_the_builtin_digits_and_reports_the_contract_fields() {
         assert!(m.get(key).is_some(), "metrics lack {key}");
     }
     assert_eq!(m["task"], "classification");
-    assert_eq!(m["train_samples"].as_u64().unwrap() + m["test_samples"].as_u64().unwrap(), 1797);
-    let (n, b) = (m["train_samples"].as_u64().unwrap(), m["batch_size"].as_u64().unwrap());
+    assert_eq!(
+        m["train_samples"].as_u64().unwrap() + m["test_samples"].as_u64().unwrap(),
+        1797
+    );
+    let (n, b) = (
+        m["train_samples"].as_u64().unwrap(),
+        m["batch_size"].as_u64().unwrap(),
+    );
     assert_eq!(m["iterations_per_epoch"].as_u64().unwrap(), n.div_ceil(b));
-    assert!(m["hidden"].as_array().unwrap().len() >= 2, "default network is not deep");
+    assert!(
+        m["hidden"].as_array().unwrap().len() >= 2,
+        "default network is not deep"
+    );
     let epochs = m["epochs"].as_array().unwrap();
     assert!(!epochs.is_empty());
     for (i, e) in epochs.iter().enumerate() {
         assert_eq!(e["epoch"].as_u64().unwrap(), i as u64 + 1);
-        for k in ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"] {
+        for k in [
+            "train_loss",
+            "train_accuracy",
+            "test_loss",
+            "test_accuracy",
+            "seconds",
+        ] {
             assert!(e[k].as_f64().unwrap().is_finite(), "epoch {i} {k}");
         }
         let acc = e["test_accuracy"].as_f64().unwrap();
@@ -111,7 +126,11 @@ fn same_seed_gives_identical_metrics_and_thread_count_does_not_matter() {
     two.extend_from_slice(&["--threads", "2"]);
     let d = metrics(&two, &dir, "d.json");
     assert_eq!(without_timings(c), without_timings(d.clone()));
-    let other = metrics(&["--epochs", "3", "--seed", "8", "--batch-size", "200"], &dir, "e.json");
+    let other = metrics(
+        &["--epochs", "3", "--seed", "8", "--batch-size", "200"],
+        &dir,
+        "e.json",
+    );
     assert_ne!(without_timings(other), without_timings(d));
 }
 
@@ -120,7 +139,16 @@ fn sgd_and_every_activation_run() {
     let dir = temp_dir("variants");
     for act in ["relu", "tanh", "leaky-relu"] {
         let m = metrics(
-            &["--optimizer", "sgd", "--activation", act, "--epochs", "5", "--hidden", "32,16,8"],
+            &[
+                "--optimizer",
+                "sgd",
+                "--activation",
+                act,
+                "--epochs",
+                "5",
+                "--hidden",
+                "32,16,8",
+            ],
             &dir,
             &format!("{act}.json"),
         );
@@ -134,7 +162,11 @@ fn assert_clean_failure(args: &[&str], expect_in_message: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: not one line: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
     assert!(
         stderr.contains(expect_in_message),
         "{args:?}: {stderr:?} does not mention {expect_in_message:?}"
@@ -167,9 +199,19 @@ fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
 fn idx_folder(name: &str, replace: Option<(&str, Vec<u8>)>) -> PathBuf {
     let dir = temp_dir(name);
     let files = [
-        ("train-images-idx3-ubyte", idx(0x803, &[4, 2, 2], &[0, 255, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])),
+        (
+            "train-images-idx3-ubyte",
+            idx(
+                0x803,
+                &[4, 2, 2],
+                &[0, 255, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+            ),
+        ),
         ("train-labels-idx1-ubyte", idx(0x801, &[4], &[0, 1, 0, 1])),
-        ("t10k-images-idx3-ubyte", idx(0x803, &[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8])),
+        (
+            "t10k-images-idx3-ubyte",
+            idx(0x803, &[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8]),
+        ),
         ("t10k-labels-idx1-ubyte", idx(0x801, &[2], &[1, 0])),
     ];
     for (file, bytes) in files {
@@ -185,7 +227,11 @@ fn idx_folder(name: &str, replace: Option<(&str, Vec<u8>)>) -> PathBuf {
 #[test]
 fn a_small_valid_idx_folder_trains() {
     let dir = idx_folder("idx-ok", None);
-    let m = metrics(&["--data", dir.to_str().unwrap(), "--epochs", "2"], &dir, "m.json");
+    let m = metrics(
+        &["--data", dir.to_str().unwrap(), "--epochs", "2"],
+        &dir,
+        "m.json",
+    );
     assert_eq!(m["train_samples"], 4);
     assert_eq!(m["test_samples"], 2);
 }
@@ -193,11 +239,36 @@ fn a_small_valid_idx_folder_trains() {
 #[test]
 fn bad_idx_files_fail_cleanly() {
     let cases = [
-        ("idx-magic", "train-images-idx3-ubyte", idx(0x804, &[4, 2, 2], &[0; 16]), "magic number"),
-        ("idx-short", "train-images-idx3-ubyte", idx(0x803, &[4, 2, 2], &[0; 10]), "cut short"),
-        ("idx-count", "train-labels-idx1-ubyte", idx(0x801, &[3], &[0, 1, 0]), "3 labels"),
-        ("idx-huge", "train-images-idx3-ubyte", idx(0x803, &[u32::MAX, u32::MAX, u32::MAX], &[]), "more than"),
-        ("idx-empty", "t10k-labels-idx1-ubyte", Vec::new(), "empty file"),
+        (
+            "idx-magic",
+            "train-images-idx3-ubyte",
+            idx(0x804, &[4, 2, 2], &[0; 16]),
+            "magic number",
+        ),
+        (
+            "idx-short",
+            "train-images-idx3-ubyte",
+            idx(0x803, &[4, 2, 2], &[0; 10]),
+            "cut short",
+        ),
+        (
+            "idx-count",
+            "train-labels-idx1-ubyte",
+            idx(0x801, &[3], &[0, 1, 0]),
+            "3 labels",
+        ),
+        (
+            "idx-huge",
+            "train-images-idx3-ubyte",
+            idx(0x803, &[u32::MAX, u32::MAX, u32::MAX], &[]),
+            "more than",
+        ),
+        (
+            "idx-empty",
+            "t10k-labels-idx1-ubyte",
+            Vec::new(),
+            "empty file",
+        ),
     ];
     for (name, file, bytes, message) in cases {
         let dir = idx_folder(name, Some((file, bytes)));

@@ -9,8 +9,14 @@ use nabla::{ParamId, Tensor};
 
 fn batch(rows: usize, cols: usize, seed: u64) -> Tensor {
     let mut r = rng::stream(seed, Stream::Split);
-    Tensor::from_vec(rows, cols, (0..rows * cols).map(|_| r.random::<f32>() * 2.0 - 1.0).collect())
-        .unwrap()
+    Tensor::from_vec(
+        rows,
+        cols,
+        (0..rows * cols)
+            .map(|_| r.random::<f32>() * 2.0 - 1.0)
+            .collect(),
+    )
+    .unwrap()
 }
 
 fn loss_of(model: &Sequential, x: &Tensor, labels: &[u32], grads: Option<&mut Grads>) -> f32 {
@@ -70,7 +76,8 @@ fn parameter_gradients_match_finite_differences() {
             model.params_mut().get_mut(id).data_mut()[i] = orig;
             let numeric = (plus - minus) / (2.0 * eps as f64);
             let analytic = grads.get(id).data()[i] as f64;
-            worst = worst.max((numeric - analytic).abs() / analytic.abs().max(numeric.abs()).max(1.0));
+            worst =
+                worst.max((numeric - analytic).abs() / analytic.abs().max(numeric.abs()).max(1.0));
         }
     }
     assert!(worst < 2e-3, "worst parameter gradient error {worst}");
@@ -114,7 +121,10 @@ fn he_init_has_the_expected_spread() {
     let w = model.params().tensors()[0].data();
     let var = w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64;
     let expected = 2.0 / 400.0;
-    assert!((var / expected - 1.0).abs() < 0.05, "variance {var}, expected {expected}");
+    assert!(
+        (var / expected - 1.0).abs() < 0.05,
+        "variance {var}, expected {expected}"
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! `C = op(A)·op(B)` (or `C += ...`) over the `gemm` crate, with transposes expressed as strides,
-//! never materialised. The crate was chosen by measurement: see BENCHMARKS.md.
+//! `C = op(A)·op(B)` (or `C += ...`) over the `faer` crate, with transposes expressed as strides
+//! (faer views), never materialised. The crate was chosen by measurement: see BENCHMARKS.md.
+
+use faer::{Accum, MatMut, MatRef, Par};
 
 /// Whether an operand is used as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub enum Transpose {
 ///
 /// `op(A)` is `m × k` and `op(B)` is `k × n`; `C` is `m × n`, all row-major. With
 /// `Transpose::Yes` the operand is stored transposed (`A` as `k × m`, `B` as `n × k`).
+///
+/// Runs on the calling thread (`Par::Seq`): parallelism is decided above the kernels.
 ///
 /// # Panics
 /// Panics if a slice is shorter than its shape requires: shapes are checked by the callers
@@ -40,40 +44,53 @@ pub fn matmul(
         }
         return;
     }
-    // Row stride / column stride of each operand, in elements.
-    let (a_rs, a_cs) = match ta {
-        Transpose::No => (k as isize, 1),
-        Transpose::Yes => (1, m as isize),
+    let a = MatRef::from_row_major_slice(
+        &a[..m * k],
+        if ta == Transpose::No { m } else { k },
+        if ta == Transpose::No { k } else { m },
+    );
+    let b = MatRef::from_row_major_slice(
+        &b[..k * n],
+        if tb == Transpose::No { k } else { n },
+        if tb == Transpose::No { n } else { k },
+    );
+    let a = if ta == Transpose::No {
+        a
+    } else {
+        a.transpose()
     };
-    let (b_rs, b_cs) = match tb {
-        Transpose::No => (n as isize, 1),
-        Transpose::Yes => (1, k as isize),
+    let b = if tb == Transpose::No {
+        b
+    } else {
+        b.transpose()
     };
-    // SAFETY: the assert above guarantees every index the strides reach is in bounds; `c` does
-    // not alias `a` or `b` (it is a distinct `&mut`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    let c = MatMut::from_row_major_slice_mut(&mut c[..m * n], m, n);
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    faer::linalg::matmul::matmul(c, accum, a, b, 1.0f32, Par::Seq);
+}
+
+/// Runs one small product on the calling thread so the GEMM crate sets up its per-thread
+/// packing buffers now (faer keeps them in a thread-local, made on first use). Worker threads
+/// call this when they start, so no training step pays for it or allocates.
+pub fn warm_up_thread() {
+    const N: usize = 96;
+    let a = vec![0.0f32; N * N];
+    let mut c = vec![0.0f32; N * N];
+    matmul(
+        N,
+        N,
+        N,
+        &a,
+        Transpose::No,
+        &a,
+        Transpose::Yes,
+        &mut c,
+        false,
+    );
 }
 
 #[cfg(test)]

@@ -86,6 +86,10 @@ impl Trainer {
             .map_err(|e| {
                 NablaError::Usage(format!("cannot start {} threads: {e}", config.threads))
             })?;
+        // Start every worker thread now and let it set up its GEMM buffers, so the first
+        // training step does not pay for it and steady-state steps allocate nothing.
+        pool.broadcast(|_| crate::kernels::matmul::warm_up_thread());
+        crate::kernels::matmul::warm_up_thread();
         Ok(Self {
             config,
             pool,
