@@ -8,7 +8,7 @@
 //! θ ← θ − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + ε)
 //! ```
 
-use super::ensure_state;
+use super::{ensure_state, for_each_chunk};
 use crate::tensor::Tensor;
 
 /// Adam or AdamW.
@@ -26,8 +26,8 @@ pub struct Adam {
     pub weight_decay: f32,
     /// Decoupled weight decay (AdamW) instead of L2 in the gradient (Adam).
     pub decoupled: bool,
-    m: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    /// Per element `[m, v]`, interleaved so one chunk of state matches one chunk of params.
+    moments: Vec<Vec<f32>>,
     t: u32,
 }
 
@@ -41,8 +41,7 @@ impl Adam {
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
-            m: Vec::new(),
-            v: Vec::new(),
+            moments: Vec::new(),
             t: 0,
         }
     }
@@ -61,35 +60,29 @@ impl Adam {
         self.t
     }
 
-    /// One update of every parameter.
-    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) {
-        ensure_state(&mut self.m, params);
-        ensure_state(&mut self.v, params);
+    /// One update of every parameter (chunks in parallel on the current rayon pool if
+    /// `parallel`).
+    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], parallel: bool) {
+        ensure_state(&mut self.moments, params, 2);
         self.t += 1;
         let (b1, b2, eps, lr, wd) = (self.beta1, self.beta2, self.eps, self.lr, self.weight_decay);
+        let decoupled = self.decoupled;
         let bc1 = 1.0 - (b1 as f64).powi(self.t as i32);
         let bc2 = 1.0 - (b2 as f64).powi(self.t as i32);
         let step_size = (lr as f64 / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            for (((pv, &gv), mv), vv) in p
-                .data_mut()
-                .iter_mut()
-                .zip(g.data())
-                .zip(m.iter_mut())
-                .zip(v.iter_mut())
-            {
-                let gv = if self.decoupled {
+        for_each_chunk(params, grads, &mut self.moments, 2, parallel, |p, g, mv| {
+            for ((pv, &gv), mv) in p.iter_mut().zip(g).zip(mv.chunks_exact_mut(2)) {
+                let gv = if decoupled {
                     *pv *= 1.0 - lr * wd;
                     gv
                 } else {
                     gv + wd * *pv
                 };
-                *mv = b1 * *mv + (1.0 - b1) * gv;
-                *vv = b2 * *vv + (1.0 - b2) * gv * gv;
-                *pv -= step_size * *mv / (vv.sqrt() / bc2_sqrt + eps);
+                mv[0] = b1 * mv[0] + (1.0 - b1) * gv;
+                mv[1] = b2 * mv[1] + (1.0 - b2) * gv * gv;
+                *pv -= step_size * mv[0] / (mv[1].sqrt() / bc2_sqrt + eps);
             }
-        }
+        });
     }
 }

@@ -8,7 +8,7 @@
 //! θ ← θ − lr·g
 //! ```
 
-use super::ensure_state;
+use super::{ensure_state, for_each_chunk};
 use crate::tensor::Tensor;
 
 /// SGD with optional momentum, Nesterov momentum and weight decay.
@@ -39,29 +39,44 @@ impl Sgd {
         }
     }
 
-    /// One update of every parameter.
-    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) {
-        let (lr, mu, wd) = (self.lr, self.momentum, self.weight_decay);
-        if mu != 0.0 {
-            ensure_state(&mut self.velocity, params);
-        }
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            let p = p.data_mut();
-            let g = g.data();
-            if mu == 0.0 {
-                for (pv, &gv) in p.iter_mut().zip(g) {
-                    *pv -= lr * (gv + wd * *pv);
+    /// One update of every parameter (chunks in parallel on the current rayon pool if
+    /// `parallel`).
+    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], parallel: bool) {
+        let (lr, mu, wd, nesterov, started) = (
+            self.lr,
+            self.momentum,
+            self.weight_decay,
+            self.nesterov,
+            self.started,
+        );
+        let width = usize::from(mu != 0.0);
+        ensure_state(&mut self.velocity, params, width);
+        for_each_chunk(
+            params,
+            grads,
+            &mut self.velocity,
+            width,
+            parallel,
+            |p, g, b| {
+                if mu == 0.0 {
+                    for (pv, &gv) in p.iter_mut().zip(g) {
+                        *pv -= lr * (gv + wd * *pv);
+                    }
+                } else if !started {
+                    for ((pv, &gv), bv) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+                        let d = gv + wd * *pv;
+                        *bv = d;
+                        *pv -= lr * if nesterov { d + mu * d } else { d };
+                    }
+                } else {
+                    for ((pv, &gv), bv) in p.iter_mut().zip(g).zip(b.iter_mut()) {
+                        let d = gv + wd * *pv;
+                        *bv = mu * *bv + d;
+                        *pv -= lr * if nesterov { d + mu * *bv } else { *bv };
+                    }
                 }
-                continue;
-            }
-            let b = &mut self.velocity[i];
-            for ((pv, &gv), bv) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-                let d = gv + wd * *pv;
-                *bv = if self.started { mu * *bv + d } else { d };
-                let step = if self.nesterov { d + mu * *bv } else { *bv };
-                *pv -= lr * step;
-            }
-        }
+            },
+        );
         self.started = true;
     }
 }

@@ -10,7 +10,7 @@ use crate::data::Dataset;
 use crate::error::NablaError;
 use crate::kernels::softmax::argmax;
 use crate::nn::Sequential;
-use crate::optim::Optimizer;
+use crate::optim::{CHUNK, Optimizer};
 use crate::rng::{self, Stream};
 
 /// Settings of a training run.
@@ -231,20 +231,53 @@ impl Trainer {
                 .zip(batch.chunks(MICRO_BATCH))
                 .try_for_each(run)?;
         }
-        let (first, rest) = workers.split_at_mut(1);
-        for w in rest.iter() {
-            first[0].grads.add_assign(&w.grads);
-        }
+        let parallel = self.config.threads > 1;
         let loss_sum: f64 = workers.iter().map(|w| w.loss_sum).sum();
         let correct = workers.iter().map(|w| w.correct).sum();
         let stats = StepStats {
             loss: loss_sum / total as f64,
             correct,
         };
-        if stats.loss.is_finite() {
-            optimizer.step(model.params_mut(), &workers[0].grads);
+        if !stats.loss.is_finite() {
+            return Ok(stats);
+        }
+        let (first, rest) = workers.split_at_mut(1);
+        let grads = &mut first[0].grads;
+        if parallel {
+            self.pool.install(|| {
+                sum_grads(grads, rest, true);
+                optimizer.step_with(model.params_mut(), grads, true);
+            });
+        } else {
+            sum_grads(grads, rest, false);
+            optimizer.step_with(model.params_mut(), grads, false);
         }
         Ok(stats)
+    }
+}
+
+/// `total += Σ_w w.grads`, element by element in worker order (a fixed reduction order, so the
+/// sum never depends on which thread adds which chunk).
+fn sum_grads(total: &mut Grads, workers: &[Worker], parallel: bool) {
+    if workers.is_empty() {
+        return;
+    }
+    for (i, dst) in total.tensors_mut().iter_mut().enumerate() {
+        let add = |(c, chunk): (usize, &mut [f32])| {
+            let start = c * CHUNK;
+            for w in workers {
+                let src = &w.grads.tensors()[i].data()[start..start + chunk.len()];
+                for (d, s) in chunk.iter_mut().zip(src) {
+                    *d += *s;
+                }
+            }
+        };
+        let dst = dst.data_mut();
+        if parallel && dst.len() > CHUNK {
+            dst.par_chunks_mut(CHUNK).enumerate().for_each(add);
+        } else {
+            dst.chunks_mut(CHUNK).enumerate().for_each(add);
+        }
     }
 }
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Side-by-side MNIST MLP training: nabla against PyTorch on the same machine, same sitting.
+
+Runs the two alternately (nabla, PyTorch, nabla, PyTorch, ...) with the same data, layer sizes,
+optimizer, learning rate, batch size, epochs and threads, and prints for each: the median epoch
+time (training steps only, evaluation excluded), the per-round ratio nabla / PyTorch, test
+accuracy, and peak RSS (from /usr/bin/time). Not a test: a measurement for BENCHMARKS.md.
+
+Usage (from the repo root; the first run creates bench/.venv with CPU torch, ~3 GB download):
+  python3 bench/compare.py                       # 784-256-128-10, batch 128, 2 threads
+  python3 bench/compare.py --hidden 1024,1024 --rounds 3 --epochs 3
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v; returns (stdout, peak RSS in MiB)."""
+    r = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"command failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)
+    return r.stdout, (int(m.group(1)) / 1024 if m else float("nan"))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.normpath(os.path.join(ROOT, "..", "shared", "datasets", "mnist")))
+    p.add_argument("--hidden", default="256,128")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3, help="A/B pairs")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--skip-build", action="store_true")
+    a = p.parse_args()
+    lr = a.lr if a.lr is not None else (0.05 if a.optimizer == "sgd" else 0.001)
+
+    if not a.skip_build:
+        sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    py = sh(["bash", os.path.join(HERE, "setup_venv.sh")], capture_output=True, text=True).stdout.strip()
+    nabla_bin = os.path.join(ROOT, "target", "release", "nabla")
+    common = ["--hidden", a.hidden, "--optimizer", a.optimizer, "--lr", str(lr), "--batch-size",
+              str(a.batch_size), "--epochs", str(a.epochs), "--threads", str(a.threads), "--seed", str(a.seed)]
+    if a.optimizer == "sgd":
+        common += ["--momentum", str(a.momentum)]
+    env = dict(os.environ)
+    # Same thread count for PyTorch's OpenMP/MKL as for nabla.
+    env["OMP_NUM_THREADS"] = str(a.threads)
+    env["MKL_NUM_THREADS"] = str(a.threads)
+
+    rows = {"nabla": [], "pytorch": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.rounds):
+            out = os.path.join(tmp, f"nabla{r}.json")
+            _, rss = timed([nabla_bin, "train", "--data", a.data, "--metrics-out", out] + common)
+            m = json.load(open(out))
+            rows["nabla"].append({
+                "median_epoch": statistics.median(e["seconds"] for e in m["epochs"]),
+                "accuracy": m["test_accuracy"], "rss": rss})
+            out = os.path.join(tmp, f"torch{r}.json")
+            _, rss = timed([py, os.path.join(HERE, "pytorch_mlp.py"), "--data", a.data, "--metrics-out", out] + common,
+                           env=env)
+            m = json.load(open(out))
+            rows["pytorch"].append({"median_epoch": m["median_epoch_seconds"], "accuracy": m["test_accuracy"],
+                                    "rss": rss})
+            print(f"round {r + 1}/{a.rounds}: nabla {rows['nabla'][-1]['median_epoch']:.3f} s/epoch, "
+                  f"pytorch {rows['pytorch'][-1]['median_epoch']:.3f} s/epoch", flush=True)
+
+    ratios = [n["median_epoch"] / t["median_epoch"] for n, t in zip(rows["nabla"], rows["pytorch"])]
+    cfg = f"784-{a.hidden.replace(',', '-')}-10, {a.optimizer} lr {lr}, batch {a.batch_size}, {a.epochs} epochs, {a.threads} threads"
+    print(f"\n{cfg}, {a.rounds} A/B rounds")
+    print("| framework | median epoch s (min–max over rounds) | test accuracy | peak RSS MiB |")
+    print("|---|---|---|---|")
+    for name in ("nabla", "pytorch"):
+        ep = [x["median_epoch"] for x in rows[name]]
+        acc = statistics.median(x["accuracy"] for x in rows[name])
+        rss = statistics.median(x["rss"] for x in rows[name])
+        print(f"| {name} | {statistics.median(ep):.3f} ({min(ep):.3f}–{max(ep):.3f}) | {acc:.4f} | {rss:.0f} |")
+    print(f"ratio nabla/pytorch per round: {', '.join(f'{x:.2f}' for x in ratios)}; "
+          f"median {statistics.median(ratios):.2f}")
+
+
+if __name__ == "__main__":
+    main()
