@@ -16,7 +16,7 @@ fn gradient(t: usize) -> Vec<f32> {
         (0.1 * t64) as f32,
         -0.2,
         (0.3 / t64) as f32,
-        if t % 2 == 0 { 0.05 } else { -0.05 },
+        if t.is_multiple_of(2) { 0.05 } else { -0.05 },
         (1.5 - 0.25 * t64) as f32,
     ]
 }
