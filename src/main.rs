@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Train(args) => cli::train::run(args),
+        Command::Explain(args) => cli::explain::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
