@@ -116,6 +116,20 @@ impl Trainer {
         optimizer: &mut Optimizer,
         train: &Dataset,
         test: &Dataset,
+        on_epoch: impl FnMut(&EpochMetrics),
+    ) -> Result<Vec<EpochMetrics>, NablaError> {
+        self.fit_with(model, optimizer, train, test, |_| {}, on_epoch)
+    }
+
+    /// [`Trainer::fit`] that also hands every iteration's [`IterationStats`] to `on_iteration`
+    /// (progress bars, per-iteration logs).
+    pub fn fit_with(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        test: &Dataset,
+        mut on_iteration: impl FnMut(&IterationStats),
         mut on_epoch: impl FnMut(&EpochMetrics),
     ) -> Result<Vec<EpochMetrics>, NablaError> {
         check_fits(model, train)?;
@@ -126,7 +140,8 @@ impl Trainer {
         let mut history = Vec::with_capacity(self.config.epochs);
         for epoch in 1..=self.config.epochs {
             let started = Instant::now();
-            let (loss_sum, correct) = self.train_epoch(model, optimizer, train, epoch)?;
+            let (loss_sum, correct) =
+                self.train_epoch(model, optimizer, train, epoch, &mut on_iteration)?;
             let seconds = started.elapsed().as_secs_f64();
             let eval = self.evaluate(model, test)?;
             let n = train.len() as f64;
@@ -152,6 +167,7 @@ impl Trainer {
         optimizer: &mut Optimizer,
         train: &Dataset,
         epoch: usize,
+        on_iteration: &mut dyn FnMut(&IterationStats),
     ) -> Result<(f64, usize), NablaError> {
         let batch_size = self.config.batch_size;
         self.order.clear();
@@ -177,6 +193,13 @@ impl Trainer {
                 }
                 loss_sum += stats.loss * batch.len() as f64;
                 correct += stats.correct;
+                on_iteration(&IterationStats {
+                    epoch,
+                    iteration: iteration + 1,
+                    iterations,
+                    samples: batch.len(),
+                    loss: stats.loss,
+                });
                 Ok(())
             });
         self.order = order;
@@ -279,6 +302,21 @@ fn sum_grads(total: &mut Grads, workers: &[Worker], parallel: bool) {
             dst.chunks_mut(CHUNK).enumerate().for_each(add);
         }
     }
+}
+
+/// One finished iteration, as handed to the `on_iteration` hook of [`Trainer::fit_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct IterationStats {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Iteration within the epoch, from 1.
+    pub iteration: usize,
+    /// Iterations in the epoch.
+    pub iterations: usize,
+    /// Samples in this mini-batch.
+    pub samples: usize,
+    /// Mean loss over the mini-batch (before the update).
+    pub loss: f64,
 }
 
 /// What one training step measured.

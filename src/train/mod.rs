@@ -18,7 +18,12 @@
 
 mod fit;
 
-pub use fit::{EpochMetrics, Evaluation, StepStats, TrainConfig, Trainer, evaluate};
+pub use fit::{
+    EpochMetrics, Evaluation, IterationStats, StepStats, TrainConfig, Trainer, evaluate,
+};
+
+mod confusion;
+pub use confusion::confusion_matrix;
 
 /// Rows per micro-batch: the unit of parallel work within a mini-batch.
 pub const MICRO_BATCH: usize = 64;
