@@ -32,6 +32,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => cli::train::run(args),
         Command::Explain(args) => cli::explain::run(args),
+        Command::Plot(args) => cli::plot::run_plot(args),
+        Command::Compare(args) => cli::plot::run_compare(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

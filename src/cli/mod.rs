@@ -1,7 +1,9 @@
 //! The `nabla` command line: one file per subcommand. This is the binary's edge: library errors
 //! become one-line messages and exit codes (2: bad data or usage, 1: anything else).
 
+pub mod config;
 pub mod explain;
+pub mod plot;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,10 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Walk through one training step of a tiny network by hand: forward, backprop, update.
     Explain(explain::ExplainArgs),
+    /// Redraw a run folder's plots from its history.json.
+    Plot(plot::PlotArgs),
+    /// Overlay two runs' learning curves in one plot (compare.png, compare.svg).
+    Compare(plot::CompareArgs),
 }
 
 /// Parses a comma-separated list of positive layer widths (`256,128`).

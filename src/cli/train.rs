@@ -1,32 +1,27 @@
-//! `nabla train`: load data, split it, build the network from flags, train, report.
+//! `nabla train`: load data, split it, build the network from flags and/or a config file,
+//! train with a progress bar (or plain lines), report, and save the run folder.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use nabla::data::{self, Dataset};
 use nabla::kernels::activation::Activation;
 use nabla::nn::{ModelSpec, Sequential};
 use nabla::optim::{Adam, Optimizer, Sgd};
-use nabla::train::{EpochMetrics, TrainConfig, Trainer, iterations_per_epoch};
+use nabla::train::{
+    EpochMetrics, IterationStats, TrainConfig, Trainer, confusion_matrix, iterations_per_epoch,
+};
 
+pub use super::config::{ActivationArg, OptimizerArg};
+use super::config::{Partial, Settings};
+use super::plot::{self, History};
 use super::{parse_fraction, parse_hidden, parse_momentum, parse_positive};
-
-/// Activation functions selectable on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
-pub enum ActivationArg {
-    /// max(0, x): the default; fast and trains deep nets well.
-    Relu,
-    /// 1/(1+e^-x): classic, slower to train.
-    Sigmoid,
-    /// tanh(x).
-    Tanh,
-    /// x for x>0, 0.01x otherwise.
-    LeakyRelu,
-}
 
 impl ActivationArg {
     fn activation(self) -> Activation {
@@ -39,69 +34,119 @@ impl ActivationArg {
     }
 }
 
-/// Optimizers selectable on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
-pub enum OptimizerArg {
-    /// Stochastic gradient descent with momentum (default lr 0.05, momentum 0.9).
-    Sgd,
-    /// Adam (default lr 0.001; 0.01 with sigmoid or tanh).
-    Adam,
+/// Hidden layer sizes as parsed from `--hidden` (a newtype so clap takes one value).
+#[derive(Clone, Debug)]
+pub struct Hidden(pub Vec<usize>);
+
+fn parse_hidden_arg(s: &str) -> Result<Hidden, String> {
+    parse_hidden(s).map(Hidden)
 }
 
-/// Flags of `nabla train`.
+/// Flags of `nabla train`. Every setting flag overrides the same key of `--config`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  nabla train\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --activation sigmoid --metrics-out metrics.json"
+    after_help = "Every run is saved to runs/<name or timestamp>/: config.toml (repeat the run with\n\
+`nabla train --config runs/<run>/config.toml`), metrics.csv, history.json and plots\n\
+(learning_curves, confusion_matrix, lr_schedule; .png and .svg).\n\n\
+Examples:\n  nabla train\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
 )]
 pub struct TrainArgs {
-    /// Training data: a folder of MNIST-style IDX files. Omitted: the built-in digits dataset.
+    /// Read settings from a TOML file (keys as in a run's config.toml: data, hidden,
+    /// activation, optimizer, lr, momentum, batch_size, epochs, test_split, seed, threads);
+    /// flags override its values.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Training data: a folder of MNIST-style IDX files [default: the built-in digits dataset].
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
 
-    /// Hidden layer sizes, comma-separated (two or more makes the network deep).
-    #[arg(long, value_name = "SIZES", default_value = "256,128", value_parser = parse_hidden)]
-    pub hidden: std::vec::Vec<usize>,
+    /// Hidden layer sizes, comma-separated (two or more makes the network deep)
+    /// [default: 256,128].
+    #[arg(long, value_name = "SIZES", value_parser = parse_hidden_arg)]
+    pub hidden: Option<Hidden>,
 
-    /// Activation after each hidden layer.
-    #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
-    pub activation: ActivationArg,
+    /// Activation after each hidden layer [default: relu].
+    #[arg(long, value_enum)]
+    pub activation: Option<ActivationArg>,
 
-    /// Optimizer.
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
-    pub optimizer: OptimizerArg,
+    /// Optimizer [default: adam].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
 
     /// Learning rate [default: sgd 0.05; adam 0.001 with relu/leaky-relu, 0.01 with sigmoid/tanh,
     /// whose saturating gradients are smaller].
     #[arg(long, value_parser = parse_positive)]
     pub lr: Option<f32>,
 
-    /// Momentum for sgd, in [0, 1).
-    #[arg(long, default_value_t = 0.9, value_parser = parse_momentum)]
-    pub momentum: f32,
+    /// Momentum for sgd, in [0, 1) [default: 0.9].
+    #[arg(long, value_parser = parse_momentum)]
+    pub momentum: Option<f32>,
 
-    /// Samples per mini-batch.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
+    /// Samples per mini-batch [default: 32].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
 
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 30)]
-    pub epochs: usize,
+    /// Passes over the training data [default: 30].
+    #[arg(long)]
+    pub epochs: Option<usize>,
 
-    /// Fraction held out as the test set when the data has no test set of its own.
-    #[arg(long, default_value_t = 0.2, value_parser = parse_fraction)]
-    pub test_split: f64,
+    /// Fraction held out as the test set when the data has no test set of its own
+    /// [default: 0.2].
+    #[arg(long, value_parser = parse_fraction)]
+    pub test_split: Option<f64>,
 
-    /// Seed for weight initialisation, the split and shuffling (same seed, same numbers).
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    /// Seed for weight initialisation, the split and shuffling (same seed, same numbers)
+    /// [default: 42].
+    #[arg(long)]
+    pub seed: Option<u64>,
 
-    /// Worker threads [default: all cores].
+    /// Worker threads; results do not depend on it [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
 
     /// Write the run's metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
+
+    /// Name of the run folder under runs/ [default: the UTC time, e.g. 2026-11-27T21-50-02].
+    #[arg(long, value_name = "NAME", conflicts_with = "run_dir")]
+    pub name: Option<String>,
+
+    /// Save the run into exactly this folder instead of runs/<name> [default: none].
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+
+    /// Do not write a run folder.
+    #[arg(long, conflicts_with_all = ["name", "run_dir"])]
+    pub no_save: bool,
+
+    /// No progress bar: plain per-epoch lines even on a terminal.
+    #[arg(long, short, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also print the loss of every iteration.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+impl TrainArgs {
+    /// The setting flags as a partial config.
+    fn partial(&self) -> Partial {
+        Partial {
+            data: self.data.clone(),
+            hidden: self.hidden.clone().map(|h| h.0),
+            activation: self.activation,
+            optimizer: self.optimizer,
+            lr: self.lr,
+            momentum: self.momentum,
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            test_split: self.test_split,
+            seed: self.seed,
+            threads: self.threads,
+        }
+    }
 }
 
 /// The metrics file: field names are a contract with other tools.
@@ -129,8 +174,8 @@ struct MetricsReport<'a> {
     train_seconds: f64,
 }
 
-/// Loads the training and test sets the flags ask for.
-fn load(args: &TrainArgs) -> Result<(Dataset, Dataset)> {
+/// Loads the training and test sets the settings ask for.
+fn load(args: &Settings) -> Result<(Dataset, Dataset)> {
     let split = |all: Dataset| -> Result<(Dataset, Dataset)> {
         let (train_idx, test_idx) = data::split::stratified(
             all.labels(),
@@ -156,29 +201,100 @@ fn load(args: &TrainArgs) -> Result<(Dataset, Dataset)> {
     }
 }
 
+/// How progress is shown: a bar per epoch on a terminal, plain lines otherwise.
+struct Progress {
+    terminal: bool,
+    verbose: bool,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    samples: usize,
+    loss_sum: f64,
+    epochs: usize,
+}
+
+impl Progress {
+    fn iteration(&mut self, it: &IterationStats) {
+        if it.iteration == 1 {
+            self.started = Instant::now();
+            self.samples = 0;
+            self.loss_sum = 0.0;
+            if self.terminal {
+                let bar = ProgressBar::with_draw_target(
+                    Some(it.iterations as u64),
+                    ProgressDrawTarget::stdout(),
+                );
+                if let Ok(style) = ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} iterations  {msg}  ETA {eta}",
+                ) {
+                    bar.set_style(style.progress_chars("=> "));
+                }
+                let width = self.epochs.to_string().len();
+                bar.set_prefix(format!("{:>width$}/{}", it.epoch, self.epochs));
+                self.bar = Some(bar);
+            }
+        }
+        self.samples += it.samples;
+        self.loss_sum += it.loss * it.samples as f64;
+        let rate = self.samples as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let running = self.loss_sum / self.samples.max(1) as f64;
+        if self.verbose {
+            let line = format!(
+                "  epoch {} iteration {}/{}  loss {:.4}",
+                it.epoch, it.iteration, it.iterations, it.loss
+            );
+            match &self.bar {
+                Some(bar) => bar.println(line),
+                None => {
+                    let _ = writeln!(std::io::stdout(), "{line}");
+                }
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("loss {running:.4}  {rate:.0} samples/s"));
+            bar.inc(1);
+        }
+    }
+
+    fn epoch(&mut self, line: &str) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let _ = writeln!(std::io::stdout(), "{line}");
+    }
+}
+
 /// Runs `nabla train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let (train, test) = load(&args)?;
-    let activation = args.activation.activation();
-    let mut spec = ModelSpec::mlp(train.dim(), &args.hidden, activation, train.classes().len());
-    spec.classes = train.classes().to_vec();
-    let mut model = Sequential::new(&spec, args.seed).context("building the network")?;
-    let mut optimizer = match args.optimizer {
-        OptimizerArg::Sgd => Optimizer::Sgd(Sgd::new(args.lr.unwrap_or(0.05), args.momentum)),
-        OptimizerArg::Adam => {
-            let default_lr = match activation {
-                Activation::Sigmoid | Activation::Tanh => 0.01,
-                Activation::Relu | Activation::LeakyRelu { .. } => 0.001,
-            };
-            Optimizer::Adam(Adam::new(args.lr.unwrap_or(default_lr)))
-        }
+    let file = match &args.config {
+        Some(path) => Partial::read(path)?,
+        None => Partial::default(),
     };
-    let batch_size = args.batch_size as usize;
+    let settings = args.partial().over(file).resolve()?;
+    let run_dir = if args.no_save {
+        None
+    } else {
+        Some(match (&args.run_dir, &args.name) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(name)) => Path::new("runs").join(name),
+            (None, None) => fresh(Path::new("runs").join(utc_timestamp())),
+        })
+    };
+    let threads = settings.threads as usize;
+    let (train, test) = load(&settings)?;
+    let activation = settings.activation.activation();
+    let mut spec = ModelSpec::mlp(
+        train.dim(),
+        &settings.hidden,
+        activation,
+        train.classes().len(),
+    );
+    spec.classes = train.classes().to_vec();
+    let mut model = Sequential::new(&spec, settings.seed).context("building the network")?;
+    let mut optimizer = match settings.optimizer {
+        OptimizerArg::Sgd => Optimizer::Sgd(Sgd::new(settings.lr, settings.momentum)),
+        OptimizerArg::Adam => Optimizer::Adam(Adam::new(settings.lr)),
+    };
+    let batch_size = settings.batch_size as usize;
     let iterations = iterations_per_epoch(train.len(), batch_size);
 
     let mut out = std::io::stdout().lock();
@@ -205,31 +321,52 @@ pub fn run(args: TrainArgs) -> Result<()> {
         out,
         "training: batch size {batch_size} → {iterations} iterations per epoch (ceil({} / {batch_size})), {} epochs, {opt_desc}, {threads} thread{}, seed {}",
         train.len(),
-        args.epochs,
+        settings.epochs,
         if threads == 1 { "" } else { "s" },
-        args.seed
+        settings.seed
     )?;
+    drop(out);
 
     let mut trainer = Trainer::new(TrainConfig {
-        epochs: args.epochs,
+        epochs: settings.epochs,
         batch_size,
-        seed: args.seed,
+        seed: settings.seed,
         threads,
     })?;
-    let epochs = args.epochs;
+    let epochs = settings.epochs;
     let width = epochs.to_string().len();
-    let history = trainer.fit(&mut model, &mut optimizer, &train, &test, |m| {
-        let _ = writeln!(
-            std::io::stdout(),
-            "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:.4}  test loss {:.4}  test acc {:.4}  {:.2}s",
-            m.epoch,
-            m.train_loss,
-            m.train_accuracy,
-            m.test_loss,
-            m.test_accuracy,
-            m.seconds,
-        );
-    })?;
+    let progress = std::cell::RefCell::new(Progress {
+        terminal: !args.quiet && std::io::stdout().is_terminal(),
+        verbose: args.verbose,
+        bar: None,
+        started: Instant::now(),
+        samples: 0,
+        loss_sum: 0.0,
+        epochs,
+    });
+    let history = trainer.fit_with(
+        &mut model,
+        &mut optimizer,
+        &train,
+        &test,
+        |it| progress.borrow_mut().iteration(it),
+        |m| {
+            progress.borrow_mut().epoch(&format!(
+                "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:.4}  test loss {:.4}  test acc {:.4}  {:.2}s",
+                m.epoch,
+                m.train_loss,
+                m.train_accuracy,
+                m.test_loss,
+                m.test_accuracy,
+                m.seconds,
+            ));
+        },
+    );
+    if let Some(bar) = progress.borrow_mut().bar.take() {
+        bar.abandon();
+    }
+    let history = history?;
+    let mut out = std::io::stdout().lock();
     let final_eval = match history.last() {
         Some(m) => (m.test_accuracy, m.test_loss),
         None => {
@@ -238,9 +375,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     };
     let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
+    let best = best_epoch(&history);
+    let best_note = best
+        .map(|b| {
+            format!(
+                " (best epoch {}: test loss {:.4}, test accuracy {:.4})",
+                b.epoch, b.test_loss, b.test_accuracy
+            )
+        })
+        .unwrap_or_default();
     writeln!(
         out,
-        "done: test accuracy {:.4}, test loss {:.4}, {:.2}s training",
+        "done: test accuracy {:.4}, test loss {:.4}, {:.2}s training{best_note}",
         final_eval.0, final_eval.1, train_seconds
     )?;
 
@@ -254,12 +400,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             classes: &spec.classes,
             batch_size,
             iterations_per_epoch: iterations,
-            hidden: args.hidden.clone(),
+            hidden: settings.hidden.clone(),
             activation: activation.name(),
             optimizer: optimizer.name(),
             learning_rate: optimizer.learning_rate(),
-            momentum: matches!(optimizer, Optimizer::Sgd(_)).then_some(args.momentum),
-            seed: args.seed,
+            momentum: matches!(optimizer, Optimizer::Sgd(_)).then_some(settings.momentum),
+            seed: settings.seed,
             threads,
             parameters: model.params().count(),
             epochs: &history,
@@ -272,7 +418,108 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map_err(|e| nabla::NablaError::io(path, e))
             .context("writing the metrics file")?;
     }
+
+    if let Some(dir) = run_dir {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        let record = History {
+            name,
+            dataset: train.name().to_string(),
+            classes: spec.classes.clone(),
+            best_epoch: best.map(|b| b.epoch),
+            early_stop_epoch: None,
+            confusion_matrix: confusion_matrix(&model, &test)?,
+            epochs: history,
+        };
+        save_run(&dir, &settings, &record)?;
+        writeln!(
+            out,
+            "run saved to {}: config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
+            dir.display()
+        )?;
+        writeln!(
+            out,
+            "  repeat it: nabla train --config {}",
+            dir.join("config.toml").display()
+        )?;
+    }
     Ok(())
+}
+
+/// The epoch with the lowest test loss (what early stopping would keep).
+fn best_epoch(history: &[EpochMetrics]) -> Option<&EpochMetrics> {
+    history
+        .iter()
+        .filter(|m| m.test_loss.is_finite())
+        .min_by(|a, b| a.test_loss.total_cmp(&b.test_loss))
+}
+
+/// Writes config.toml, metrics.csv, history.json and the plots into `dir`.
+fn save_run(dir: &Path, settings: &Settings, record: &History) -> Result<()> {
+    let io = |path: &Path, e| anyhow::Error::from(nabla::NablaError::io(path, e));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let write = |name: &str, text: String| -> Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| io(&path, e))
+    };
+    write("config.toml", settings.to_toml()?)?;
+    let mut csv = String::from(
+        "epoch,train_loss,train_accuracy,test_loss,test_accuracy,learning_rate,seconds\n",
+    );
+    for m in &record.epochs {
+        csv += &format!(
+            "{},{},{},{},{},{},{}\n",
+            m.epoch,
+            m.train_loss,
+            m.train_accuracy,
+            m.test_loss,
+            m.test_accuracy,
+            m.learning_rate,
+            m.seconds
+        );
+    }
+    write("metrics.csv", csv)?;
+    write("history.json", serde_json::to_string_pretty(record)? + "\n")?;
+    plot::draw_run(dir, record).context("drawing the plots")?;
+    Ok(())
+}
+
+/// `path`, or `path-2`, `path-3`, ... if it exists already.
+fn fresh(path: PathBuf) -> PathBuf {
+    if !path.exists() {
+        return path;
+    }
+    (2..)
+        .map(|i| PathBuf::from(format!("{}-{i}", path.display())))
+        .find(|p| !p.exists())
+        .unwrap_or(path)
+}
+
+/// The current UTC time as `2026-11-27T21-50-02` (safe in file names).
+fn utc_timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `64 → 256 (relu) → 128 (relu) → 10 (softmax)`.

@@ -1,0 +1,462 @@
+//! Plots of a run (plotters, PNG and SVG): learning curves, confusion matrix, lr schedule;
+//! `nabla plot RUN_DIR` redraws them from history.json, `nabla compare RUN_A RUN_B` overlays
+//! two runs' curves.
+//!
+//! Text is drawn with DejaVu Sans embedded in the binary, so plotting needs no system fonts.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::{Deserialize, Serialize};
+
+use nabla::train::EpochMetrics;
+
+/// history.json: everything the plots are drawn from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct History {
+    /// The run's name (its folder's name).
+    pub name: String,
+    /// The training data's name.
+    pub dataset: String,
+    /// Class names, by label.
+    pub classes: Vec<String>,
+    /// Every epoch's metrics.
+    pub epochs: Vec<EpochMetrics>,
+    /// The epoch with the lowest test loss.
+    pub best_epoch: Option<usize>,
+    /// The epoch at which early stopping ended the run, if it did.
+    pub early_stop_epoch: Option<usize>,
+    /// `confusion_matrix[true][predicted]` of the final model on the test set.
+    pub confusion_matrix: Vec<Vec<usize>>,
+}
+
+impl History {
+    /// Reads `dir/history.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("history.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| nabla::NablaError::io(&path, e))
+            .with_context(|| format!("{} is not a run folder", dir.display()))?;
+        serde_json::from_str(&text).map_err(|e| {
+            nabla::NablaError::data(&path, format!("line {}", e.line()), e.to_string()).into()
+        })
+    }
+}
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const SIZE: (u32, u32) = (1200, 500);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The embedded font is known-good; if registration ever failed, text would be missing
+        // but the plots would still be drawn.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn err(e: Box<dyn std::error::Error>) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+/// Redraws every plot of a run into `dir`.
+pub fn draw_run(dir: &Path, h: &History) -> Result<()> {
+    register_font();
+    let runs = [h];
+    let png = dir.join("learning_curves.png");
+    curves(&BitMapBackend::new(&png, SIZE).into_drawing_area(), &runs).map_err(err)?;
+    let svg = dir.join("learning_curves.svg");
+    curves(&SVGBackend::new(&svg, SIZE).into_drawing_area(), &runs).map_err(err)?;
+    let n = h.confusion_matrix.len() as u32;
+    let side = (420 + 40 * n).min(1000);
+    let png = dir.join("confusion_matrix.png");
+    confusion(
+        &BitMapBackend::new(&png, (side + 120, side)).into_drawing_area(),
+        h,
+    )
+    .map_err(err)?;
+    let svg = dir.join("confusion_matrix.svg");
+    confusion(
+        &SVGBackend::new(&svg, (side + 120, side)).into_drawing_area(),
+        h,
+    )
+    .map_err(err)?;
+    let png = dir.join("lr_schedule.png");
+    lr_schedule(&BitMapBackend::new(&png, (800, 400)).into_drawing_area(), h).map_err(err)?;
+    let svg = dir.join("lr_schedule.svg");
+    lr_schedule(&SVGBackend::new(&svg, (800, 400)).into_drawing_area(), h).map_err(err)?;
+    Ok(())
+}
+
+const TRAIN: RGBColor = RGBColor(31, 119, 180);
+const TEST: RGBColor = RGBColor(255, 127, 14);
+const BEST: RGBColor = RGBColor(44, 160, 44);
+const STOP: RGBColor = RGBColor(214, 39, 40);
+
+/// Learning curves: loss (left) and accuracy (right) per epoch, train solid, test dashed-ish
+/// (with point markers); one colour per run when several are overlaid.
+fn curves<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, runs: &[&History]) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let title = if runs.len() == 1 {
+        format!("Learning curves — {} ({})", runs[0].name, runs[0].dataset)
+    } else {
+        let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+        format!("Learning curves — {}", names.join(" vs "))
+    };
+    let root = root.titled(&title, ("sans-serif", 26))?;
+    let panels = root.split_evenly((1, 2));
+    let max_epoch = runs
+        .iter()
+        .map(|r| r.epochs.len())
+        .max()
+        .unwrap_or(1)
+        .max(2) as f64;
+    let palette = [
+        TRAIN,
+        TEST,
+        BEST,
+        STOP,
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+    ];
+    for (panel, accuracy) in panels.iter().zip([false, true]) {
+        let get = |m: &EpochMetrics, train: bool| -> f64 {
+            match (accuracy, train) {
+                (false, true) => m.train_loss,
+                (false, false) => m.test_loss,
+                (true, true) => m.train_accuracy,
+                (true, false) => m.test_accuracy,
+            }
+        };
+        let values = runs
+            .iter()
+            .flat_map(|r| r.epochs.iter())
+            .flat_map(|m| [get(m, true), get(m, false)])
+            .filter(|v| v.is_finite());
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        let (y0, y1) = if accuracy {
+            ((lo - pad).max(0.0), (hi + pad).min(1.0))
+        } else {
+            ((lo - pad).max(0.0), hi + pad)
+        };
+        let mut chart = ChartBuilder::on(panel)
+            .caption(
+                if accuracy {
+                    "Accuracy"
+                } else {
+                    "Loss (cross-entropy)"
+                },
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(65)
+            .build_cartesian_2d(0.8..max_epoch + 0.2, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc(if accuracy { "accuracy" } else { "loss" })
+            .axis_desc_style(("sans-serif", 17))
+            .label_style(("sans-serif", 14))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()?;
+        for (i, run) in runs.iter().enumerate() {
+            let (c_train, c_test) = if runs.len() == 1 {
+                (TRAIN, TEST)
+            } else {
+                (palette[(2 * i) % 6], palette[(2 * i + 1) % 6])
+            };
+            let prefix = if runs.len() == 1 {
+                String::new()
+            } else {
+                format!("{}: ", run.name)
+            };
+            for (train, colour) in [(true, c_train), (false, c_test)] {
+                let points: Vec<(f64, f64)> = run
+                    .epochs
+                    .iter()
+                    .map(|m| (m.epoch as f64, get(m, train)))
+                    .filter(|p| p.1.is_finite())
+                    .collect();
+                let label = format!("{prefix}{}", if train { "train" } else { "test" });
+                chart
+                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                    });
+                chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+            }
+            if let Some(best) = run
+                .best_epoch
+                .and_then(|b| run.epochs.iter().find(|m| m.epoch == b))
+            {
+                let p = (best.epoch as f64, get(best, false));
+                let label = format!("{prefix}best epoch ({}, lowest test loss)", best.epoch);
+                chart
+                    .draw_series([Circle::new(p, 8, BEST.stroke_width(3))])?
+                    .label(label)
+                    .legend(|(x, y)| Circle::new((x + 10, y), 6, BEST.stroke_width(3)));
+                chart.draw_series([PathElement::new(
+                    vec![(p.0, y0), (p.0, y1)],
+                    BEST.mix(0.35).stroke_width(1),
+                )])?;
+            }
+            if let Some(stop) = run.early_stop_epoch {
+                let x = stop as f64;
+                chart
+                    .draw_series([PathElement::new(
+                        vec![(x, y0), (x, y1)],
+                        STOP.stroke_width(2),
+                    )])?
+                    .label(format!("{prefix}early stop (epoch {stop})"))
+                    .legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], STOP.stroke_width(2))
+                    });
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(if accuracy {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            })
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 15))
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The confusion matrix as a heat map, counts written in the cells, rows = true class.
+fn confusion<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let m = &h.confusion_matrix;
+    let n = m.len().max(1);
+    let total: usize = m.iter().flatten().sum();
+    let correct: usize = (0..m.len())
+        .map(|i| m[i].get(i).copied().unwrap_or(0))
+        .sum();
+    let title = format!(
+        "Confusion matrix — {} test samples, {:.1}% correct",
+        total,
+        100.0 * correct as f64 / total.max(1) as f64
+    );
+    let root = root.titled(&title, ("sans-serif", 22))?;
+    let name = |i: usize| h.classes.get(i).cloned().unwrap_or_else(|| i.to_string());
+    // Segmented axes put each class's label under the middle of its cell; rows are drawn
+    // top to bottom, so row t sits at y = n − 1 − t.
+    let ni = n as i32;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..ni - 1).into_segmented(), (0..ni - 1).into_segmented())?;
+    let label = |v: &SegmentValue<i32>, flip: bool| match v {
+        SegmentValue::CenterOf(i) if (0..ni).contains(i) => name(if flip {
+            (ni - 1 - i) as usize
+        } else {
+            *i as usize
+        }),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("predicted class")
+        .y_desc("true class")
+        .axis_desc_style(("sans-serif", 17))
+        .label_style(("sans-serif", 14))
+        .x_labels(n + 1)
+        .y_labels(n + 1)
+        .x_label_formatter(&|x| label(x, false))
+        .y_label_formatter(&|y| label(y, true))
+        .draw()?;
+    // Each row is coloured by the fraction of its true class, so rare classes show too.
+    let size = if n <= 12 { 16 } else { 10 };
+    for (t, row) in m.iter().enumerate() {
+        let row_total = row.iter().sum::<usize>().max(1) as f64;
+        let y = ni - 1 - t as i32;
+        for (p, &count) in row.iter().enumerate() {
+            let f = count as f64 / row_total;
+            let x = p as i32;
+            chart.draw_series([Rectangle::new(
+                [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ],
+                ViridisLike::at(f).filled(),
+            )])?;
+            let text_colour = if f > 0.5 { BLACK } else { WHITE };
+            let style = ("sans-serif", size)
+                .into_font()
+                .color(&text_colour)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            chart.draw_series([Text::new(
+                count.to_string(),
+                (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
+                style,
+            )])?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// A dark-blue → teal → yellow ramp (like viridis) for the heat map.
+struct ViridisLike;
+
+impl ViridisLike {
+    fn at(f: f64) -> RGBColor {
+        let stops = [
+            (0.0, (68.0, 1.0, 84.0)),
+            (0.25, (59.0, 82.0, 139.0)),
+            (0.5, (33.0, 145.0, 140.0)),
+            (0.75, (94.0, 201.0, 98.0)),
+            (1.0, (253.0, 231.0, 37.0)),
+        ];
+        let f = f.clamp(0.0, 1.0);
+        for w in stops.windows(2) {
+            let ((a, ca), (b, cb)) = (w[0], w[1]);
+            if f <= b {
+                let t = (f - a) / (b - a);
+                let mix = |x: f64, y: f64| (x + (y - x) * t).round() as u8;
+                return RGBColor(mix(ca.0, cb.0), mix(ca.1, cb.1), mix(ca.2, cb.2));
+            }
+        }
+        RGBColor(253, 231, 37)
+    }
+}
+
+/// The learning rate in force during each epoch.
+fn lr_schedule<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let pts: Vec<(f64, f64)> = h
+        .epochs
+        .iter()
+        .map(|m| (m.epoch as f64, m.learning_rate))
+        .collect();
+    let hi = pts.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-12);
+    let max_epoch = (pts.len() as f64).max(2.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!(
+                "Learning-rate schedule — {}{}",
+                h.name,
+                if pts.windows(2).all(|w| w[0].1 == w[1].1) {
+                    " (constant)"
+                } else {
+                    ""
+                }
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.8..max_epoch + 0.2, 0.0..hi * 1.15)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("learning rate")
+        .axis_desc_style(("sans-serif", 17))
+        .label_style(("sans-serif", 14))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.2e}"))
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(pts.clone(), TRAIN.stroke_width(3)))?
+        .label("learning rate")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], TRAIN.stroke_width(3)));
+    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, TRAIN.filled())))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 15))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Flags of `nabla plot`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nabla plot runs/2026-11-27T21-50-02\n  nabla plot runs/first-try"
+)]
+pub struct PlotArgs {
+    /// A run folder written by `nabla train` (holds history.json).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+}
+
+/// Runs `nabla plot`.
+pub fn run_plot(args: PlotArgs) -> Result<()> {
+    let h = History::read(&args.run_dir)?;
+    draw_run(&args.run_dir, &h)?;
+    println!(
+        "redrew {}: learning_curves, confusion_matrix, lr_schedule (.png, .svg)",
+        args.run_dir.display()
+    );
+    Ok(())
+}
+
+/// Flags of `nabla compare`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nabla compare runs/sgd runs/adam\n  nabla compare runs/sgd runs/adam --out plots/"
+)]
+pub struct CompareArgs {
+    /// The first run folder.
+    #[arg(value_name = "RUN_A")]
+    pub run_a: PathBuf,
+    /// The second run folder.
+    #[arg(value_name = "RUN_B")]
+    pub run_b: PathBuf,
+    /// Folder for compare.png and compare.svg [default: the current folder].
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+/// Runs `nabla compare`.
+pub fn run_compare(args: CompareArgs) -> Result<()> {
+    register_font();
+    let a = History::read(&args.run_a)?;
+    let mut b = History::read(&args.run_b)?;
+    if a.name == b.name {
+        b.name += " (2)";
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| nabla::NablaError::io(&args.out, e))?;
+    let runs = [&a, &b];
+    let png = args.out.join("compare.png");
+    curves(&BitMapBackend::new(&png, SIZE).into_drawing_area(), &runs).map_err(err)?;
+    let svg = args.out.join("compare.svg");
+    curves(&SVGBackend::new(&svg, SIZE).into_drawing_area(), &runs).map_err(err)?;
+    println!("wrote {} and {}", png.display(), svg.display());
+    Ok(())
+}
