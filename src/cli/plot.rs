@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use clap::Args;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -39,9 +39,15 @@ impl History {
     /// Reads `dir/history.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("history.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| nabla::NablaError::io(&path, e))
-            .with_context(|| format!("{} is not a run folder", dir.display()))?;
+        if !path.is_file() {
+            return Err(nabla::NablaError::Usage(format!(
+                "{} is not a run folder: it has no history.json (run folders are written by \
+                 `nabla train`)",
+                dir.display()
+            ))
+            .into());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| nabla::NablaError::io(&path, e))?;
         serde_json::from_str(&text).map_err(|e| {
             nabla::NablaError::data(&path, format!("line {}", e.line()), e.to_string()).into()
         })

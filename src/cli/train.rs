@@ -224,7 +224,7 @@ impl Progress {
                     ProgressDrawTarget::stdout(),
                 );
                 if let Ok(style) = ProgressStyle::with_template(
-                    "epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} iterations  {msg}  ETA {eta}",
+                    "epoch {prefix} [{wide_bar:.cyan/blue}] {pos}/{len} it  {msg}  ETA {eta}",
                 ) {
                     bar.set_style(style.progress_chars("=> "));
                 }
