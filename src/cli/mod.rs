@@ -10,7 +10,13 @@ use clap::{Parser, Subcommand};
 
 /// nabla: build, train and evaluate neural networks on the CPU.
 #[derive(Debug, Parser)]
-#[command(name = "nabla", version, about, long_about = None)]
+#[command(
+    name = "nabla",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  nabla train                                   train on the built-in digits; saves runs/<time>/\n  nabla train --epochs 5 --name first-try       ... into runs/first-try/\n  nabla train --config runs/first-try/config.toml   repeat a run exactly\n  nabla plot runs/first-try                     redraw a run's plots\n  nabla compare runs/first-try runs/other       overlay two runs' learning curves\n  nabla explain --weight w1                     backpropagation by hand on a 3-2-2 network\n\nEvery subcommand lists its flags and defaults: nabla help train, nabla explain --help, ..."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
