@@ -105,6 +105,13 @@ const TRAIN: RGBColor = RGBColor(31, 119, 180);
 const TEST: RGBColor = RGBColor(255, 127, 14);
 const BEST: RGBColor = RGBColor(44, 160, 44);
 const STOP: RGBColor = RGBColor(214, 39, 40);
+/// (train, test) colours per run when runs are overlaid: blues, oranges, purples, greys.
+const PAIRS: [(RGBColor, RGBColor); 4] = [
+    (RGBColor(8, 69, 148), RGBColor(107, 174, 214)),
+    (RGBColor(217, 72, 1), RGBColor(253, 174, 107)),
+    (RGBColor(84, 39, 143), RGBColor(188, 189, 220)),
+    (RGBColor(37, 37, 37), RGBColor(150, 150, 150)),
+];
 
 /// Learning curves: loss (left) and accuracy (right) per epoch, train solid, test dashed-ish
 /// (with point markers); one colour per run when several are overlaid.
@@ -127,14 +134,6 @@ where
         .max()
         .unwrap_or(1)
         .max(2) as f64;
-    let palette = [
-        TRAIN,
-        TEST,
-        BEST,
-        STOP,
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-    ];
     for (panel, accuracy) in panels.iter().zip([false, true]) {
         let get = |m: &EpochMetrics, train: bool| -> f64 {
             match (accuracy, train) {
@@ -182,10 +181,13 @@ where
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (i, run) in runs.iter().enumerate() {
-            let (c_train, c_test) = if runs.len() == 1 {
-                (TRAIN, TEST)
+            // One run: train blue, test orange. Several: one hue per run, dark for train and
+            // light for test.
+            let (c_train, c_test, c_best) = if runs.len() == 1 {
+                (TRAIN, TEST, BEST)
             } else {
-                (palette[(2 * i) % 6], palette[(2 * i + 1) % 6])
+                let (dark, light) = PAIRS[i % PAIRS.len()];
+                (dark, light, dark)
             };
             let prefix = if runs.len() == 1 {
                 String::new()
@@ -215,12 +217,12 @@ where
                 let p = (best.epoch as f64, get(best, false));
                 let label = format!("{prefix}best epoch ({}, lowest test loss)", best.epoch);
                 chart
-                    .draw_series([Circle::new(p, 8, BEST.stroke_width(3))])?
+                    .draw_series([Circle::new(p, 8, c_best.stroke_width(3))])?
                     .label(label)
-                    .legend(|(x, y)| Circle::new((x + 10, y), 6, BEST.stroke_width(3)));
+                    .legend(move |(x, y)| Circle::new((x + 10, y), 6, c_best.stroke_width(3)));
                 chart.draw_series([PathElement::new(
                     vec![(p.0, y0), (p.0, y1)],
-                    BEST.mix(0.35).stroke_width(1),
+                    c_best.mix(0.35).stroke_width(1),
                 )])?;
             }
             if let Some(stop) = run.early_stop_epoch {
