@@ -92,6 +92,7 @@ fn bad_weight_and_model_flags_fail_with_one_clear_line() {
     for (args, needle) in [
         (&["explain", "--weight", "w99"][..], "no such weight"),
         (&["explain", "--model", "m.safetensors"][..], "model files"),
+        (&["explain", "--sample", "3"][..], "needs --model"),
     ] {
         let out = nabla(args);
         assert_eq!(out.status.code(), Some(2));

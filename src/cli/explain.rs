@@ -55,7 +55,7 @@ pub struct ExplainArgs {
     pub model: Option<PathBuf>,
 
     /// Which test sample of the model's data to explain (with --model) [default: 0].
-    #[arg(long, value_name = "K", requires = "model")]
+    #[arg(long, value_name = "K")]
     pub sample: Option<usize>,
 }
 
@@ -64,6 +64,12 @@ const SAMPLE: [f32; 3] = [0.5, 0.1, 0.9];
 
 /// Runs `nabla explain`.
 pub fn run(args: ExplainArgs) -> Result<()> {
+    if args.sample.is_some() && args.model.is_none() {
+        return Err(nabla::NablaError::Usage(
+            "--sample K picks a sample of a trained model's data: it needs --model FILE".into(),
+        )
+        .into());
+    }
     if let Some(model) = &args.model {
         return Err(nabla::NablaError::Usage(format!(
             "--model {}: explaining a trained model needs model files, which nabla cannot save \

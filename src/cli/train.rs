@@ -279,6 +279,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (None, None) => fresh(Path::new("runs").join(utc_timestamp())),
         })
     };
+    // Fail before training, not after, when the run folder cannot be written.
+    if let Some(dir) = &run_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| nabla::NablaError::io(dir, e))
+            .context("creating the run folder")?;
+    }
     let threads = settings.threads as usize;
     let (train, test) = load(&settings)?;
     let activation = settings.activation.activation();
