@@ -220,7 +220,8 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
     }
     writeln!(
         s,
-        "Network: 3 inputs → 2 hidden units (sigmoid) → 2 outputs (softmax), cross-entropy loss."
+        "Network: 3 inputs → 2 hidden units (sigmoid) → 2 outputs (softmax), cross-entropy loss.{}",
+        if md { "\n" } else { "" }
     )?;
     let xs: Vec<String> = e
         .inputs

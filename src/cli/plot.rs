@@ -121,7 +121,12 @@ where
 {
     root.fill(&WHITE)?;
     let title = if runs.len() == 1 {
-        format!("Learning curves — {} ({})", runs[0].name, runs[0].dataset)
+        // A data folder's path is long; its last component names it.
+        let dataset = Path::new(&runs[0].dataset)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| runs[0].dataset.clone());
+        format!("Learning curves — {} ({dataset})", runs[0].name)
     } else {
         let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
         format!("Learning curves — {}", names.join(" vs "))
