@@ -4,13 +4,29 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // `nabla train --config FILE`: the file's settings become flags ahead of the user's own.
+    let command = Cli::command();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv = match command.find_subcommand("train") {
+        Some(train) => match cli::config::expand(argv, train) {
+            Ok(argv) => argv,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        None => argv,
+    };
+    let parsed = command
+        .try_get_matches_from(argv)
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             use clap::error::ErrorKind;
             return match e.kind() {
@@ -30,7 +46,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Train(args) => cli::train::run(args),
+        Command::Train(args) => match matches.subcommand_matches("train") {
+            Some(m) => cli::train::run(args, m),
+            None => Err(anyhow::anyhow!("internal: no matches for train")),
+        },
         Command::Explain(args) => cli::explain::run(args),
         Command::Plot(args) => cli::plot::run_plot(args),
         Command::Compare(args) => cli::plot::run_compare(args),

@@ -138,7 +138,7 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
 
     let config = std::fs::read_to_string(a.join("config.toml")).unwrap();
     for key in [
-        "hidden = [16]",
+        "hidden = 16",
         "epochs = 3",
         "seed = 7",
         "batch_size = 64",
@@ -242,5 +242,38 @@ fn config_errors_are_one_line_with_a_suggestion() {
     let out = nabla(&["plot", root.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a run folder"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn a_list_setting_and_a_resolved_default_round_trip_through_config_toml() {
+    let root = temp_dir("list");
+    let a = root.join("a");
+    ok(&[
+        "train",
+        "--hidden",
+        "8,8",
+        "--epochs",
+        "1",
+        "--optimizer",
+        "sgd",
+        "--run-dir",
+        a.to_str().unwrap(),
+    ]);
+    let config = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(
+        config.contains("hidden = \"8,8\"") && config.contains("lr = 0.05"),
+        "{config}"
+    );
+    let b = root.join("b");
+    let cfg = a.join("config.toml");
+    ok(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run-dir",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -1,245 +1,236 @@
-//! Run settings: the merge of defaults, a `--config` TOML file and command-line flags (flags
-//! win), and the `config.toml` written into every run folder so `nabla train --config` repeats
-//! the run exactly.
+//! Config files for `nabla train`: a TOML file's keys are the flags' names (`batch_size = 64`
+//! for `--batch-size 64`). `--config FILE` turns the file into flags placed before the ones on
+//! the command line, so flags given as well override the file; an unknown key is an error that
+//! suggests the closest known one. Every run writes `config.toml` from the parsed flags (given
+//! or defaulted), so `nabla train --config runs/x/config.toml` repeats the run exactly.
+//!
+//! The keys are read off clap's own description of `nabla train`, so a new flag is a config key
+//! with no change here.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use clap::ValueEnum;
-use serde::{Deserialize, Serialize};
+use anyhow::Result;
+use clap::{ArgMatches, Command};
 
-/// Activation functions selectable on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActivationArg {
-    /// max(0, x): the default; fast and trains deep nets well.
-    Relu,
-    /// 1/(1+e^-x): classic, slower to train.
-    Sigmoid,
-    /// tanh(x).
-    Tanh,
-    /// x for x>0, 0.01x otherwise.
-    LeakyRelu,
-}
-
-/// Optimizers selectable on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OptimizerArg {
-    /// Stochastic gradient descent with momentum (default lr 0.05, momentum 0.9).
-    Sgd,
-    /// Adam (default lr 0.001; 0.01 with sigmoid or tanh).
-    Adam,
-}
-
-/// Every setting of a training run, resolved: what `config.toml` holds.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Settings {
-    /// Folder of IDX files; absent: the built-in digits.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<PathBuf>,
-    /// Hidden layer sizes.
-    pub hidden: Vec<usize>,
-    /// Activation after each hidden layer.
-    pub activation: ActivationArg,
-    /// Optimizer.
-    pub optimizer: OptimizerArg,
-    /// Learning rate.
-    pub lr: f32,
-    /// Momentum (sgd).
-    pub momentum: f32,
-    /// Samples per mini-batch.
-    pub batch_size: u32,
-    /// Passes over the training data.
-    pub epochs: usize,
-    /// Fraction held out as the test set when the data has none.
-    pub test_split: f64,
-    /// Seed of everything random.
-    pub seed: u64,
-    /// Worker threads (results do not depend on it).
-    pub threads: u32,
-}
-
-/// The same settings, each optional: a config file or the flags, before merging.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Partial {
-    /// See [`Settings::data`].
-    pub data: Option<PathBuf>,
-    /// See [`Settings::hidden`].
-    pub hidden: Option<Vec<usize>>,
-    /// See [`Settings::activation`].
-    pub activation: Option<ActivationArg>,
-    /// See [`Settings::optimizer`].
-    pub optimizer: Option<OptimizerArg>,
-    /// See [`Settings::lr`].
-    pub lr: Option<f32>,
-    /// See [`Settings::momentum`].
-    pub momentum: Option<f32>,
-    /// See [`Settings::batch_size`].
-    pub batch_size: Option<u32>,
-    /// See [`Settings::epochs`].
-    pub epochs: Option<usize>,
-    /// See [`Settings::test_split`].
-    pub test_split: Option<f64>,
-    /// See [`Settings::seed`].
-    pub seed: Option<u64>,
-    /// See [`Settings::threads`].
-    pub threads: Option<u32>,
-}
-
-/// The keys a config file may hold.
-pub const KEYS: [&str; 11] = [
-    "data",
-    "hidden",
-    "activation",
-    "optimizer",
-    "lr",
-    "momentum",
-    "batch_size",
-    "epochs",
-    "test_split",
-    "seed",
-    "threads",
+/// Flags that are about where and how a run is reported, not what it computes: they are never
+/// written to config.toml and may not appear in a config file.
+pub const NOT_SETTINGS: [&str; 8] = [
+    "config",
+    "name",
+    "run_dir",
+    "no_save",
+    "quiet",
+    "verbose",
+    "metrics_out",
+    "help",
 ];
 
-impl Partial {
-    /// Reads a config file; an unknown key is an error that suggests the closest known one.
-    pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| nabla::NablaError::io(path, e))
-            .context("reading the config file")?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            nabla::NablaError::data(path, "toml", e.message().to_string())
-        })?;
-        for key in table.keys() {
-            if !KEYS.contains(&key.as_str()) {
-                let hint = did_you_mean(key)
-                    .map(|k| format!("; did you mean '{k}'?"))
-                    .unwrap_or_default();
-                return Err(nabla::NablaError::data(
-                    path,
+/// Keys holding paths, resolved against the config file's folder when relative.
+const PATH_KEYS: [&str; 2] = ["data", "test_data"];
+
+/// The setting keys of `nabla train`, in the order of its flags.
+pub fn keys(train: &Command) -> Vec<String> {
+    train
+        .get_arguments()
+        .filter(|a| !a.is_positional())
+        .map(|a| a.get_id().to_string())
+        .filter(|id| !NOT_SETTINGS.contains(&id.as_str()))
+        .collect()
+}
+
+/// Expands `nabla train ... --config FILE ...`: the file's settings become flags inserted right
+/// after `train`, before the user's own flags (the last occurrence of a flag wins).
+pub fn expand(argv: Vec<OsString>, train: &Command) -> Result<Vec<OsString>> {
+    if argv.get(1).and_then(|a| a.to_str()) != Some("train") {
+        return Ok(argv);
+    }
+    let mut file = None;
+    let mut rest = argv[2..].iter();
+    while let Some(a) = rest.next() {
+        let Some(a) = a.to_str() else { continue };
+        if a == "--config" {
+            file = rest.next().map(PathBuf::from);
+        } else if let Some(f) = a.strip_prefix("--config=") {
+            file = Some(PathBuf::from(f));
+        } else if a == "--" {
+            break;
+        }
+    }
+    let Some(file) = file else {
+        return Ok(argv);
+    };
+    let mut out: Vec<OsString> = argv[..2].to_vec();
+    out.extend(flags_from_file(&file, train)?);
+    out.extend(argv[2..].iter().cloned());
+    Ok(out)
+}
+
+/// The flags a config file stands for.
+pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
+    let bad = |location: String, message: String| -> anyhow::Error {
+        nabla::NablaError::data(path, location, message).into()
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| nabla::NablaError::io(path, e))
+        .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| bad("toml".into(), e.message().trim().to_string()))?;
+    let known = keys(train);
+    let mut flags = Vec::new();
+    for (key, value) in &table {
+        let Some(arg) = train
+            .get_arguments()
+            .find(|a| a.get_id() == key.as_str() && known.contains(key))
+        else {
+            let hint = did_you_mean(key, &known)
+                .map(|k| format!("; did you mean '{k}'?"))
+                .unwrap_or_default();
+            return Err(bad(
+                format!("key '{key}'"),
+                format!("unknown setting{hint} (known: {})", known.join(", ")),
+            ));
+        };
+        let long = format!("--{}", arg.get_long().unwrap_or(key));
+        let takes_value = arg.get_action().takes_values();
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) if !takes_value => {
+                if *b {
+                    flags.push(OsString::from(&long));
+                }
+                continue;
+            }
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => {
+                return Err(bad(
                     format!("key '{key}'"),
-                    format!("unknown setting{hint} (known: {})", KEYS.join(", ")),
-                )
-                .into());
+                    format!("expected a string, number, boolean or list, got {other}"),
+                ));
+            }
+        };
+        if !takes_value {
+            return Err(bad(
+                format!("key '{key}'"),
+                format!("{long} is a switch: write {key} = true or false"),
+            ));
+        }
+        let text = match path.parent() {
+            Some(dir)
+                if PATH_KEYS.contains(&key.as_str())
+                    && Path::new(&text).is_relative()
+                    && !dir.as_os_str().is_empty() =>
+            {
+                dir.join(&text).to_string_lossy().into_owned()
+            }
+            _ => text,
+        };
+        flags.push(OsString::from(long));
+        flags.push(OsString::from(text));
+    }
+    Ok(flags)
+}
+
+/// The text of a run's `config.toml`: every setting flag's value (given or default); a flag
+/// with no value is written as its resolved value from `resolved` (`lr`, `epochs`) or, when
+/// the run does not depend on it, as a comment.
+pub fn to_toml(train: &Command, m: &ArgMatches, resolved: &[(&str, String)]) -> String {
+    let mut s = String::from(
+        "# Every setting of this run: `nabla train --config config.toml` repeats it exactly\n\
+         # (flags given as well override these values).\n",
+    );
+    for arg in train.get_arguments().filter(|a| !a.is_positional()) {
+        let id = arg.get_id().as_str();
+        if NOT_SETTINGS.contains(&id) {
+            continue;
+        }
+        if !arg.get_action().takes_values() {
+            let on = m
+                .try_get_one::<bool>(id)
+                .ok()
+                .flatten()
+                .copied()
+                .unwrap_or(false);
+            s += &format!("{id} = {on}\n");
+            continue;
+        }
+        let values: Vec<String> = m
+            .get_raw(id)
+            .map(|v| v.map(|x| x.to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        match values.as_slice() {
+            [] => match resolved.iter().find(|(k, _)| *k == id) {
+                Some((_, v)) => s += &format!("{id} = {}\n", literal(v)),
+                None => s += &format!("# {id}: not set (its default)\n"),
+            },
+            [one] if PATH_KEYS.contains(&id) => {
+                let p = std::fs::canonicalize(one).unwrap_or_else(|_| PathBuf::from(one));
+                s += &format!(
+                    "{id} = {}\n",
+                    toml::Value::String(p.to_string_lossy().into())
+                );
+            }
+            [one] => s += &format!("{id} = {}\n", literal(one)),
+            many => {
+                let items: Vec<String> = many
+                    .iter()
+                    .map(|v| toml::Value::String(v.clone()).to_string())
+                    .collect();
+                s += &format!("{id} = [{}]\n", items.join(", "));
             }
         }
-        let mut p: Partial = table.try_into().map_err(|e: toml::de::Error| {
-            nabla::NablaError::data(path, "value", e.message().to_string())
-        })?;
-        // A relative data path is relative to the config file's folder.
-        if let (Some(d), Some(dir)) = (&p.data, path.parent())
-            && d.is_relative()
-            && !dir.as_os_str().is_empty()
-        {
-            p.data = Some(dir.join(d));
-        }
-        Ok(p)
     }
+    s
+}
 
-    /// `self` where set, else `file`.
-    pub fn over(self, file: Partial) -> Partial {
-        Partial {
-            data: self.data.or(file.data),
-            hidden: self.hidden.or(file.hidden),
-            activation: self.activation.or(file.activation),
-            optimizer: self.optimizer.or(file.optimizer),
-            lr: self.lr.or(file.lr),
-            momentum: self.momentum.or(file.momentum),
-            batch_size: self.batch_size.or(file.batch_size),
-            epochs: self.epochs.or(file.epochs),
-            test_split: self.test_split.or(file.test_split),
-            seed: self.seed.or(file.seed),
-            threads: self.threads.or(file.threads),
-        }
+/// A number as a TOML number, anything else as a TOML string.
+fn literal(v: &str) -> String {
+    if v.parse::<i64>().is_ok() {
+        return v.to_string();
     }
-
-    /// Fills what is unset with the defaults and checks ranges.
-    pub fn resolve(self) -> Result<Settings> {
-        let activation = self.activation.unwrap_or(ActivationArg::Relu);
-        let optimizer = self.optimizer.unwrap_or(OptimizerArg::Adam);
-        let default_lr = match (optimizer, activation) {
-            (OptimizerArg::Sgd, _) => 0.05,
-            (OptimizerArg::Adam, ActivationArg::Sigmoid | ActivationArg::Tanh) => 0.01,
-            (OptimizerArg::Adam, _) => 0.001,
-        };
-        let threads = self.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get() as u32)
-                .unwrap_or(1)
-        });
-        let s = Settings {
-            data: self.data,
-            hidden: self.hidden.unwrap_or_else(|| vec![256, 128]),
-            activation,
-            optimizer,
-            lr: self.lr.unwrap_or(default_lr),
-            momentum: self.momentum.unwrap_or(0.9),
-            batch_size: self.batch_size.unwrap_or(32),
-            epochs: self.epochs.unwrap_or(30),
-            test_split: self.test_split.unwrap_or(0.2),
-            seed: self.seed.unwrap_or(42),
-            threads,
-        };
-        let usage = |m: String| -> Result<Settings> { Err(nabla::NablaError::Usage(m).into()) };
-        if !(s.lr.is_finite() && s.lr > 0.0) {
-            return usage(format!("lr must be a positive number, got {}", s.lr));
+    match v.parse::<f64>() {
+        Ok(f) if f.is_finite() && !v.contains(|c: char| c.is_alphabetic() && c != 'e') => {
+            let t = toml::Value::Float(f).to_string();
+            // Round-trips exactly: TOML floats are f64 and `to_string` is shortest-exact.
+            if t.parse::<f64>().ok() == Some(f) {
+                t
+            } else {
+                toml::Value::String(v.into()).to_string()
+            }
         }
-        if !(0.0..1.0).contains(&s.momentum) {
-            return usage(format!("momentum must be in [0, 1), got {}", s.momentum));
-        }
-        if !(0.0..1.0).contains(&s.test_split) {
-            return usage(format!(
-                "test_split must be in [0, 1), got {}",
-                s.test_split
-            ));
-        }
-        if s.batch_size == 0 {
-            return usage("batch_size must be at least 1".into());
-        }
-        if s.threads == 0 || s.threads > 256 {
-            return usage(format!("threads must be in 1..=256, got {}", s.threads));
-        }
-        if s.hidden.iter().any(|&h| h == 0 || h > 1 << 16) {
-            return usage(format!(
-                "hidden layer sizes must be in 1..=65536, got {:?}",
-                s.hidden
-            ));
-        }
-        Ok(s)
+        _ => toml::Value::String(v.into()).to_string(),
     }
 }
 
-impl Settings {
-    /// The TOML text of `config.toml`, with a header saying how to use it.
-    pub fn to_toml(&self) -> Result<String> {
-        let mut s = self.clone();
-        if let Some(d) = &s.data {
-            s.data = Some(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()));
-        }
-        Ok(format!(
-            "# Every setting of this run: `nabla train --config config.toml` repeats it exactly\n\
-             # (flags given as well override these values).\n{}",
-            toml::to_string(&s).context("writing config.toml")?
-        ))
-    }
-}
-
-/// The known key closest to `key` by edit distance, if it is close enough to be a typo.
-pub fn did_you_mean(key: &str) -> Option<&'static str> {
+/// The known key closest to `key`, if it looks like a typo or a common alias of it.
+pub fn did_you_mean(key: &str, known: &[String]) -> Option<String> {
     let key = key.replace('-', "_").to_lowercase();
-    match key.as_str() {
-        "learning_rate" | "lr_rate" | "rate" => return Some("lr"),
-        "layers" | "hidden_layers" | "hidden_sizes" => return Some("hidden"),
-        "optim" => return Some("optimizer"),
-        _ => {}
+    let alias = match key.as_str() {
+        "learning_rate" | "lr_rate" | "rate" => Some("lr"),
+        "layers" | "hidden_layers" | "hidden_sizes" => Some("hidden"),
+        "optim" => Some("optimizer"),
+        _ => None,
+    };
+    if let Some(a) = alias.filter(|a| known.iter().any(|k| k == a)) {
+        return Some(a.to_string());
     }
-    KEYS.iter()
-        .map(|k| (levenshtein(&key, k), *k))
+    known
+        .iter()
+        .map(|k| (levenshtein(&key, k), k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 3))
         .min()
-        .map(|(_, k)| k)
+        .map(|(_, k)| k.clone())
 }
 
 /// Edit distance (insertions, deletions, substitutions).
@@ -264,19 +255,24 @@ mod tests {
 
     #[test]
     fn typos_get_the_closest_key() {
-        assert_eq!(did_you_mean("learning_rate"), Some("lr"));
-        assert_eq!(did_you_mean("batchsize"), Some("batch_size"));
-        assert_eq!(did_you_mean("batch-size"), Some("batch_size"));
-        assert_eq!(did_you_mean("epoch"), Some("epochs"));
-        assert_eq!(did_you_mean("sed"), Some("seed"));
-        assert_eq!(did_you_mean("completely_else"), None);
+        let known: Vec<String> = ["hidden", "lr", "batch_size", "epochs", "seed", "optimizer"]
+            .map(String::from)
+            .to_vec();
+        let dym = |k| did_you_mean(k, &known);
+        assert_eq!(dym("learning_rate").as_deref(), Some("lr"));
+        assert_eq!(dym("batchsize").as_deref(), Some("batch_size"));
+        assert_eq!(dym("batch-size").as_deref(), Some("batch_size"));
+        assert_eq!(dym("epoch").as_deref(), Some("epochs"));
+        assert_eq!(dym("sed").as_deref(), Some("seed"));
+        assert_eq!(dym("completely_else"), None);
     }
 
     #[test]
-    fn settings_round_trip_through_toml() {
-        let s = Partial::default().resolve().unwrap();
-        let text = s.to_toml().unwrap();
-        let back: Settings = toml::from_str(&text).unwrap();
-        assert_eq!(s, back);
+    fn numbers_stay_numbers_and_everything_else_is_a_string() {
+        assert_eq!(literal("32"), "32");
+        assert_eq!(literal("0.001"), "0.001");
+        assert_eq!(literal("256,128"), "\"256,128\"");
+        assert_eq!(literal("relu"), "\"relu\"");
+        assert_eq!(literal("inf"), "\"inf\"");
     }
 }

@@ -1,12 +1,12 @@
-//! `nabla train`: load data, split it, build the network from flags and/or a config file,
-//! train with a progress bar (or plain lines), report, and save the run folder.
+//! `nabla train`: load data, split it, build the network from flags, train, report.
+//! On a terminal each epoch shows a progress bar; every run is saved to a run folder.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{ArgMatches, Args, CommandFactory, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -18,10 +18,22 @@ use nabla::train::{
     EpochMetrics, IterationStats, TrainConfig, Trainer, confusion_matrix, iterations_per_epoch,
 };
 
-pub use super::config::{ActivationArg, OptimizerArg};
-use super::config::{Partial, Settings};
 use super::plot::{self, History};
+
 use super::{parse_fraction, parse_hidden, parse_momentum, parse_positive};
+
+/// Activation functions selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum ActivationArg {
+    /// max(0, x): the default; fast and trains deep nets well.
+    Relu,
+    /// 1/(1+e^-x): classic, slower to train.
+    Sigmoid,
+    /// tanh(x).
+    Tanh,
+    /// x for x>0, 0.01x otherwise.
+    LeakyRelu,
+}
 
 impl ActivationArg {
     fn activation(self) -> Activation {
@@ -34,74 +46,69 @@ impl ActivationArg {
     }
 }
 
-/// Hidden layer sizes as parsed from `--hidden` (a newtype so clap takes one value).
-#[derive(Clone, Debug)]
-pub struct Hidden(pub Vec<usize>);
-
-fn parse_hidden_arg(s: &str) -> Result<Hidden, String> {
-    parse_hidden(s).map(Hidden)
+/// Optimizers selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum OptimizerArg {
+    /// Stochastic gradient descent with momentum (default lr 0.05, momentum 0.9).
+    Sgd,
+    /// Adam (default lr 0.001; 0.01 with sigmoid or tanh).
+    Adam,
 }
 
-/// Flags of `nabla train`. Every setting flag overrides the same key of `--config`.
+/// Flags of `nabla train`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Every run is saved to runs/<name or timestamp>/: config.toml (repeat the run with\n\
+    // A flag given twice takes the last value: --config FILE's settings come first, so flags
+    // on the command line override them.
+    args_override_self = true,
+    after_help = "Every run is saved to runs/<name or UTC time>/: config.toml (repeat the run with\n\
 `nabla train --config runs/<run>/config.toml`), metrics.csv, history.json and plots\n\
 (learning_curves, confusion_matrix, lr_schedule; .png and .svg).\n\n\
 Examples:\n  nabla train\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
 )]
 pub struct TrainArgs {
-    /// Read settings from a TOML file (keys as in a run's config.toml: data, hidden,
-    /// activation, optimizer, lr, momentum, batch_size, epochs, test_split, seed, threads);
-    /// flags override its values.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Training data: a folder of MNIST-style IDX files [default: the built-in digits dataset].
+    /// Training data: a folder of MNIST-style IDX files. Omitted: the built-in digits dataset.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
 
-    /// Hidden layer sizes, comma-separated (two or more makes the network deep)
-    /// [default: 256,128].
-    #[arg(long, value_name = "SIZES", value_parser = parse_hidden_arg)]
-    pub hidden: Option<Hidden>,
+    /// Hidden layer sizes, comma-separated (two or more makes the network deep).
+    #[arg(long, value_name = "SIZES", default_value = "256,128", value_parser = parse_hidden)]
+    pub hidden: std::vec::Vec<usize>,
 
-    /// Activation after each hidden layer [default: relu].
-    #[arg(long, value_enum)]
-    pub activation: Option<ActivationArg>,
+    /// Activation after each hidden layer.
+    #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
+    pub activation: ActivationArg,
 
-    /// Optimizer [default: adam].
-    #[arg(long, value_enum)]
-    pub optimizer: Option<OptimizerArg>,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
+    pub optimizer: OptimizerArg,
 
     /// Learning rate [default: sgd 0.05; adam 0.001 with relu/leaky-relu, 0.01 with sigmoid/tanh,
     /// whose saturating gradients are smaller].
     #[arg(long, value_parser = parse_positive)]
     pub lr: Option<f32>,
 
-    /// Momentum for sgd, in [0, 1) [default: 0.9].
-    #[arg(long, value_parser = parse_momentum)]
-    pub momentum: Option<f32>,
+    /// Momentum for sgd, in [0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = parse_momentum)]
+    pub momentum: f32,
 
-    /// Samples per mini-batch [default: 32].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: Option<u32>,
+    /// Samples per mini-batch.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
 
-    /// Passes over the training data [default: 30].
-    #[arg(long)]
-    pub epochs: Option<usize>,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
 
-    /// Fraction held out as the test set when the data has no test set of its own
-    /// [default: 0.2].
-    #[arg(long, value_parser = parse_fraction)]
-    pub test_split: Option<f64>,
+    /// Fraction held out as the test set when the data has no test set of its own.
+    #[arg(long, default_value_t = 0.2, value_parser = parse_fraction)]
+    pub test_split: f64,
 
-    /// Seed for weight initialisation, the split and shuffling (same seed, same numbers)
-    /// [default: 42].
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Seed for weight initialisation, the split and shuffling (same seed, same numbers).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
 
-    /// Worker threads; results do not depend on it [default: all cores].
+    /// Worker threads [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
 
@@ -109,11 +116,16 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
 
+    /// Read settings from a TOML file whose keys are these flags' names (batch_size = 64), like
+    /// a run's config.toml; flags given as well override its values.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Name of the run folder under runs/ [default: the UTC time, e.g. 2026-11-27T21-50-02].
     #[arg(long, value_name = "NAME", conflicts_with = "run_dir")]
     pub name: Option<String>,
 
-    /// Save the run into exactly this folder instead of runs/<name> [default: none].
+    /// Save the run into exactly this folder instead of runs/<name>.
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
 
@@ -128,25 +140,6 @@ pub struct TrainArgs {
     /// Also print the loss of every iteration.
     #[arg(long, short)]
     pub verbose: bool,
-}
-
-impl TrainArgs {
-    /// The setting flags as a partial config.
-    fn partial(&self) -> Partial {
-        Partial {
-            data: self.data.clone(),
-            hidden: self.hidden.clone().map(|h| h.0),
-            activation: self.activation,
-            optimizer: self.optimizer,
-            lr: self.lr,
-            momentum: self.momentum,
-            batch_size: self.batch_size,
-            epochs: self.epochs,
-            test_split: self.test_split,
-            seed: self.seed,
-            threads: self.threads,
-        }
-    }
 }
 
 /// The metrics file: field names are a contract with other tools.
@@ -174,8 +167,8 @@ struct MetricsReport<'a> {
     train_seconds: f64,
 }
 
-/// Loads the training and test sets the settings ask for.
-fn load(args: &Settings) -> Result<(Dataset, Dataset)> {
+/// Loads the training and test sets the flags ask for.
+fn load(args: &TrainArgs) -> Result<(Dataset, Dataset)> {
     let split = |all: Dataset| -> Result<(Dataset, Dataset)> {
         let (train_idx, test_idx) = data::split::stratified(
             all.labels(),
@@ -263,13 +256,8 @@ impl Progress {
     }
 }
 
-/// Runs `nabla train`.
-pub fn run(args: TrainArgs) -> Result<()> {
-    let file = match &args.config {
-        Some(path) => Partial::read(path)?,
-        None => Partial::default(),
-    };
-    let settings = args.partial().over(file).resolve()?;
+/// Runs `nabla train`; `matches` are the parsed flags, from which config.toml is written.
+pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let run_dir = if args.no_save {
         None
     } else {
@@ -285,22 +273,27 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map_err(|e| nabla::NablaError::io(dir, e))
             .context("creating the run folder")?;
     }
-    let threads = settings.threads as usize;
-    let (train, test) = load(&settings)?;
-    let activation = settings.activation.activation();
-    let mut spec = ModelSpec::mlp(
-        train.dim(),
-        &settings.hidden,
-        activation,
-        train.classes().len(),
-    );
+    let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let (train, test) = load(&args)?;
+    let activation = args.activation.activation();
+    let mut spec = ModelSpec::mlp(train.dim(), &args.hidden, activation, train.classes().len());
     spec.classes = train.classes().to_vec();
-    let mut model = Sequential::new(&spec, settings.seed).context("building the network")?;
-    let mut optimizer = match settings.optimizer {
-        OptimizerArg::Sgd => Optimizer::Sgd(Sgd::new(settings.lr, settings.momentum)),
-        OptimizerArg::Adam => Optimizer::Adam(Adam::new(settings.lr)),
+    let mut model = Sequential::new(&spec, args.seed).context("building the network")?;
+    let mut optimizer = match args.optimizer {
+        OptimizerArg::Sgd => Optimizer::Sgd(Sgd::new(args.lr.unwrap_or(0.05), args.momentum)),
+        OptimizerArg::Adam => {
+            let default_lr = match activation {
+                Activation::Sigmoid | Activation::Tanh => 0.01,
+                Activation::Relu | Activation::LeakyRelu { .. } => 0.001,
+            };
+            Optimizer::Adam(Adam::new(args.lr.unwrap_or(default_lr)))
+        }
     };
-    let batch_size = settings.batch_size as usize;
+    let batch_size = args.batch_size as usize;
     let iterations = iterations_per_epoch(train.len(), batch_size);
 
     let mut out = std::io::stdout().lock();
@@ -327,20 +320,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
         out,
         "training: batch size {batch_size} → {iterations} iterations per epoch (ceil({} / {batch_size})), {} epochs, {opt_desc}, {threads} thread{}, seed {}",
         train.len(),
-        settings.epochs,
+        args.epochs,
         if threads == 1 { "" } else { "s" },
-        settings.seed
+        args.seed
     )?;
-    drop(out);
 
     let mut trainer = Trainer::new(TrainConfig {
-        epochs: settings.epochs,
+        epochs: args.epochs,
         batch_size,
-        seed: settings.seed,
+        seed: args.seed,
         threads,
     })?;
-    let epochs = settings.epochs;
+    let epochs = args.epochs;
     let width = epochs.to_string().len();
+    drop(out);
     let progress = std::cell::RefCell::new(Progress {
         terminal: !args.quiet && std::io::stdout().is_terminal(),
         verbose: args.verbose,
@@ -406,12 +399,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             classes: &spec.classes,
             batch_size,
             iterations_per_epoch: iterations,
-            hidden: settings.hidden.clone(),
+            hidden: args.hidden.clone(),
             activation: activation.name(),
             optimizer: optimizer.name(),
             learning_rate: optimizer.learning_rate(),
-            momentum: matches!(optimizer, Optimizer::Sgd(_)).then_some(settings.momentum),
-            seed: settings.seed,
+            momentum: matches!(optimizer, Optimizer::Sgd(_)).then_some(args.momentum),
+            seed: args.seed,
             threads,
             parameters: model.params().count(),
             epochs: &history,
@@ -439,7 +432,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
             confusion_matrix: confusion_matrix(&model, &test)?,
             epochs: history,
         };
-        save_run(&dir, &settings, &record)?;
+        let config = super::Cli::command()
+            .find_subcommand("train")
+            .map(|train| {
+                super::config::to_toml(
+                    train,
+                    matches,
+                    &[
+                        ("lr", optimizer.learning_rate().to_string()),
+                        ("epochs", epochs.to_string()),
+                    ],
+                )
+            })
+            .unwrap_or_default();
+        save_run(&dir, config, &record)?;
         writeln!(
             out,
             "run saved to {}: config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
@@ -463,14 +469,14 @@ fn best_epoch(history: &[EpochMetrics]) -> Option<&EpochMetrics> {
 }
 
 /// Writes config.toml, metrics.csv, history.json and the plots into `dir`.
-fn save_run(dir: &Path, settings: &Settings, record: &History) -> Result<()> {
+fn save_run(dir: &Path, config: String, record: &History) -> Result<()> {
     let io = |path: &Path, e| anyhow::Error::from(nabla::NablaError::io(path, e));
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let write = |name: &str, text: String| -> Result<()> {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| io(&path, e))
     };
-    write("config.toml", settings.to_toml()?)?;
+    write("config.toml", config)?;
     let mut csv = String::from(
         "epoch,train_loss,train_accuracy,test_loss,test_accuracy,learning_rate,seconds\n",
     );
