@@ -8,7 +8,7 @@
 //! θ ← θ − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + ε)
 //! ```
 
-use super::{ensure_state, for_each_chunk};
+use super::{GradSources, ensure_state, for_each_chunk};
 use crate::tensor::Tensor;
 
 /// Adam or AdamW.
@@ -62,7 +62,7 @@ impl Adam {
 
     /// One update of every parameter (chunks in parallel on the current rayon pool if
     /// `parallel`).
-    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], parallel: bool) {
+    pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         ensure_state(&mut self.moments, params, 2);
         self.t += 1;
         let (b1, b2, eps, lr, wd) = (self.beta1, self.beta2, self.eps, self.lr, self.weight_decay);

@@ -31,15 +31,18 @@ pub enum Optimizer {
 impl Optimizer {
     /// Applies one update to every parameter from its gradient, on the calling thread.
     pub fn step(&mut self, params: &mut Params, grads: &Grads) {
-        self.step_with(params, grads, false);
+        self.step_sum(params, std::slice::from_ref(grads), false);
     }
 
-    /// Applies one update; with `parallel`, chunks run on the current rayon pool.
-    pub fn step_with(&mut self, params: &mut Params, grads: &Grads, parallel: bool) {
-        let (p, g) = (params.tensors_mut(), grads.tensors());
+    /// Applies one update from the gradient `Σ_k grads[k]` (micro-batch gradients, summed in
+    /// order `((g0 + g1) + g2) + ...` chunk by chunk, never materialised in memory). With
+    /// `parallel`, chunks run on the current rayon pool; the result is the same either way.
+    pub fn step_sum(&mut self, params: &mut Params, grads: &[Grads], parallel: bool) {
+        let sources = GradSources(grads);
+        let p = params.tensors_mut();
         match self {
-            Optimizer::Sgd(o) => o.step(p, g, parallel),
-            Optimizer::Adam(o) => o.step(p, g, parallel),
+            Optimizer::Sgd(o) => o.step(p, sources, parallel),
+            Optimizer::Adam(o) => o.step(p, sources, parallel),
         }
     }
 
@@ -76,11 +79,41 @@ pub(crate) fn ensure_state(state: &mut Vec<Vec<f32>>, params: &[Tensor], width: 
     }
 }
 
-/// Calls `update(p, g, s)` on matching chunks of every parameter, its gradient and its state
-/// (`width` state values per element), in parallel on the current rayon pool if `parallel`.
+/// One or more gradient sets whose sum is the gradient an optimizer applies.
+#[derive(Clone, Copy)]
+pub struct GradSources<'a>(pub &'a [Grads]);
+
+impl GradSources<'_> {
+    /// Writes `Σ_k g_k[param][start..start + out.len()]` into `out`, in order of `k`; returns
+    /// the slice to use (the single source itself when there is only one).
+    fn chunk<'s>(&'s self, param: usize, start: usize, out: &'s mut [f32]) -> &'s [f32] {
+        let end = start + out.len();
+        match self.0 {
+            [only] => &only.tensors()[param].data()[start..end],
+            [first, rest @ ..] => {
+                out.copy_from_slice(&first.tensors()[param].data()[start..end]);
+                for g in rest {
+                    for (o, v) in out.iter_mut().zip(&g.tensors()[param].data()[start..end]) {
+                        *o += *v;
+                    }
+                }
+                out
+            }
+            [] => {
+                out.fill(0.0);
+                out
+            }
+        }
+    }
+}
+
+/// Calls `update(p, g, s)` on matching chunks of every parameter, its summed gradient and its
+/// state (`width` state values per element), in parallel on the current rayon pool if
+/// `parallel`. Chunks are fixed ([`CHUNK`] elements), so the arithmetic of every element is
+/// the same whichever thread runs it.
 pub(crate) fn for_each_chunk<F>(
     params: &mut [Tensor],
-    grads: &[Tensor],
+    grads: GradSources,
     state: &mut [Vec<f32>],
     width: usize,
     parallel: bool,
@@ -88,24 +121,34 @@ pub(crate) fn for_each_chunk<F>(
 ) where
     F: Fn(&mut [f32], &[f32], &mut [f32]) + Sync + Send,
 {
-    for ((p, g), s) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
-        let (p, g) = (p.data_mut(), g.data());
+    let run = |param: usize, c: usize, p: &mut [f32], s: &mut [f32]| {
+        let mut scratch = [0.0f32; CHUNK];
+        let g = grads.chunk(param, c * CHUNK, &mut scratch[..p.len()]);
+        update(p, g, s);
+    };
+    for (param, (p, s)) in params.iter_mut().zip(state.iter_mut()).enumerate() {
+        let p = p.data_mut();
         if width == 0 {
-            // No state (plain SGD): chunks of params and gradients only.
+            // No state (plain SGD): chunks of parameters only.
             if parallel && p.len() > CHUNK {
                 p.par_chunks_mut(CHUNK)
-                    .zip(g.par_chunks(CHUNK))
-                    .for_each(|(p, g)| update(p, g, &mut []));
+                    .enumerate()
+                    .for_each(|(c, p)| run(param, c, p, &mut []));
             } else {
-                update(p, g, &mut []);
+                p.chunks_mut(CHUNK)
+                    .enumerate()
+                    .for_each(|(c, p)| run(param, c, p, &mut []));
             }
         } else if parallel && p.len() > CHUNK {
             p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
                 .zip(s.par_chunks_mut(CHUNK * width))
-                .for_each(|((p, g), s)| update(p, g, s));
+                .enumerate()
+                .for_each(|(c, (p, s))| run(param, c, p, s));
         } else {
-            update(p, g, s);
+            p.chunks_mut(CHUNK)
+                .zip(s.chunks_mut(CHUNK * width))
+                .enumerate()
+                .for_each(|(c, (p, s))| run(param, c, p, s));
         }
     }
 }

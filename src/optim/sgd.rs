@@ -8,7 +8,7 @@
 //! θ ← θ − lr·g
 //! ```
 
-use super::{ensure_state, for_each_chunk};
+use super::{GradSources, ensure_state, for_each_chunk};
 use crate::tensor::Tensor;
 
 /// SGD with optional momentum, Nesterov momentum and weight decay.
@@ -41,7 +41,7 @@ impl Sgd {
 
     /// One update of every parameter (chunks in parallel on the current rayon pool if
     /// `parallel`).
-    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], parallel: bool) {
+    pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         let (lr, mu, wd, nesterov, started) = (
             self.lr,
             self.momentum,

@@ -10,7 +10,7 @@ use crate::data::Dataset;
 use crate::error::NablaError;
 use crate::kernels::softmax::argmax;
 use crate::nn::Sequential;
-use crate::optim::{CHUNK, Optimizer};
+use crate::optim::Optimizer;
 use crate::rng::{self, Stream};
 
 /// Settings of a training run.
@@ -57,7 +57,6 @@ pub struct Evaluation {
 /// Per-micro-batch state, kept across steps so a step allocates nothing.
 struct Worker {
     ws: Workspace,
-    grads: Grads,
     labels: Vec<u32>,
     loss_sum: f64,
     correct: usize,
@@ -68,6 +67,9 @@ pub struct Trainer {
     config: TrainConfig,
     pool: rayon::ThreadPool,
     workers: Vec<Worker>,
+    /// One gradient set per micro-batch (beside `workers`, so the optimizer can take them all
+    /// as one slice and sum them as it updates).
+    grads: Vec<Grads>,
     order: Vec<usize>,
 }
 
@@ -94,6 +96,7 @@ impl Trainer {
             config,
             pool,
             workers: Vec::new(),
+            grads: Vec::new(),
             order: Vec::new(),
         })
     }
@@ -207,27 +210,31 @@ impl Trainer {
         while self.workers.len() < k {
             self.workers.push(Worker {
                 ws: Workspace::new(),
-                grads: Grads::zeros_like(model.params()),
                 labels: Vec::with_capacity(MICRO_BATCH),
                 loss_sum: 0.0,
                 correct: 0,
             });
+            self.grads.push(Grads::zeros_like(model.params()));
         }
         let workers = &mut self.workers[..k];
+        let grads = &mut self.grads[..k];
         let model_ref: &Sequential = model;
         let total = batch.len();
-        let run =
-            |(w, chunk): (&mut Worker, &[usize])| micro_step(model_ref, data, chunk, total, w);
+        let run = |((w, g), chunk): ((&mut Worker, &mut Grads), &[usize])| {
+            micro_step(model_ref, data, chunk, total, w, g)
+        };
         if k > 1 && self.config.threads > 1 {
             self.pool.install(|| {
                 workers
                     .par_iter_mut()
+                    .zip(grads.par_iter_mut())
                     .zip(batch.par_chunks(MICRO_BATCH))
                     .try_for_each(run)
             })?;
         } else {
             workers
                 .iter_mut()
+                .zip(grads.iter_mut())
                 .zip(batch.chunks(MICRO_BATCH))
                 .try_for_each(run)?;
         }
@@ -241,43 +248,15 @@ impl Trainer {
         if !stats.loss.is_finite() {
             return Ok(stats);
         }
-        let (first, rest) = workers.split_at_mut(1);
-        let grads = &mut first[0].grads;
+        // The optimizer sums the micro-batch gradients chunk by chunk as it updates.
+        let grads = &self.grads[..k];
         if parallel {
-            self.pool.install(|| {
-                sum_grads(grads, rest, true);
-                optimizer.step_with(model.params_mut(), grads, true);
-            });
+            self.pool
+                .install(|| optimizer.step_sum(model.params_mut(), grads, true));
         } else {
-            sum_grads(grads, rest, false);
-            optimizer.step_with(model.params_mut(), grads, false);
+            optimizer.step_sum(model.params_mut(), grads, false);
         }
         Ok(stats)
-    }
-}
-
-/// `total += Σ_w w.grads`, element by element in worker order (a fixed reduction order, so the
-/// sum never depends on which thread adds which chunk).
-fn sum_grads(total: &mut Grads, workers: &[Worker], parallel: bool) {
-    if workers.is_empty() {
-        return;
-    }
-    for (i, dst) in total.tensors_mut().iter_mut().enumerate() {
-        let add = |(c, chunk): (usize, &mut [f32])| {
-            let start = c * CHUNK;
-            for w in workers {
-                let src = &w.grads.tensors()[i].data()[start..start + chunk.len()];
-                for (d, s) in chunk.iter_mut().zip(src) {
-                    *d += *s;
-                }
-            }
-        };
-        let dst = dst.data_mut();
-        if parallel && dst.len() > CHUNK {
-            dst.par_chunks_mut(CHUNK).enumerate().for_each(add);
-        } else {
-            dst.chunks_mut(CHUNK).enumerate().for_each(add);
-        }
     }
 }
 
@@ -297,6 +276,7 @@ fn micro_step(
     chunk: &[usize],
     batch_rows: usize,
     w: &mut Worker,
+    grads: &mut Grads,
 ) -> Result<(), NablaError> {
     let mut tape = Tape::new(model.params(), &mut w.ws);
     let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
@@ -306,7 +286,7 @@ fn micro_step(
     // The mini-batch loss is the mean over all its rows: weight this micro-batch's mean by its
     // share of the rows, and the summed gradients are exactly those of the mini-batch mean.
     let share = tape.scale(loss, chunk.len() as f32 / batch_rows as f32);
-    tape.backward(share, &mut w.grads)?;
+    tape.backward(share, grads)?;
     w.loss_sum = tape.value(loss).data()[0] as f64 * chunk.len() as f64;
     w.correct = count_correct(tape.value(logits).data(), &w.labels);
     Ok(())
