@@ -54,8 +54,8 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
 }
 
 /// Parses a positive, finite float.
-pub fn parse_positive(s: &str) -> Result<f32, String> {
-    let v: f32 = s
+pub fn parse_positive(s: &str) -> Result<f64, String> {
+    let v: f64 = s
         .parse()
         .map_err(|_| format!("expected a positive number, got {s:?}"))?;
     if v.is_finite() && v > 0.0 {
@@ -66,8 +66,8 @@ pub fn parse_positive(s: &str) -> Result<f32, String> {
 }
 
 /// Parses a float in `[0, 1)` used as momentum.
-pub fn parse_momentum(s: &str) -> Result<f32, String> {
-    parse_fraction(s).map(|v| v as f32)
+pub fn parse_momentum(s: &str) -> Result<f64, String> {
+    parse_fraction(s)
 }
 
 /// Collapses clap's multi-line error into one line: the error and any tip.

@@ -73,11 +73,11 @@ pub struct TrainArgs {
     /// Learning rate [default: sgd 0.05; adam 0.001 with relu/leaky-relu, 0.01 with sigmoid/tanh,
     /// whose saturating gradients are smaller].
     #[arg(long, value_parser = parse_positive)]
-    pub lr: Option<f32>,
+    pub lr: Option<f64>,
 
     /// Momentum for sgd, in [0, 1).
     #[arg(long, default_value_t = 0.9, value_parser = parse_momentum)]
-    pub momentum: f32,
+    pub momentum: f64,
 
     /// Samples per mini-batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
@@ -118,8 +118,8 @@ struct MetricsReport<'a> {
     hidden: Vec<usize>,
     activation: &'a str,
     optimizer: &'a str,
-    learning_rate: f32,
-    momentum: Option<f32>,
+    learning_rate: f64,
+    momentum: Option<f64>,
     seed: u64,
     threads: usize,
     parameters: usize,

@@ -5,10 +5,16 @@
 //! the current rayon pool when asked: each element's arithmetic is the same whichever thread
 //! does it, so results never depend on the thread count.
 
+pub mod adagrad;
 pub mod adam;
+pub mod rmsprop;
+pub mod schedule;
 pub mod sgd;
 
+pub use adagrad::Adagrad;
 pub use adam::Adam;
+pub use rmsprop::RmsProp;
+pub use schedule::{LrScheduler, Schedule};
 pub use sgd::Sgd;
 
 use rayon::prelude::*;
@@ -26,6 +32,10 @@ pub enum Optimizer {
     Sgd(Sgd),
     /// Adam / AdamW.
     Adam(Adam),
+    /// RMSprop.
+    RmsProp(RmsProp),
+    /// Adagrad.
+    Adagrad(Adagrad),
 }
 
 impl Optimizer {
@@ -43,22 +53,28 @@ impl Optimizer {
         match self {
             Optimizer::Sgd(o) => o.step(p, sources, parallel),
             Optimizer::Adam(o) => o.step(p, sources, parallel),
+            Optimizer::RmsProp(o) => o.step(p, sources, parallel),
+            Optimizer::Adagrad(o) => o.step(p, sources, parallel),
         }
     }
 
     /// The learning rate in force.
-    pub fn learning_rate(&self) -> f32 {
+    pub fn learning_rate(&self) -> f64 {
         match self {
             Optimizer::Sgd(o) => o.lr,
             Optimizer::Adam(o) => o.lr,
+            Optimizer::RmsProp(o) => o.lr,
+            Optimizer::Adagrad(o) => o.lr,
         }
     }
 
     /// Sets the learning rate (schedules call this between steps).
-    pub fn set_learning_rate(&mut self, lr: f32) {
+    pub fn set_learning_rate(&mut self, lr: f64) {
         match self {
             Optimizer::Sgd(o) => o.lr = lr,
             Optimizer::Adam(o) => o.lr = lr,
+            Optimizer::RmsProp(o) => o.lr = lr,
+            Optimizer::Adagrad(o) => o.lr = lr,
         }
     }
 
@@ -68,6 +84,8 @@ impl Optimizer {
             Optimizer::Sgd(_) => "sgd",
             Optimizer::Adam(o) if o.decoupled => "adamw",
             Optimizer::Adam(_) => "adam",
+            Optimizer::RmsProp(_) => "rmsprop",
+            Optimizer::Adagrad(_) => "adagrad",
         }
     }
 }

@@ -15,20 +15,20 @@ use crate::tensor::Tensor;
 #[derive(Clone, Debug)]
 pub struct Sgd {
     /// Learning rate `lr`.
-    pub lr: f32,
+    pub lr: f64,
     /// Momentum `μ` (0 disables it; 0.9 is the usual choice).
-    pub momentum: f32,
+    pub momentum: f64,
     /// Use Nesterov momentum (default false).
     pub nesterov: bool,
     /// L2 weight decay `λ` (default 0).
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     velocity: Vec<Vec<f32>>,
     started: bool,
 }
 
 impl Sgd {
     /// SGD with learning rate `lr` and momentum `momentum`.
-    pub fn new(lr: f32, momentum: f32) -> Self {
+    pub fn new(lr: f64, momentum: f64) -> Self {
         Self {
             lr,
             momentum,
@@ -43,9 +43,9 @@ impl Sgd {
     /// `parallel`).
     pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         let (lr, mu, wd, nesterov, started) = (
-            self.lr,
-            self.momentum,
-            self.weight_decay,
+            self.lr as f32,
+            self.momentum as f32,
+            self.weight_decay as f32,
             self.nesterov,
             self.started,
         );

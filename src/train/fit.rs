@@ -140,7 +140,7 @@ impl Trainer {
                 test_loss: eval.loss,
                 test_accuracy: eval.accuracy,
                 seconds,
-                learning_rate: optimizer.learning_rate() as f64,
+                learning_rate: optimizer.learning_rate(),
             };
             on_epoch(&m);
             history.push(m);
