@@ -132,10 +132,9 @@ impl Tape<'_> {
 
 /// `dst (+)= Σ_rows f(r, c)` for each column `c`.
 fn column_sums(dst: &mut [f32], acc: bool, rows: usize, f: impl Fn(usize, usize) -> f32) {
-    let c = dst.len();
-    for col in 0..c {
+    for (col, d) in dst.iter_mut().enumerate() {
         let s: f32 = (0..rows).map(|r| f(r, col)).sum();
-        if acc { dst[col] += s } else { dst[col] = s }
+        if acc { *d += s } else { *d = s }
     }
 }
 
