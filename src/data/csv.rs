@@ -273,6 +273,21 @@ fn parse_number(cell: &[u8]) -> Number {
     }
 }
 
+/// `-12,5`: digits, one comma, digits (a number written with a decimal comma).
+fn looks_like_decimal_comma(cell: &[u8]) -> bool {
+    let body = cell.strip_prefix(b"-").unwrap_or(cell);
+    let mut parts = body.split(|&b| b == b',');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), None) => {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.iter().all(u8::is_ascii_digit)
+                && b.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    }
+}
+
 fn trim(cell: &[u8]) -> &[u8] {
     cell.trim_ascii()
 }
@@ -316,6 +331,16 @@ impl Builder {
         }
         if self.kind.is_none() {
             let numeric = !matches!(parse_number(cell), Number::Text);
+            if !numeric && looks_like_decimal_comma(cell) {
+                return Err(NablaError::data(
+                    path,
+                    at(),
+                    format!(
+                        "found {}, a number with a decimal comma? nabla expects a decimal point",
+                        show(cell)
+                    ),
+                ));
+            }
             self.kind = Some(numeric);
         }
         if self.kind == Some(true) {

@@ -170,7 +170,8 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
         }
         RawTarget::Numeric(values) => {
             let mut distinct: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-            let integers = distinct.iter().all(|v| v.fract() == 0.0);
+            // Beyond 1e15 every f64 is a whole number: that says nothing about class labels.
+            let integers = distinct.iter().all(|v| v.fract() == 0.0 && v.abs() < 1e15);
             distinct.sort_by(f64::total_cmp);
             distinct.dedup();
             let classify = match task {
