@@ -698,6 +698,10 @@ fn encode(
     }
     let dim = pre.inputs();
     let rows = values.len() / stride.max(1);
+    let widths: Vec<usize> = onehot
+        .iter()
+        .map(|p| p.as_ref().map_or(1, |p| p.iter().flatten().count()))
+        .collect();
     let mut out = vec![0.0f32; rows * dim];
     for (row, o) in values
         .chunks_exact(stride.max(1))
@@ -711,7 +715,7 @@ fn encode(
                     k += 1;
                 }
                 Some(position) => {
-                    let width = position.iter().filter(|p| p.is_some()).count();
+                    let width = widths[c];
                     match (v >= 0.0)
                         .then(|| position.get(v as usize).copied().flatten())
                         .flatten()
