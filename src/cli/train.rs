@@ -83,7 +83,7 @@ pub enum ScaleArg {
 /// Flags of `nabla train`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  nabla train\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --activation sigmoid --metrics-out metrics.json"
+    after_help = "Examples:\n  nabla train\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --data ../shared/datasets/iris.csv --val-split 0.1\n  nabla train --data houses.csv.gz --target price --drop id --impute median\n  nabla train --activation sigmoid --metrics-out metrics.json"
 )]
 pub struct TrainArgs {
     /// Training data: a CSV file (plain or .csv.gz) or a folder of MNIST-style IDX files.
