@@ -170,20 +170,20 @@ fn read_from(path: &Path, mut r: impl Read, options: &CsvOptions) -> Result<RawT
         let gz = MultiGzDecoder::new(Cursor::new(head).chain(r));
         let mut r = gz;
         let mut head = Vec::with_capacity(PEEK);
-        (&mut r)
-            .take(PEEK as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| read_error(path, e))?;
+        if let Err(e) = (&mut r).take(PEEK as u64).read_to_end(&mut head) {
+            let line = head.iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(read_error(path, line, e));
+        }
         parse(path, head, r, options)
     } else {
         parse(path, head, r, options)
     }
 }
 
-fn read_error(path: &Path, e: std::io::Error) -> NablaError {
+fn read_error(path: &Path, line: usize, e: std::io::Error) -> NablaError {
     NablaError::data(
         path,
-        "content",
+        format!("line {line}"),
         format!("cannot read: {e} (a truncated or corrupt gzip file?)"),
     )
 }
@@ -436,13 +436,17 @@ fn parse(
         .buffer_capacity(1 << 16)
         .from_reader(Cursor::new(head).chain(rest));
     let mut record = csv::ByteRecord::new();
-    let csv_error = |e: csv::Error| -> NablaError {
+    // Read errors (a corrupt gzip stream) name the line being read when they struck.
+    let csv_error = |e: csv::Error, line: u64| -> NablaError {
         match e.into_kind() {
-            csv::ErrorKind::Io(io) => read_error(path, io),
-            other => NablaError::data(path, "content", format!("{other:?}")),
+            csv::ErrorKind::Io(io) => read_error(path, line as usize, io),
+            other => NablaError::data(path, format!("line {line}"), format!("{other:?}")),
         }
     };
-    if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+    if !reader
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(e, 1))?
+    {
         return Err(NablaError::data(
             path,
             "line 1",
@@ -557,7 +561,7 @@ fn parse(
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(csv_error(e)),
+            Err(e) => return Err(csv_error(e, reader.position().line())),
         }
         let line = record.position().map_or(0, |p| p.line());
         if record.len() != width {
