@@ -49,6 +49,8 @@ pub struct CsvOptions {
     pub text_columns: Vec<String>,
     /// Columns that must hold numbers.
     pub numeric_columns: Vec<String>,
+    /// The training file whose columns this (test) file must have, for messages.
+    pub columns_of: Option<PathBuf>,
 }
 
 /// What a column holds.
@@ -498,13 +500,25 @@ fn parse(
         ));
     }
     let find = |name: &str, flag: &str| -> Result<usize, NablaError> {
-        names.iter().position(|n| n == name).ok_or_else(|| {
-            NablaError::Usage(format!(
-                "{}: {flag} {name:?}: no such column; the header has {}",
-                path.display(),
-                list(&names)
-            ))
-        })
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| match &options.columns_of {
+                Some(train) => NablaError::data(
+                    path,
+                    format!("line {header_line}"),
+                    format!(
+                        "no column {name:?}, expected the columns of {} (the header has {})",
+                        train.display(),
+                        list(&names)
+                    ),
+                ),
+                None => NablaError::Usage(format!(
+                    "{}: {flag} {name:?}: no such column; the header has {}",
+                    path.display(),
+                    list(&names)
+                )),
+            })
     };
     let target = match &options.target {
         Some(t) => find(t, "--target")?,

@@ -410,10 +410,16 @@ pub fn prepare(
     let columns = raw.columns.clone();
     let target_name = raw.target_name.clone();
 
+    if let Some(t) = &test_raw {
+        check_same_columns(&raw, t)?;
+    }
+    let raw_info = raw.clone_header();
+    let (mut train, path) = to_part(raw, &plan)?;
+    handle_missing(&raw_info, &mut train, stride, options.impute, &mut warnings)?;
+
     // The test file's categories are renumbered into the training file's codes.
     let test = match test_raw {
         Some(mut t) => {
-            check_same_columns(&raw, &t)?;
             for (c, (train_col, test_col)) in columns.iter().zip(&t.columns).enumerate() {
                 if let (ColumnKind::Categorical(train_names), ColumnKind::Categorical(test_names)) =
                     (&train_col.kind, &test_col.kind)
@@ -447,10 +453,6 @@ pub fn prepare(
         }
         None => None,
     };
-
-    let raw_info = raw.clone_header();
-    let (mut train, path) = to_part(raw, &plan)?;
-    handle_missing(&raw_info, &mut train, stride, options.impute, &mut warnings)?;
 
     let (mut test, test_name) = match test {
         Some((part, test_path)) => (part, test_path.display().to_string()),
@@ -827,6 +829,7 @@ pub fn test_options(
     o.target = Some(train.target_name.clone());
     o.features = Some(train.columns.iter().map(|c| c.name.clone()).collect());
     o.drop.clear();
+    o.columns_of = Some(train.path.clone());
     o.text_columns.clear();
     o.numeric_columns.clear();
     for c in &train.columns {
