@@ -9,7 +9,7 @@ use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
 use crate::error::NablaError;
 use crate::kernels::softmax::argmax;
-use crate::nn::Sequential;
+use crate::nn::{Sequential, Task};
 use crate::optim::Optimizer;
 use crate::rng::{self, Stream};
 
@@ -26,7 +26,9 @@ pub struct TrainConfig {
     pub threads: usize,
 }
 
-/// What one epoch measured.
+/// What one epoch measured. Classification fills the accuracies, regression the MAE, RMSE
+/// and R² (in the target's original units); fields that do not apply are left out of the JSON.
+/// Losses are those optimised: cross-entropy, or the MSE of the standardised target.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct EpochMetrics {
     /// Epoch number, from 1.
@@ -34,24 +36,57 @@ pub struct EpochMetrics {
     /// Mean training loss over the epoch's mini-batches (as the weights changed).
     pub train_loss: f64,
     /// Fraction of training samples classified correctly during the epoch.
-    pub train_accuracy: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy: Option<f64>,
+    /// Mean loss on the validation set after the epoch (when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    /// Validation accuracy (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
+    /// Validation R² (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_r2: Option<f64>,
     /// Mean loss on the test set after the epoch.
     pub test_loss: f64,
-    /// Fraction of the test set classified correctly after the epoch.
-    pub test_accuracy: f64,
+    /// Fraction of the test set classified correctly after the epoch (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    /// Mean absolute error on the test set, original units (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mae: Option<f64>,
+    /// Root mean squared error on the test set, original units (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_rmse: Option<f64>,
+    /// Coefficient of determination on the test set (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_r2: Option<f64>,
     /// Seconds spent in training steps (evaluation excluded).
     pub seconds: f64,
     /// Learning rate in force during the epoch.
     pub learning_rate: f64,
 }
 
-/// Loss and accuracy of a model on a dataset.
+/// How well a model does on a dataset.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
-    /// Mean cross-entropy.
+    /// Mean loss: cross-entropy, or the MSE of the standardised target.
     pub loss: f64,
-    /// Fraction classified correctly.
-    pub accuracy: f64,
+    /// Fraction classified correctly (classification).
+    pub accuracy: Option<f64>,
+    /// MAE, RMSE and R² in the target's original units (regression).
+    pub regression: Option<RegressionMetrics>,
+}
+
+/// Regression quality in the target's original units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RegressionMetrics {
+    /// Mean absolute error `(1/n) Σ |ŷ − y|`.
+    pub mae: f64,
+    /// Root mean squared error `√((1/n) Σ (ŷ − y)²)`.
+    pub rmse: f64,
+    /// `R² = 1 − Σ (ŷ − y)² / Σ (y − ȳ)²` (NaN when every `y` is the same).
+    pub r2: f64,
 }
 
 /// Per-micro-batch state, kept across steps so a step allocates nothing.
@@ -119,10 +154,26 @@ impl Trainer {
         optimizer: &mut Optimizer,
         train: &Dataset,
         test: &Dataset,
+        on_epoch: impl FnMut(&EpochMetrics),
+    ) -> Result<Vec<EpochMetrics>, NablaError> {
+        self.fit_with_validation(model, optimizer, train, None, test, on_epoch)
+    }
+
+    /// [`Trainer::fit`], also evaluating on a validation set after each epoch when one is given.
+    pub fn fit_with_validation(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        test: &Dataset,
         mut on_epoch: impl FnMut(&EpochMetrics),
     ) -> Result<Vec<EpochMetrics>, NablaError> {
         check_fits(model, train)?;
         check_fits(model, test)?;
+        if let Some(v) = val {
+            check_fits(model, v)?;
+        }
         if train.is_empty() {
             return Err(NablaError::Usage("the training set is empty".into()));
         }
@@ -132,13 +183,25 @@ impl Trainer {
             let (loss_sum, correct) = self.train_epoch(model, optimizer, train, epoch)?;
             let seconds = started.elapsed().as_secs_f64();
             let eval = self.evaluate(model, test)?;
+            let val_eval = match val {
+                Some(v) => Some(self.evaluate(model, v)?),
+                None => None,
+            };
             let n = train.len() as f64;
+            let classify = train.task() == Task::Classification;
+            let reg = eval.regression;
             let m = EpochMetrics {
                 epoch,
                 train_loss: loss_sum / n,
-                train_accuracy: correct as f64 / n,
+                train_accuracy: classify.then_some(correct as f64 / n),
+                val_loss: val_eval.map(|e| e.loss),
+                val_accuracy: val_eval.and_then(|e| e.accuracy),
+                val_r2: val_eval.and_then(|e| e.regression.map(|r| r.r2)),
                 test_loss: eval.loss,
                 test_accuracy: eval.accuracy,
+                test_mae: reg.map(|r| r.mae),
+                test_rmse: reg.map(|r| r.rmse),
+                test_r2: reg.map(|r| r.r2),
                 seconds,
                 learning_rate: optimizer.learning_rate(),
             };
@@ -280,15 +343,27 @@ fn micro_step(
 ) -> Result<(), NablaError> {
     let mut tape = Tape::new(model.params(), &mut w.ws);
     let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
-    data.gather_labels(chunk, &mut w.labels);
-    let logits = model.forward(&mut tape, x)?;
-    let loss = tape.softmax_cross_entropy(logits, &w.labels)?;
+    let out = model.forward(&mut tape, x)?;
+    let loss = match data.task() {
+        Task::Classification => {
+            data.gather_labels(chunk, &mut w.labels);
+            tape.softmax_cross_entropy(out, &w.labels)?
+        }
+        Task::Regression => {
+            w.labels.clear();
+            let target = tape.input_with(chunk.len(), 1, |buf| data.gather_targets(chunk, buf));
+            tape.mse(out, target)?
+        }
+    };
     // The mini-batch loss is the mean over all its rows: weight this micro-batch's mean by its
     // share of the rows, and the summed gradients are exactly those of the mini-batch mean.
     let share = tape.scale(loss, chunk.len() as f32 / batch_rows as f32);
     tape.backward(share, grads)?;
     w.loss_sum = tape.value(loss).data()[0] as f64 * chunk.len() as f64;
-    w.correct = count_correct(tape.value(logits).data(), &w.labels);
+    w.correct = match data.task() {
+        Task::Classification => count_correct(tape.value(out).data(), &w.labels),
+        Task::Regression => 0,
+    };
     Ok(())
 }
 
@@ -306,6 +381,20 @@ fn count_correct(logits: &[f32], labels: &[u32]) -> usize {
 
 fn check_fits(model: &Sequential, data: &Dataset) -> Result<(), NablaError> {
     let spec = model.spec();
+    if data.task() != spec.task {
+        return Err(NablaError::Usage(format!(
+            "{}: a {} dataset, but the model does {}",
+            data.name(),
+            data.task().name(),
+            spec.task.name()
+        )));
+    }
+    if data.task() == Task::Regression && spec.outputs() != 1 {
+        return Err(NablaError::Usage(format!(
+            "regression needs one output, the model has {}",
+            spec.outputs()
+        )));
+    }
     if data.dim() != spec.inputs {
         return Err(NablaError::Usage(format!(
             "{}: samples have {} features, the model takes {}",
@@ -325,37 +414,77 @@ fn check_fits(model: &Sequential, data: &Dataset) -> Result<(), NablaError> {
     Ok(())
 }
 
-/// Mean cross-entropy and accuracy of `model` on `data`, in fixed chunks of [`EVAL_CHUNK`]
-/// rows run in parallel on the current rayon pool and summed in order.
+/// Loss and accuracy (classification) or MAE, RMSE and R² (regression) of `model` on `data`, in
+/// fixed chunks of [`EVAL_CHUNK`] rows run in parallel on the current rayon pool and summed in
+/// order.
 pub fn evaluate(model: &Sequential, data: &Dataset) -> Result<Evaluation, NablaError> {
     check_fits(model, data)?;
+    let regression = data.task() == Task::Regression;
     if data.is_empty() {
         return Ok(Evaluation {
             loss: f64::NAN,
-            accuracy: f64::NAN,
+            accuracy: (!regression).then_some(f64::NAN),
+            regression: regression.then_some(RegressionMetrics {
+                mae: f64::NAN,
+                rmse: f64::NAN,
+                r2: f64::NAN,
+            }),
         });
     }
+    let (_, scale) = data.target_scaling();
+    // Targets in original units are center + scale · t; errors are scale · (ŷ − t).
+    let mean_t = data.targets().iter().map(|&t| f64::from(t)).sum::<f64>() / data.len() as f64;
     let indices: Vec<usize> = (0..data.len()).collect();
-    let parts: Vec<(f64, usize)> = indices
+    let parts: Vec<[f64; 4]> = indices
         .par_chunks(EVAL_CHUNK)
         .map_init(
-            || (Workspace::new(), Vec::new()),
-            |(ws, labels), chunk| -> Result<(f64, usize), NablaError> {
+            || (Workspace::new(), Vec::new(), Vec::new()),
+            |(ws, labels, targets), chunk| -> Result<[f64; 4], NablaError> {
                 let mut tape = Tape::new(model.params(), ws);
                 let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
-                data.gather_labels(chunk, labels);
-                let logits = model.forward(&mut tape, x)?;
-                let loss = tape.softmax_cross_entropy(logits, labels)?;
-                Ok((
-                    tape.value(loss).data()[0] as f64 * chunk.len() as f64,
-                    count_correct(tape.value(logits).data(), labels),
-                ))
+                let out = model.forward(&mut tape, x)?;
+                let rows = chunk.len() as f64;
+                if regression {
+                    targets.clear();
+                    targets.resize(chunk.len(), 0.0f32);
+                    data.gather_targets(chunk, targets);
+                    let (mut sae, mut sse, mut sst) = (0.0f64, 0.0f64, 0.0f64);
+                    for (&p, &t) in tape.value(out).data().iter().zip(targets.iter()) {
+                        let err = (f64::from(p) - f64::from(t)) * scale;
+                        sae += err.abs();
+                        sse += err * err;
+                        let dev = (f64::from(t) - mean_t) * scale;
+                        sst += dev * dev;
+                    }
+                    let target =
+                        tape.input_with(chunk.len(), 1, |buf| buf.copy_from_slice(targets));
+                    let loss = tape.mse(out, target)?;
+                    Ok([tape.value(loss).data()[0] as f64 * rows, sae, sse, sst])
+                } else {
+                    data.gather_labels(chunk, labels);
+                    let loss = tape.softmax_cross_entropy(out, labels)?;
+                    Ok([
+                        tape.value(loss).data()[0] as f64 * rows,
+                        count_correct(tape.value(out).data(), labels) as f64,
+                        0.0,
+                        0.0,
+                    ])
+                }
             },
         )
         .collect::<Result<_, _>>()?;
     let n = data.len() as f64;
+    let total = |k: usize| parts.iter().map(|p| p[k]).sum::<f64>();
     Ok(Evaluation {
-        loss: parts.iter().map(|p| p.0).sum::<f64>() / n,
-        accuracy: parts.iter().map(|p| p.1).sum::<usize>() as f64 / n,
+        loss: total(0) / n,
+        accuracy: (!regression).then(|| total(1) / n),
+        regression: regression.then(|| {
+            let (sae, sse, sst) = (total(1), total(2), total(3));
+            RegressionMetrics {
+                mae: sae / n,
+                rmse: (sse / n).sqrt(),
+                r2: if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN },
+            }
+        }),
     })
 }

@@ -18,7 +18,9 @@
 
 mod fit;
 
-pub use fit::{EpochMetrics, Evaluation, StepStats, TrainConfig, Trainer, evaluate};
+pub use fit::{
+    EpochMetrics, Evaluation, RegressionMetrics, StepStats, TrainConfig, Trainer, evaluate,
+};
 
 /// Rows per micro-batch: the unit of parallel work within a mini-batch.
 pub const MICRO_BATCH: usize = 64;
