@@ -65,6 +65,18 @@ pub fn parse_positive(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a finite float ≥ 0.
+pub fn parse_non_negative(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a number ≥ 0, got {s:?}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("expected a number ≥ 0, got {v}"))
+    }
+}
+
 /// Parses a float in `[0, 1)` used as momentum.
 pub fn parse_momentum(s: &str) -> Result<f64, String> {
     parse_fraction(s)

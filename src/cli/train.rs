@@ -10,11 +10,12 @@ use serde::Serialize;
 use nabla::data::csv::CsvOptions;
 use nabla::data::{self, Dataset, Impute, Scaling, TableOptions};
 use nabla::kernels::activation::Activation;
+use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Sequential, Task};
-use nabla::optim::{Adam, Optimizer, Sgd};
-use nabla::train::{EpochMetrics, TrainConfig, Trainer, iterations_per_epoch};
+use nabla::optim::{Adagrad, Adam, Optimizer, RmsProp, Schedule, Sgd};
+use nabla::train::{Diagnosis, EpochMetrics, TrainConfig, Trainer, iterations_per_epoch};
 
-use super::{parse_fraction, parse_hidden, parse_momentum, parse_positive};
+use super::{parse_fraction, parse_hidden, parse_momentum, parse_non_negative, parse_positive};
 
 /// Activation functions selectable on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -27,6 +28,8 @@ pub enum ActivationArg {
     Tanh,
     /// x for x>0, 0.01x otherwise.
     LeakyRelu,
+    /// x·Φ(x) (Gaussian error linear unit).
+    Gelu,
 }
 
 impl ActivationArg {
@@ -36,6 +39,7 @@ impl ActivationArg {
             ActivationArg::Sigmoid => Activation::Sigmoid,
             ActivationArg::Tanh => Activation::Tanh,
             ActivationArg::LeakyRelu => Activation::LeakyRelu { slope: 0.01 },
+            ActivationArg::Gelu => Activation::Gelu,
         }
     }
 }
@@ -47,6 +51,40 @@ pub enum OptimizerArg {
     Sgd,
     /// Adam (default lr 0.001; 0.01 with sigmoid or tanh).
     Adam,
+    /// Adam with decoupled weight decay (default lr 0.001, weight decay 0.01).
+    Adamw,
+    /// RMSprop (default lr 0.001).
+    Rmsprop,
+    /// Adagrad (default lr 0.01).
+    Adagrad,
+}
+
+/// Learning-rate schedules selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum ScheduleArg {
+    /// The same rate every epoch.
+    Constant,
+    /// Multiply by --gamma (default 0.1) every --step-size epochs (default 10).
+    Step,
+    /// Multiply by --gamma (default 0.95) every epoch.
+    Exponential,
+    /// Cosine annealing from --lr down to --min-lr over the epochs.
+    Cosine,
+    /// Multiply by --plateau-factor when the monitored loss stalls for --plateau-patience epochs.
+    Plateau,
+}
+
+/// Weight initialisers selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum InitArg {
+    /// Normal, std sqrt(2/fan_in) (default for relu, leaky-relu, gelu).
+    HeNormal,
+    /// Uniform in ±sqrt(6/fan_in).
+    HeUniform,
+    /// Normal, std sqrt(2/(fan_in+fan_out)).
+    GlorotNormal,
+    /// Uniform in ±sqrt(6/(fan_in+fan_out)) (default for sigmoid, tanh).
+    GlorotUniform,
 }
 
 /// Tasks selectable on the command line.
@@ -158,9 +196,73 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
 
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 30)]
-    pub epochs: usize,
+    /// Passes over the training data [default: 30, more for small datasets so training runs at
+    /// least 1,000 iterations, at most 200 epochs].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+
+    /// Nesterov momentum (sgd).
+    #[arg(long)]
+    pub nesterov: bool,
+
+    /// Weight decay: L2 in the gradient for sgd/adam/rmsprop/adagrad, decoupled for adamw
+    /// [default: 0; adamw 0.01].
+    #[arg(long, value_parser = parse_non_negative)]
+    pub weight_decay: Option<f64>,
+
+    /// Learning-rate schedule (the rate in force is printed per epoch).
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
+    pub schedule: ScheduleArg,
+
+    /// Epochs between decays of the step schedule.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub step_size: u32,
+
+    /// Decay factor of the step (default 0.1) and exponential (default 0.95) schedules.
+    #[arg(long, value_parser = parse_positive)]
+    pub gamma: Option<f64>,
+
+    /// Final learning rate of the cosine schedule.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_non_negative)]
+    pub min_lr: f64,
+
+    /// Epochs without improvement before the plateau schedule reduces the rate.
+    #[arg(long, default_value_t = 5)]
+    pub plateau_patience: usize,
+
+    /// Factor the plateau schedule multiplies the rate by.
+    #[arg(long, default_value_t = 0.1, value_parser = parse_fraction)]
+    pub plateau_factor: f64,
+
+    /// Linear warm-up epochs before the schedule (combines with any schedule).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+
+    /// Dropout probability after each hidden activation (training only).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub dropout: f64,
+
+    /// Batch normalisation after each hidden linear layer.
+    #[arg(long)]
+    pub batch_norm: bool,
+
+    /// Rescale each step's gradient so its global L2 norm is at most this.
+    #[arg(long, value_parser = parse_positive)]
+    pub clip_grad_norm: Option<f64>,
+
+    /// Weight initialiser [default: he-normal for the ReLU family, glorot-uniform otherwise].
+    #[arg(long, value_enum)]
+    pub init: Option<InitArg>,
+
+    /// Stop after this many epochs without improvement of the validation loss (the test loss
+    /// without --val-split); the best epoch's weights are kept.
+    #[arg(long, value_name = "PATIENCE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub early_stopping: Option<u32>,
+
+    /// Train on only this many training samples (a seeded, stratified subset), e.g. to see
+    /// overfitting.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_train: Option<u32>,
 
     /// Fraction held out as the test set when the data has no test set of its own.
     #[arg(long, default_value_t = 0.2, value_parser = parse_fraction)]
@@ -217,7 +319,18 @@ struct MetricsReport<'a> {
     seed: u64,
     threads: usize,
     parameters: usize,
+    schedule: &'a str,
+    warmup: usize,
+    weight_decay: f64,
+    dropout: f64,
+    batch_norm: bool,
+    early_stopping: Option<u32>,
+    stopped_early: bool,
+    /// The epoch whose weights the final model holds.
+    kept_epoch: usize,
     epochs: &'a [EpochMetrics],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<&'a Diagnosis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     test_accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -356,28 +469,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
         test,
         warnings,
     } = load(&args)?;
+    let train = match args.limit_train {
+        Some(n) if (n as usize) < train.len() => limit(&train, n as usize, args.seed)?,
+        _ => train,
+    };
     for w in &warnings {
         eprintln!("warning: {w}");
     }
     let activation = args.activation.activation();
     let regression = train.task() == Task::Regression;
-    let outputs = if regression { 1 } else { train.classes().len() };
-    let mut spec = ModelSpec::mlp(train.dim(), &args.hidden, activation, outputs);
-    spec.task = train.task();
-    spec.classes = train.classes().to_vec();
-    let mut model = Sequential::new(&spec, args.seed).context("building the network")?;
-    let mut optimizer = match args.optimizer {
-        OptimizerArg::Sgd => Optimizer::Sgd(Sgd::new(args.lr.unwrap_or(0.05), args.momentum)),
-        OptimizerArg::Adam => {
-            let default_lr = match activation {
-                Activation::Sigmoid | Activation::Tanh => 0.01,
-                Activation::Relu | Activation::LeakyRelu { .. } => 0.001,
-            };
-            Optimizer::Adam(Adam::new(args.lr.unwrap_or(default_lr)))
-        }
-    };
+    let (spec, mut model, mut optimizer) = build(&args, &train)?;
     let batch_size = args.batch_size as usize;
     let iterations = iterations_per_epoch(train.len(), batch_size);
+    let epochs = args.epochs.unwrap_or_else(|| default_epochs(iterations));
+    if args.early_stopping.is_some() && val.is_none() {
+        eprintln!(
+            "warning: --early-stopping without --val-split watches the test loss, so the test set also picks the epoch; add --val-split 0.1 for an unbiased test score"
+        );
+    }
 
     let mut out = std::io::stdout().lock();
     let val_desc = val
@@ -403,28 +512,45 @@ pub fn run(args: TrainArgs) -> Result<()> {
         describe(&spec, activation),
         model.params().count()
     )?;
-    let opt_desc = match &optimizer {
-        Optimizer::Sgd(s) => format!("sgd (lr {}, momentum {})", s.lr, s.momentum),
+    let mut opt_desc = match &optimizer {
+        Optimizer::Sgd(s) => format!(
+            "sgd (lr {}, momentum {}{})",
+            s.lr,
+            s.momentum,
+            if s.nesterov { ", nesterov" } else { "" }
+        ),
         other => format!("{} (lr {})", other.name(), other.learning_rate()),
     };
+    if args.schedule != ScheduleArg::Constant || args.warmup > 0 {
+        opt_desc += &format!(
+            ", {} schedule{}",
+            schedule(&args).name(),
+            if args.warmup > 0 {
+                format!(" after {} warm-up epochs", args.warmup)
+            } else {
+                String::new()
+            }
+        );
+    }
     writeln!(
         out,
         "training: batch size {batch_size} → {iterations} iterations per epoch (ceil({} / {batch_size})), {} epochs, {opt_desc}, {threads} thread{}, seed {}",
         train.len(),
-        args.epochs,
+        epochs,
         if threads == 1 { "" } else { "s" },
         args.seed
     )?;
 
     let mut trainer = Trainer::new(TrainConfig {
-        epochs: args.epochs,
-        batch_size,
-        seed: args.seed,
-        threads,
+        schedule: schedule(&args),
+        warmup: args.warmup,
+        early_stopping: args.early_stopping.map(|p| p as usize),
+        clip_grad_norm: args.clip_grad_norm,
+        ..TrainConfig::new(epochs, batch_size, args.seed, threads)
     })?;
-    let epochs = args.epochs;
     let width = epochs.to_string().len();
-    let history = trainer.fit_with_validation(
+    let base_lr = optimizer.learning_rate();
+    let report = trainer.fit_report(
         &mut model,
         &mut optimizer,
         &train,
@@ -454,9 +580,49 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if let (Some(r), Some(e)) = (m.test_r2, m.test_rmse) {
                 line += &format!("  test R² {r:.4}  test RMSE {e:.4}");
             }
-            let _ = writeln!(std::io::stdout(), "{line}  {:.2}s", m.seconds);
+            let _ = writeln!(
+                std::io::stdout(),
+                "{line}  lr {:.3e}  {:.2}s",
+                m.learning_rate,
+                m.seconds
+            );
         },
     )?;
+    let history = &report.history;
+    if report.stopped_early {
+        writeln!(
+            out,
+            "early stopping: no improvement for {} epochs; stopped after epoch {}",
+            args.early_stopping.unwrap_or(0),
+            history.len()
+        )?;
+    }
+    if report.kept_epoch != history.len() {
+        writeln!(
+            out,
+            "kept the weights of epoch {} (lowest {})",
+            report.kept_epoch,
+            if val.is_some() {
+                "validation loss"
+            } else {
+                "test loss"
+            }
+        )?;
+    }
+    if let Some(d) = &report.diagnosis {
+        writeln!(
+            out,
+            "diagnosis: {} — {}; best epoch {}. Suggestion: {}.",
+            match d.verdict {
+                nabla::train::Verdict::Underfitting => "underfitting",
+                nabla::train::Verdict::Overfitting => "overfitting",
+                nabla::train::Verdict::Good => "good",
+            },
+            d.reason,
+            d.best_epoch,
+            d.suggestion
+        )?;
+    }
     let final_eval = trainer.evaluate(&model, &test)?;
     let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
     match (final_eval.accuracy, final_eval.regression) {
@@ -475,7 +641,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
 
     if let Some(path) = &args.metrics_out {
-        let report = MetricsReport {
+        let metrics = MetricsReport {
             dataset: train.name(),
             task: spec.task.name(),
             train_samples: train.len(),
@@ -488,12 +654,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
             hidden: args.hidden.clone(),
             activation: activation.name(),
             optimizer: optimizer.name(),
-            learning_rate: optimizer.learning_rate(),
+            learning_rate: base_lr,
             momentum: matches!(optimizer, Optimizer::Sgd(_)).then_some(args.momentum),
             seed: args.seed,
             threads,
             parameters: model.params().count(),
-            epochs: &history,
+            schedule: schedule(&args).name(),
+            warmup: args.warmup,
+            weight_decay: weight_decay(&args),
+            dropout: args.dropout,
+            batch_norm: args.batch_norm,
+            early_stopping: args.early_stopping,
+            stopped_early: report.stopped_early,
+            kept_epoch: report.kept_epoch,
+            epochs: history,
+            diagnosis: report.diagnosis.as_ref(),
             test_accuracy: final_eval.accuracy,
             test_r2: final_eval.regression.map(|r| r.r2),
             test_mae: final_eval.regression.map(|r| r.mae),
@@ -501,12 +676,132 @@ pub fn run(args: TrainArgs) -> Result<()> {
             test_loss: final_eval.loss,
             train_seconds,
         };
-        let json = serde_json::to_string_pretty(&report)?;
+        let json = serde_json::to_string_pretty(&metrics)?;
         std::fs::write(path, json + "\n")
             .map_err(|e| nabla::NablaError::io(path, e))
             .context("writing the metrics file")?;
     }
     Ok(())
+}
+
+/// A seeded subset of `n` training samples (stratified by class for classification).
+fn limit(train: &Dataset, n: usize, seed: u64) -> Result<Dataset> {
+    let fraction = n as f64 / train.len() as f64;
+    let mut keep = match train.task() {
+        Task::Classification => {
+            data::split::stratified_stream(
+                train.labels(),
+                train.classes().len(),
+                fraction,
+                seed,
+                7,
+            )?
+            .held
+        }
+        Task::Regression => data::split::random(train.len(), fraction, seed, 7)?.held,
+    };
+    keep.truncate(n);
+    Ok(train.subset(&keep, train.name()))
+}
+
+/// The default epoch count: 30, or enough for at least 1,000 iterations on small datasets
+/// (at most 200 epochs).
+fn default_epochs(iterations_per_epoch: usize) -> usize {
+    1000usize
+        .div_ceil(iterations_per_epoch.max(1))
+        .clamp(30, 200)
+}
+
+/// The weight decay in force: the flag, else 0.01 for adamw and 0 otherwise.
+fn weight_decay(args: &TrainArgs) -> f64 {
+    args.weight_decay
+        .unwrap_or(if args.optimizer == OptimizerArg::Adamw {
+            0.01
+        } else {
+            0.0
+        })
+}
+
+/// The schedule the flags ask for.
+fn schedule(args: &TrainArgs) -> Schedule {
+    match args.schedule {
+        ScheduleArg::Constant => Schedule::Constant,
+        ScheduleArg::Step => Schedule::Step {
+            step_size: args.step_size as usize,
+            gamma: args.gamma.unwrap_or(0.1),
+        },
+        ScheduleArg::Exponential => Schedule::Exponential {
+            gamma: args.gamma.unwrap_or(0.95),
+        },
+        ScheduleArg::Cosine => Schedule::Cosine {
+            min_lr: args.min_lr,
+        },
+        ScheduleArg::Plateau => Schedule::Plateau {
+            factor: args.plateau_factor,
+            patience: args.plateau_patience,
+        },
+    }
+}
+
+/// Builds the network and optimizer the flags ask for, for the data in `train`.
+pub fn build(args: &TrainArgs, train: &Dataset) -> Result<(ModelSpec, Sequential, Optimizer)> {
+    let activation = args.activation.activation();
+    let outputs = match train.task() {
+        Task::Regression => 1,
+        Task::Classification => train.classes().len(),
+    };
+    let mut spec = ModelSpec::mlp_with(
+        train.dim(),
+        &args.hidden,
+        activation,
+        outputs,
+        args.batch_norm,
+        args.dropout as f32,
+    );
+    spec.task = train.task();
+    spec.classes = train.classes().to_vec();
+    let init = args.init.map(|i| match i {
+        InitArg::HeNormal => Init::HeNormal,
+        InitArg::HeUniform => Init::HeUniform,
+        InitArg::GlorotNormal => Init::GlorotNormal,
+        InitArg::GlorotUniform => Init::GlorotUniform,
+    });
+    let model = Sequential::with_init(&spec, args.seed, init).context("building the network")?;
+    let wd = weight_decay(args);
+    let optimizer = match args.optimizer {
+        OptimizerArg::Sgd => {
+            let mut o = Sgd::new(args.lr.unwrap_or(0.05), args.momentum);
+            o.nesterov = args.nesterov;
+            o.weight_decay = wd;
+            if args.nesterov && args.momentum == 0.0 {
+                anyhow::bail!(nabla::NablaError::Usage(
+                    "--nesterov needs a momentum above 0".into()
+                ));
+            }
+            Optimizer::Sgd(o)
+        }
+        OptimizerArg::Adam => {
+            let default_lr = match activation {
+                Activation::Sigmoid | Activation::Tanh => 0.01,
+                Activation::Relu | Activation::LeakyRelu { .. } | Activation::Gelu => 0.001,
+            };
+            let mut o = Adam::new(args.lr.unwrap_or(default_lr));
+            o.weight_decay = wd;
+            Optimizer::Adam(o)
+        }
+        OptimizerArg::Adamw => Optimizer::Adam(Adam::adamw(args.lr.unwrap_or(0.001), wd)),
+        OptimizerArg::Rmsprop => {
+            let mut o = RmsProp::new(args.lr.unwrap_or(0.001));
+            o.weight_decay = wd;
+            Optimizer::RmsProp(o)
+        }
+        OptimizerArg::Adagrad => {
+            let mut o = Adagrad::new(args.lr.unwrap_or(0.01));
+            o.weight_decay = wd;
+            Optimizer::Adagrad(o)
+        }
+    };
+    Ok((spec, model, optimizer))
 }
 
 /// `64 → 256 (relu) → 128 (relu) → 10 (softmax)`.

@@ -17,6 +17,8 @@ pub use rmsprop::RmsProp;
 pub use schedule::{LrScheduler, Schedule};
 pub use sgd::Sgd;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 use crate::autograd::{Grads, Params};
@@ -40,15 +42,31 @@ pub enum Optimizer {
 
 impl Optimizer {
     /// Applies one update to every parameter from its gradient, on the calling thread.
-    pub fn step(&mut self, params: &mut Params, grads: &Grads) {
-        self.step_sum(params, std::slice::from_ref(grads), false);
+    /// Returns false (and leaves the affected chunks unchanged) if the gradient holds a NaN or
+    /// an infinity.
+    pub fn step(&mut self, params: &mut Params, grads: &Grads) -> bool {
+        self.step_sum(params, std::slice::from_ref(grads), false, 1.0)
     }
 
     /// Applies one update from the gradient `Σ_k grads[k]` (micro-batch gradients, summed in
     /// order `((g0 + g1) + g2) + ...` chunk by chunk, never materialised in memory). With
     /// `parallel`, chunks run on the current rayon pool; the result is the same either way.
-    pub fn step_sum(&mut self, params: &mut Params, grads: &[Grads], parallel: bool) {
-        let sources = GradSources(grads);
+    /// The summed gradient is multiplied by `scale` first (gradient clipping). Returns false if
+    /// any gradient chunk held a NaN or an infinity: those chunks are left unchanged, so no
+    /// non-finite value is ever written into the parameters.
+    pub fn step_sum(
+        &mut self,
+        params: &mut Params,
+        grads: &[Grads],
+        parallel: bool,
+        scale: f32,
+    ) -> bool {
+        let finite = AtomicBool::new(true);
+        let sources = GradSources {
+            grads,
+            scale,
+            finite: &finite,
+        };
         let p = params.tensors_mut();
         match self {
             Optimizer::Sgd(o) => o.step(p, sources, parallel),
@@ -56,6 +74,7 @@ impl Optimizer {
             Optimizer::RmsProp(o) => o.step(p, sources, parallel),
             Optimizer::Adagrad(o) => o.step(p, sources, parallel),
         }
+        finite.load(Ordering::Relaxed)
     }
 
     /// The learning rate in force.
@@ -97,23 +116,48 @@ pub(crate) fn ensure_state(state: &mut Vec<Vec<f32>>, params: &[Tensor], width: 
     }
 }
 
-/// One or more gradient sets whose sum is the gradient an optimizer applies.
+/// One or more gradient sets whose (scaled) sum is the gradient an optimizer applies.
 #[derive(Clone, Copy)]
-pub struct GradSources<'a>(pub &'a [Grads]);
+pub struct GradSources<'a> {
+    grads: &'a [Grads],
+    scale: f32,
+    /// Cleared when a chunk holds a non-finite value.
+    finite: &'a AtomicBool,
+}
+
+/// The global L2 norm of the summed gradients `√(Σ_i (Σ_k g_k,i)²)`, accumulated in
+/// f64 on the calling thread in a fixed order.
+pub fn global_norm(grads: &[Grads]) -> f64 {
+    let Some(first) = grads.first() else {
+        return 0.0;
+    };
+    let mut total = 0.0f64;
+    for (param, t) in first.tensors().iter().enumerate() {
+        for i in 0..t.len() {
+            let g: f32 = grads.iter().map(|g| g.tensors()[param].data()[i]).sum();
+            total += g as f64 * g as f64;
+        }
+    }
+    total.sqrt()
+}
 
 impl GradSources<'_> {
-    /// Writes `Σ_k g_k[param][start..start + out.len()]` into `out`, in order of `k`; returns
-    /// the slice to use (the single source itself when there is only one).
+    /// Writes `scale · Σ_k g_k[param][start..start + out.len()]` into `out`, in order of `k`;
+    /// returns the slice to use (the single source itself when there is only one and the
+    /// scale is 1).
     fn chunk<'s>(&'s self, param: usize, start: usize, out: &'s mut [f32]) -> &'s [f32] {
         let end = start + out.len();
-        match self.0 {
-            [only] => &only.tensors()[param].data()[start..end],
+        match self.grads {
+            [only] if self.scale == 1.0 => &only.tensors()[param].data()[start..end],
             [first, rest @ ..] => {
                 out.copy_from_slice(&first.tensors()[param].data()[start..end]);
                 for g in rest {
                     for (o, v) in out.iter_mut().zip(&g.tensors()[param].data()[start..end]) {
                         *o += *v;
                     }
+                }
+                if self.scale != 1.0 {
+                    out.iter_mut().for_each(|o| *o *= self.scale);
                 }
                 out
             }
@@ -142,6 +186,11 @@ pub(crate) fn for_each_chunk<F>(
     let run = |param: usize, c: usize, p: &mut [f32], s: &mut [f32]| {
         let mut scratch = [0.0f32; CHUNK];
         let g = grads.chunk(param, c * CHUNK, &mut scratch[..p.len()]);
+        // Σ g·0 is NaN exactly when some g is NaN or ±inf: one cheap pass over a cached chunk.
+        if g.iter().fold(0.0f32, |acc, &v| acc + v * 0.0) != 0.0 {
+            grads.finite.store(false, Ordering::Relaxed);
+            return;
+        }
         update(p, g, s);
     };
     for (param, (p, s)) in params.iter_mut().zip(state.iter_mut()).enumerate() {

@@ -4,13 +4,16 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::diagnosis::{Diagnosis, diagnose};
 use super::{EVAL_CHUNK, MICRO_BATCH, iterations_per_epoch};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
 use crate::error::NablaError;
 use crate::kernels::softmax::argmax;
+use crate::nn::BatchStats;
 use crate::nn::{Sequential, Task};
-use crate::optim::Optimizer;
+use crate::optim::{LrScheduler, Optimizer, Schedule, global_norm};
+use crate::rng::ChaCha8Rng;
 use crate::rng::{self, Stream};
 
 /// Settings of a training run.
@@ -24,6 +27,44 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Worker threads (1 = everything on the calling thread).
     pub threads: usize,
+    /// Learning-rate schedule (applied to the optimizer's rate at the start).
+    pub schedule: Schedule,
+    /// Linear warm-up epochs before the schedule.
+    pub warmup: usize,
+    /// Stop after this many epochs without improvement of the monitored loss.
+    pub early_stopping: Option<usize>,
+    /// Rescale the summed gradient so its global L2 norm is at most this.
+    pub clip_grad_norm: Option<f64>,
+}
+
+impl TrainConfig {
+    /// Plain settings: constant learning rate, no early stopping, no clipping.
+    pub fn new(epochs: usize, batch_size: usize, seed: u64, threads: usize) -> Self {
+        Self {
+            epochs,
+            batch_size,
+            seed,
+            threads,
+            schedule: Schedule::Constant,
+            warmup: 0,
+            early_stopping: None,
+            clip_grad_norm: None,
+        }
+    }
+}
+
+/// Everything a finished run reports beyond its per-epoch metrics.
+#[derive(Clone, Debug)]
+pub struct FitReport {
+    /// Per-epoch metrics, epoch 1 first.
+    pub history: Vec<EpochMetrics>,
+    /// The epoch whose weights the model holds at the end (the best one by the monitored loss
+    /// when there is a validation set or early stopping; otherwise the last).
+    pub kept_epoch: usize,
+    /// True when early stopping ended the run before the last epoch.
+    pub stopped_early: bool,
+    /// The fit verdict from the curves.
+    pub diagnosis: Option<Diagnosis>,
 }
 
 /// What one epoch measured. Classification fills the accuracies, regression the MAE, RMSE
@@ -92,6 +133,7 @@ pub struct RegressionMetrics {
 /// Per-micro-batch state, kept across steps so a step allocates nothing.
 struct Worker {
     ws: Workspace,
+    stats: BatchStats,
     labels: Vec<u32>,
     loss_sum: f64,
     correct: usize,
@@ -106,6 +148,8 @@ pub struct Trainer {
     /// as one slice and sum them as it updates).
     grads: Vec<Grads>,
     order: Vec<usize>,
+    /// Training steps taken so far: names each step's dropout stream.
+    steps: u64,
 }
 
 impl Trainer {
@@ -133,6 +177,7 @@ impl Trainer {
             workers: Vec::new(),
             grads: Vec::new(),
             order: Vec::new(),
+            steps: 0,
         })
     }
 
@@ -167,8 +212,27 @@ impl Trainer {
         train: &Dataset,
         val: Option<&Dataset>,
         test: &Dataset,
-        mut on_epoch: impl FnMut(&EpochMetrics),
+        on_epoch: impl FnMut(&EpochMetrics),
     ) -> Result<Vec<EpochMetrics>, NablaError> {
+        Ok(self
+            .fit_report(model, optimizer, train, val, test, on_epoch)?
+            .history)
+    }
+
+    /// The full training run: per epoch, the scheduled learning rate, one pass over `train`,
+    /// evaluation on `val` (if any) and `test`, and `on_epoch` with the metrics. The monitored
+    /// loss is the validation loss, else the test loss. With a validation set or early stopping,
+    /// the model ends with the weights of the epoch with the lowest monitored loss, whether or
+    /// not training stopped early.
+    pub fn fit_report(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        test: &Dataset,
+        mut on_epoch: impl FnMut(&EpochMetrics),
+    ) -> Result<FitReport, NablaError> {
         check_fits(model, train)?;
         check_fits(model, test)?;
         if let Some(v) = val {
@@ -177,8 +241,19 @@ impl Trainer {
         if train.is_empty() {
             return Err(NablaError::Usage("the training set is empty".into()));
         }
-        let mut history = Vec::with_capacity(self.config.epochs);
-        for epoch in 1..=self.config.epochs {
+        let epochs = self.config.epochs;
+        let mut scheduler = LrScheduler::new(
+            self.config.schedule,
+            optimizer.learning_rate(),
+            self.config.warmup,
+            epochs,
+        );
+        let keep_best = val.is_some() || self.config.early_stopping.is_some();
+        let mut best: Option<(f64, usize, Sequential)> = None;
+        let mut history: Vec<EpochMetrics> = Vec::with_capacity(epochs);
+        let mut stopped_early = false;
+        for epoch in 1..=epochs {
+            optimizer.set_learning_rate(scheduler.lr(epoch));
             let started = Instant::now();
             let (loss_sum, correct) = self.train_epoch(model, optimizer, train, epoch)?;
             let seconds = started.elapsed().as_secs_f64();
@@ -206,9 +281,32 @@ impl Trainer {
                 learning_rate: optimizer.learning_rate(),
             };
             on_epoch(&m);
+            let monitored = m.val_loss.unwrap_or(m.test_loss);
+            scheduler.observe(epoch, monitored);
             history.push(m);
+            let improved = best.as_ref().is_none_or(|(b, _, _)| monitored < *b);
+            if keep_best && improved {
+                best = Some((monitored, epoch, model.clone()));
+            }
+            if let (Some(patience), Some((_, best_epoch, _))) = (self.config.early_stopping, &best)
+                && epoch - best_epoch >= patience
+                && epoch < epochs
+            {
+                stopped_early = true;
+                break;
+            }
         }
-        Ok(history)
+        let mut kept_epoch = history.len();
+        if let Some((_, epoch, weights)) = best {
+            *model = weights;
+            kept_epoch = epoch;
+        }
+        Ok(FitReport {
+            diagnosis: diagnose(&history),
+            history,
+            kept_epoch,
+            stopped_early,
+        })
     }
 
     /// One pass over `train`; returns (sum of per-sample losses, correct predictions).
@@ -227,20 +325,28 @@ impl Trainer {
 
         let iterations = iterations_per_epoch(train.len(), batch_size);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let mut last_finite: Option<f64> = None;
         let order = std::mem::take(&mut self.order);
         let result = order
             .chunks(batch_size)
             .enumerate()
             .try_for_each(|(iteration, batch)| {
                 let stats = self.step(model, optimizer, train, batch)?;
-                if !stats.loss.is_finite() {
+                if !stats.loss.is_finite() || !stats.finite_gradient {
+                    let what = if stats.loss.is_finite() {
+                        "a gradient became NaN or infinite".to_string()
+                    } else {
+                        format!("the loss became {}", stats.loss)
+                    };
+                    let lr = optimizer.learning_rate();
                     return Err(NablaError::Diverged(format!(
-                        "training diverged: the loss became {} at epoch {epoch}, iteration {}/{iterations}; try a lower --lr (now {})",
-                        stats.loss,
+                        "training diverged: {what} at epoch {epoch}, iteration {}/{iterations} (last finite loss {}); no weights were updated with it. Try a lower --lr, e.g. {} (now {lr}), or --clip-grad-norm 1",
                         iteration + 1,
-                        optimizer.learning_rate()
+                        last_finite.map_or("none".to_string(), |l: f64| format!("{l:.4}")),
+                        lr / 10.0
                     )));
                 }
+                last_finite = Some(stats.loss);
                 loss_sum += stats.loss * batch.len() as f64;
                 correct += stats.correct;
                 Ok(())
@@ -267,12 +373,14 @@ impl Trainer {
             return Ok(StepStats {
                 loss: 0.0,
                 correct: 0,
+                finite_gradient: true,
             });
         }
         let k = batch.len().div_ceil(MICRO_BATCH);
         while self.workers.len() < k {
             self.workers.push(Worker {
                 ws: Workspace::new(),
+                stats: BatchStats::default(),
                 labels: Vec::with_capacity(MICRO_BATCH),
                 loss_sum: 0.0,
                 correct: 0,
@@ -283,8 +391,13 @@ impl Trainer {
         let grads = &mut self.grads[..k];
         let model_ref: &Sequential = model;
         let total = batch.len();
-        let run = |((w, g), chunk): ((&mut Worker, &mut Grads), &[usize])| {
-            micro_step(model_ref, data, chunk, total, w, g)
+        let (seed, step_index) = (self.config.seed, self.steps);
+        self.steps += 1;
+        let run = |(i, ((w, g), chunk)): (usize, ((&mut Worker, &mut Grads), &[usize]))| {
+            // Each micro-batch's dropout masks come from its own stream, named by the step and
+            // the micro-batch's position: the same masks whichever thread runs it.
+            let mut rng = rng::sub_stream(seed, Stream::Dropout, (step_index << 12) | i as u64);
+            micro_step(model_ref, data, chunk, total, w, g, &mut rng)
         };
         if k > 1 && self.config.threads > 1 {
             self.pool.install(|| {
@@ -292,6 +405,7 @@ impl Trainer {
                     .par_iter_mut()
                     .zip(grads.par_iter_mut())
                     .zip(batch.par_chunks(MICRO_BATCH))
+                    .enumerate()
                     .try_for_each(run)
             })?;
         } else {
@@ -299,26 +413,40 @@ impl Trainer {
                 .iter_mut()
                 .zip(grads.iter_mut())
                 .zip(batch.chunks(MICRO_BATCH))
+                .enumerate()
                 .try_for_each(run)?;
         }
         let parallel = self.config.threads > 1;
         let loss_sum: f64 = workers.iter().map(|w| w.loss_sum).sum();
         let correct = workers.iter().map(|w| w.correct).sum();
-        let stats = StepStats {
+        let mut stats = StepStats {
             loss: loss_sum / total as f64,
             correct,
+            finite_gradient: true,
         };
         if !stats.loss.is_finite() {
             return Ok(stats);
         }
+        model.update_running_stats(self.workers[..k].iter().map(|w| &w.stats));
         // The optimizer sums the micro-batch gradients chunk by chunk as it updates.
         let grads = &self.grads[..k];
-        if parallel {
+        let scale = match self.config.clip_grad_norm {
+            Some(max) => {
+                let norm = global_norm(grads);
+                if norm > max {
+                    (max / (norm + 1e-6)) as f32
+                } else {
+                    1.0
+                }
+            }
+            None => 1.0,
+        };
+        stats.finite_gradient = if parallel {
             self.pool
-                .install(|| optimizer.step_sum(model.params_mut(), grads, true));
+                .install(|| optimizer.step_sum(model.params_mut(), grads, true, scale))
         } else {
-            optimizer.step_sum(model.params_mut(), grads, false);
-        }
+            optimizer.step_sum(model.params_mut(), grads, false, scale)
+        };
         Ok(stats)
     }
 }
@@ -330,6 +458,8 @@ pub struct StepStats {
     pub loss: f64,
     /// Samples of the mini-batch classified correctly (before the update).
     pub correct: usize,
+    /// False when the gradient held a NaN or an infinity (the update skipped those values).
+    pub finite_gradient: bool,
 }
 
 /// Forward and backward of one micro-batch into the worker's own buffers.
@@ -340,10 +470,11 @@ fn micro_step(
     batch_rows: usize,
     w: &mut Worker,
     grads: &mut Grads,
+    rng: &mut ChaCha8Rng,
 ) -> Result<(), NablaError> {
     let mut tape = Tape::new(model.params(), &mut w.ws);
     let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
-    let out = model.forward(&mut tape, x)?;
+    let out = model.forward_train(&mut tape, x, rng, &mut w.stats)?;
     let loss = match data.task() {
         Task::Classification => {
             data.gather_labels(chunk, &mut w.labels);
