@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Train(args) => cli::train::run(args),
+        Command::LrFind(args) => cli::lr_find::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! The `nabla` command line: one file per subcommand. This is the binary's edge: library errors
 //! become one-line messages and exit codes (2: bad data or usage, 1: anything else).
 
+pub mod lr_find;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Train a network (default: the built-in digits dataset) and report per-epoch metrics.
     Train(train::TrainArgs),
+    /// Sweep the learning rate exponentially over a few hundred steps and suggest one.
+    LrFind(lr_find::LrFindArgs),
 }
 
 /// Parses a comma-separated list of positive layer widths (`256,128`).

@@ -344,15 +344,15 @@ struct MetricsReport<'a> {
 }
 
 /// Training, optional validation and test sets, and warnings for the user.
-struct Loaded {
-    train: Dataset,
-    val: Option<Dataset>,
-    test: Dataset,
-    warnings: Vec<String>,
+pub(crate) struct Loaded {
+    pub(crate) train: Dataset,
+    pub(crate) val: Option<Dataset>,
+    pub(crate) test: Dataset,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Loads the training, validation and test sets the flags ask for.
-fn load(args: &TrainArgs) -> Result<Loaded> {
+pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
     let csv_options = CsvOptions {
         target: args.target.clone(),
         features: args.features.clone(),
