@@ -17,6 +17,12 @@ the net in batches of 1000 under torch.no_grad() (after one untimed warm-up pass
 rss_after_import_mb (extra key) is the RSS right after `import torch`, i.e. the framework's
 fixed cost, so a comparison can subtract it from peak_rss_mb if it wants.
 
+Timing caveat: on a shared 2-core machine the OpenMP worker threads' spin-waiting makes
+--threads 2 epochs 10-30x slower whenever another process is busy, so this script sets
+OMP_WAIT_POLICY=PASSIVE before importing torch unless --omp-wait-policy says otherwise.
+Results (loss/accuracy) are deterministic for a given --seed and --threads, but differ
+slightly between thread counts (different float reduction order).
+
 Run (from the repo root):
   bash bench/setup_venv.sh            # prints the venv python
   <venv>/bin/python bench/pytorch_mlp.py --threads 2 --epochs 3 [--metrics-out out.json]
@@ -33,7 +39,18 @@ import sys
 import time
 
 import numpy as np
-import torch
+
+# OpenMP reads OMP_WAIT_POLICY once, when torch loads it, so --omp-wait-policy is handled here,
+# before `import torch`. PASSIVE (our default) makes idle worker threads sleep instead of spin.
+# With the default ACTIVE spinning, 2 threads on a 2-core machine slow down 10-30x as soon as
+# any other process (even a nice-19 one) wants a core; PASSIVE costs little on an idle machine.
+_pre = argparse.ArgumentParser(add_help=False)
+_pre.add_argument("--omp-wait-policy", choices=["passive", "active", "inherit"], default="passive")
+_OMP_POLICY = _pre.parse_known_args()[0].omp_wait_policy
+if _OMP_POLICY != "inherit":
+    os.environ["OMP_WAIT_POLICY"] = _OMP_POLICY.upper()
+
+import torch  # noqa: E402
 
 
 def current_rss_mb():
@@ -130,6 +147,12 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--omp-wait-policy",
+        choices=["passive", "active", "inherit"],
+        default="passive",
+        help="set OMP_WAIT_POLICY before torch loads (default passive; inherit = leave the environment alone)",
+    )
     p.add_argument("--metrics-out", default=None, help="also write the final JSON to this file")
     args = p.parse_args(argv)
     args.hidden = [int(h) for h in args.hidden.split(",") if h.strip()]
@@ -151,7 +174,8 @@ def main(argv=None):
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, train {tuple(x_train.shape)}, "
         f"test {tuple(x_test.shape)}, hidden {args.hidden}, {args.optimizer} lr {args.lr}"
         + (f" momentum {args.momentum}" if args.optimizer == "sgd" else "")
-        + f", batch {args.batch_size}, epochs {args.epochs}, seed {args.seed}",
+        + f", batch {args.batch_size}, epochs {args.epochs}, seed {args.seed}"
+        + f", OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}",
         flush=True,
     )
 
@@ -198,6 +222,7 @@ def main(argv=None):
         "config": {
             "torch_version": torch.__version__,
             "threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "hidden": args.hidden,
             "optimizer": args.optimizer,
             "lr": args.lr,

@@ -372,7 +372,7 @@ pub fn explain(
         });
     }
 
-    let mut sgd = Optimizer::Sgd(Sgd::new(learning_rate, 0.0));
+    let mut sgd = Optimizer::Sgd(Sgd::new(learning_rate as f64, 0.0));
     sgd.step(&mut params, &grads);
     for (w, (_, t, e)) in weights.iter_mut().zip(net.elements()) {
         w.updated = params.get(ids[t]).data()[e];

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain::run(args),
         Command::Plot(args) => cli::plot::run_plot(args),
         Command::Compare(args) => cli::plot::run_compare(args),
+        Command::LrFind(args) => cli::lr_find::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,13 +43,7 @@ fn allocations_in_steady_state(threads: usize, optimizer: Optimizer) -> (usize, 
     let spec = ModelSpec::mlp(64, &[128, 64], Activation::Relu, 10);
     let mut model = Sequential::new(&spec, 1).unwrap();
     let mut opt = optimizer;
-    let mut trainer = Trainer::new(TrainConfig {
-        epochs: 1,
-        batch_size: 200,
-        seed: 1,
-        threads,
-    })
-    .unwrap();
+    let mut trainer = Trainer::new(TrainConfig::new(1, 200, 1, threads)).unwrap();
     let batches: Vec<Vec<usize>> = (0..8).map(|b| (b * 200..(b + 1) * 200).collect()).collect();
     // Warm up: buffers grow to the batch's size, optimizer state appears.
     for batch in &batches[..3] {

@@ -206,3 +206,70 @@ fn a_wrong_gradient_would_be_caught() {
         "the check did not notice a wrong gradient"
     );
 }
+
+#[test]
+fn dropout_with_a_fixed_mask() {
+    // The mask comes from a seeded stream, so every re-evaluation draws the same one.
+    unary("dropout", |t, a| {
+        let mut r = rng::sub_stream(5, Stream::Dropout, 1);
+        t.dropout(a, 0.3, &mut r).unwrap()
+    });
+}
+
+#[test]
+fn dropout_keeps_the_expected_value_and_drops_about_p() {
+    let params = nabla::Params::new();
+    let mut ws = nabla::Workspace::new();
+    let mut tape = Tape::new(&params, &mut ws);
+    let x = tape.input(&Tensor::from_vec(100, 100, vec![1.0; 10_000]).unwrap());
+    let mut r = rng::sub_stream(1, Stream::Dropout, 0);
+    let y = tape.dropout(x, 0.25, &mut r).unwrap();
+    let v = tape.value(y).data();
+    let dropped = v.iter().filter(|&&e| e == 0.0).count() as f64 / v.len() as f64;
+    let mean = v.iter().map(|&e| e as f64).sum::<f64>() / v.len() as f64;
+    assert!((dropped - 0.25).abs() < 0.02, "dropped {dropped}");
+    assert!((mean - 1.0).abs() < 0.03, "mean {mean}");
+    assert!(tape.dropout(x, 1.0, &mut r).is_err());
+}
+
+#[test]
+fn batch_norm_and_affine_rows() {
+    for (i, &(r, c)) in [(2, 1), (4, 3), (7, 6)].iter().enumerate() {
+        let x = random(&mut rng(i as u64), r, c);
+        let g = random(&mut rng(i as u64 + 20), 1, c);
+        let b = random(&mut rng(i as u64 + 30), 1, c);
+        let res = check(&[x.clone(), g.clone(), b.clone()], EPS, |t, v| {
+            let y = t.batch_norm(v[0], v[1], v[2], 1e-5)?;
+            weighted_sum(t, y, i as u64)
+        });
+        assert_close("batch_norm", (r, c), res);
+        let res = check(&[x, g, b], EPS, |t, v| {
+            let y = t.affine_rows(v[0], v[1], v[2])?;
+            weighted_sum(t, y, i as u64)
+        });
+        assert_close("affine_rows", (r, c), res);
+    }
+}
+
+#[test]
+fn batch_norm_normalises_each_column() {
+    let params = nabla::Params::new();
+    let mut ws = nabla::Workspace::new();
+    let mut tape = Tape::new(&params, &mut ws);
+    let x = tape.input(&random(&mut rng(3), 50, 4));
+    let g = tape.input(&Tensor::from_vec(1, 4, vec![1.0; 4]).unwrap());
+    let b = tape.input(&Tensor::zeros(1, 4));
+    let y = tape.batch_norm(x, g, b, 1e-5).unwrap();
+    let v = tape.value(y);
+    for col in 0..4 {
+        let column: Vec<f64> = (0..50).map(|r| v.get(r, col) as f64).collect();
+        let mean = column.iter().sum::<f64>() / 50.0;
+        let var = column.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / 50.0;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+            "col {col}: {mean} {var}"
+        );
+    }
+    let (mean, var) = tape.batch_statistics(y).unwrap();
+    assert_eq!((mean.len(), var.len()), (4, 4));
+}

@@ -1,10 +1,11 @@
 //! Optimizers and losses against reference values computed once with PyTorch (float64):
 //! bench/reference/optim_reference.py made bench/reference/optim_reference.txt, which this test
-//! reads. Parameters start at p0 and receive a fixed gradient sequence for 5 steps.
+//! reads. Parameters start at p0 and receive a fixed gradient sequence for 5 steps; the
+//! optimizers are compared with the float32 trajectories (`f32_` lines) to 1e-6 relative.
 
 use nabla::Tensor;
 use nabla::autograd::{Grads, Params, Tape, Workspace};
-use nabla::optim::{Adam, Optimizer, Sgd};
+use nabla::optim::{Adagrad, Adam, Optimizer, RmsProp, Sgd};
 
 const REFERENCE: &str = include_str!("../bench/reference/optim_reference.txt");
 const P0: [f32; 5] = [0.5, -1.25, 2.0, 0.0, -0.3];
@@ -56,7 +57,7 @@ fn assert_matches(name: &str, got: &[f32], want: &[f64], step: usize) {
 fn run(name: &str, mut opt: Optimizer) {
     let mut params = Params::new();
     let id = params.add("p", Tensor::from_vec(1, 5, P0.to_vec()).unwrap());
-    let want = reference(name);
+    let want = reference(&format!("f32_{name}"));
     let mut grads = Grads::zeros_like(&params);
     for (t, expected) in want.iter().enumerate() {
         grads.tensors_mut()[0]
@@ -86,6 +87,15 @@ fn adam_and_adamw_match_pytorch() {
     l2.weight_decay = 0.01;
     run("adam_wd", Optimizer::Adam(l2));
     run("adamw", Optimizer::Adam(Adam::adamw(0.01, 0.01)));
+}
+
+#[test]
+fn rmsprop_and_adagrad_match_pytorch() {
+    run("rmsprop", Optimizer::RmsProp(RmsProp::new(0.01)));
+    let mut momentum = RmsProp::new(0.01);
+    momentum.momentum = 0.9;
+    run("rmsprop_momentum", Optimizer::RmsProp(momentum));
+    run("adagrad", Optimizer::Adagrad(Adagrad::new(0.1)));
 }
 
 fn reference_value(key: &str) -> Vec<f64> {

@@ -149,7 +149,7 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
     let csv = metrics_without_seconds(&a);
     assert_eq!(
         csv[0],
-        "epoch,train_loss,train_accuracy,test_loss,test_accuracy,learning_rate"
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,test_r2,learning_rate"
     );
     assert_eq!(csv.len(), 4);
     let history: serde_json::Value =

@@ -31,6 +31,10 @@ What it computes
       with momentum: buf = mom*buf + g/(sqrt(v)+eps); p -= lr*buf.
     - Adagrad: sum += g^2; p -= lr * g / (sqrt(sum) + eps).
 
+* The same trajectories computed in float32 (lines prefixed ``f32_``): nabla's parameters
+  are f32, so these are what it must match to 1e-6 relative; the float64 lines show the
+  exact values.
+
 * Loss references (float64), logits L = [[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]]:
     - softmax(L, dim=1) and log_softmax(L, dim=1)
     - F.cross_entropy(L, [1, 2]) with reduction='mean', and d loss / d L
@@ -98,6 +102,15 @@ def main():
             p.grad = torch.tensor(grad_at(t), dtype=torch.float64)
             opt.step()
             print("%s step=%d params=%s" % (name, t, fmt(p.detach())))
+    # The same trajectories in float32, the precision nabla computes in: an f32 implementation
+    # can only be compared to 1e-6 relative against an f32 reference (each step rounds p).
+    for name, make in CASES:
+        p = torch.tensor(P0, dtype=torch.float32, requires_grad=True)
+        opt = make([p])
+        for t in range(1, STEPS + 1):
+            p.grad = torch.tensor(grad_at(t), dtype=torch.float32)
+            opt.step()
+            print("f32_%s step=%d params=%s" % (name, t, fmt(p.detach())))
 
     logits = torch.tensor([[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]], dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([1, 2])

@@ -174,6 +174,23 @@ impl<'a> Tape<'a> {
         )
     }
 
+    /// Input values of `a`, `b` and `c` and the node `out`, mutable (for an op's forward).
+    pub(crate) fn io3(
+        &mut self,
+        a: Var,
+        b: Var,
+        c: Var,
+        out: Var,
+    ) -> (&Tensor, &Tensor, &Tensor, &mut Node) {
+        let (lo, hi) = self.ws.nodes.split_at_mut(out.0);
+        (
+            value_of(lo, self.params, a),
+            value_of(lo, self.params, b),
+            value_of(lo, self.params, c),
+            &mut hi[0],
+        )
+    }
+
     /// Backpropagation: computes `∂loss/∂θ` for every parameter into `grads` (parameters the
     /// loss does not depend on get zeros) and `∂loss/∂v` for leaves that require a gradient.
     ///

@@ -43,11 +43,11 @@ pub struct ExplainArgs {
 
     /// Learning rate of the SGD update W ← W − lr·∂L/∂W.
     #[arg(long, default_value_t = 0.5, value_parser = parse_positive)]
-    pub lr: f32,
+    pub lr: f64,
 
     /// Step ε of the central finite difference (L(w+ε) − L(w−ε)) / 2ε.
     #[arg(long, default_value_t = 1e-2, value_parser = parse_positive)]
-    pub epsilon: f32,
+    pub epsilon: f64,
 
     /// Explain a trained model file instead of the tiny network [needs model files: not yet
     /// available].
@@ -79,7 +79,13 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         ))
         .into());
     }
-    let e = explain(&TinyNet::classic(), &SAMPLE, 0, args.lr, args.epsilon)?;
+    let e = explain(
+        &TinyNet::classic(),
+        &SAMPLE,
+        0,
+        args.lr as f32,
+        args.epsilon as f32,
+    )?;
     let Some(chosen) = e.weights.iter().find(|w| w.name == args.weight) else {
         let names: Vec<&str> = e.weights.iter().map(|w| w.name.as_str()).collect();
         return Err(nabla::NablaError::Usage(format!(

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod explain;
+pub mod lr_find;
 pub mod plot;
 pub mod train;
 
@@ -34,6 +35,8 @@ pub enum Command {
     Plot(plot::PlotArgs),
     /// Overlay two runs' learning curves in one plot (compare.png, compare.svg).
     Compare(plot::CompareArgs),
+    /// Sweep the learning rate exponentially over a few hundred steps and suggest one.
+    LrFind(lr_find::LrFindArgs),
 }
 
 /// Parses a comma-separated list of positive layer widths (`256,128`).
@@ -69,8 +72,8 @@ pub fn parse_fraction(s: &str) -> Result<f64, String> {
 }
 
 /// Parses a positive, finite float.
-pub fn parse_positive(s: &str) -> Result<f32, String> {
-    let v: f32 = s
+pub fn parse_positive(s: &str) -> Result<f64, String> {
+    let v: f64 = s
         .parse()
         .map_err(|_| format!("expected a positive number, got {s:?}"))?;
     if v.is_finite() && v > 0.0 {
@@ -80,9 +83,21 @@ pub fn parse_positive(s: &str) -> Result<f32, String> {
     }
 }
 
+/// Parses a finite float ≥ 0.
+pub fn parse_non_negative(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a number ≥ 0, got {s:?}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("expected a number ≥ 0, got {v}"))
+    }
+}
+
 /// Parses a float in `[0, 1)` used as momentum.
-pub fn parse_momentum(s: &str) -> Result<f32, String> {
-    parse_fraction(s).map(|v| v as f32)
+pub fn parse_momentum(s: &str) -> Result<f64, String> {
+    parse_fraction(s)
 }
 
 /// Collapses clap's multi-line error into one line: the error and any tip.

@@ -80,20 +80,23 @@ pub fn draw_run(dir: &Path, h: &History) -> Result<()> {
     curves(&BitMapBackend::new(&png, SIZE).into_drawing_area(), &runs).map_err(err)?;
     let svg = dir.join("learning_curves.svg");
     curves(&SVGBackend::new(&svg, SIZE).into_drawing_area(), &runs).map_err(err)?;
-    let n = h.confusion_matrix.len() as u32;
-    let side = (420 + 40 * n).min(1000);
-    let png = dir.join("confusion_matrix.png");
-    confusion(
-        &BitMapBackend::new(&png, (side + 120, side)).into_drawing_area(),
-        h,
-    )
-    .map_err(err)?;
-    let svg = dir.join("confusion_matrix.svg");
-    confusion(
-        &SVGBackend::new(&svg, (side + 120, side)).into_drawing_area(),
-        h,
-    )
-    .map_err(err)?;
+    // Regression runs have no classes, so no confusion matrix.
+    if !h.confusion_matrix.is_empty() {
+        let n = h.confusion_matrix.len() as u32;
+        let side = (420 + 40 * n).min(1000);
+        let png = dir.join("confusion_matrix.png");
+        confusion(
+            &BitMapBackend::new(&png, (side + 120, side)).into_drawing_area(),
+            h,
+        )
+        .map_err(err)?;
+        let svg = dir.join("confusion_matrix.svg");
+        confusion(
+            &SVGBackend::new(&svg, (side + 120, side)).into_drawing_area(),
+            h,
+        )
+        .map_err(err)?;
+    }
     let png = dir.join("lr_schedule.png");
     lr_schedule(&BitMapBackend::new(&png, (800, 400)).into_drawing_area(), h).map_err(err)?;
     let svg = dir.join("lr_schedule.svg");
@@ -105,12 +108,25 @@ const TRAIN: RGBColor = RGBColor(31, 119, 180);
 const TEST: RGBColor = RGBColor(255, 127, 14);
 const BEST: RGBColor = RGBColor(44, 160, 44);
 const STOP: RGBColor = RGBColor(214, 39, 40);
-/// (train, test) colours per run when runs are overlaid: blues, oranges, purples, greys.
-const PAIRS: [(RGBColor, RGBColor); 4] = [
-    (RGBColor(8, 69, 148), RGBColor(107, 174, 214)),
-    (RGBColor(217, 72, 1), RGBColor(253, 174, 107)),
-    (RGBColor(84, 39, 143), RGBColor(188, 189, 220)),
-    (RGBColor(37, 37, 37), RGBColor(150, 150, 150)),
+const VAL: RGBColor = RGBColor(148, 103, 189);
+/// (train, validation, test) colours per run when runs are overlaid: one hue each, dark to
+/// light.
+const RUNS: [[RGBColor; 3]; 3] = [
+    [
+        RGBColor(8, 69, 148),
+        RGBColor(66, 146, 198),
+        RGBColor(158, 202, 225),
+    ],
+    [
+        RGBColor(166, 54, 3),
+        RGBColor(241, 105, 19),
+        RGBColor(253, 174, 107),
+    ],
+    [
+        RGBColor(63, 0, 125),
+        RGBColor(128, 125, 186),
+        RGBColor(188, 189, 220),
+    ],
 ];
 
 /// Learning curves: loss (left) and accuracy (right) per epoch, train solid, test dashed-ish
@@ -139,36 +155,51 @@ where
         .max()
         .unwrap_or(1)
         .max(2) as f64;
-    for (panel, accuracy) in panels.iter().zip([false, true]) {
-        let get = |m: &EpochMetrics, train: bool| -> f64 {
-            match (accuracy, train) {
-                (false, true) => m.train_loss,
-                (false, false) => m.test_loss,
-                (true, true) => m.train_accuracy,
-                (true, false) => m.test_accuracy,
+    let r2 = runs
+        .iter()
+        .flat_map(|r| r.epochs.iter())
+        .all(|m| m.test_accuracy.is_none());
+    for (panel, second) in panels.iter().zip([false, true]) {
+        // Series 0 = train, 1 = validation, 2 = test. The second panel is accuracy, or R² for
+        // regression runs (which have no accuracy).
+        let get = |m: &EpochMetrics, series: usize| -> Option<f64> {
+            match (second, series) {
+                (false, 0) => Some(m.train_loss),
+                (false, 1) => m.val_loss,
+                (false, _) => Some(m.test_loss),
+                (true, 0) if r2 => None,
+                (true, 1) if r2 => m.val_r2,
+                (true, _) if r2 => m.test_r2,
+                (true, 0) => m.train_accuracy,
+                (true, 1) => m.val_accuracy,
+                (true, _) => m.test_accuracy,
             }
         };
         let values = runs
             .iter()
             .flat_map(|r| r.epochs.iter())
-            .flat_map(|m| [get(m, true), get(m, false)])
+            .flat_map(|m| [get(m, 0), get(m, 1), get(m, 2)])
+            .flatten()
             .filter(|v| v.is_finite());
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let pad = ((hi - lo) * 0.08).max(1e-3);
-        let (y0, y1) = if accuracy {
+        let (y0, y1) = if second && r2 {
+            (lo - pad, (hi + pad).min(1.0))
+        } else if second {
             ((lo - pad).max(0.0), (hi + pad).min(1.0))
         } else {
             ((lo - pad).max(0.0), hi + pad)
         };
         let mut chart = ChartBuilder::on(panel)
             .caption(
-                if accuracy {
-                    "Accuracy"
-                } else {
-                    "Loss (cross-entropy)"
+                match (second, r2) {
+                    (false, false) => "Loss (cross-entropy)",
+                    (false, true) => "Loss (MSE, standardised target)",
+                    (true, false) => "Accuracy",
+                    (true, true) => "R² (coefficient of determination)",
                 },
                 ("sans-serif", 20),
             )
@@ -179,7 +210,11 @@ where
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc(if accuracy { "accuracy" } else { "loss" })
+            .y_desc(match (second, r2) {
+                (false, _) => "loss",
+                (true, false) => "accuracy",
+                (true, true) => "R²",
+            })
             .axis_desc_style(("sans-serif", 17))
             .label_style(("sans-serif", 14))
             .x_label_formatter(&|x| format!("{x:.0}"))
@@ -188,39 +223,49 @@ where
         for (i, run) in runs.iter().enumerate() {
             // One run: train blue, test orange. Several: one hue per run, dark for train and
             // light for test.
-            let (c_train, c_test, c_best) = if runs.len() == 1 {
-                (TRAIN, TEST, BEST)
+            let (colours, c_best) = if runs.len() == 1 {
+                ([TRAIN, VAL, TEST], BEST)
             } else {
-                let (dark, light) = PAIRS[i % PAIRS.len()];
-                (dark, light, dark)
+                let c = RUNS[i % RUNS.len()];
+                (c, c[0])
             };
             let prefix = if runs.len() == 1 {
                 String::new()
             } else {
                 format!("{}: ", run.name)
             };
-            for (train, colour) in [(true, c_train), (false, c_test)] {
+            for (series, name) in ["train", "validation", "test"].into_iter().enumerate() {
+                let colour = colours[series];
                 let points: Vec<(f64, f64)> = run
                     .epochs
                     .iter()
-                    .map(|m| (m.epoch as f64, get(m, train)))
+                    .filter_map(|m| get(m, series).map(|v| (m.epoch as f64, v)))
                     .filter(|p| p.1.is_finite())
                     .collect();
-                let label = format!("{prefix}{}", if train { "train" } else { "test" });
+                if points.is_empty() {
+                    continue;
+                }
                 chart
                     .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
-                    .label(label)
+                    .label(format!("{prefix}{name}"))
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
                     });
                 chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
             }
-            if let Some(best) = run
+            let has_val = run.epochs.iter().any(|m| m.val_loss.is_some());
+            let monitored = if has_val { 1 } else { 2 };
+            if let Some((best, y)) = run
                 .best_epoch
                 .and_then(|b| run.epochs.iter().find(|m| m.epoch == b))
+                .and_then(|m| get(m, monitored).map(|y| (m, y)))
             {
-                let p = (best.epoch as f64, get(best, false));
-                let label = format!("{prefix}best epoch ({}, lowest test loss)", best.epoch);
+                let p = (best.epoch as f64, y);
+                let label = format!(
+                    "{prefix}best epoch ({}, lowest {} loss)",
+                    best.epoch,
+                    if has_val { "validation" } else { "test" }
+                );
                 chart
                     .draw_series([Circle::new(p, 8, c_best.stroke_width(3))])?
                     .label(label)
@@ -245,7 +290,7 @@ where
         }
         chart
             .configure_series_labels()
-            .position(if accuracy {
+            .position(if second && !r2 {
                 SeriesLabelPosition::LowerRight
             } else {
                 SeriesLabelPosition::UpperRight
@@ -408,7 +453,7 @@ where
     chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, TRAIN.filled())))?;
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
         .label_font(("sans-serif", 15))

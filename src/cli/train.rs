@@ -10,17 +10,20 @@ use clap::{ArgMatches, Args, CommandFactory, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use nabla::data::{self, Dataset};
+use nabla::data::csv::CsvOptions;
+use nabla::data::{self, Dataset, Impute, Scaling, TableOptions};
 use nabla::kernels::activation::Activation;
-use nabla::nn::{ModelSpec, Sequential};
-use nabla::optim::{Adam, Optimizer, Sgd};
+use nabla::nn::Init;
+use nabla::nn::{ModelSpec, Sequential, Task};
+use nabla::optim::{Adagrad, Adam, Optimizer, RmsProp, Schedule, Sgd};
 use nabla::train::{
-    EpochMetrics, IterationStats, TrainConfig, Trainer, confusion_matrix, iterations_per_epoch,
+    Diagnosis, EpochMetrics, IterationStats, TrainConfig, Trainer, confusion_matrix,
+    iterations_per_epoch,
 };
 
 use super::plot::{self, History};
 
-use super::{parse_fraction, parse_hidden, parse_momentum, parse_positive};
+use super::{parse_fraction, parse_hidden, parse_momentum, parse_non_negative, parse_positive};
 
 /// Activation functions selectable on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
@@ -33,6 +36,8 @@ pub enum ActivationArg {
     Tanh,
     /// x for x>0, 0.01x otherwise.
     LeakyRelu,
+    /// x·Φ(x) (Gaussian error linear unit).
+    Gelu,
 }
 
 impl ActivationArg {
@@ -42,6 +47,7 @@ impl ActivationArg {
             ActivationArg::Sigmoid => Activation::Sigmoid,
             ActivationArg::Tanh => Activation::Tanh,
             ActivationArg::LeakyRelu => Activation::LeakyRelu { slope: 0.01 },
+            ActivationArg::Gelu => Activation::Gelu,
         }
     }
 }
@@ -53,6 +59,71 @@ pub enum OptimizerArg {
     Sgd,
     /// Adam (default lr 0.001; 0.01 with sigmoid or tanh).
     Adam,
+    /// Adam with decoupled weight decay (default lr 0.001, weight decay 0.01).
+    Adamw,
+    /// RMSprop (default lr 0.001).
+    Rmsprop,
+    /// Adagrad (default lr 0.01).
+    Adagrad,
+}
+
+/// Learning-rate schedules selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum ScheduleArg {
+    /// The same rate every epoch.
+    Constant,
+    /// Multiply by --gamma (default 0.1) every --step-size epochs (default 10).
+    Step,
+    /// Multiply by --gamma (default 0.95) every epoch.
+    Exponential,
+    /// Cosine annealing from --lr down to --min-lr over the epochs.
+    Cosine,
+    /// Multiply by --plateau-factor when the monitored loss stalls for --plateau-patience epochs.
+    Plateau,
+}
+
+/// Weight initialisers selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum InitArg {
+    /// Normal, std sqrt(2/fan_in) (default for relu, leaky-relu, gelu).
+    HeNormal,
+    /// Uniform in ±sqrt(6/fan_in).
+    HeUniform,
+    /// Normal, std sqrt(2/(fan_in+fan_out)).
+    GlorotNormal,
+    /// Uniform in ±sqrt(6/(fan_in+fan_out)) (default for sigmoid, tanh).
+    GlorotUniform,
+}
+
+/// Tasks selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum TaskArg {
+    /// Predict one of several classes (softmax output, cross-entropy loss).
+    Classification,
+    /// Predict a number (linear output, squared-error loss).
+    Regression,
+}
+
+/// Missing-value handling selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum ImputeArg {
+    /// Fill numeric cells with the training split's mean (text cells: most frequent category).
+    Mean,
+    /// Fill numeric cells with the training split's median (text cells: most frequent category).
+    Median,
+    /// Drop every row with a missing cell.
+    DropRows,
+}
+
+/// Input scaling selectable on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum ScaleArg {
+    /// (x − mean) / standard deviation, fitted on the training split.
+    Standard,
+    /// (x − min) / (max − min), fitted on the training split.
+    Minmax,
+    /// Values as they are.
+    None,
 }
 
 /// Flags of `nabla train`.
@@ -64,12 +135,55 @@ pub enum OptimizerArg {
     after_help = "Every run is saved to runs/<name or UTC time>/: config.toml (repeat the run with\n\
 `nabla train --config runs/<run>/config.toml`), metrics.csv, history.json and plots\n\
 (learning_curves, confusion_matrix, lr_schedule; .png and .svg).\n\n\
-Examples:\n  nabla train\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
+Examples:\n  nabla train\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --data ../shared/datasets/iris.csv --val-split 0.1\n  nabla train --data houses.csv.gz --target price --drop id --impute median\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
 )]
 pub struct TrainArgs {
-    /// Training data: a folder of MNIST-style IDX files. Omitted: the built-in digits dataset.
+    /// Training data: a CSV file (plain or .csv.gz) or a folder of MNIST-style IDX files.
+    /// Omitted: the built-in digits dataset.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
+
+    /// A separate test set: a CSV file with the same columns as --data (then --test-split is
+    /// not used).
+    #[arg(long, value_name = "FILE")]
+    pub test_data: Option<PathBuf>,
+
+    /// CSV: the column to predict [default: the last column].
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+
+    /// CSV: the input columns, comma-separated [default: all but the target and --drop].
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        conflicts_with = "drop"
+    )]
+    pub features: Option<Vec<String>>,
+
+    /// CSV: columns to leave out, comma-separated (ids, leaks, ...).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub drop: Vec<String>,
+
+    /// CSV: the field delimiter: a single character, or "tab" [default: detected from the
+    /// header among comma, semicolon and tab].
+    #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
+
+    /// Classification or regression [default: detected: a text target, or integers with at most
+    /// 20 distinct values, is classification; other numbers are regression].
+    #[arg(long, value_enum)]
+    pub task: Option<TaskArg>,
+
+    /// CSV: what to do with missing cells (empty, NA, NaN, null) [default: refuse the file,
+    /// naming the first one].
+    #[arg(long, value_enum)]
+    pub impute: Option<ImputeArg>,
+
+    /// CSV: input scaling, fitted on the training split [default: standard; IDX images are
+    /// always pixels / 255].
+    #[arg(long, value_enum)]
+    pub scale: Option<ScaleArg>,
 
     /// Hidden layer sizes, comma-separated (two or more makes the network deep).
     #[arg(long, value_name = "SIZES", default_value = "256,128", value_parser = parse_hidden)]
@@ -86,23 +200,91 @@ pub struct TrainArgs {
     /// Learning rate [default: sgd 0.05; adam 0.001 with relu/leaky-relu, 0.01 with sigmoid/tanh,
     /// whose saturating gradients are smaller].
     #[arg(long, value_parser = parse_positive)]
-    pub lr: Option<f32>,
+    pub lr: Option<f64>,
 
     /// Momentum for sgd, in [0, 1).
     #[arg(long, default_value_t = 0.9, value_parser = parse_momentum)]
-    pub momentum: f32,
+    pub momentum: f64,
 
     /// Samples per mini-batch.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
 
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 30)]
-    pub epochs: usize,
+    /// Passes over the training data [default: 30, more for small datasets so training runs at
+    /// least 1,000 iterations, at most 200 epochs].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+
+    /// Nesterov momentum (sgd).
+    #[arg(long)]
+    pub nesterov: bool,
+
+    /// Weight decay: L2 in the gradient for sgd/adam/rmsprop/adagrad, decoupled for adamw
+    /// [default: 0; adamw 0.01].
+    #[arg(long, value_parser = parse_non_negative)]
+    pub weight_decay: Option<f64>,
+
+    /// Learning-rate schedule (the rate in force is printed per epoch).
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
+    pub schedule: ScheduleArg,
+
+    /// Epochs between decays of the step schedule.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub step_size: u32,
+
+    /// Decay factor of the step (default 0.1) and exponential (default 0.95) schedules.
+    #[arg(long, value_parser = parse_positive)]
+    pub gamma: Option<f64>,
+
+    /// Final learning rate of the cosine schedule.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_non_negative)]
+    pub min_lr: f64,
+
+    /// Epochs without improvement before the plateau schedule reduces the rate.
+    #[arg(long, default_value_t = 5)]
+    pub plateau_patience: usize,
+
+    /// Factor the plateau schedule multiplies the rate by.
+    #[arg(long, default_value_t = 0.1, value_parser = parse_fraction)]
+    pub plateau_factor: f64,
+
+    /// Linear warm-up epochs before the schedule (combines with any schedule).
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+
+    /// Dropout probability after each hidden activation (training only).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub dropout: f64,
+
+    /// Batch normalisation after each hidden linear layer.
+    #[arg(long)]
+    pub batch_norm: bool,
+
+    /// Rescale each step's gradient so its global L2 norm is at most this.
+    #[arg(long, value_parser = parse_positive)]
+    pub clip_grad_norm: Option<f64>,
+
+    /// Weight initialiser [default: he-normal for the ReLU family, glorot-uniform otherwise].
+    #[arg(long, value_enum)]
+    pub init: Option<InitArg>,
+
+    /// Stop after this many epochs without improvement of the validation loss (the test loss
+    /// without --val-split); the best epoch's weights are kept.
+    #[arg(long, value_name = "PATIENCE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub early_stopping: Option<u32>,
+
+    /// Train on only this many training samples (a seeded, stratified subset), e.g. to see
+    /// overfitting.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit_train: Option<u32>,
 
     /// Fraction held out as the test set when the data has no test set of its own.
     #[arg(long, default_value_t = 0.2, value_parser = parse_fraction)]
     pub test_split: f64,
+
+    /// Fraction of the training part held out as a validation set, evaluated every epoch.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    pub val_split: f64,
 
     /// Seed for weight initialisation, the split and shuffling (same seed, same numbers).
     #[arg(long, default_value_t = 42)]
@@ -142,12 +324,27 @@ pub struct TrainArgs {
     pub verbose: bool,
 }
 
+/// Parses `--delimiter`: one ASCII character, or `tab`.
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() && s != "\"" && s != "\n" && s != "\r" => {
+            Ok(s.as_bytes()[0])
+        }
+        _ => Err(format!(
+            "expected one ASCII character (other than a quote or line break) or \"tab\", got {s:?}"
+        )),
+    }
+}
+
 /// The metrics file: field names are a contract with other tools.
 #[derive(Serialize)]
 struct MetricsReport<'a> {
     dataset: &'a str,
     task: &'a str,
     train_samples: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    val_samples: Option<usize>,
     test_samples: usize,
     features: usize,
     classes: &'a [String],
@@ -156,38 +353,142 @@ struct MetricsReport<'a> {
     hidden: Vec<usize>,
     activation: &'a str,
     optimizer: &'a str,
-    learning_rate: f32,
-    momentum: Option<f32>,
+    learning_rate: f64,
+    momentum: Option<f64>,
     seed: u64,
     threads: usize,
     parameters: usize,
+    schedule: &'a str,
+    warmup: usize,
+    weight_decay: f64,
+    dropout: f64,
+    batch_norm: bool,
+    early_stopping: Option<u32>,
+    stopped_early: bool,
+    /// The epoch whose weights the final model holds.
+    kept_epoch: usize,
     epochs: &'a [EpochMetrics],
-    test_accuracy: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<&'a Diagnosis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_r2: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_mae: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_rmse: Option<f64>,
     test_loss: f64,
     train_seconds: f64,
 }
 
-/// Loads the training and test sets the flags ask for.
-fn load(args: &TrainArgs) -> Result<(Dataset, Dataset)> {
-    let split = |all: Dataset| -> Result<(Dataset, Dataset)> {
-        let (train_idx, test_idx) = data::split::stratified(
-            all.labels(),
-            all.classes().len(),
-            args.test_split,
-            args.seed,
-        )?;
-        Ok((
-            all.subset(&train_idx, all.name()),
-            all.subset(&test_idx, format!("{} (test)", all.name())),
+/// Training, optional validation and test sets, and warnings for the user.
+pub(crate) struct Loaded {
+    pub(crate) train: Dataset,
+    pub(crate) val: Option<Dataset>,
+    pub(crate) test: Dataset,
+    pub(crate) warnings: Vec<String>,
+}
+
+/// Loads the training, validation and test sets the flags ask for.
+pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
+    let csv_options = CsvOptions {
+        target: args.target.clone(),
+        features: args.features.clone(),
+        drop: args.drop.clone(),
+        delimiter: args.delimiter,
+        ..Default::default()
+    };
+    let table_options = TableOptions {
+        task: args.task.map(|t| match t {
+            TaskArg::Classification => Task::Classification,
+            TaskArg::Regression => Task::Regression,
+        }),
+        impute: match args.impute {
+            None => Impute::Refuse,
+            Some(ImputeArg::Mean) => Impute::Mean,
+            Some(ImputeArg::Median) => Impute::Median,
+            Some(ImputeArg::DropRows) => Impute::DropRows,
+        },
+        scaling: match args.scale {
+            None | Some(ScaleArg::Standard) => Scaling::Standard,
+            Some(ScaleArg::Minmax) => Scaling::MinMax,
+            Some(ScaleArg::None) => Scaling::None,
+        },
+        test_split: args.test_split,
+        val_split: args.val_split,
+        seed: args.seed,
+    };
+    let from_table = |p: data::Prepared| Loaded {
+        train: p.train,
+        val: p.val,
+        test: p.test,
+        warnings: p.warnings,
+    };
+    let csv_only = |what: &str| -> Result<()> {
+        Err(nabla::NablaError::Usage(format!(
+            "{what} applies to CSV data; IDX folders hold images and labels (pixels are scaled by 1/255)"
         ))
+        .into())
     };
     match &args.data {
-        None => split(data::builtin::digits()?),
-        Some(path) if path.is_dir() => Ok(data::idx::read_dir(path)?),
+        None => {
+            let raw = data::builtin::digits_table()?;
+            let test = match &args.test_data {
+                Some(t) => Some(data::csv::read(t, &data::table::test_options(&raw, &csv_options))?),
+                None => None,
+            };
+            Ok(from_table(data::table::prepare(
+                data::builtin::DIGITS_NAME,
+                raw,
+                test,
+                &table_options,
+            )?))
+        }
+        Some(path) if path.is_dir() => {
+            for (given, flag) in [
+                (args.test_data.is_some(), "--test-data"),
+                (args.target.is_some(), "--target"),
+                (args.features.is_some(), "--features"),
+                (!args.drop.is_empty(), "--drop"),
+                (args.delimiter.is_some(), "--delimiter"),
+                (args.impute.is_some(), "--impute"),
+                (args.scale.is_some(), "--scale"),
+                (args.task == Some(TaskArg::Regression), "--task regression"),
+            ] {
+                if given {
+                    csv_only(flag)?;
+                }
+            }
+            let (train, test) = data::idx::read_dir(path)?;
+            if args.val_split > 0.0 {
+                let (train, val, warnings) =
+                    data::table::carve_validation(&train, args.val_split, args.seed)?;
+                Ok(Loaded {
+                    train,
+                    val: Some(val),
+                    test,
+                    warnings,
+                })
+            } else {
+                Ok(Loaded {
+                    train,
+                    val: None,
+                    test,
+                    warnings: Vec::new(),
+                })
+            }
+        }
+        Some(path) if path.is_file() => Ok(from_table(data::table::load_csv(
+            path,
+            args.test_data.as_deref(),
+            &csv_options,
+            &table_options,
+        )?)),
         Some(path) if path.exists() => Err(nabla::NablaError::data(
             path,
             "path",
-            "expected a folder of MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...)",
+            "expected a CSV file or a folder of MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...)",
         )
         .into()),
         Some(path) => Err(nabla::NablaError::data(path, "path", "no such file or folder").into()),
@@ -278,33 +579,48 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let (train, test) = load(&args)?;
-    let activation = args.activation.activation();
-    let mut spec = ModelSpec::mlp(train.dim(), &args.hidden, activation, train.classes().len());
-    spec.classes = train.classes().to_vec();
-    let mut model = Sequential::new(&spec, args.seed).context("building the network")?;
-    let mut optimizer = match args.optimizer {
-        OptimizerArg::Sgd => Optimizer::Sgd(Sgd::new(args.lr.unwrap_or(0.05), args.momentum)),
-        OptimizerArg::Adam => {
-            let default_lr = match activation {
-                Activation::Sigmoid | Activation::Tanh => 0.01,
-                Activation::Relu | Activation::LeakyRelu { .. } => 0.001,
-            };
-            Optimizer::Adam(Adam::new(args.lr.unwrap_or(default_lr)))
-        }
+    let Loaded {
+        train,
+        val,
+        test,
+        warnings,
+    } = load(&args)?;
+    let train = match args.limit_train {
+        Some(n) if (n as usize) < train.len() => limit(&train, n as usize, args.seed)?,
+        _ => train,
     };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let activation = args.activation.activation();
+    let regression = train.task() == Task::Regression;
+    let (spec, mut model, mut optimizer) = build(&args, &train)?;
     let batch_size = args.batch_size as usize;
     let iterations = iterations_per_epoch(train.len(), batch_size);
+    let epochs = args.epochs.unwrap_or_else(|| default_epochs(iterations));
+    if args.early_stopping.is_some() && val.is_none() {
+        eprintln!(
+            "warning: --early-stopping without --val-split watches the test loss, so the test set also picks the epoch; add --val-split 0.1 for an unbiased test score"
+        );
+    }
 
     let mut out = std::io::stdout().lock();
+    let val_desc = val
+        .as_ref()
+        .map(|v| format!(", {} validation samples", v.len()))
+        .unwrap_or_default();
+    let target_desc = if regression {
+        "regression".to_string()
+    } else {
+        format!("{} classes", train.classes().len())
+    };
     writeln!(
         out,
-        "data: {} — {} training samples, {} test samples, {} features, {} classes",
+        "data: {} — {} training samples{val_desc}, {} test samples, {} features, {target_desc}",
         train.name(),
         train.len(),
         test.len(),
         train.dim(),
-        train.classes().len()
     )?;
     writeln!(
         out,
@@ -312,27 +628,44 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         describe(&spec, activation),
         model.params().count()
     )?;
-    let opt_desc = match &optimizer {
-        Optimizer::Sgd(s) => format!("sgd (lr {}, momentum {})", s.lr, s.momentum),
+    let mut opt_desc = match &optimizer {
+        Optimizer::Sgd(s) => format!(
+            "sgd (lr {}, momentum {}{})",
+            s.lr,
+            s.momentum,
+            if s.nesterov { ", nesterov" } else { "" }
+        ),
         other => format!("{} (lr {})", other.name(), other.learning_rate()),
     };
+    if args.schedule != ScheduleArg::Constant || args.warmup > 0 {
+        opt_desc += &format!(
+            ", {} schedule{}",
+            schedule(&args).name(),
+            if args.warmup > 0 {
+                format!(" after {} warm-up epochs", args.warmup)
+            } else {
+                String::new()
+            }
+        );
+    }
     writeln!(
         out,
         "training: batch size {batch_size} → {iterations} iterations per epoch (ceil({} / {batch_size})), {} epochs, {opt_desc}, {threads} thread{}, seed {}",
         train.len(),
-        args.epochs,
+        epochs,
         if threads == 1 { "" } else { "s" },
         args.seed
     )?;
 
     let mut trainer = Trainer::new(TrainConfig {
-        epochs: args.epochs,
-        batch_size,
-        seed: args.seed,
-        threads,
+        schedule: schedule(&args),
+        warmup: args.warmup,
+        early_stopping: args.early_stopping.map(|p| p as usize),
+        clip_grad_norm: args.clip_grad_norm,
+        ..TrainConfig::new(epochs, batch_size, args.seed, threads)
     })?;
-    let epochs = args.epochs;
     let width = epochs.to_string().len();
+    let base_lr = optimizer.learning_rate();
     drop(out);
     let progress = std::cell::RefCell::new(Progress {
         terminal: !args.quiet && std::io::stdout().is_terminal(),
@@ -343,57 +676,106 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         loss_sum: 0.0,
         epochs,
     });
-    let history = trainer.fit_with(
+    let report = trainer.fit_report_with(
         &mut model,
         &mut optimizer,
         &train,
+        val.as_ref(),
         &test,
         |it| progress.borrow_mut().iteration(it),
         |m| {
+            let mut line = format!(
+                "epoch {:>width$}/{epochs}  train loss {:.4}",
+                m.epoch, m.train_loss
+            );
+            if let Some(a) = m.train_accuracy {
+                line += &format!("  train acc {a:.4}");
+            }
+            if let Some(l) = m.val_loss {
+                line += &format!("  val loss {l:.4}");
+            }
+            if let Some(a) = m.val_accuracy {
+                line += &format!("  val acc {a:.4}");
+            }
+            if let Some(r) = m.val_r2 {
+                line += &format!("  val R² {r:.4}");
+            }
+            line += &format!("  test loss {:.4}", m.test_loss);
+            if let Some(a) = m.test_accuracy {
+                line += &format!("  test acc {a:.4}");
+            }
+            if let (Some(r), Some(e)) = (m.test_r2, m.test_rmse) {
+                line += &format!("  test R² {r:.4}  test RMSE {e:.4}");
+            }
             progress.borrow_mut().epoch(&format!(
-                "epoch {:>width$}/{epochs}  train loss {:.4}  train acc {:.4}  test loss {:.4}  test acc {:.4}  {:.2}s",
-                m.epoch,
-                m.train_loss,
-                m.train_accuracy,
-                m.test_loss,
-                m.test_accuracy,
-                m.seconds,
+                "{line}  lr {:.3e}  {:.2}s",
+                m.learning_rate, m.seconds
             ));
         },
     );
     if let Some(bar) = progress.borrow_mut().bar.take() {
         bar.abandon();
     }
-    let history = history?;
+    let report = report?;
     let mut out = std::io::stdout().lock();
-    let final_eval = match history.last() {
-        Some(m) => (m.test_accuracy, m.test_loss),
-        None => {
-            let e = trainer.evaluate(&model, &test)?;
-            (e.accuracy, e.loss)
-        }
-    };
+    let history = &report.history;
+    if report.stopped_early {
+        writeln!(
+            out,
+            "early stopping: no improvement for {} epochs; stopped after epoch {}",
+            args.early_stopping.unwrap_or(0),
+            history.len()
+        )?;
+    }
+    if report.kept_epoch != history.len() {
+        writeln!(
+            out,
+            "kept the weights of epoch {} (lowest {})",
+            report.kept_epoch,
+            if val.is_some() {
+                "validation loss"
+            } else {
+                "test loss"
+            }
+        )?;
+    }
+    if let Some(d) = &report.diagnosis {
+        writeln!(
+            out,
+            "diagnosis: {} — {}; best epoch {}. Suggestion: {}.",
+            match d.verdict {
+                nabla::train::Verdict::Underfitting => "underfitting",
+                nabla::train::Verdict::Overfitting => "overfitting",
+                nabla::train::Verdict::Good => "good",
+            },
+            d.reason,
+            d.best_epoch,
+            d.suggestion
+        )?;
+    }
+    let final_eval = trainer.evaluate(&model, &test)?;
     let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
-    let best = best_epoch(&history);
-    let best_note = best
-        .map(|b| {
-            format!(
-                " (best epoch {}: test loss {:.4}, test accuracy {:.4})",
-                b.epoch, b.test_loss, b.test_accuracy
-            )
-        })
-        .unwrap_or_default();
-    writeln!(
-        out,
-        "done: test accuracy {:.4}, test loss {:.4}, {:.2}s training{best_note}",
-        final_eval.0, final_eval.1, train_seconds
-    )?;
+    match (final_eval.accuracy, final_eval.regression) {
+        (_, Some(r)) => writeln!(
+            out,
+            "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {:.4}, {:.2}s training",
+            r.r2, r.mae, r.rmse, final_eval.loss, train_seconds
+        )?,
+        (accuracy, None) => writeln!(
+            out,
+            "done: test accuracy {:.4}, test loss {:.4}, {:.2}s training",
+            accuracy.unwrap_or(f64::NAN),
+            final_eval.loss,
+            train_seconds
+        )?,
+    }
 
     if let Some(path) = &args.metrics_out {
-        let report = MetricsReport {
+        let metrics = MetricsReport {
             dataset: train.name(),
             task: spec.task.name(),
             train_samples: train.len(),
+            val_samples: val.as_ref().map(Dataset::len),
             test_samples: test.len(),
             features: train.dim(),
             classes: &spec.classes,
@@ -402,17 +784,29 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             hidden: args.hidden.clone(),
             activation: activation.name(),
             optimizer: optimizer.name(),
-            learning_rate: optimizer.learning_rate(),
+            learning_rate: base_lr,
             momentum: matches!(optimizer, Optimizer::Sgd(_)).then_some(args.momentum),
             seed: args.seed,
             threads,
             parameters: model.params().count(),
-            epochs: &history,
-            test_accuracy: final_eval.0,
-            test_loss: final_eval.1,
+            schedule: schedule(&args).name(),
+            warmup: args.warmup,
+            weight_decay: weight_decay(&args),
+            dropout: args.dropout,
+            batch_norm: args.batch_norm,
+            early_stopping: args.early_stopping,
+            stopped_early: report.stopped_early,
+            kept_epoch: report.kept_epoch,
+            epochs: history,
+            diagnosis: report.diagnosis.as_ref(),
+            test_accuracy: final_eval.accuracy,
+            test_r2: final_eval.regression.map(|r| r.r2),
+            test_mae: final_eval.regression.map(|r| r.mae),
+            test_rmse: final_eval.regression.map(|r| r.rmse),
+            test_loss: final_eval.loss,
             train_seconds,
         };
-        let json = serde_json::to_string_pretty(&report)?;
+        let json = serde_json::to_string_pretty(&metrics)?;
         std::fs::write(path, json + "\n")
             .map_err(|e| nabla::NablaError::io(path, e))
             .context("writing the metrics file")?;
@@ -427,10 +821,13 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             name,
             dataset: train.name().to_string(),
             classes: spec.classes.clone(),
-            best_epoch: best.map(|b| b.epoch),
-            early_stop_epoch: None,
-            confusion_matrix: confusion_matrix(&model, &test)?,
-            epochs: history,
+            best_epoch: best_epoch(history).map(|b| b.epoch),
+            early_stop_epoch: report.stopped_early.then_some(history.len()),
+            confusion_matrix: match spec.task {
+                Task::Classification => confusion_matrix(&model, &test)?,
+                Task::Regression => Vec::new(),
+            },
+            epochs: history.clone(),
         };
         let config = super::Cli::command()
             .find_subcommand("train")
@@ -438,10 +835,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
                 super::config::to_toml(
                     train,
                     matches,
-                    &[
-                        ("lr", optimizer.learning_rate().to_string()),
-                        ("epochs", epochs.to_string()),
-                    ],
+                    &[("lr", base_lr.to_string()), ("epochs", epochs.to_string())],
                 )
             })
             .unwrap_or_default();
@@ -460,12 +854,14 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     Ok(())
 }
 
-/// The epoch with the lowest test loss (what early stopping would keep).
+/// The epoch with the lowest monitored loss: validation loss, else test loss (the epoch early
+/// stopping keeps).
 fn best_epoch(history: &[EpochMetrics]) -> Option<&EpochMetrics> {
+    let monitored = |m: &EpochMetrics| m.val_loss.unwrap_or(m.test_loss);
     history
         .iter()
-        .filter(|m| m.test_loss.is_finite())
-        .min_by(|a, b| a.test_loss.total_cmp(&b.test_loss))
+        .filter(|m| monitored(m).is_finite())
+        .min_by(|a, b| monitored(a).total_cmp(&monitored(b)))
 }
 
 /// Writes config.toml, metrics.csv, history.json and the plots into `dir`.
@@ -478,16 +874,20 @@ fn save_run(dir: &Path, config: String, record: &History) -> Result<()> {
     };
     write("config.toml", config)?;
     let mut csv = String::from(
-        "epoch,train_loss,train_accuracy,test_loss,test_accuracy,learning_rate,seconds\n",
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,test_r2,learning_rate,seconds\n",
     );
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for m in &record.epochs {
         csv += &format!(
-            "{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             m.epoch,
             m.train_loss,
-            m.train_accuracy,
+            opt(m.train_accuracy),
+            opt(m.val_loss),
+            opt(m.val_accuracy),
             m.test_loss,
-            m.test_accuracy,
+            opt(m.test_accuracy),
+            opt(m.test_r2),
             m.learning_rate,
             m.seconds
         );
@@ -534,11 +934,135 @@ fn utc_timestamp() -> String {
     )
 }
 
+/// A seeded subset of `n` training samples (stratified by class for classification).
+fn limit(train: &Dataset, n: usize, seed: u64) -> Result<Dataset> {
+    let fraction = n as f64 / train.len() as f64;
+    let mut keep = match train.task() {
+        Task::Classification => {
+            data::split::stratified_stream(
+                train.labels(),
+                train.classes().len(),
+                fraction,
+                seed,
+                7,
+            )?
+            .held
+        }
+        Task::Regression => data::split::random(train.len(), fraction, seed, 7)?.held,
+    };
+    keep.truncate(n);
+    Ok(train.subset(&keep, train.name()))
+}
+
+/// The default epoch count: 30, or enough for at least 1,000 iterations on small datasets
+/// (at most 200 epochs).
+fn default_epochs(iterations_per_epoch: usize) -> usize {
+    1000usize
+        .div_ceil(iterations_per_epoch.max(1))
+        .clamp(30, 200)
+}
+
+/// The weight decay in force: the flag, else 0.01 for adamw and 0 otherwise.
+fn weight_decay(args: &TrainArgs) -> f64 {
+    args.weight_decay
+        .unwrap_or(if args.optimizer == OptimizerArg::Adamw {
+            0.01
+        } else {
+            0.0
+        })
+}
+
+/// The schedule the flags ask for.
+fn schedule(args: &TrainArgs) -> Schedule {
+    match args.schedule {
+        ScheduleArg::Constant => Schedule::Constant,
+        ScheduleArg::Step => Schedule::Step {
+            step_size: args.step_size as usize,
+            gamma: args.gamma.unwrap_or(0.1),
+        },
+        ScheduleArg::Exponential => Schedule::Exponential {
+            gamma: args.gamma.unwrap_or(0.95),
+        },
+        ScheduleArg::Cosine => Schedule::Cosine {
+            min_lr: args.min_lr,
+        },
+        ScheduleArg::Plateau => Schedule::Plateau {
+            factor: args.plateau_factor,
+            patience: args.plateau_patience,
+        },
+    }
+}
+
+/// Builds the network and optimizer the flags ask for, for the data in `train`.
+pub fn build(args: &TrainArgs, train: &Dataset) -> Result<(ModelSpec, Sequential, Optimizer)> {
+    let activation = args.activation.activation();
+    let outputs = match train.task() {
+        Task::Regression => 1,
+        Task::Classification => train.classes().len(),
+    };
+    let mut spec = ModelSpec::mlp_with(
+        train.dim(),
+        &args.hidden,
+        activation,
+        outputs,
+        args.batch_norm,
+        args.dropout as f32,
+    );
+    spec.task = train.task();
+    spec.classes = train.classes().to_vec();
+    let init = args.init.map(|i| match i {
+        InitArg::HeNormal => Init::HeNormal,
+        InitArg::HeUniform => Init::HeUniform,
+        InitArg::GlorotNormal => Init::GlorotNormal,
+        InitArg::GlorotUniform => Init::GlorotUniform,
+    });
+    let model = Sequential::with_init(&spec, args.seed, init).context("building the network")?;
+    let wd = weight_decay(args);
+    let optimizer = match args.optimizer {
+        OptimizerArg::Sgd => {
+            let mut o = Sgd::new(args.lr.unwrap_or(0.05), args.momentum);
+            o.nesterov = args.nesterov;
+            o.weight_decay = wd;
+            if args.nesterov && args.momentum == 0.0 {
+                anyhow::bail!(nabla::NablaError::Usage(
+                    "--nesterov needs a momentum above 0".into()
+                ));
+            }
+            Optimizer::Sgd(o)
+        }
+        OptimizerArg::Adam => {
+            let default_lr = match activation {
+                Activation::Sigmoid | Activation::Tanh => 0.01,
+                Activation::Relu | Activation::LeakyRelu { .. } | Activation::Gelu => 0.001,
+            };
+            let mut o = Adam::new(args.lr.unwrap_or(default_lr));
+            o.weight_decay = wd;
+            Optimizer::Adam(o)
+        }
+        OptimizerArg::Adamw => Optimizer::Adam(Adam::adamw(args.lr.unwrap_or(0.001), wd)),
+        OptimizerArg::Rmsprop => {
+            let mut o = RmsProp::new(args.lr.unwrap_or(0.001));
+            o.weight_decay = wd;
+            Optimizer::RmsProp(o)
+        }
+        OptimizerArg::Adagrad => {
+            let mut o = Adagrad::new(args.lr.unwrap_or(0.01));
+            o.weight_decay = wd;
+            Optimizer::Adagrad(o)
+        }
+    };
+    Ok((spec, model, optimizer))
+}
+
 /// `64 → 256 (relu) → 128 (relu) → 10 (softmax)`.
 fn describe(spec: &ModelSpec, activation: Activation) -> String {
     let mut s = spec.inputs.to_string();
     for h in spec.hidden() {
         s += &format!(" → {h} ({})", activation.name());
     }
-    s + &format!(" → {} (softmax)", spec.outputs())
+    let head = match spec.task {
+        Task::Classification => "softmax",
+        Task::Regression => "linear",
+    };
+    s + &format!(" → {} ({head})", spec.outputs())
 }

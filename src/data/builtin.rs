@@ -1,50 +1,65 @@
 //! The built-in dataset: UCI optical digits (1,797 8×8 images, pixel values 0–16, CC BY 4.0),
-//! embedded in the binary so `nabla train` works with no file at all. Pixels are kept as bytes
-//! and scaled by 1/16 to [0, 1].
+//! embedded in the binary so `nabla train` works with no file at all.
+//!
+//! It is read by the same CSV reader and table pipeline as a file on disk (same task detection,
+//! split and default scaling), so `nabla train` and `nabla train --data digits.csv` give the
+//! same numbers for the same seed.
 
+use std::path::Path;
+
+use super::csv::{self, CsvOptions, RawTable, RawTarget};
 use super::dataset::{Dataset, Features};
 use crate::error::NablaError;
 
 /// The CSV text of the built-in dataset (header `pixel_0..pixel_63,digit`).
 pub const DIGITS_CSV: &str = include_str!("../../data/digits.csv");
 
-/// The built-in digits dataset: 1,797 samples, 64 features in [0, 1], classes "0".."9".
+/// The name the built-in dataset goes by in reports.
+pub const DIGITS_NAME: &str = "digits (built-in)";
+
+/// The built-in digits as a raw table, exactly as [`csv::read`] would give `digits.csv`.
+pub fn digits_table() -> Result<RawTable, NablaError> {
+    csv::read_bytes(
+        Path::new("built-in digits.csv"),
+        DIGITS_CSV.as_bytes(),
+        &CsvOptions::default(),
+    )
+}
+
+/// The built-in digits dataset unsplit: 1,797 samples, 64 features scaled by 1/16 to [0, 1],
+/// classes "0".."9". (`nabla train` instead standardises, fitted on its training split.)
 pub fn digits() -> Result<Dataset, NablaError> {
-    let path = "built-in digits.csv";
-    let mut lines = DIGITS_CSV.lines();
-    let header = lines
-        .next()
-        .ok_or_else(|| NablaError::data(path, "line 1", "empty file, expected a header"))?;
-    let dim = header.split(',').count().saturating_sub(1);
-    let mut values = Vec::with_capacity(1797 * dim);
-    let mut labels = Vec::with_capacity(1797);
-    for (i, line) in lines.enumerate() {
-        let location = || format!("line {}", i + 2);
-        let mut fields = line.split(',');
-        for _ in 0..dim {
-            let v: u8 = fields
-                .next()
-                .and_then(|f| f.trim().parse().ok())
-                .filter(|&v| v <= 16)
-                .ok_or_else(|| {
-                    NablaError::data(path, location(), "expected a pixel value 0..16")
-                })?;
-            values.push(v);
+    let table = digits_table()?;
+    let path = table.path.clone();
+    let labels: Vec<u32> = match &table.target {
+        RawTarget::Numeric(v) => v
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| {
+                if (0.0..=9.0).contains(&d) && d.fract() == 0.0 {
+                    Ok(d as u32)
+                } else {
+                    Err(NablaError::data(
+                        &path,
+                        format!("data row {}", i + 1),
+                        "expected a digit 0..9",
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?,
+        RawTarget::Text { .. } => {
+            return Err(NablaError::data(
+                &path,
+                "column \"digit\"",
+                "expected digits",
+            ));
         }
-        let label: u32 = fields
-            .next()
-            .and_then(|f| f.trim().parse().ok())
-            .filter(|&l| l < 10)
-            .ok_or_else(|| NablaError::data(path, location(), "expected a digit 0..9"))?;
-        labels.push(label);
-    }
+    };
+    let values = table.values.iter().map(|&v| v / 16.0).collect();
     Dataset::new(
-        "digits (built-in)",
-        Features::U8 {
-            values,
-            scale: 1.0 / 16.0,
-        },
-        dim,
+        DIGITS_NAME,
+        Features::F32(values),
+        table.columns.len(),
         labels,
         (0..10).map(|d| d.to_string()).collect(),
     )

@@ -1,6 +1,8 @@
-//! `Dataset`: samples as rows of features, each with a class label.
+//! `Dataset`: samples as rows of features, each with a class label (classification) or a real
+//! target (regression).
 
 use crate::error::NablaError;
+use crate::nn::Task;
 
 /// Feature storage. Image pixels stay as bytes (4× less memory) and are scaled as they are
 /// gathered into a batch; other data is `f32`.
@@ -17,7 +19,9 @@ pub enum Features {
     F32(Vec<f32>),
 }
 
-/// A labelled dataset for classification.
+/// A labelled dataset: for classification, a class index per sample (`labels`, `classes`); for
+/// regression, a standardised real target per sample (`targets`) with the `center` and `scale`
+/// that map it back to the file's units (`y = center + scale · target`).
 #[derive(Clone, Debug)]
 pub struct Dataset {
     name: String,
@@ -26,6 +30,10 @@ pub struct Dataset {
     dim: usize,
     labels: Vec<u32>,
     classes: Vec<String>,
+    targets: Vec<f32>,
+    target_center: f64,
+    target_scale: f64,
+    task: Task,
 }
 
 impl Dataset {
@@ -62,7 +70,68 @@ impl Dataset {
             dim,
             labels,
             classes,
+            targets: Vec::new(),
+            target_center: 0.0,
+            target_scale: 1.0,
+            task: Task::Classification,
         })
+    }
+
+    /// A regression dataset of `targets.len()` samples. `targets` are standardised values;
+    /// `center + scale · target` gives the file's units back.
+    pub fn regression(
+        name: impl Into<String>,
+        features: Features,
+        dim: usize,
+        targets: Vec<f32>,
+        center: f64,
+        scale: f64,
+    ) -> Result<Self, NablaError> {
+        let n = targets.len();
+        let stored = match &features {
+            Features::U8 { values, .. } => values.len(),
+            Features::F32(values) => values.len(),
+        };
+        if n.checked_mul(dim) != Some(stored) {
+            return Err(NablaError::Shape(format!(
+                "{n} samples × {dim} features needs {} values, got {stored}",
+                n.saturating_mul(dim)
+            )));
+        }
+        Ok(Self {
+            name: name.into(),
+            features,
+            n,
+            dim,
+            labels: Vec::new(),
+            classes: Vec::new(),
+            targets,
+            target_center: center,
+            target_scale: scale,
+            task: Task::Regression,
+        })
+    }
+
+    /// Classification or regression.
+    pub fn task(&self) -> Task {
+        self.task
+    }
+
+    /// Standardised regression targets (empty for classification).
+    pub fn targets(&self) -> &[f32] {
+        &self.targets
+    }
+
+    /// `(center, scale)` mapping a standardised target back to the file's units.
+    pub fn target_scaling(&self) -> (f64, f64) {
+        (self.target_center, self.target_scale)
+    }
+
+    /// Standardised targets of samples `indices`, written to `out`.
+    pub fn gather_targets(&self, indices: &[usize], out: &mut [f32]) {
+        for (o, &i) in out.iter_mut().zip(indices) {
+            *o = self.targets[i];
+        }
     }
 
     /// A short name for reports (`digits`, a path, ...).
@@ -147,8 +216,20 @@ impl Dataset {
             features,
             n: indices.len(),
             dim: d,
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            labels: if self.labels.is_empty() {
+                Vec::new()
+            } else {
+                indices.iter().map(|&i| self.labels[i]).collect()
+            },
             classes: self.classes.clone(),
+            targets: if self.targets.is_empty() {
+                Vec::new()
+            } else {
+                indices.iter().map(|&i| self.targets[i]).collect()
+            },
+            target_center: self.target_center,
+            target_scale: self.target_scale,
+            task: self.task,
         }
     }
 

@@ -44,6 +44,16 @@ pub fn read(path: &Path, expected_dims: usize) -> Result<IdxArray, NablaError> {
     }
 }
 
+/// Parses IDX bytes already in memory (plain or gzip); `name` is used in messages. The fuzz
+/// target comes in here.
+pub fn read_bytes(name: &Path, bytes: &[u8], expected_dims: usize) -> Result<IdxArray, NablaError> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        parse(name, GzDecoder::new(bytes), None, expected_dims)
+    } else {
+        parse(name, bytes, Some(bytes.len() as u64), expected_dims)
+    }
+}
+
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -179,12 +189,13 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, NablaError> {
 }
 
 /// Reads one images/labels pair into a dataset (pixels kept as bytes, scaled by 1/255).
+/// Returns the dataset, its number of classes and the image shape (rows, columns).
 fn read_pair(
     dir: &Path,
     images: &str,
     labels: &str,
     name: String,
-) -> Result<(Dataset, usize), NablaError> {
+) -> Result<(Dataset, usize, (usize, usize)), NablaError> {
     let images_path = find(dir, images)?;
     let labels_path = find(dir, labels)?;
     let img = read(&images_path, 3)?;
@@ -227,7 +238,7 @@ fn read_pair(
         labels,
         (0..=max_label).map(|c| c.to_string()).collect(),
     )?;
-    Ok((dataset, max_label + 1))
+    Ok((dataset, max_label + 1, (rows, cols)))
 }
 
 /// Reads an MNIST-style folder: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
@@ -242,30 +253,36 @@ pub fn read_dir(dir: &Path) -> Result<(Dataset, Dataset), NablaError> {
         ));
     }
     let base = dir.display().to_string();
-    let (train, ctrain) = read_pair(
+    let (train, ctrain, train_shape) = read_pair(
         dir,
         "train-images-idx3-ubyte",
         "train-labels-idx1-ubyte",
         base.clone(),
     )?;
-    let (test, ctest) = read_pair(
+    let (test, ctest, test_shape) = read_pair(
         dir,
         "t10k-images-idx3-ubyte",
         "t10k-labels-idx1-ubyte",
         format!("{base} (test)"),
     )?;
-    if train.dim() != test.dim() {
+    if train_shape != test_shape {
         return Err(NablaError::data(
             dir,
             "t10k-images-idx3-ubyte",
             format!(
-                "test images have {} pixels, training images {}",
-                test.dim(),
-                train.dim()
+                "test images are {}×{} pixels, expected {}×{} like the training images",
+                test_shape.0, test_shape.1, train_shape.0, train_shape.1
             ),
         ));
     }
     let classes = ctrain.max(ctest);
+    if classes < 2 {
+        return Err(NablaError::data(
+            dir,
+            "train-labels-idx1-ubyte",
+            "every label is 0, expected at least two classes",
+        ));
+    }
     let names: Vec<String> = (0..classes).map(|c| c.to_string()).collect();
     let relabel = |d: Dataset| -> Result<Dataset, NablaError> {
         let (name, dim) = (d.name().to_string(), d.dim());

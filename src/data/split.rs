@@ -12,6 +12,29 @@ pub fn stratified(
     fraction: f64,
     seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>), NablaError> {
+    stratified_stream(labels, num_classes, fraction, seed, 0).map(|s| (s.kept, s.held))
+}
+
+/// The outcome of a split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    /// Indices kept (sorted).
+    pub kept: Vec<usize>,
+    /// Indices held out (sorted).
+    pub held: Vec<usize>,
+    /// Classes with too few samples to put one on each side (they stay in `kept`).
+    pub too_small: Vec<u32>,
+}
+
+/// [`stratified`] on sub-stream `index` of the split stream (0: the test split, 1: the
+/// validation split), also reporting the classes too small to stratify.
+pub fn stratified_stream(
+    labels: &[u32],
+    num_classes: usize,
+    fraction: f64,
+    seed: u64,
+    index: u64,
+) -> Result<Split, NablaError> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(NablaError::Usage(format!(
             "a split fraction must be in [0, 1), got {fraction}"
@@ -23,9 +46,12 @@ pub fn stratified(
             class.push(i);
         }
     }
-    let mut rng = rng::stream(seed, Stream::Split);
-    let (mut kept, mut held) = (Vec::new(), Vec::new());
-    for mut members in by_class {
+    let mut rng = rng::sub_stream(seed, Stream::Split, index);
+    let (mut kept, mut held, mut too_small) = (Vec::new(), Vec::new(), Vec::new());
+    for (class, mut members) in by_class.into_iter().enumerate() {
+        if fraction > 0.0 && members.len() == 1 {
+            too_small.push(class as u32);
+        }
         rng::shuffle(&mut rng, &mut members);
         let mut take = (members.len() as f64 * fraction).round() as usize;
         if fraction > 0.0 && take == 0 && members.len() > 1 {
@@ -37,7 +63,39 @@ pub fn stratified(
     }
     kept.sort_unstable();
     held.sort_unstable();
-    Ok((kept, held))
+    Ok(Split {
+        kept,
+        held,
+        too_small,
+    })
+}
+
+/// Splits `0..n` into `(kept, held_out)` with `round(n · fraction)` held out (at least one when
+/// `fraction > 0` and `n > 1`, never all), drawn from sub-stream `index` of the split stream.
+/// For regression, where there are no classes to stratify by.
+pub fn random(n: usize, fraction: f64, seed: u64, index: u64) -> Result<Split, NablaError> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(NablaError::Usage(format!(
+            "a split fraction must be in [0, 1), got {fraction}"
+        )));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = rng::sub_stream(seed, Stream::Split, index);
+    rng::shuffle(&mut rng, &mut order);
+    let mut take = (n as f64 * fraction).round() as usize;
+    if fraction > 0.0 && take == 0 && n > 1 {
+        take = 1;
+    }
+    take = take.min(n.saturating_sub(1));
+    let mut held = order[..take].to_vec();
+    let mut kept = order[take..].to_vec();
+    kept.sort_unstable();
+    held.sort_unstable();
+    Ok(Split {
+        kept,
+        held,
+        too_small: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -6,5 +6,5 @@ pub mod sequential;
 pub mod spec;
 
 pub use init::Init;
-pub use sequential::Sequential;
+pub use sequential::{BatchStats, RunningStats, Sequential};
 pub use spec::{LayerSpec, ModelSpec, Task};

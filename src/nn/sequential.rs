@@ -8,14 +8,43 @@ use crate::error::NablaError;
 use crate::kernels::Transpose;
 use crate::kernels::activation::Activation;
 use crate::kernels::softmax::softmax_rows;
-use crate::rng::{self, Stream};
+use crate::rng::{self, ChaCha8Rng, Stream};
 use crate::tensor::Tensor;
 
 /// A built layer: where its parameters are, or which function it applies.
 #[derive(Clone, Copy, Debug)]
 enum Layer {
-    Linear { weight: ParamId, bias: ParamId },
+    Linear {
+        weight: ParamId,
+        bias: ParamId,
+    },
     Activation(Activation),
+    Dropout(f32),
+    BatchNorm {
+        weight: ParamId,
+        bias: ParamId,
+        eps: f32,
+        momentum: f32,
+        /// Index into [`Sequential::running`].
+        running: usize,
+    },
+}
+
+/// Running mean and (unbiased) variance of one batch-norm layer, used in evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunningStats {
+    /// Per-feature running mean (starts at 0).
+    pub mean: Vec<f32>,
+    /// Per-feature running variance (starts at 1).
+    pub var: Vec<f32>,
+}
+
+/// Per batch-norm layer, the mean and biased variance of the last training batch, as
+/// `[mean, var]` per layer. Kept by the caller between steps so nothing is allocated.
+#[derive(Clone, Debug, Default)]
+pub struct BatchStats {
+    layers: Vec<[Vec<f32>; 2]>,
+    rows: usize,
 }
 
 /// A feed-forward network: the spec it was built from plus its parameters.
@@ -24,6 +53,7 @@ pub struct Sequential {
     spec: ModelSpec,
     layers: Vec<Layer>,
     params: Params,
+    running: Vec<RunningStats>,
 }
 
 impl Sequential {
@@ -39,6 +69,7 @@ impl Sequential {
         let mut rng = rng::stream(seed, Stream::Init);
         let mut params = Params::new();
         let mut layers = Vec::with_capacity(spec.layers.len());
+        let mut running = Vec::new();
         for (i, layer) in spec.layers.iter().enumerate() {
             match *layer {
                 LayerSpec::Linear { inputs, outputs } => {
@@ -53,8 +84,31 @@ impl Sequential {
                     let bias = params.add(format!("layers.{i}.bias"), Tensor::zeros(1, outputs));
                     layers.push(Layer::Linear { weight, bias });
                 }
+                LayerSpec::Dropout { p } => layers.push(Layer::Dropout(p)),
+                LayerSpec::BatchNorm {
+                    features,
+                    eps,
+                    momentum,
+                } => {
+                    let weight = params.add(
+                        format!("layers.{i}.weight"),
+                        Tensor::from_vec(1, features, vec![1.0; features])?,
+                    );
+                    let bias = params.add(format!("layers.{i}.bias"), Tensor::zeros(1, features));
+                    layers.push(Layer::BatchNorm {
+                        weight,
+                        bias,
+                        eps,
+                        momentum,
+                        running: running.len(),
+                    });
+                    running.push(RunningStats {
+                        mean: vec![0.0; features],
+                        var: vec![1.0; features],
+                    });
+                }
                 other => {
-                    // validate() guarantees every non-linear layer is an activation.
+                    // validate() guarantees every remaining layer is an activation.
                     let f = other.activation().ok_or_else(|| {
                         NablaError::Usage(format!("layer {i}: unsupported layer {other:?}"))
                     })?;
@@ -66,6 +120,7 @@ impl Sequential {
             spec: spec.clone(),
             layers,
             params,
+            running,
         })
     }
 
@@ -106,9 +161,38 @@ impl Sequential {
         &mut self.params
     }
 
-    /// Records the forward pass of the batch `x` (`batch × inputs`) on `tape` and returns the
-    /// output scores (logits for classification). The tape must borrow this model's params.
+    /// Records the evaluation-mode forward pass of the batch `x` (`batch × inputs`) on `tape`
+    /// and returns the output scores (logits for classification): dropout is off and batch
+    /// norm uses its running statistics. The tape must borrow this model's params.
     pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var, NablaError> {
+        self.forward_mode(tape, x, None)
+    }
+
+    /// Records the training-mode forward pass: dropout draws its masks from `rng`, batch norm
+    /// normalises with this batch's statistics and writes them into `stats` (for
+    /// [`Sequential::update_running_stats`]).
+    pub fn forward_train(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        rng: &mut ChaCha8Rng,
+        stats: &mut BatchStats,
+    ) -> Result<Var, NablaError> {
+        self.forward_mode(tape, x, Some((rng, stats)))
+    }
+
+    fn forward_mode(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        mut train: Option<(&mut ChaCha8Rng, &mut BatchStats)>,
+    ) -> Result<Var, NablaError> {
+        if let Some((_, stats)) = train.as_mut() {
+            stats
+                .layers
+                .resize_with(self.running.len(), Default::default);
+            stats.rows = tape.shape(x).0;
+        }
         let mut h = x;
         for layer in &self.layers {
             h = match *layer {
@@ -119,9 +203,102 @@ impl Sequential {
                     tape.add_row(z, b)?
                 }
                 Layer::Activation(f) => tape.activation(h, f),
+                Layer::Dropout(p) => match train.as_mut() {
+                    Some((rng, _)) if p > 0.0 => tape.dropout(h, p, rng)?,
+                    _ => h,
+                },
+                Layer::BatchNorm {
+                    weight,
+                    bias,
+                    eps,
+                    running,
+                    ..
+                } => {
+                    let (g, b) = (tape.param(weight), tape.param(bias));
+                    match train.as_mut() {
+                        Some((_, stats)) => {
+                            let y = tape.batch_norm(h, g, b, eps)?;
+                            if let Some((mean, var)) = tape.batch_statistics(y) {
+                                let slot = &mut stats.layers[running];
+                                slot[0].clear();
+                                slot[0].extend_from_slice(mean);
+                                slot[1].clear();
+                                slot[1].extend_from_slice(var);
+                            }
+                            y
+                        }
+                        None => {
+                            // y = γ (x − μ_run)/sqrt(σ²_run + ε) + β  =  x·s + t
+                            let r = &self.running[running];
+                            let (gamma, beta) =
+                                (self.params.get(weight).data(), self.params.get(bias).data());
+                            let scale: Vec<f32> = gamma
+                                .iter()
+                                .zip(&r.var)
+                                .map(|(g, v)| g / (v + eps).sqrt())
+                                .collect();
+                            let shift: Vec<f32> = beta
+                                .iter()
+                                .zip(&r.mean)
+                                .zip(&scale)
+                                .map(|((b, m), s)| b - m * s)
+                                .collect();
+                            let n = scale.len();
+                            let s = tape.input(&Tensor::from_vec(1, n, scale)?);
+                            let t = tape.input(&Tensor::from_vec(1, n, shift)?);
+                            tape.affine_rows(h, s, t)?
+                        }
+                    }
+                }
             };
         }
         Ok(h)
+    }
+
+    /// Folds the batch statistics of one training step's micro-batches, in order, into the
+    /// running statistics: `r ← (1 − m)·r + m·batch` with the variance made unbiased
+    /// (`· n/(n − 1)`), as PyTorch's `BatchNorm1d` does.
+    pub fn update_running_stats<'s>(&mut self, batches: impl IntoIterator<Item = &'s BatchStats>) {
+        for stats in batches {
+            for layer in &self.layers {
+                if let Layer::BatchNorm {
+                    momentum, running, ..
+                } = *layer
+                    && let Some([mean, var]) = stats.layers.get(running)
+                {
+                    let n = stats.rows as f32;
+                    let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+                    let r = &mut self.running[running];
+                    for (rm, m) in r.mean.iter_mut().zip(mean) {
+                        *rm = (1.0 - momentum) * *rm + momentum * m;
+                    }
+                    for (rv, v) in r.var.iter_mut().zip(var) {
+                        *rv = (1.0 - momentum) * *rv + momentum * v * unbias;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The running statistics of each batch-norm layer, in layer order.
+    pub fn running_stats(&self) -> &[RunningStats] {
+        &self.running
+    }
+
+    /// Replaces the running statistics (e.g. loaded from a file); counts and sizes must match.
+    pub fn set_running_stats(&mut self, running: Vec<RunningStats>) -> Result<(), NablaError> {
+        let fits = running.len() == self.running.len()
+            && running
+                .iter()
+                .zip(&self.running)
+                .all(|(a, b)| a.mean.len() == b.mean.len() && a.var.len() == b.var.len());
+        if !fits {
+            return Err(NablaError::Shape(
+                "running statistics do not match the model's batch-norm layers".into(),
+            ));
+        }
+        self.running = running;
+        Ok(())
     }
 
     /// Output scores for a batch `x` (`batch × inputs`), without gradients.

@@ -54,6 +54,33 @@ pub enum LayerSpec {
         /// Slope for negative inputs.
         slope: f32,
     },
+    /// GELU activation (exact, erf-based).
+    Gelu,
+    /// Inverted dropout, active only in training.
+    Dropout {
+        /// Probability of zeroing an element.
+        p: f32,
+    },
+    /// 1-D batch normalisation over the batch, with running statistics for evaluation
+    /// (PyTorch's `BatchNorm1d`).
+    BatchNorm {
+        /// Features (columns) normalised.
+        features: usize,
+        /// Added to the variance (default 1e-5).
+        #[serde(default = "default_bn_eps")]
+        eps: f32,
+        /// Weight of each new batch in the running statistics (default 0.1).
+        #[serde(default = "default_bn_momentum")]
+        momentum: f32,
+    },
+}
+
+fn default_bn_eps() -> f32 {
+    1e-5
+}
+
+fn default_bn_momentum() -> f32 {
+    0.1
 }
 
 impl LayerSpec {
@@ -64,7 +91,10 @@ impl LayerSpec {
             LayerSpec::Sigmoid => Some(Activation::Sigmoid),
             LayerSpec::Tanh => Some(Activation::Tanh),
             LayerSpec::LeakyRelu { slope } => Some(Activation::LeakyRelu { slope }),
-            LayerSpec::Linear { .. } => None,
+            LayerSpec::Gelu => Some(Activation::Gelu),
+            LayerSpec::Linear { .. } | LayerSpec::Dropout { .. } | LayerSpec::BatchNorm { .. } => {
+                None
+            }
         }
     }
 
@@ -75,6 +105,7 @@ impl LayerSpec {
             Activation::Sigmoid => LayerSpec::Sigmoid,
             Activation::Tanh => LayerSpec::Tanh,
             Activation::LeakyRelu { slope } => LayerSpec::LeakyRelu { slope },
+            Activation::Gelu => LayerSpec::Gelu,
         }
     }
 }
@@ -98,6 +129,20 @@ impl ModelSpec {
     /// A multilayer perceptron: `inputs → hidden[0] → ... → outputs`, with `activation` after
     /// every hidden linear layer and none after the output layer (softmax lives in the loss).
     pub fn mlp(inputs: usize, hidden: &[usize], activation: Activation, outputs: usize) -> Self {
+        Self::mlp_with(inputs, hidden, activation, outputs, false, 0.0)
+    }
+
+    /// [`ModelSpec::mlp`] with optional batch normalisation after each hidden linear layer
+    /// (before its activation) and dropout with probability `dropout` after each hidden
+    /// activation.
+    pub fn mlp_with(
+        inputs: usize,
+        hidden: &[usize],
+        activation: Activation,
+        outputs: usize,
+        batch_norm: bool,
+        dropout: f32,
+    ) -> Self {
         let mut layers = Vec::new();
         let mut prev = inputs;
         for &h in hidden {
@@ -105,7 +150,17 @@ impl ModelSpec {
                 inputs: prev,
                 outputs: h,
             });
+            if batch_norm {
+                layers.push(LayerSpec::BatchNorm {
+                    features: h,
+                    eps: default_bn_eps(),
+                    momentum: default_bn_momentum(),
+                });
+            }
             layers.push(LayerSpec::from_activation(activation));
+            if dropout > 0.0 {
+                layers.push(LayerSpec::Dropout { p: dropout });
+            }
             prev = h;
         }
         layers.push(LayerSpec::Linear {
@@ -160,6 +215,20 @@ impl ModelSpec {
         let mut width = self.inputs;
         let mut any_linear = false;
         for (i, layer) in self.layers.iter().enumerate() {
+            if let LayerSpec::Dropout { p } = *layer
+                && !(0.0..1.0).contains(&p)
+            {
+                return Err(NablaError::Usage(format!(
+                    "layer {i}: dropout probability must be in [0, 1), got {p}"
+                )));
+            }
+            if let LayerSpec::BatchNorm { features, .. } = *layer
+                && features != width
+            {
+                return Err(NablaError::Usage(format!(
+                    "layer {i}: batch norm over {features} features follows a width of {width}"
+                )));
+            }
             if let LayerSpec::Linear { inputs, outputs } = *layer {
                 if inputs != width {
                     return Err(NablaError::Usage(format!(

@@ -8,22 +8,22 @@
 //! θ ← θ − (lr / (1 − β1^t)) · m / (sqrt(v) / sqrt(1 − β2^t) + ε)
 //! ```
 
-use super::{ensure_state, for_each_chunk};
+use super::{GradSources, ensure_state, for_each_chunk};
 use crate::tensor::Tensor;
 
 /// Adam or AdamW.
 #[derive(Clone, Debug)]
 pub struct Adam {
     /// Learning rate (0.001 is the usual default).
-    pub lr: f32,
+    pub lr: f64,
     /// Decay of the first moment (default 0.9).
-    pub beta1: f32,
+    pub beta1: f64,
     /// Decay of the second moment (default 0.999).
-    pub beta2: f32,
+    pub beta2: f64,
     /// Added to the denominator for stability (default 1e-8).
-    pub eps: f32,
+    pub eps: f64,
     /// Weight decay `λ` (default 0).
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// Decoupled weight decay (AdamW) instead of L2 in the gradient (Adam).
     pub decoupled: bool,
     /// Per element `[m, v]`, interleaved so one chunk of state matches one chunk of params.
@@ -33,7 +33,7 @@ pub struct Adam {
 
 impl Adam {
     /// Adam with learning rate `lr` and PyTorch's defaults otherwise.
-    pub fn new(lr: f32) -> Self {
+    pub fn new(lr: f64) -> Self {
         Self {
             lr,
             beta1: 0.9,
@@ -47,7 +47,7 @@ impl Adam {
     }
 
     /// AdamW with learning rate `lr` and decoupled weight decay `weight_decay`.
-    pub fn adamw(lr: f32, weight_decay: f32) -> Self {
+    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
         Self {
             weight_decay,
             decoupled: true,
@@ -62,25 +62,33 @@ impl Adam {
 
     /// One update of every parameter (chunks in parallel on the current rayon pool if
     /// `parallel`).
-    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], parallel: bool) {
+    pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         ensure_state(&mut self.moments, params, 2);
         self.t += 1;
-        let (b1, b2, eps, lr, wd) = (self.beta1, self.beta2, self.eps, self.lr, self.weight_decay);
+        // Coefficients in f64 first (1 − β is exact there, as in PyTorch), then f32.
+        let (b1, b2, eps, wd) = (
+            self.beta1 as f32,
+            self.beta2 as f32,
+            self.eps as f32,
+            self.weight_decay as f32,
+        );
+        let (one_minus_b1, one_minus_b2) = ((1.0 - self.beta1) as f32, (1.0 - self.beta2) as f32);
+        let decay = (1.0 - self.lr * self.weight_decay) as f32;
         let decoupled = self.decoupled;
-        let bc1 = 1.0 - (b1 as f64).powi(self.t as i32);
-        let bc2 = 1.0 - (b2 as f64).powi(self.t as i32);
-        let step_size = (lr as f64 / bc1) as f32;
+        let bc1 = 1.0 - self.beta1.powi(self.t as i32);
+        let bc2 = 1.0 - self.beta2.powi(self.t as i32);
+        let step_size = (self.lr / bc1) as f32;
         let bc2_sqrt = bc2.sqrt() as f32;
         for_each_chunk(params, grads, &mut self.moments, 2, parallel, |p, g, mv| {
             for ((pv, &gv), mv) in p.iter_mut().zip(g).zip(mv.chunks_exact_mut(2)) {
                 let gv = if decoupled {
-                    *pv *= 1.0 - lr * wd;
+                    *pv *= decay;
                     gv
                 } else {
                     gv + wd * *pv
                 };
-                mv[0] = b1 * mv[0] + (1.0 - b1) * gv;
-                mv[1] = b2 * mv[1] + (1.0 - b2) * gv * gv;
+                mv[0] = b1 * mv[0] + one_minus_b1 * gv;
+                mv[1] = b2 * mv[1] + one_minus_b2 * gv * gv;
                 *pv -= step_size * mv[0] / (mv[1].sqrt() / bc2_sqrt + eps);
             }
         });

@@ -5,11 +5,19 @@
 //! the current rayon pool when asked: each element's arithmetic is the same whichever thread
 //! does it, so results never depend on the thread count.
 
+pub mod adagrad;
 pub mod adam;
+pub mod rmsprop;
+pub mod schedule;
 pub mod sgd;
 
+pub use adagrad::Adagrad;
 pub use adam::Adam;
+pub use rmsprop::RmsProp;
+pub use schedule::{LrScheduler, Schedule};
 pub use sgd::Sgd;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
@@ -26,36 +34,66 @@ pub enum Optimizer {
     Sgd(Sgd),
     /// Adam / AdamW.
     Adam(Adam),
+    /// RMSprop.
+    RmsProp(RmsProp),
+    /// Adagrad.
+    Adagrad(Adagrad),
 }
 
 impl Optimizer {
     /// Applies one update to every parameter from its gradient, on the calling thread.
-    pub fn step(&mut self, params: &mut Params, grads: &Grads) {
-        self.step_with(params, grads, false);
+    /// Returns false (and leaves the affected chunks unchanged) if the gradient holds a NaN or
+    /// an infinity.
+    pub fn step(&mut self, params: &mut Params, grads: &Grads) -> bool {
+        self.step_sum(params, std::slice::from_ref(grads), false, 1.0)
     }
 
-    /// Applies one update; with `parallel`, chunks run on the current rayon pool.
-    pub fn step_with(&mut self, params: &mut Params, grads: &Grads, parallel: bool) {
-        let (p, g) = (params.tensors_mut(), grads.tensors());
+    /// Applies one update from the gradient `Σ_k grads[k]` (micro-batch gradients, summed in
+    /// order `((g0 + g1) + g2) + ...` chunk by chunk, never materialised in memory). With
+    /// `parallel`, chunks run on the current rayon pool; the result is the same either way.
+    /// The summed gradient is multiplied by `scale` first (gradient clipping). Returns false if
+    /// any gradient chunk held a NaN or an infinity: those chunks are left unchanged, so no
+    /// non-finite value is ever written into the parameters.
+    pub fn step_sum(
+        &mut self,
+        params: &mut Params,
+        grads: &[Grads],
+        parallel: bool,
+        scale: f32,
+    ) -> bool {
+        let finite = AtomicBool::new(true);
+        let sources = GradSources {
+            grads,
+            scale,
+            finite: &finite,
+        };
+        let p = params.tensors_mut();
         match self {
-            Optimizer::Sgd(o) => o.step(p, g, parallel),
-            Optimizer::Adam(o) => o.step(p, g, parallel),
+            Optimizer::Sgd(o) => o.step(p, sources, parallel),
+            Optimizer::Adam(o) => o.step(p, sources, parallel),
+            Optimizer::RmsProp(o) => o.step(p, sources, parallel),
+            Optimizer::Adagrad(o) => o.step(p, sources, parallel),
         }
+        finite.load(Ordering::Relaxed)
     }
 
     /// The learning rate in force.
-    pub fn learning_rate(&self) -> f32 {
+    pub fn learning_rate(&self) -> f64 {
         match self {
             Optimizer::Sgd(o) => o.lr,
             Optimizer::Adam(o) => o.lr,
+            Optimizer::RmsProp(o) => o.lr,
+            Optimizer::Adagrad(o) => o.lr,
         }
     }
 
     /// Sets the learning rate (schedules call this between steps).
-    pub fn set_learning_rate(&mut self, lr: f32) {
+    pub fn set_learning_rate(&mut self, lr: f64) {
         match self {
             Optimizer::Sgd(o) => o.lr = lr,
             Optimizer::Adam(o) => o.lr = lr,
+            Optimizer::RmsProp(o) => o.lr = lr,
+            Optimizer::Adagrad(o) => o.lr = lr,
         }
     }
 
@@ -65,6 +103,8 @@ impl Optimizer {
             Optimizer::Sgd(_) => "sgd",
             Optimizer::Adam(o) if o.decoupled => "adamw",
             Optimizer::Adam(_) => "adam",
+            Optimizer::RmsProp(_) => "rmsprop",
+            Optimizer::Adagrad(_) => "adagrad",
         }
     }
 }
@@ -76,11 +116,66 @@ pub(crate) fn ensure_state(state: &mut Vec<Vec<f32>>, params: &[Tensor], width: 
     }
 }
 
-/// Calls `update(p, g, s)` on matching chunks of every parameter, its gradient and its state
-/// (`width` state values per element), in parallel on the current rayon pool if `parallel`.
+/// One or more gradient sets whose (scaled) sum is the gradient an optimizer applies.
+#[derive(Clone, Copy)]
+pub struct GradSources<'a> {
+    grads: &'a [Grads],
+    scale: f32,
+    /// Cleared when a chunk holds a non-finite value.
+    finite: &'a AtomicBool,
+}
+
+/// The global L2 norm of the summed gradients `√(Σ_i (Σ_k g_k,i)²)`, accumulated in
+/// f64 on the calling thread in a fixed order.
+pub fn global_norm(grads: &[Grads]) -> f64 {
+    let Some(first) = grads.first() else {
+        return 0.0;
+    };
+    let mut total = 0.0f64;
+    for (param, t) in first.tensors().iter().enumerate() {
+        for i in 0..t.len() {
+            let g: f32 = grads.iter().map(|g| g.tensors()[param].data()[i]).sum();
+            total += g as f64 * g as f64;
+        }
+    }
+    total.sqrt()
+}
+
+impl GradSources<'_> {
+    /// Writes `scale · Σ_k g_k[param][start..start + out.len()]` into `out`, in order of `k`;
+    /// returns the slice to use (the single source itself when there is only one and the
+    /// scale is 1).
+    fn chunk<'s>(&'s self, param: usize, start: usize, out: &'s mut [f32]) -> &'s [f32] {
+        let end = start + out.len();
+        match self.grads {
+            [only] if self.scale == 1.0 => &only.tensors()[param].data()[start..end],
+            [first, rest @ ..] => {
+                out.copy_from_slice(&first.tensors()[param].data()[start..end]);
+                for g in rest {
+                    for (o, v) in out.iter_mut().zip(&g.tensors()[param].data()[start..end]) {
+                        *o += *v;
+                    }
+                }
+                if self.scale != 1.0 {
+                    out.iter_mut().for_each(|o| *o *= self.scale);
+                }
+                out
+            }
+            [] => {
+                out.fill(0.0);
+                out
+            }
+        }
+    }
+}
+
+/// Calls `update(p, g, s)` on matching chunks of every parameter, its summed gradient and its
+/// state (`width` state values per element), in parallel on the current rayon pool if
+/// `parallel`. Chunks are fixed ([`CHUNK`] elements), so the arithmetic of every element is
+/// the same whichever thread runs it.
 pub(crate) fn for_each_chunk<F>(
     params: &mut [Tensor],
-    grads: &[Tensor],
+    grads: GradSources,
     state: &mut [Vec<f32>],
     width: usize,
     parallel: bool,
@@ -88,24 +183,39 @@ pub(crate) fn for_each_chunk<F>(
 ) where
     F: Fn(&mut [f32], &[f32], &mut [f32]) + Sync + Send,
 {
-    for ((p, g), s) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
-        let (p, g) = (p.data_mut(), g.data());
+    let run = |param: usize, c: usize, p: &mut [f32], s: &mut [f32]| {
+        let mut scratch = [0.0f32; CHUNK];
+        let g = grads.chunk(param, c * CHUNK, &mut scratch[..p.len()]);
+        // Σ g·0 is NaN exactly when some g is NaN or ±inf: one cheap pass over a cached chunk.
+        if g.iter().fold(0.0f32, |acc, &v| acc + v * 0.0) != 0.0 {
+            grads.finite.store(false, Ordering::Relaxed);
+            return;
+        }
+        update(p, g, s);
+    };
+    for (param, (p, s)) in params.iter_mut().zip(state.iter_mut()).enumerate() {
+        let p = p.data_mut();
         if width == 0 {
-            // No state (plain SGD): chunks of params and gradients only.
+            // No state (plain SGD): chunks of parameters only.
             if parallel && p.len() > CHUNK {
                 p.par_chunks_mut(CHUNK)
-                    .zip(g.par_chunks(CHUNK))
-                    .for_each(|(p, g)| update(p, g, &mut []));
+                    .enumerate()
+                    .for_each(|(c, p)| run(param, c, p, &mut []));
             } else {
-                update(p, g, &mut []);
+                p.chunks_mut(CHUNK)
+                    .enumerate()
+                    .for_each(|(c, p)| run(param, c, p, &mut []));
             }
         } else if parallel && p.len() > CHUNK {
             p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
                 .zip(s.par_chunks_mut(CHUNK * width))
-                .for_each(|((p, g), s)| update(p, g, s));
+                .enumerate()
+                .for_each(|(c, (p, s))| run(param, c, p, s));
         } else {
-            update(p, g, s);
+            p.chunks_mut(CHUNK)
+                .zip(s.chunks_mut(CHUNK * width))
+                .enumerate()
+                .for_each(|(c, (p, s))| run(param, c, p, s));
         }
     }
 }

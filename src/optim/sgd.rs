@@ -8,27 +8,27 @@
 //! θ ← θ − lr·g
 //! ```
 
-use super::{ensure_state, for_each_chunk};
+use super::{GradSources, ensure_state, for_each_chunk};
 use crate::tensor::Tensor;
 
 /// SGD with optional momentum, Nesterov momentum and weight decay.
 #[derive(Clone, Debug)]
 pub struct Sgd {
     /// Learning rate `lr`.
-    pub lr: f32,
+    pub lr: f64,
     /// Momentum `μ` (0 disables it; 0.9 is the usual choice).
-    pub momentum: f32,
+    pub momentum: f64,
     /// Use Nesterov momentum (default false).
     pub nesterov: bool,
     /// L2 weight decay `λ` (default 0).
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     velocity: Vec<Vec<f32>>,
     started: bool,
 }
 
 impl Sgd {
     /// SGD with learning rate `lr` and momentum `momentum`.
-    pub fn new(lr: f32, momentum: f32) -> Self {
+    pub fn new(lr: f64, momentum: f64) -> Self {
         Self {
             lr,
             momentum,
@@ -41,11 +41,11 @@ impl Sgd {
 
     /// One update of every parameter (chunks in parallel on the current rayon pool if
     /// `parallel`).
-    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], parallel: bool) {
+    pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         let (lr, mu, wd, nesterov, started) = (
-            self.lr,
-            self.momentum,
-            self.weight_decay,
+            self.lr as f32,
+            self.momentum as f32,
+            self.weight_decay as f32,
             self.nesterov,
             self.started,
         );

@@ -4,13 +4,16 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::diagnosis::{Diagnosis, diagnose};
 use super::{EVAL_CHUNK, MICRO_BATCH, iterations_per_epoch};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
 use crate::error::NablaError;
 use crate::kernels::softmax::argmax;
-use crate::nn::Sequential;
-use crate::optim::{CHUNK, Optimizer};
+use crate::nn::BatchStats;
+use crate::nn::{Sequential, Task};
+use crate::optim::{LrScheduler, Optimizer, Schedule, global_norm};
+use crate::rng::ChaCha8Rng;
 use crate::rng::{self, Stream};
 
 /// Settings of a training run.
@@ -24,9 +27,49 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Worker threads (1 = everything on the calling thread).
     pub threads: usize,
+    /// Learning-rate schedule (applied to the optimizer's rate at the start).
+    pub schedule: Schedule,
+    /// Linear warm-up epochs before the schedule.
+    pub warmup: usize,
+    /// Stop after this many epochs without improvement of the monitored loss.
+    pub early_stopping: Option<usize>,
+    /// Rescale the summed gradient so its global L2 norm is at most this.
+    pub clip_grad_norm: Option<f64>,
 }
 
-/// What one epoch measured.
+impl TrainConfig {
+    /// Plain settings: constant learning rate, no early stopping, no clipping.
+    pub fn new(epochs: usize, batch_size: usize, seed: u64, threads: usize) -> Self {
+        Self {
+            epochs,
+            batch_size,
+            seed,
+            threads,
+            schedule: Schedule::Constant,
+            warmup: 0,
+            early_stopping: None,
+            clip_grad_norm: None,
+        }
+    }
+}
+
+/// Everything a finished run reports beyond its per-epoch metrics.
+#[derive(Clone, Debug)]
+pub struct FitReport {
+    /// Per-epoch metrics, epoch 1 first.
+    pub history: Vec<EpochMetrics>,
+    /// The epoch whose weights the model holds at the end (the best one by the monitored loss
+    /// when there is a validation set or early stopping; otherwise the last).
+    pub kept_epoch: usize,
+    /// True when early stopping ended the run before the last epoch.
+    pub stopped_early: bool,
+    /// The fit verdict from the curves.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// What one epoch measured. Classification fills the accuracies, regression the MAE, RMSE
+/// and R² (in the target's original units); fields that do not apply are left out of the JSON.
+/// Losses are those optimised: cross-entropy, or the MSE of the standardised target.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct EpochMetrics {
     /// Epoch number, from 1.
@@ -34,30 +77,63 @@ pub struct EpochMetrics {
     /// Mean training loss over the epoch's mini-batches (as the weights changed).
     pub train_loss: f64,
     /// Fraction of training samples classified correctly during the epoch.
-    pub train_accuracy: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy: Option<f64>,
+    /// Mean loss on the validation set after the epoch (when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
+    /// Validation accuracy (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<f64>,
+    /// Validation R² (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_r2: Option<f64>,
     /// Mean loss on the test set after the epoch.
     pub test_loss: f64,
-    /// Fraction of the test set classified correctly after the epoch.
-    pub test_accuracy: f64,
+    /// Fraction of the test set classified correctly after the epoch (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_accuracy: Option<f64>,
+    /// Mean absolute error on the test set, original units (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mae: Option<f64>,
+    /// Root mean squared error on the test set, original units (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_rmse: Option<f64>,
+    /// Coefficient of determination on the test set (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_r2: Option<f64>,
     /// Seconds spent in training steps (evaluation excluded).
     pub seconds: f64,
     /// Learning rate in force during the epoch.
     pub learning_rate: f64,
 }
 
-/// Loss and accuracy of a model on a dataset.
+/// How well a model does on a dataset.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
-    /// Mean cross-entropy.
+    /// Mean loss: cross-entropy, or the MSE of the standardised target.
     pub loss: f64,
-    /// Fraction classified correctly.
-    pub accuracy: f64,
+    /// Fraction classified correctly (classification).
+    pub accuracy: Option<f64>,
+    /// MAE, RMSE and R² in the target's original units (regression).
+    pub regression: Option<RegressionMetrics>,
+}
+
+/// Regression quality in the target's original units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RegressionMetrics {
+    /// Mean absolute error `(1/n) Σ |ŷ − y|`.
+    pub mae: f64,
+    /// Root mean squared error `√((1/n) Σ (ŷ − y)²)`.
+    pub rmse: f64,
+    /// `R² = 1 − Σ (ŷ − y)² / Σ (y − ȳ)²` (NaN when every `y` is the same).
+    pub r2: f64,
 }
 
 /// Per-micro-batch state, kept across steps so a step allocates nothing.
 struct Worker {
     ws: Workspace,
-    grads: Grads,
+    stats: BatchStats,
     labels: Vec<u32>,
     loss_sum: f64,
     correct: usize,
@@ -68,7 +144,12 @@ pub struct Trainer {
     config: TrainConfig,
     pool: rayon::ThreadPool,
     workers: Vec<Worker>,
+    /// One gradient set per micro-batch (beside `workers`, so the optimizer can take them all
+    /// as one slice and sum them as it updates).
+    grads: Vec<Grads>,
     order: Vec<usize>,
+    /// Training steps taken so far: names each step's dropout stream.
+    steps: u64,
 }
 
 impl Trainer {
@@ -94,7 +175,9 @@ impl Trainer {
             config,
             pool,
             workers: Vec::new(),
+            grads: Vec::new(),
             order: Vec::new(),
+            steps: 0,
         })
     }
 
@@ -118,46 +201,129 @@ impl Trainer {
         test: &Dataset,
         on_epoch: impl FnMut(&EpochMetrics),
     ) -> Result<Vec<EpochMetrics>, NablaError> {
-        self.fit_with(model, optimizer, train, test, |_| {}, on_epoch)
+        self.fit_with_validation(model, optimizer, train, None, test, on_epoch)
     }
 
-    /// [`Trainer::fit`] that also hands every iteration's [`IterationStats`] to `on_iteration`
-    /// (progress bars, per-iteration logs).
-    pub fn fit_with(
+    /// [`Trainer::fit`], also evaluating on a validation set after each epoch when one is given.
+    pub fn fit_with_validation(
         &mut self,
         model: &mut Sequential,
         optimizer: &mut Optimizer,
         train: &Dataset,
+        val: Option<&Dataset>,
+        test: &Dataset,
+        on_epoch: impl FnMut(&EpochMetrics),
+    ) -> Result<Vec<EpochMetrics>, NablaError> {
+        Ok(self
+            .fit_report(model, optimizer, train, val, test, on_epoch)?
+            .history)
+    }
+
+    /// The full training run: per epoch, the scheduled learning rate, one pass over `train`,
+    /// evaluation on `val` (if any) and `test`, and `on_epoch` with the metrics. The monitored
+    /// loss is the validation loss, else the test loss. With a validation set or early stopping,
+    /// the model ends with the weights of the epoch with the lowest monitored loss, whether or
+    /// not training stopped early.
+    pub fn fit_report(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        test: &Dataset,
+        on_epoch: impl FnMut(&EpochMetrics),
+    ) -> Result<FitReport, NablaError> {
+        self.fit_report_with(model, optimizer, train, val, test, |_| {}, on_epoch)
+    }
+
+    /// [`Trainer::fit_report`] that also hands every iteration's [`IterationStats`] to
+    /// `on_iteration` (progress bars, per-iteration logs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_report_with(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        val: Option<&Dataset>,
         test: &Dataset,
         mut on_iteration: impl FnMut(&IterationStats),
         mut on_epoch: impl FnMut(&EpochMetrics),
-    ) -> Result<Vec<EpochMetrics>, NablaError> {
+    ) -> Result<FitReport, NablaError> {
         check_fits(model, train)?;
         check_fits(model, test)?;
+        if let Some(v) = val {
+            check_fits(model, v)?;
+        }
         if train.is_empty() {
             return Err(NablaError::Usage("the training set is empty".into()));
         }
-        let mut history = Vec::with_capacity(self.config.epochs);
-        for epoch in 1..=self.config.epochs {
+        let epochs = self.config.epochs;
+        let mut scheduler = LrScheduler::new(
+            self.config.schedule,
+            optimizer.learning_rate(),
+            self.config.warmup,
+            epochs,
+        );
+        let keep_best = val.is_some() || self.config.early_stopping.is_some();
+        let mut best: Option<(f64, usize, Sequential)> = None;
+        let mut history: Vec<EpochMetrics> = Vec::with_capacity(epochs);
+        let mut stopped_early = false;
+        for epoch in 1..=epochs {
+            optimizer.set_learning_rate(scheduler.lr(epoch));
             let started = Instant::now();
             let (loss_sum, correct) =
                 self.train_epoch(model, optimizer, train, epoch, &mut on_iteration)?;
             let seconds = started.elapsed().as_secs_f64();
             let eval = self.evaluate(model, test)?;
+            let val_eval = match val {
+                Some(v) => Some(self.evaluate(model, v)?),
+                None => None,
+            };
             let n = train.len() as f64;
+            let classify = train.task() == Task::Classification;
+            let reg = eval.regression;
             let m = EpochMetrics {
                 epoch,
                 train_loss: loss_sum / n,
-                train_accuracy: correct as f64 / n,
+                train_accuracy: classify.then_some(correct as f64 / n),
+                val_loss: val_eval.map(|e| e.loss),
+                val_accuracy: val_eval.and_then(|e| e.accuracy),
+                val_r2: val_eval.and_then(|e| e.regression.map(|r| r.r2)),
                 test_loss: eval.loss,
                 test_accuracy: eval.accuracy,
+                test_mae: reg.map(|r| r.mae),
+                test_rmse: reg.map(|r| r.rmse),
+                test_r2: reg.map(|r| r.r2),
                 seconds,
-                learning_rate: optimizer.learning_rate() as f64,
+                learning_rate: optimizer.learning_rate(),
             };
             on_epoch(&m);
+            let monitored = m.val_loss.unwrap_or(m.test_loss);
+            scheduler.observe(epoch, monitored);
             history.push(m);
+            let improved = best.as_ref().is_none_or(|(b, _, _)| monitored < *b);
+            if keep_best && improved {
+                best = Some((monitored, epoch, model.clone()));
+            }
+            if let (Some(patience), Some((_, best_epoch, _))) = (self.config.early_stopping, &best)
+                && epoch - best_epoch >= patience
+                && epoch < epochs
+            {
+                stopped_early = true;
+                break;
+            }
         }
-        Ok(history)
+        let mut kept_epoch = history.len();
+        if let Some((_, epoch, weights)) = best {
+            *model = weights;
+            kept_epoch = epoch;
+        }
+        Ok(FitReport {
+            diagnosis: diagnose(&history),
+            history,
+            kept_epoch,
+            stopped_early,
+        })
     }
 
     /// One pass over `train`; returns (sum of per-sample losses, correct predictions).
@@ -177,20 +343,28 @@ impl Trainer {
 
         let iterations = iterations_per_epoch(train.len(), batch_size);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+        let mut last_finite: Option<f64> = None;
         let order = std::mem::take(&mut self.order);
         let result = order
             .chunks(batch_size)
             .enumerate()
             .try_for_each(|(iteration, batch)| {
                 let stats = self.step(model, optimizer, train, batch)?;
-                if !stats.loss.is_finite() {
+                if !stats.loss.is_finite() || !stats.finite_gradient {
+                    let what = if stats.loss.is_finite() {
+                        "a gradient became NaN or infinite".to_string()
+                    } else {
+                        format!("the loss became {}", stats.loss)
+                    };
+                    let lr = optimizer.learning_rate();
                     return Err(NablaError::Diverged(format!(
-                        "training diverged: the loss became {} at epoch {epoch}, iteration {}/{iterations}; try a lower --lr (now {})",
-                        stats.loss,
+                        "training diverged: {what} at epoch {epoch}, iteration {}/{iterations} (last finite loss {}); no weights were updated with it. Try a lower --lr, e.g. {} (now {lr}), or --clip-grad-norm 1",
                         iteration + 1,
-                        optimizer.learning_rate()
+                        last_finite.map_or("none".to_string(), |l: f64| format!("{l:.4}")),
+                        lr / 10.0
                     )));
                 }
+                last_finite = Some(stats.loss);
                 loss_sum += stats.loss * batch.len() as f64;
                 correct += stats.correct;
                 on_iteration(&IterationStats {
@@ -224,83 +398,81 @@ impl Trainer {
             return Ok(StepStats {
                 loss: 0.0,
                 correct: 0,
+                finite_gradient: true,
             });
         }
         let k = batch.len().div_ceil(MICRO_BATCH);
         while self.workers.len() < k {
             self.workers.push(Worker {
                 ws: Workspace::new(),
-                grads: Grads::zeros_like(model.params()),
+                stats: BatchStats::default(),
                 labels: Vec::with_capacity(MICRO_BATCH),
                 loss_sum: 0.0,
                 correct: 0,
             });
+            self.grads.push(Grads::zeros_like(model.params()));
         }
         let workers = &mut self.workers[..k];
+        let grads = &mut self.grads[..k];
         let model_ref: &Sequential = model;
         let total = batch.len();
-        let run =
-            |(w, chunk): (&mut Worker, &[usize])| micro_step(model_ref, data, chunk, total, w);
+        let (seed, step_index) = (self.config.seed, self.steps);
+        self.steps += 1;
+        let run = |(i, ((w, g), chunk)): (usize, ((&mut Worker, &mut Grads), &[usize]))| {
+            // Each micro-batch's dropout masks come from its own stream, named by the step and
+            // the micro-batch's position: the same masks whichever thread runs it.
+            let mut rng = rng::sub_stream(seed, Stream::Dropout, (step_index << 12) | i as u64);
+            micro_step(model_ref, data, chunk, total, w, g, &mut rng)
+        };
         if k > 1 && self.config.threads > 1 {
             self.pool.install(|| {
                 workers
                     .par_iter_mut()
+                    .zip(grads.par_iter_mut())
                     .zip(batch.par_chunks(MICRO_BATCH))
+                    .enumerate()
                     .try_for_each(run)
             })?;
         } else {
             workers
                 .iter_mut()
+                .zip(grads.iter_mut())
                 .zip(batch.chunks(MICRO_BATCH))
+                .enumerate()
                 .try_for_each(run)?;
         }
         let parallel = self.config.threads > 1;
         let loss_sum: f64 = workers.iter().map(|w| w.loss_sum).sum();
         let correct = workers.iter().map(|w| w.correct).sum();
-        let stats = StepStats {
+        let mut stats = StepStats {
             loss: loss_sum / total as f64,
             correct,
+            finite_gradient: true,
         };
         if !stats.loss.is_finite() {
             return Ok(stats);
         }
-        let (first, rest) = workers.split_at_mut(1);
-        let grads = &mut first[0].grads;
-        if parallel {
-            self.pool.install(|| {
-                sum_grads(grads, rest, true);
-                optimizer.step_with(model.params_mut(), grads, true);
-            });
-        } else {
-            sum_grads(grads, rest, false);
-            optimizer.step_with(model.params_mut(), grads, false);
-        }
-        Ok(stats)
-    }
-}
-
-/// `total += Σ_w w.grads`, element by element in worker order (a fixed reduction order, so the
-/// sum never depends on which thread adds which chunk).
-fn sum_grads(total: &mut Grads, workers: &[Worker], parallel: bool) {
-    if workers.is_empty() {
-        return;
-    }
-    for (i, dst) in total.tensors_mut().iter_mut().enumerate() {
-        let add = |(c, chunk): (usize, &mut [f32])| {
-            let start = c * CHUNK;
-            for w in workers {
-                let src = &w.grads.tensors()[i].data()[start..start + chunk.len()];
-                for (d, s) in chunk.iter_mut().zip(src) {
-                    *d += *s;
+        model.update_running_stats(self.workers[..k].iter().map(|w| &w.stats));
+        // The optimizer sums the micro-batch gradients chunk by chunk as it updates.
+        let grads = &self.grads[..k];
+        let scale = match self.config.clip_grad_norm {
+            Some(max) => {
+                let norm = global_norm(grads);
+                if norm > max {
+                    (max / (norm + 1e-6)) as f32
+                } else {
+                    1.0
                 }
             }
+            None => 1.0,
         };
-        let dst = dst.data_mut();
-        if parallel && dst.len() > CHUNK {
-            dst.par_chunks_mut(CHUNK).enumerate().for_each(add);
+        stats.finite_gradient = if parallel {
+            self.pool
+                .install(|| optimizer.step_sum(model.params_mut(), grads, true, scale))
         } else {
-            dst.chunks_mut(CHUNK).enumerate().for_each(add);
-        }
+            optimizer.step_sum(model.params_mut(), grads, false, scale)
+        };
+        Ok(stats)
     }
 }
 
@@ -326,6 +498,8 @@ pub struct StepStats {
     pub loss: f64,
     /// Samples of the mini-batch classified correctly (before the update).
     pub correct: usize,
+    /// False when the gradient held a NaN or an infinity (the update skipped those values).
+    pub finite_gradient: bool,
 }
 
 /// Forward and backward of one micro-batch into the worker's own buffers.
@@ -335,18 +509,32 @@ fn micro_step(
     chunk: &[usize],
     batch_rows: usize,
     w: &mut Worker,
+    grads: &mut Grads,
+    rng: &mut ChaCha8Rng,
 ) -> Result<(), NablaError> {
     let mut tape = Tape::new(model.params(), &mut w.ws);
     let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
-    data.gather_labels(chunk, &mut w.labels);
-    let logits = model.forward(&mut tape, x)?;
-    let loss = tape.softmax_cross_entropy(logits, &w.labels)?;
+    let out = model.forward_train(&mut tape, x, rng, &mut w.stats)?;
+    let loss = match data.task() {
+        Task::Classification => {
+            data.gather_labels(chunk, &mut w.labels);
+            tape.softmax_cross_entropy(out, &w.labels)?
+        }
+        Task::Regression => {
+            w.labels.clear();
+            let target = tape.input_with(chunk.len(), 1, |buf| data.gather_targets(chunk, buf));
+            tape.mse(out, target)?
+        }
+    };
     // The mini-batch loss is the mean over all its rows: weight this micro-batch's mean by its
     // share of the rows, and the summed gradients are exactly those of the mini-batch mean.
     let share = tape.scale(loss, chunk.len() as f32 / batch_rows as f32);
-    tape.backward(share, &mut w.grads)?;
+    tape.backward(share, grads)?;
     w.loss_sum = tape.value(loss).data()[0] as f64 * chunk.len() as f64;
-    w.correct = count_correct(tape.value(logits).data(), &w.labels);
+    w.correct = match data.task() {
+        Task::Classification => count_correct(tape.value(out).data(), &w.labels),
+        Task::Regression => 0,
+    };
     Ok(())
 }
 
@@ -364,6 +552,20 @@ fn count_correct(logits: &[f32], labels: &[u32]) -> usize {
 
 fn check_fits(model: &Sequential, data: &Dataset) -> Result<(), NablaError> {
     let spec = model.spec();
+    if data.task() != spec.task {
+        return Err(NablaError::Usage(format!(
+            "{}: a {} dataset, but the model does {}",
+            data.name(),
+            data.task().name(),
+            spec.task.name()
+        )));
+    }
+    if data.task() == Task::Regression && spec.outputs() != 1 {
+        return Err(NablaError::Usage(format!(
+            "regression needs one output, the model has {}",
+            spec.outputs()
+        )));
+    }
     if data.dim() != spec.inputs {
         return Err(NablaError::Usage(format!(
             "{}: samples have {} features, the model takes {}",
@@ -383,37 +585,77 @@ fn check_fits(model: &Sequential, data: &Dataset) -> Result<(), NablaError> {
     Ok(())
 }
 
-/// Mean cross-entropy and accuracy of `model` on `data`, in fixed chunks of [`EVAL_CHUNK`]
-/// rows run in parallel on the current rayon pool and summed in order.
+/// Loss and accuracy (classification) or MAE, RMSE and R² (regression) of `model` on `data`, in
+/// fixed chunks of [`EVAL_CHUNK`] rows run in parallel on the current rayon pool and summed in
+/// order.
 pub fn evaluate(model: &Sequential, data: &Dataset) -> Result<Evaluation, NablaError> {
     check_fits(model, data)?;
+    let regression = data.task() == Task::Regression;
     if data.is_empty() {
         return Ok(Evaluation {
             loss: f64::NAN,
-            accuracy: f64::NAN,
+            accuracy: (!regression).then_some(f64::NAN),
+            regression: regression.then_some(RegressionMetrics {
+                mae: f64::NAN,
+                rmse: f64::NAN,
+                r2: f64::NAN,
+            }),
         });
     }
+    let (_, scale) = data.target_scaling();
+    // Targets in original units are center + scale · t; errors are scale · (ŷ − t).
+    let mean_t = data.targets().iter().map(|&t| f64::from(t)).sum::<f64>() / data.len() as f64;
     let indices: Vec<usize> = (0..data.len()).collect();
-    let parts: Vec<(f64, usize)> = indices
+    let parts: Vec<[f64; 4]> = indices
         .par_chunks(EVAL_CHUNK)
         .map_init(
-            || (Workspace::new(), Vec::new()),
-            |(ws, labels), chunk| -> Result<(f64, usize), NablaError> {
+            || (Workspace::new(), Vec::new(), Vec::new()),
+            |(ws, labels, targets), chunk| -> Result<[f64; 4], NablaError> {
                 let mut tape = Tape::new(model.params(), ws);
                 let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
-                data.gather_labels(chunk, labels);
-                let logits = model.forward(&mut tape, x)?;
-                let loss = tape.softmax_cross_entropy(logits, labels)?;
-                Ok((
-                    tape.value(loss).data()[0] as f64 * chunk.len() as f64,
-                    count_correct(tape.value(logits).data(), labels),
-                ))
+                let out = model.forward(&mut tape, x)?;
+                let rows = chunk.len() as f64;
+                if regression {
+                    targets.clear();
+                    targets.resize(chunk.len(), 0.0f32);
+                    data.gather_targets(chunk, targets);
+                    let (mut sae, mut sse, mut sst) = (0.0f64, 0.0f64, 0.0f64);
+                    for (&p, &t) in tape.value(out).data().iter().zip(targets.iter()) {
+                        let err = (f64::from(p) - f64::from(t)) * scale;
+                        sae += err.abs();
+                        sse += err * err;
+                        let dev = (f64::from(t) - mean_t) * scale;
+                        sst += dev * dev;
+                    }
+                    let target =
+                        tape.input_with(chunk.len(), 1, |buf| buf.copy_from_slice(targets));
+                    let loss = tape.mse(out, target)?;
+                    Ok([tape.value(loss).data()[0] as f64 * rows, sae, sse, sst])
+                } else {
+                    data.gather_labels(chunk, labels);
+                    let loss = tape.softmax_cross_entropy(out, labels)?;
+                    Ok([
+                        tape.value(loss).data()[0] as f64 * rows,
+                        count_correct(tape.value(out).data(), labels) as f64,
+                        0.0,
+                        0.0,
+                    ])
+                }
             },
         )
         .collect::<Result<_, _>>()?;
     let n = data.len() as f64;
+    let total = |k: usize| parts.iter().map(|p| p[k]).sum::<f64>();
     Ok(Evaluation {
-        loss: parts.iter().map(|p| p.0).sum::<f64>() / n,
-        accuracy: parts.iter().map(|p| p.1).sum::<usize>() as f64 / n,
+        loss: total(0) / n,
+        accuracy: (!regression).then(|| total(1) / n),
+        regression: regression.then(|| {
+            let (sae, sse, sst) = (total(1), total(2), total(3));
+            RegressionMetrics {
+                mae: sae / n,
+                rmse: (sse / n).sqrt(),
+                r2: if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN },
+            }
+        }),
     })
 }

@@ -16,10 +16,13 @@
 //! The micro-batch size never depends on the thread count and the reduction order is fixed,
 //! so 1 and 2 threads give bit-identical weights.
 
+pub mod diagnosis;
 mod fit;
 
+pub use diagnosis::{Diagnosis, Verdict};
 pub use fit::{
-    EpochMetrics, Evaluation, IterationStats, StepStats, TrainConfig, Trainer, evaluate,
+    EpochMetrics, Evaluation, FitReport, IterationStats, RegressionMetrics, StepStats, TrainConfig,
+    Trainer, evaluate,
 };
 
 mod confusion;

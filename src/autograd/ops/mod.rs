@@ -3,6 +3,8 @@
 
 pub mod activation;
 pub mod arith;
+pub mod batchnorm;
+pub mod dropout;
 pub mod loss;
 pub mod matmul;
 pub mod reduce;
@@ -70,6 +72,20 @@ pub(crate) enum Op {
         pred: Var,
         target: Var,
     },
+    Dropout {
+        a: Var,
+    },
+    BatchNorm {
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        eps: f32,
+    },
+    AffineRows {
+        x: Var,
+        scale: Var,
+        shift: Var,
+    },
 }
 
 /// Dispatches node's backward rule: `upstream` is `∂L/∂node`.
@@ -95,6 +111,16 @@ pub(crate) fn backward(node: &Node, upstream: &Tensor, ctx: &Ctx, sink: &mut Sin
             labels_start,
         } => loss::cross_entropy_backward(logits, labels_start, node, upstream, ctx, sink),
         Op::Mse { pred, target } => loss::mse_backward(pred, target, upstream, ctx, sink),
+        Op::Dropout { a } => dropout::backward(a, node, upstream, ctx, sink),
+        Op::BatchNorm {
+            x,
+            gamma,
+            beta,
+            eps,
+        } => batchnorm::batch_norm_backward(x, gamma, beta, eps, node, upstream, ctx, sink),
+        Op::AffineRows { x, scale, shift } => {
+            batchnorm::affine_rows_backward(x, scale, shift, upstream, ctx, sink)
+        }
     }
 }
 

@@ -1,0 +1,804 @@
+//! CSV files in: one streaming pass from bytes to a [`RawTable`] of `f32` cells.
+//!
+//! What this module owns: the byte-level reading of a delimited text file (plain or gzip), the
+//! header, column selection (`--target`, `--features`, `--drop`), delimiter detection, and the
+//! classification of every cell as a number, a category, or missing. What it must not do: decide
+//! the task, split, impute or scale — that is [`crate::data::table`], which sees the whole table.
+//!
+//! Records are parsed one at a time by the `csv` crate straight into a row-major `Vec<f32>`, so
+//! the text and the parsed table never sit in memory together: peak memory is about
+//! `rows × columns × 4` bytes plus the target column and a constant.
+//!
+//! Rules, in the order a cell meets them:
+//! - Surrounding spaces are trimmed. An empty cell, `NA`, `N/A`, `NaN` or `null` (any case) is
+//!   missing; missing cells are counted and stored as `NaN`.
+//! - A column is *numeric* if its first non-missing cell parses as a number, *categorical*
+//!   (text) otherwise. A later cell that is not a number in a numeric column is an error, as is
+//!   `±inf` or a magnitude beyond `f32::MAX` (3.4e38): nabla computes in `f32` and refuses
+//!   values it cannot hold rather than turning them into infinities.
+//! - Categorical cells are stored as the index of their text in the column's category list
+//!   (first-appearance order); at most [`MAX_CATEGORIES`] distinct texts per column.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Cursor, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use crate::error::NablaError;
+
+/// The most distinct texts a categorical feature column may have before one-hot encoding it is
+/// refused as too wide.
+pub const MAX_CATEGORIES: usize = 1000;
+
+/// Which columns to read and how to split fields.
+#[derive(Clone, Debug, Default)]
+pub struct CsvOptions {
+    /// The target column's name; `None`: the last column.
+    pub target: Option<String>,
+    /// Read only these feature columns (in this order); `None`: every column but the target and
+    /// those in `drop`.
+    pub features: Option<Vec<String>>,
+    /// Columns to ignore.
+    pub drop: Vec<String>,
+    /// The field delimiter; `None`: detected from the header (comma, semicolon or tab).
+    pub delimiter: Option<u8>,
+    /// Columns to read as text whatever their first cell looks like (a test file read with
+    /// the training file's column kinds).
+    pub text_columns: Vec<String>,
+    /// Columns that must hold numbers.
+    pub numeric_columns: Vec<String>,
+    /// The training file whose columns this (test) file must have, for messages.
+    pub columns_of: Option<PathBuf>,
+}
+
+/// What a column holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// Numbers, stored as themselves.
+    Numeric,
+    /// Text, stored as an index into the category list.
+    Categorical(Vec<String>),
+}
+
+/// One selected column of a CSV file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// The header name.
+    pub name: String,
+    /// Numbers or categories (decided by the first non-missing cell).
+    pub kind: ColumnKind,
+    /// Missing cells in this column.
+    pub missing: usize,
+}
+
+/// The target column as read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawTarget {
+    /// Numbers (`NaN` where missing).
+    Numeric(Vec<f64>),
+    /// Text: an index into `names` per row ([`MISSING_CODE`] where missing).
+    Text {
+        /// Category index of every row.
+        codes: Vec<u32>,
+        /// Distinct texts in first-appearance order.
+        names: Vec<String>,
+    },
+}
+
+/// Code of a missing text target.
+pub const MISSING_CODE: u32 = u32::MAX;
+
+impl RawTarget {
+    /// True if row `i` has no target value.
+    pub fn is_missing(&self, i: usize) -> bool {
+        match self {
+            RawTarget::Numeric(v) => v[i].is_nan(),
+            RawTarget::Text { codes, .. } => codes[i] == MISSING_CODE,
+        }
+    }
+}
+
+/// Where the first missing cell was seen, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingAt {
+    /// The record's line in the file (from 1).
+    pub line: u64,
+    /// The column's name.
+    pub column: String,
+    /// The cell's text.
+    pub text: String,
+}
+
+/// A CSV file read into memory: feature cells row-major as `f32`, plus the target.
+#[derive(Clone, Debug)]
+pub struct RawTable {
+    /// The file (for messages).
+    pub path: PathBuf,
+    /// The selected feature columns, in input order.
+    pub columns: Vec<Column>,
+    /// `rows × columns.len()` cells, row-major: a number, a category index, or `NaN` (missing).
+    pub values: Vec<f32>,
+    /// The target column's name.
+    pub target_name: String,
+    /// The target of every row.
+    pub target: RawTarget,
+    /// Missing target cells.
+    pub target_missing: usize,
+    /// The first missing cell anywhere (feature or target), if any.
+    pub first_missing: Option<MissingAt>,
+    /// The delimiter used.
+    pub delimiter: u8,
+}
+
+impl RawTable {
+    /// Number of data rows.
+    pub fn rows(&self) -> usize {
+        match &self.target {
+            RawTarget::Numeric(v) => v.len(),
+            RawTarget::Text { codes, .. } => codes.len(),
+        }
+    }
+
+    /// Total missing cells (features and target).
+    pub fn missing(&self) -> usize {
+        self.columns.iter().map(|c| c.missing).sum::<usize>() + self.target_missing
+    }
+}
+
+/// Reads a CSV file (gzip-compressed if it starts with the gzip magic bytes, whatever its name).
+pub fn read(path: &Path, options: &CsvOptions) -> Result<RawTable, NablaError> {
+    let file = File::open(path).map_err(|e| NablaError::io(path, e))?;
+    read_from(path, file, options)
+}
+
+/// Reads CSV bytes already in memory; `name` is used in messages. The fuzz targets and the
+/// built-in dataset come in here.
+pub fn read_bytes(name: &Path, bytes: &[u8], options: &CsvOptions) -> Result<RawTable, NablaError> {
+    read_from(name, bytes, options)
+}
+
+/// How much of the file is looked at to detect gzip and the delimiter.
+const PEEK: usize = 64 * 1024;
+
+fn read_from(path: &Path, mut r: impl Read, options: &CsvOptions) -> Result<RawTable, NablaError> {
+    let mut head = Vec::with_capacity(PEEK);
+    (&mut r)
+        .take(PEEK as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| NablaError::io(path, e))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let gz = MultiGzDecoder::new(Cursor::new(head).chain(r));
+        let mut r = gz;
+        let mut head = Vec::with_capacity(PEEK);
+        if let Err(e) = (&mut r).take(PEEK as u64).read_to_end(&mut head) {
+            let line = head.iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(read_error(path, line, e));
+        }
+        parse(path, head, r, options)
+    } else {
+        parse(path, head, r, options)
+    }
+}
+
+fn read_error(path: &Path, line: usize, e: std::io::Error) -> NablaError {
+    NablaError::data(
+        path,
+        format!("line {line}"),
+        format!("cannot read: {e} (a truncated or corrupt gzip file?)"),
+    )
+}
+
+/// Counts each candidate delimiter outside quotes on the first line and picks the most
+/// frequent (comma on a tie or when none appears).
+pub fn detect_delimiter(head: &[u8]) -> u8 {
+    let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    for &b in head {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let candidates = [b',', b';', b'\t'];
+    let mut best = 0;
+    for i in 1..3 {
+        if counts[i] > counts[best] {
+            best = i;
+        }
+    }
+    candidates[best]
+}
+
+/// A printable name for a delimiter.
+pub fn delimiter_name(d: u8) -> String {
+    match d {
+        b',' => "comma".into(),
+        b';' => "semicolon".into(),
+        b'\t' => "tab".into(),
+        b' ' => "space".into(),
+        other => format!("{:?}", other as char),
+    }
+}
+
+/// True for the texts that mean "no value".
+pub fn is_missing(cell: &[u8]) -> bool {
+    cell.is_empty()
+        || cell.eq_ignore_ascii_case(b"na")
+        || cell.eq_ignore_ascii_case(b"n/a")
+        || cell.eq_ignore_ascii_case(b"nan")
+        || cell.eq_ignore_ascii_case(b"null")
+}
+
+/// A cell's text for messages: valid UTF-8 shown as is (shortened), anything else as bytes.
+fn show(cell: &[u8]) -> String {
+    let text = String::from_utf8_lossy(cell);
+    let mut s: String = text.chars().take(40).collect();
+    if text.chars().count() > 40 {
+        s.push('…');
+    }
+    format!("{s:?}")
+}
+
+/// What a numeric cell turned out to be.
+enum Number {
+    Value(f64),
+    Text,
+    Infinite,
+    TooLarge,
+}
+
+fn parse_number(cell: &[u8]) -> Number {
+    // Fast path for plain decimals is the standard library's parser (correctly rounded).
+    let Ok(text) = std::str::from_utf8(cell) else {
+        return Number::Text;
+    };
+    // Rust accepts "inf", "infinity" and "nan"; only the infinities reach here (NaN is missing).
+    match text.parse::<f64>() {
+        Ok(v) if v.is_infinite() => {
+            let lower = text.trim_start_matches(['+', '-']).to_ascii_lowercase();
+            if lower.starts_with("inf") {
+                Number::Infinite
+            } else {
+                Number::TooLarge
+            }
+        }
+        Ok(v) if v.abs() > f32::MAX as f64 => Number::TooLarge,
+        Ok(v) => Number::Value(v),
+        Err(_) => Number::Text,
+    }
+}
+
+/// `-12,5`: digits, one comma, digits (a number written with a decimal comma).
+fn looks_like_decimal_comma(cell: &[u8]) -> bool {
+    let body = cell.strip_prefix(b"-").unwrap_or(cell);
+    let mut parts = body.split(|&b| b == b',');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), None) => {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.iter().all(u8::is_ascii_digit)
+                && b.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    }
+}
+
+fn trim(cell: &[u8]) -> &[u8] {
+    cell.trim_ascii()
+}
+
+/// A column being filled.
+struct Builder {
+    name: String,
+    kind: Option<bool>, // Some(true) numeric, Some(false) categorical, None: only missing so far
+    lookup: HashMap<Vec<u8>, u32>,
+    names: Vec<String>,
+    missing: usize,
+    is_target: bool,
+}
+
+impl Builder {
+    fn new(name: String, is_target: bool, options: &CsvOptions) -> Self {
+        let kind = if options.text_columns.contains(&name) {
+            Some(false)
+        } else if options.numeric_columns.contains(&name) {
+            Some(true)
+        } else {
+            None
+        };
+        Self {
+            name,
+            kind,
+            lookup: HashMap::new(),
+            names: Vec::new(),
+            missing: 0,
+            is_target,
+        }
+    }
+
+    /// Returns the cell's value: a number, a category code, or NaN for missing.
+    fn cell(&mut self, path: &Path, line: u64, raw: &[u8]) -> Result<Cell, NablaError> {
+        let cell = trim(raw);
+        let at = || format!("line {line}, column {:?}", self.name);
+        if is_missing(cell) {
+            self.missing += 1;
+            return Ok(Cell::Missing);
+        }
+        if self.kind.is_none() {
+            let numeric = !matches!(parse_number(cell), Number::Text);
+            if !numeric && looks_like_decimal_comma(cell) {
+                return Err(NablaError::data(
+                    path,
+                    at(),
+                    format!(
+                        "found {}, a number with a decimal comma? nabla expects a decimal point",
+                        show(cell)
+                    ),
+                ));
+            }
+            self.kind = Some(numeric);
+        }
+        if self.kind == Some(true) {
+            return match parse_number(cell) {
+                Number::Value(v) => Ok(Cell::Number(v)),
+                Number::Infinite => Err(NablaError::data(
+                    path,
+                    at(),
+                    format!("found {}, expected a finite number", show(cell)),
+                )),
+                Number::TooLarge => Err(NablaError::data(
+                    path,
+                    at(),
+                    format!(
+                        "found {}, beyond the ±3.4e38 (f32) range nabla computes in; rescale this column",
+                        show(cell)
+                    ),
+                )),
+                Number::Text => {
+                    let hint = if std::str::from_utf8(cell).is_err() {
+                        " (the bytes are not valid UTF-8)"
+                    } else if cell.contains(&b',') {
+                        " (a decimal comma? nabla expects a decimal point)"
+                    } else {
+                        ""
+                    };
+                    Err(NablaError::data(
+                        path,
+                        at(),
+                        format!(
+                            "found {}, expected a number like the column's earlier cells{hint}",
+                            show(cell)
+                        ),
+                    ))
+                }
+            };
+        }
+        if let Some(&code) = self.lookup.get(cell) {
+            return Ok(Cell::Code(code));
+        }
+        let text = std::str::from_utf8(cell).map_err(|e| {
+            NablaError::data(
+                path,
+                at(),
+                format!(
+                    "found invalid UTF-8 (byte 0x{:02x} at offset {}), expected text",
+                    cell[e.valid_up_to()],
+                    e.valid_up_to()
+                ),
+            )
+        })?;
+        if !self.is_target && self.names.len() >= MAX_CATEGORIES {
+            return Err(NablaError::data(
+                path,
+                at(),
+                format!(
+                    "more than {MAX_CATEGORIES} distinct texts in a feature column (one-hot encoding would be too wide); leave it out with --drop {:?}",
+                    self.name
+                ),
+            ));
+        }
+        let code = self.names.len() as u32;
+        self.names.push(text.to_string());
+        self.lookup.insert(cell.to_vec(), code);
+        Ok(Cell::Code(code))
+    }
+}
+
+enum Cell {
+    Number(f64),
+    Code(u32),
+    Missing,
+}
+
+fn parse(
+    path: &Path,
+    head: Vec<u8>,
+    rest: impl Read,
+    options: &CsvOptions,
+) -> Result<RawTable, NablaError> {
+    if head.is_empty() || head == b"\xef\xbb\xbf" {
+        return Err(NablaError::data(
+            path,
+            "line 1",
+            "empty file, expected a header row of column names",
+        ));
+    }
+    let delimiter = options.delimiter.unwrap_or_else(|| detect_delimiter(&head));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .buffer_capacity(1 << 16)
+        .from_reader(Cursor::new(head).chain(rest));
+    let mut record = csv::ByteRecord::new();
+    // Read errors (a corrupt gzip stream) name the line being read when they struck.
+    let csv_error = |e: csv::Error, line: u64| -> NablaError {
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => read_error(path, line as usize, io),
+            other => NablaError::data(path, format!("line {line}"), format!("{other:?}")),
+        }
+    };
+    if !reader
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(e, 1))?
+    {
+        return Err(NablaError::data(
+            path,
+            "line 1",
+            "no header row (only blank lines), expected column names",
+        ));
+    }
+    let header_line = record.position().map_or(1, |p| p.line());
+    let mut names = Vec::with_capacity(record.len());
+    for (i, raw) in record.iter().enumerate() {
+        let at = || format!("line {header_line}, column {}", i + 1);
+        let name = std::str::from_utf8(trim(raw)).map_err(|_| {
+            NablaError::data(
+                path,
+                at(),
+                format!(
+                    "header name {} is not valid UTF-8; expected a text header row (is this a CSV file?)",
+                    show(raw)
+                ),
+            )
+        })?;
+        if name.is_empty() {
+            return Err(NablaError::data(
+                path,
+                at(),
+                "empty header name, expected a column name",
+            ));
+        }
+        if let Some(j) = names.iter().position(|n: &String| n == name) {
+            return Err(NablaError::data(
+                path,
+                at(),
+                format!(
+                    "duplicate header name {name:?} (also column {}), expected unique names",
+                    j + 1
+                ),
+            ));
+        }
+        names.push(name.to_string());
+    }
+    if names.len() < 2 {
+        return Err(NablaError::data(
+            path,
+            format!("line {header_line}"),
+            format!(
+                "the header has 1 column ({}) when split at {}s, expected a target and at least one feature; set --delimiter if the file uses another separator",
+                show(record.get(0).unwrap_or_default()),
+                delimiter_name(delimiter)
+            ),
+        ));
+    }
+    let find = |name: &str, flag: &str| -> Result<usize, NablaError> {
+        names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| match &options.columns_of {
+                Some(train) => NablaError::data(
+                    path,
+                    format!("line {header_line}"),
+                    format!(
+                        "no column {name:?}, expected the columns of {} (the header has {})",
+                        train.display(),
+                        list(&names)
+                    ),
+                ),
+                None => NablaError::Usage(format!(
+                    "{}: {flag} {name:?}: no such column; the header has {}",
+                    path.display(),
+                    list(&names)
+                )),
+            })
+    };
+    let target = match &options.target {
+        Some(t) => find(t, "--target")?,
+        None => names.len() - 1,
+    };
+    for d in &options.drop {
+        find(d, "--drop")?;
+        if names[target] == *d {
+            return Err(NablaError::Usage(format!(
+                "--drop {d:?} names the target column"
+            )));
+        }
+    }
+    let selected: Vec<usize> = match &options.features {
+        Some(list) => {
+            let mut out = Vec::new();
+            for f in list {
+                let i = find(f, "--features")?;
+                if i == target {
+                    return Err(NablaError::Usage(format!(
+                        "--features {f:?} names the target column"
+                    )));
+                }
+                if out.contains(&i) {
+                    return Err(NablaError::Usage(format!("--features lists {f:?} twice")));
+                }
+                out.push(i);
+            }
+            out
+        }
+        None => (0..names.len())
+            .filter(|&i| i != target && !options.drop.contains(&names[i]))
+            .collect(),
+    };
+    if selected.is_empty() {
+        return Err(NablaError::Usage(format!(
+            "{}: no feature columns left (target {:?})",
+            path.display(),
+            names[target]
+        )));
+    }
+    let width = names.len();
+    let mut columns: Vec<Builder> = selected
+        .iter()
+        .map(|&i| Builder::new(names[i].clone(), false, options))
+        .collect();
+    let mut target_col = Builder::new(names[target].clone(), true, options);
+    let mut values: Vec<f32> = Vec::new();
+    let mut numeric_target: Vec<f64> = Vec::new();
+    let mut codes: Vec<u32> = Vec::new();
+    let mut first_missing: Option<MissingAt> = None;
+    let mut rows = 0usize;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(e, reader.position().line())),
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != width {
+            // A trailing delimiter at the end of every line is common; so is a stray blank
+            // field. Neither is guessed at: the row must match the header.
+            return Err(NablaError::data(
+                path,
+                format!("line {line}"),
+                format!(
+                    "{} field{}, expected {width} like the header (a ragged row, or a delimiter inside an unquoted field?)",
+                    record.len(),
+                    if record.len() == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        for (c, &i) in selected.iter().enumerate() {
+            let raw = &record[i];
+            let v = match columns[c].cell(path, line, raw)? {
+                Cell::Number(v) => v as f32,
+                Cell::Code(code) => code as f32,
+                Cell::Missing => {
+                    if first_missing.is_none() {
+                        first_missing = Some(MissingAt {
+                            line,
+                            column: columns[c].name.clone(),
+                            text: String::from_utf8_lossy(trim(raw)).into_owned(),
+                        });
+                    }
+                    f32::NAN
+                }
+            };
+            values.push(v);
+        }
+        let raw = &record[target];
+        let cell = target_col.cell(path, line, raw)?;
+        if matches!(cell, Cell::Missing) && first_missing.is_none() {
+            first_missing = Some(MissingAt {
+                line,
+                column: target_col.name.clone(),
+                text: String::from_utf8_lossy(trim(raw)).into_owned(),
+            });
+        }
+        match target_col.kind {
+            Some(false) => {
+                if !numeric_target.is_empty() {
+                    // Only missing cells so far: they become missing codes.
+                    codes.extend(std::iter::repeat_n(MISSING_CODE, numeric_target.len()));
+                    numeric_target.clear();
+                }
+                codes.push(match cell {
+                    Cell::Code(c) => c,
+                    _ => MISSING_CODE,
+                });
+            }
+            _ => numeric_target.push(match cell {
+                Cell::Number(v) => v,
+                _ => f64::NAN,
+            }),
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(NablaError::data(
+            path,
+            format!("line {}", header_line + 1),
+            "no data rows after the header, expected at least one",
+        ));
+    }
+    for c in &columns {
+        if c.kind.is_none() {
+            return Err(NablaError::data(
+                path,
+                format!("column {:?}", c.name),
+                format!("all {rows} cells are missing, expected some values (or --drop it)"),
+            ));
+        }
+    }
+    if target_col.kind.is_none() {
+        return Err(NablaError::data(
+            path,
+            format!("column {:?}", target_col.name),
+            format!("all {rows} target cells are missing"),
+        ));
+    }
+    values.shrink_to_fit();
+    let target = if target_col.kind == Some(false) {
+        RawTarget::Text {
+            codes,
+            names: target_col.names,
+        }
+    } else {
+        RawTarget::Numeric(numeric_target)
+    };
+    Ok(RawTable {
+        path: path.to_path_buf(),
+        columns: columns
+            .into_iter()
+            .map(|b| Column {
+                name: b.name,
+                kind: if b.kind == Some(true) {
+                    ColumnKind::Numeric
+                } else {
+                    ColumnKind::Categorical(b.names)
+                },
+                missing: b.missing,
+            })
+            .collect(),
+        values,
+        target_name: target_col.name,
+        target,
+        target_missing: target_col.missing,
+        first_missing,
+        delimiter,
+    })
+}
+
+/// `"a", "b", "c"` (at most 12 names).
+fn list(names: &[String]) -> String {
+    let mut s: Vec<String> = names.iter().take(12).map(|n| format!("{n:?}")).collect();
+    if names.len() > 12 {
+        s.push(format!("… ({} columns)", names.len()));
+    }
+    s.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_str(text: &str, options: &CsvOptions) -> Result<RawTable, NablaError> {
+        read_bytes(Path::new("t.csv"), text.as_bytes(), options)
+    }
+
+    #[test]
+    fn detects_delimiters_outside_quotes() {
+        assert_eq!(detect_delimiter(b"a,b,c\n"), b',');
+        assert_eq!(detect_delimiter(b"a;b;c\r\n1,5;2"), b';');
+        assert_eq!(detect_delimiter(b"a\tb\n"), b'\t');
+        assert_eq!(detect_delimiter(b"\"x;y;z\",b\n"), b',');
+        assert_eq!(detect_delimiter(b"\xef\xbb\xbfa;b"), b';');
+    }
+
+    #[test]
+    fn reads_numbers_categories_quotes_crlf_and_bom() {
+        let t = read_str(
+            "\u{feff}x,\"col, b\",y\r\n1.5,red,a\r\n-2,\"blue\",b\r\n3e2, red ,a\r\n",
+            &CsvOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(t.rows(), 3);
+        assert_eq!(t.columns[0].name, "x");
+        assert_eq!(t.columns[1].name, "col, b");
+        assert_eq!(
+            t.columns[1].kind,
+            ColumnKind::Categorical(vec!["red".into(), "blue".into()])
+        );
+        assert_eq!(t.values, vec![1.5, 0.0, -2.0, 1.0, 300.0, 0.0]);
+        assert_eq!(
+            t.target,
+            RawTarget::Text {
+                codes: vec![0, 1, 0],
+                names: vec!["a".into(), "b".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn missing_cells_are_counted_and_located() {
+        let t = read_str("a,b,y\n1,,0\nNA,2,1\n3,null,\n", &CsvOptions::default()).unwrap();
+        assert_eq!(t.missing(), 4);
+        assert_eq!(t.target_missing, 1);
+        let at = t.first_missing.unwrap();
+        assert_eq!((at.line, at.column.as_str()), (2, "b"));
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let o = CsvOptions::default();
+        let e = read_str("a,y\n1,0\nzz,1\n", &o).unwrap_err().to_string();
+        assert!(e.contains("line 3, column \"a\""), "{e}");
+        let e = read_str("a,y\n1,0\ninf,1\n", &o).unwrap_err().to_string();
+        assert!(e.contains("finite"), "{e}");
+        let e = read_str("a,y\n1e300,0\n", &o).unwrap_err().to_string();
+        assert!(e.contains("3.4e38"), "{e}");
+        let e = read_str("a,y\n1,0\n1,2,3\n", &o).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("3 fields"), "{e}");
+        let e = read_str("a,a\n1,0\n", &o).unwrap_err().to_string();
+        assert!(e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn selects_target_features_and_drop() {
+        let text = "id,a,b,y\n1,2,3,4\n";
+        let t = read_str(
+            text,
+            &CsvOptions {
+                target: Some("a".into()),
+                drop: vec!["id".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let names: Vec<_> = t.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["b", "y"]);
+        assert_eq!(t.target, RawTarget::Numeric(vec![2.0]));
+        let t = read_str(
+            text,
+            &CsvOptions {
+                features: Some(vec!["b".into(), "id".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(t.values, vec![3.0, 1.0]);
+        assert!(
+            read_str(
+                text,
+                &CsvOptions {
+                    target: Some("zz".into()),
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! `Preprocess`: everything learned from the training split that turns a file's row into the
+//! network's input, kept so a saved model can later read new rows exactly as it was trained.
+//!
+//! Its JSON form is the contract later work saves with the model:
+//! `{"features": ["x1", "color=red", ...], "center": [..], "scale": [..], "scaling": "standard",
+//! "columns": [...], "target": {...}}`. The network's input is `(x − center) / scale` element by
+//! element, where `x` is the *encoded* row: numeric cells as they are (missing ones replaced by
+//! the column's `impute` value) and each categorical column as a one-hot block over its
+//! `categories` (all zeros for a category not seen in training).
+
+use serde::{Deserialize, Serialize};
+
+use crate::nn::Task;
+
+/// How numeric inputs are scaled (fitted on the training split only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Scaling {
+    /// `center` = mean, `scale` = standard deviation (1 for a constant column).
+    #[default]
+    Standard,
+    /// `center` = minimum, `scale` = maximum − minimum (1 for a constant column): inputs in [0, 1].
+    MinMax,
+    /// `center` = 0, `scale` = 1.
+    None,
+    /// Image bytes: `center` = 0, `scale` = 255.
+    Pixels,
+}
+
+impl Scaling {
+    /// The name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scaling::Standard => "standard",
+            Scaling::MinMax => "minmax",
+            Scaling::None => "none",
+            Scaling::Pixels => "pixels",
+        }
+    }
+}
+
+/// How one column of the file becomes one or more network inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ColumnEncoding {
+    /// One input: the number itself.
+    Numeric {
+        /// The header name.
+        name: String,
+        /// The value that replaces a missing cell (`--impute mean|median`), if imputing.
+        impute: Option<f64>,
+    },
+    /// One input per category: 1 for the row's category, 0 elsewhere.
+    Categorical {
+        /// The header name.
+        name: String,
+        /// Categories seen in the training split, sorted; their order is the inputs' order.
+        categories: Vec<String>,
+        /// The category that replaces a missing cell (the most frequent one), if imputing.
+        impute: Option<String>,
+    },
+}
+
+/// What the network predicts and how to read its output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetEncoding {
+    /// The target column's header name.
+    pub name: String,
+    /// Classification or regression.
+    pub task: Task,
+    /// Class names in output order (classification; empty for regression).
+    pub classes: Vec<String>,
+    /// Regression: prediction in the file's units = `center + scale · output`.
+    pub center: f64,
+    /// See `center`.
+    pub scale: f64,
+}
+
+/// The fitted preprocessing of a table (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// Names of the network's inputs, in order (`column` or `column=category`).
+    pub features: Vec<String>,
+    /// Subtracted from each encoded input.
+    pub center: Vec<f64>,
+    /// Each centred input is divided by this (never 0).
+    pub scale: Vec<f64>,
+    /// How `center` and `scale` were fitted.
+    pub scaling: Scaling,
+    /// How each selected file column is encoded, in input order.
+    pub columns: Vec<ColumnEncoding>,
+    /// The target.
+    pub target: TargetEncoding,
+}
+
+impl Preprocess {
+    /// Network inputs per sample.
+    pub fn inputs(&self) -> usize {
+        self.features.len()
+    }
+
+    /// `(x − center) / scale` for one encoded row, computed in f64 and stored as f32.
+    pub fn normalise(&self, encoded: &[f64], out: &mut [f32]) {
+        for (((o, &x), &c), &s) in out
+            .iter_mut()
+            .zip(encoded)
+            .zip(&self.center)
+            .zip(&self.scale)
+        {
+            *o = ((x - c) / s) as f32;
+        }
+    }
+}
+
+/// `(center, scale)` of `values` under `scaling`, in f64. A constant column (or one with a
+/// spread that is not a positive finite number) gets scale 1, so nothing is divided by 0.
+pub fn fit_column(values: impl Iterator<Item = f64> + Clone, scaling: Scaling) -> (f64, f64) {
+    let safe = |s: f64| if s.is_finite() && s > 0.0 { s } else { 1.0 };
+    match scaling {
+        Scaling::None => (0.0, 1.0),
+        Scaling::Pixels => (0.0, 255.0),
+        Scaling::MinMax => {
+            let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+            if lo.is_finite() {
+                (lo, safe(hi - lo))
+            } else {
+                (0.0, 1.0)
+            }
+        }
+        Scaling::Standard => {
+            let (n, sum) = values
+                .clone()
+                .fold((0usize, 0.0f64), |(n, s), v| (n + 1, s + v));
+            if n == 0 {
+                return (0.0, 1.0);
+            }
+            let mean = sum / n as f64;
+            let var = values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+            (mean, safe(var.sqrt()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_and_huge_columns_give_finite_scalings() {
+        assert_eq!(
+            fit_column([3.0, 3.0].into_iter(), Scaling::Standard),
+            (3.0, 1.0)
+        );
+        assert_eq!(fit_column([3.0].into_iter(), Scaling::MinMax), (3.0, 1.0));
+        let (c, s) = fit_column([3e38, -3e38, 0.0].into_iter(), Scaling::Standard);
+        assert!(c.is_finite() && s.is_finite() && s > 0.0);
+        let (c, s) = fit_column([3e38, -3e38].into_iter(), Scaling::MinMax);
+        assert_eq!((c, s), (-3e38, 6e38));
+    }
+}

@@ -1,0 +1,846 @@
+//! From a [`RawTable`] to training, validation and test [`Dataset`]s: task detection, missing
+//! values, seeded splits, one-hot encoding and scaling, all fitted on the training split only.
+//!
+//! What this module owns: every decision that needs the whole table. What it must not do: read
+//! bytes (that is [`crate::data::csv`]) or know about training.
+//!
+//! Task detection: a text target is classification; a numeric target is classification when
+//! every value is an integer and there are at most [`MAX_INTEGER_CLASSES`] distinct values,
+//! regression otherwise; [`TableOptions::task`] overrides. Class order is fixed and does not
+//! depend on the row order: text classes sort lexicographically (by bytes), numeric classes
+//! numerically (`"2"` before `"10"`).
+//!
+//! Memory: the table's cells are split in place (held-out rows copied out, training rows
+//! compacted) and scaled in place when there is no categorical column, so the peak stays near
+//! one copy of the cells.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::csv::{ColumnKind, MISSING_CODE, RawTable, RawTarget};
+use super::dataset::{Dataset, Features};
+use super::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding, fit_column};
+use super::split;
+use crate::error::NablaError;
+use crate::nn::Task;
+
+/// An integer target with at most this many distinct values is taken as class labels.
+pub const MAX_INTEGER_CLASSES: usize = 20;
+
+/// The most classes a classification target may have.
+pub const MAX_CLASSES: usize = 1000;
+
+/// What to do with missing cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Impute {
+    /// Refuse the file, naming the first missing cell and the count.
+    #[default]
+    Refuse,
+    /// Numeric cells: the training split's mean; text cells: its most frequent category. Rows
+    /// whose target is missing are dropped.
+    Mean,
+    /// Numeric cells: the training split's median; text cells: its most frequent category. Rows
+    /// whose target is missing are dropped.
+    Median,
+    /// Drop every row with a missing cell.
+    DropRows,
+}
+
+/// Settings of [`prepare`].
+#[derive(Clone, Debug)]
+pub struct TableOptions {
+    /// Force classification or regression; `None`: detect.
+    pub task: Option<Task>,
+    /// Missing values.
+    pub impute: Impute,
+    /// Scaling of the numeric inputs.
+    pub scaling: Scaling,
+    /// Fraction of the rows held out as the test set (ignored with a separate test file).
+    pub test_split: f64,
+    /// Fraction of the training part held out as the validation set (0: none).
+    pub val_split: f64,
+    /// Seed of the splits.
+    pub seed: u64,
+}
+
+/// The datasets and the fitted preprocessing.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The training split.
+    pub train: Dataset,
+    /// The validation split, when `val_split > 0`.
+    pub val: Option<Dataset>,
+    /// The test split or the separate test file.
+    pub test: Dataset,
+    /// What was learned from the training split.
+    pub preprocess: Preprocess,
+    /// Things the user should know (dropped rows, unseen categories, tiny classes).
+    pub warnings: Vec<String>,
+}
+
+/// Rows of a table: cells row-major (`NaN` missing, a category code, `UNSEEN` for a test
+/// category unknown to training), and a class label or a real target per row.
+struct Part {
+    values: Vec<f32>,
+    labels: Vec<u32>,
+    targets: Vec<f64>,
+}
+
+/// Category code of a text the training file never had.
+const UNSEEN: f32 = -1.0;
+
+impl Part {
+    fn rows(&self, stride: usize) -> usize {
+        self.values.len() / stride.max(1)
+    }
+
+    /// Copies rows `idx` out.
+    fn take(&self, stride: usize, idx: &[usize]) -> Part {
+        let mut values = Vec::with_capacity(idx.len() * stride);
+        for &i in idx {
+            values.extend_from_slice(&self.values[i * stride..(i + 1) * stride]);
+        }
+        Part {
+            values,
+            labels: pick(&self.labels, idx),
+            targets: pick(&self.targets, idx),
+        }
+    }
+
+    /// Keeps rows `idx` (sorted, unique) in place.
+    fn keep(&mut self, stride: usize, idx: &[usize]) {
+        for (to, &from) in idx.iter().enumerate() {
+            if to != from {
+                self.values
+                    .copy_within(from * stride..(from + 1) * stride, to * stride);
+            }
+        }
+        self.values.truncate(idx.len() * stride);
+        self.values.shrink_to_fit();
+        self.labels = pick(&self.labels, idx);
+        self.targets = pick(&self.targets, idx);
+    }
+
+    fn target_missing(&self, i: usize) -> bool {
+        self.labels.get(i).is_some_and(|&l| l == MISSING_CODE)
+            || self.targets.get(i).is_some_and(|t| t.is_nan())
+    }
+}
+
+fn pick<T: Copy>(v: &[T], idx: &[usize]) -> Vec<T> {
+    if v.is_empty() {
+        Vec::new()
+    } else {
+        idx.iter().map(|&i| v[i]).collect()
+    }
+}
+
+/// How the target was read: classes by name, or real values.
+enum TargetPlan {
+    Classes(Vec<String>),
+    Regression,
+}
+
+/// A class name for a numeric value: integers without a decimal point.
+fn number_name(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 9.007e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaError> {
+    let name = &raw.target_name;
+    let plan = match &raw.target {
+        RawTarget::Text { names, .. } => {
+            if task == Some(Task::Regression) {
+                return Err(NablaError::data(
+                    &raw.path,
+                    format!("column {name:?}"),
+                    format!(
+                        "--task regression, but the target holds text (e.g. {:?}), expected numbers",
+                        names.first().map_or("", |s| s.as_str())
+                    ),
+                ));
+            }
+            let mut classes = names.clone();
+            classes.sort();
+            TargetPlan::Classes(classes)
+        }
+        RawTarget::Numeric(values) => {
+            let mut distinct: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+            // Beyond 1e15 every f64 is a whole number: that says nothing about class labels.
+            let integers = distinct.iter().all(|v| v.fract() == 0.0 && v.abs() < 1e15);
+            distinct.sort_by(f64::total_cmp);
+            distinct.dedup();
+            let classify = match task {
+                Some(t) => t == Task::Classification,
+                None => integers && distinct.len() <= MAX_INTEGER_CLASSES,
+            };
+            if !classify {
+                return Ok(TargetPlan::Regression);
+            }
+            if distinct.len() > MAX_CLASSES {
+                return Err(NablaError::data(
+                    &raw.path,
+                    format!("column {name:?}"),
+                    format!(
+                        "{} distinct target values, more than the {MAX_CLASSES} classes nabla accepts; use --task regression",
+                        distinct.len()
+                    ),
+                ));
+            }
+            TargetPlan::Classes(distinct.into_iter().map(number_name).collect())
+        }
+    };
+    if let TargetPlan::Classes(classes) = &plan
+        && classes.len() < 2
+    {
+        return Err(NablaError::data(
+            &raw.path,
+            format!("column {name:?}"),
+            format!(
+                "the target has a single class ({}), expected at least two for classification",
+                classes.first().map_or("none".into(), |c| format!("{c:?}"))
+            ),
+        ));
+    }
+    Ok(plan)
+}
+
+/// Turns a raw table's target into labels (by class name) or real values.
+fn to_part(raw: RawTable, plan: &TargetPlan) -> Result<(Part, std::path::PathBuf), NablaError> {
+    let path = raw.path;
+    let mut part = Part {
+        values: raw.values,
+        labels: Vec::new(),
+        targets: Vec::new(),
+    };
+    match plan {
+        TargetPlan::Regression => match raw.target {
+            RawTarget::Numeric(v) => part.targets = v,
+            RawTarget::Text { .. } => {
+                return Err(NablaError::data(
+                    &path,
+                    format!("column {:?}", raw.target_name),
+                    "the target holds text, expected numbers like the training file",
+                ));
+            }
+        },
+        TargetPlan::Classes(classes) => {
+            let index: HashMap<&str, u32> = classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.as_str(), i as u32))
+                .collect();
+            let lookup = |name: &str, row: usize| -> Result<u32, NablaError> {
+                index.get(name).copied().ok_or_else(|| {
+                    NablaError::data(
+                        &path,
+                        format!("data row {}, column {:?}", row + 1, raw.target_name),
+                        format!(
+                            "class {name:?} does not occur in the training data, expected one of its {} classes",
+                            classes.len()
+                        ),
+                    )
+                })
+            };
+            part.labels = match &raw.target {
+                RawTarget::Text { codes, names } => {
+                    let mut map = Vec::with_capacity(names.len());
+                    for n in names {
+                        map.push(index.get(n.as_str()).copied());
+                    }
+                    codes
+                        .iter()
+                        .enumerate()
+                        .map(|(row, &c)| match c {
+                            MISSING_CODE => Ok(MISSING_CODE),
+                            c => {
+                                map[c as usize].map_or_else(|| lookup(&names[c as usize], row), Ok)
+                            }
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                RawTarget::Numeric(values) => values
+                    .iter()
+                    .enumerate()
+                    .map(|(row, &v)| {
+                        if v.is_nan() {
+                            Ok(MISSING_CODE)
+                        } else {
+                            lookup(&number_name(v), row)
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+        }
+    }
+    Ok((part, path))
+}
+
+/// Refuses missing cells (the default) or drops the rows the impute mode cannot fill.
+fn handle_missing(
+    raw: &RawTable,
+    part: &mut Part,
+    stride: usize,
+    impute: Impute,
+    warnings: &mut Vec<String>,
+) -> Result<(), NablaError> {
+    let missing = raw.missing();
+    if missing == 0 {
+        return Ok(());
+    }
+    let path = &raw.path;
+    if impute == Impute::Refuse {
+        let (location, found) = match &raw.first_missing {
+            Some(at) => (
+                format!("line {}, column {:?}", at.line, at.column),
+                format!("{:?}", at.text),
+            ),
+            None => ("content".to_string(), "a missing value".to_string()),
+        };
+        return Err(NablaError::data(
+            path,
+            location,
+            format!(
+                "found a missing value {found}, one of {missing} missing cells in the file (empty, NA, NaN or null); expected a value, or pass --impute mean|median|drop-rows"
+            ),
+        ));
+    }
+    let rows = part.rows(stride);
+    let keep: Vec<usize> = (0..rows)
+        .filter(|&i| {
+            !part.target_missing(i)
+                && (impute != Impute::DropRows
+                    || part.values[i * stride..(i + 1) * stride]
+                        .iter()
+                        .all(|v| !v.is_nan()))
+        })
+        .collect();
+    if keep.len() < rows {
+        if keep.is_empty() {
+            return Err(NablaError::data(
+                path,
+                "content",
+                format!(
+                    "every one of the {rows} rows has a missing value; nothing is left to train on"
+                ),
+            ));
+        }
+        warnings.push(format!(
+            "{}: dropped {} of {rows} rows with a missing {}",
+            path.display(),
+            rows - keep.len(),
+            if impute == Impute::DropRows {
+                "value"
+            } else {
+                "target"
+            }
+        ));
+        part.keep(stride, &keep);
+    }
+    Ok(())
+}
+
+/// Splits `part` (in place) into kept and held-out rows.
+fn split_part(
+    part: &mut Part,
+    stride: usize,
+    fraction: f64,
+    seed: u64,
+    stream: u64,
+    class_names: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Part, NablaError> {
+    let what = if stream == 0 { "test" } else { "validation" };
+    let rows = part.rows(stride);
+    let s = if part.labels.is_empty() {
+        split::random(rows, fraction, seed, stream)?
+    } else {
+        split::stratified_stream(&part.labels, class_names.len(), fraction, seed, stream)?
+    };
+    if !s.too_small.is_empty() {
+        let names: Vec<String> = s
+            .too_small
+            .iter()
+            .take(5)
+            .map(|&c| format!("{:?}", class_names.get(c as usize).map_or("?", |s| s)))
+            .collect();
+        warnings.push(format!(
+            "{} class{} with a single sample ({}{}) cannot be stratified into the {what} set; kept for training only",
+            s.too_small.len(),
+            if s.too_small.len() == 1 { "" } else { "es" },
+            names.join(", "),
+            if s.too_small.len() > 5 { ", …" } else { "" }
+        ));
+    }
+    if fraction > 0.0 && s.held.is_empty() {
+        return Err(NablaError::Usage(format!(
+            "{rows} row{} cannot be split into training and {what} sets; add rows{}",
+            if rows == 1 { "" } else { "s" },
+            if what == "test" {
+                ", pass --test-data FILE or --test-split 0"
+            } else {
+                " or pass --val-split 0"
+            }
+        )));
+    }
+    let held = part.take(stride, &s.held);
+    part.keep(stride, &s.kept);
+    Ok(held)
+}
+
+/// Reads `raw` (and a separate test file `test_raw`, read with the same column kinds) into
+/// datasets; see the module documentation for the rules.
+pub fn prepare(
+    name: &str,
+    raw: RawTable,
+    test_raw: Option<RawTable>,
+    options: &TableOptions,
+) -> Result<Prepared, NablaError> {
+    let mut warnings = Vec::new();
+    let stride = raw.columns.len();
+    let plan = plan_target(&raw, options.task)?;
+    let class_names: Vec<String> = match &plan {
+        TargetPlan::Classes(c) => c.clone(),
+        TargetPlan::Regression => Vec::new(),
+    };
+    let columns = raw.columns.clone();
+    let target_name = raw.target_name.clone();
+
+    if let Some(t) = &test_raw {
+        check_same_columns(&raw, t)?;
+    }
+    let raw_info = raw.clone_header();
+    let (mut train, path) = to_part(raw, &plan)?;
+    handle_missing(&raw_info, &mut train, stride, options.impute, &mut warnings)?;
+
+    // The test file's categories are renumbered into the training file's codes.
+    let test = match test_raw {
+        Some(mut t) => {
+            for (c, (train_col, test_col)) in columns.iter().zip(&t.columns).enumerate() {
+                if let (ColumnKind::Categorical(train_names), ColumnKind::Categorical(test_names)) =
+                    (&train_col.kind, &test_col.kind)
+                {
+                    let index: HashMap<&str, usize> = train_names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| (n.as_str(), i))
+                        .collect();
+                    let map: Vec<f32> = test_names
+                        .iter()
+                        .map(|n| index.get(n.as_str()).map_or(UNSEEN, |&i| i as f32))
+                        .collect();
+                    for v in t.values.iter_mut().skip(c).step_by(stride.max(1)) {
+                        if !v.is_nan() {
+                            *v = map.get(*v as usize).copied().unwrap_or(UNSEEN);
+                        }
+                    }
+                }
+            }
+            let test_missing_info = t.clone_header();
+            let (mut part, path) = to_part(t, &plan)?;
+            handle_missing(
+                &test_missing_info,
+                &mut part,
+                stride,
+                options.impute,
+                &mut warnings,
+            )?;
+            Some((part, path))
+        }
+        None => None,
+    };
+
+    let (mut test, test_name) = match test {
+        Some((part, test_path)) => (part, test_path.display().to_string()),
+        None => {
+            let held = split_part(
+                &mut train,
+                stride,
+                options.test_split,
+                options.seed,
+                0,
+                &class_names,
+                &mut warnings,
+            )?;
+            (held, format!("{name} (test)"))
+        }
+    };
+    let mut val = if options.val_split > 0.0 {
+        Some(split_part(
+            &mut train,
+            stride,
+            options.val_split,
+            options.seed,
+            1,
+            &class_names,
+            &mut warnings,
+        )?)
+    } else {
+        None
+    };
+
+    // Fit on the training rows only, then encode every part.
+    let mut encodings = Vec::with_capacity(stride);
+    let mut features = Vec::new();
+    let (mut center, mut scale) = (Vec::new(), Vec::new());
+    // Per column: the one-hot position of each training code (None: unseen in training).
+    let mut onehot: Vec<Option<Vec<Option<usize>>>> = Vec::with_capacity(stride);
+    for (c, column) in columns.iter().enumerate() {
+        let cells = || train.values.iter().skip(c).step_by(stride.max(1)).copied();
+        match &column.kind {
+            ColumnKind::Numeric => {
+                let present = || cells().filter(|v| !v.is_nan()).map(f64::from);
+                let fill = match options.impute {
+                    Impute::Mean | Impute::Median
+                        if column.missing > 0 || test_has_missing(&test, &val, c, stride) =>
+                    {
+                        let mut v: Vec<f64> = present().collect();
+                        if v.is_empty() {
+                            return Err(NablaError::data(
+                                &path,
+                                format!("column {:?}", column.name),
+                                "no value in the training split to impute from",
+                            ));
+                        }
+                        Some(if options.impute == Impute::Mean {
+                            v.iter().sum::<f64>() / v.len() as f64
+                        } else {
+                            v.sort_by(f64::total_cmp);
+                            let m = v.len() / 2;
+                            if v.len() % 2 == 1 {
+                                v[m]
+                            } else {
+                                (v[m - 1] + v[m]) / 2.0
+                            }
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(f) = fill {
+                    let f = f as f32;
+                    for part in std::iter::once(&mut train)
+                        .chain(val.as_mut())
+                        .chain(std::iter::once(&mut test))
+                    {
+                        for v in part.values.iter_mut().skip(c).step_by(stride.max(1)) {
+                            if v.is_nan() {
+                                *v = f;
+                            }
+                        }
+                    }
+                }
+                let (ce, sc) = fit_column(
+                    train
+                        .values
+                        .iter()
+                        .skip(c)
+                        .step_by(stride.max(1))
+                        .map(|&v| f64::from(v)),
+                    options.scaling,
+                );
+                features.push(column.name.clone());
+                center.push(ce);
+                scale.push(sc);
+                encodings.push(ColumnEncoding::Numeric {
+                    name: column.name.clone(),
+                    impute: fill,
+                });
+                onehot.push(None);
+            }
+            ColumnKind::Categorical(names) => {
+                let mut counts = vec![0usize; names.len()];
+                for v in cells() {
+                    if v >= 0.0 && (v as usize) < counts.len() {
+                        counts[v as usize] += 1;
+                    }
+                }
+                let mut seen: Vec<usize> = (0..names.len()).filter(|&i| counts[i] > 0).collect();
+                seen.sort_by(|&a, &b| names[a].cmp(&names[b]));
+                let mut position = vec![None; names.len()];
+                for (p, &code) in seen.iter().enumerate() {
+                    position[code] = Some(p);
+                }
+                let mode = (0..names.len())
+                    .filter(|&i| counts[i] > 0)
+                    .max_by_key(|&i| (counts[i], std::cmp::Reverse(names[i].clone())));
+                let fill = match options.impute {
+                    Impute::Mean | Impute::Median => mode,
+                    _ => None,
+                };
+                if let Some(f) = fill {
+                    for part in std::iter::once(&mut train)
+                        .chain(val.as_mut())
+                        .chain(std::iter::once(&mut test))
+                    {
+                        for v in part.values.iter_mut().skip(c).step_by(stride.max(1)) {
+                            if v.is_nan() {
+                                *v = f as f32;
+                            }
+                        }
+                    }
+                }
+                for &code in &seen {
+                    features.push(format!("{}={}", column.name, names[code]));
+                    center.push(0.0);
+                    scale.push(1.0);
+                }
+                encodings.push(ColumnEncoding::Categorical {
+                    name: column.name.clone(),
+                    categories: seen.iter().map(|&i| names[i].clone()).collect(),
+                    impute: fill.map(|i| names[i].clone()),
+                });
+                onehot.push(Some(position));
+            }
+        }
+    }
+    if features.is_empty() {
+        return Err(NablaError::Usage(format!(
+            "{}: the training split gives no input features",
+            path.display()
+        )));
+    }
+
+    // Regression targets are standardised inside, whatever --scale says.
+    let (target_center, target_scale) = match plan {
+        TargetPlan::Regression => fit_column(train.targets.iter().copied(), Scaling::Standard),
+        TargetPlan::Classes(_) => (0.0, 1.0),
+    };
+    let preprocess = Preprocess {
+        features,
+        center,
+        scale,
+        scaling: options.scaling,
+        columns: encodings,
+        target: TargetEncoding {
+            name: target_name.clone(),
+            task: if class_names.is_empty() {
+                Task::Regression
+            } else {
+                Task::Classification
+            },
+            classes: class_names.clone(),
+            center: target_center,
+            scale: target_scale,
+        },
+    };
+
+    let mut unseen_total = vec![0usize; stride];
+    let mut build = |part: Part, name: String| -> Result<Dataset, NablaError> {
+        let (features, unseen) = encode(part.values, stride, &onehot, &preprocess);
+        for (t, u) in unseen_total.iter_mut().zip(unseen) {
+            *t += u;
+        }
+        let dim = preprocess.inputs();
+        if class_names.is_empty() {
+            let targets = part
+                .targets
+                .iter()
+                .map(|&t| ((t - target_center) / target_scale) as f32)
+                .collect();
+            Dataset::regression(name, features, dim, targets, target_center, target_scale)
+        } else {
+            Dataset::new(name, features, dim, part.labels, class_names.clone())
+        }
+    };
+    let test = build(test, test_name)?;
+    let val = match val {
+        Some(v) => Some(build(v, format!("{name} (validation)"))?),
+        None => None,
+    };
+    let train = build(train, name.to_string())?;
+    for (c, &u) in unseen_total.iter().enumerate() {
+        if u > 0 {
+            warnings.push(format!(
+                "column {:?}: {u} validation/test row{} had a category not seen in training; encoded as all zeros",
+                columns[c].name,
+                if u == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    Ok(Prepared {
+        train,
+        val,
+        test,
+        preprocess,
+        warnings,
+    })
+}
+
+fn test_has_missing(test: &Part, val: &Option<Part>, c: usize, stride: usize) -> bool {
+    std::iter::once(test).chain(val.as_ref()).any(|p| {
+        p.values
+            .iter()
+            .skip(c)
+            .step_by(stride.max(1))
+            .any(|v| v.is_nan())
+    })
+}
+
+/// Encodes and scales a part's cells; returns the features and, per column, how many rows had
+/// an unseen category.
+fn encode(
+    mut values: Vec<f32>,
+    stride: usize,
+    onehot: &[Option<Vec<Option<usize>>>],
+    pre: &Preprocess,
+) -> (Features, Vec<usize>) {
+    let mut unseen = vec![0usize; stride];
+    if onehot.iter().all(Option::is_none) {
+        // Same width: scale in place.
+        for row in values.chunks_exact_mut(stride.max(1)) {
+            for ((v, &c), &s) in row.iter_mut().zip(&pre.center).zip(&pre.scale) {
+                *v = ((f64::from(*v) - c) / s) as f32;
+            }
+        }
+        return (Features::F32(values), unseen);
+    }
+    let dim = pre.inputs();
+    let rows = values.len() / stride.max(1);
+    let widths: Vec<usize> = onehot
+        .iter()
+        .map(|p| p.as_ref().map_or(1, |p| p.iter().flatten().count()))
+        .collect();
+    let mut out = vec![0.0f32; rows * dim];
+    for (row, o) in values
+        .chunks_exact(stride.max(1))
+        .zip(out.chunks_exact_mut(dim))
+    {
+        let mut k = 0;
+        for (c, &v) in row.iter().enumerate() {
+            match &onehot[c] {
+                None => {
+                    o[k] = ((f64::from(v) - pre.center[k]) / pre.scale[k]) as f32;
+                    k += 1;
+                }
+                Some(position) => {
+                    let width = widths[c];
+                    match (v >= 0.0)
+                        .then(|| position.get(v as usize).copied().flatten())
+                        .flatten()
+                    {
+                        Some(p) => o[k + p] = 1.0,
+                        None => unseen[c] += 1,
+                    }
+                    k += width;
+                }
+            }
+        }
+    }
+    values.clear();
+    values.shrink_to_fit();
+    (Features::F32(out), unseen)
+}
+
+fn check_same_columns(train: &RawTable, test: &RawTable) -> Result<(), NablaError> {
+    let a: Vec<&str> = train.columns.iter().map(|c| c.name.as_str()).collect();
+    let b: Vec<&str> = test.columns.iter().map(|c| c.name.as_str()).collect();
+    if a != b || train.target_name != test.target_name {
+        return Err(NablaError::data(
+            &test.path,
+            "header",
+            format!(
+                "feature columns {b:?} and target {:?}, expected the training file's {a:?} and target {:?}",
+                test.target_name, train.target_name
+            ),
+        ));
+    }
+    for (x, y) in train.columns.iter().zip(&test.columns) {
+        if matches!(x.kind, ColumnKind::Numeric) != matches!(y.kind, ColumnKind::Numeric) {
+            return Err(NablaError::data(
+                &test.path,
+                format!("column {:?}", x.name),
+                "holds text where the training file has numbers (or the reverse)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RawTable {
+    /// Everything but the cells and targets (for messages about missing values).
+    fn clone_header(&self) -> RawTable {
+        RawTable {
+            path: self.path.clone(),
+            columns: self.columns.clone(),
+            values: Vec::new(),
+            target_name: self.target_name.clone(),
+            target: RawTarget::Numeric(Vec::new()),
+            target_missing: self.target_missing,
+            first_missing: self.first_missing.clone(),
+            delimiter: self.delimiter,
+        }
+    }
+}
+
+/// Carves a validation set out of `train` (stratified, seeded: split sub-stream 1) for data
+/// that arrives as datasets (IDX). Returns `(train, validation, warnings)`.
+pub fn carve_validation(
+    train: &Dataset,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Dataset, Dataset, Vec<String>), NablaError> {
+    let s = split::stratified_stream(train.labels(), train.classes().len(), fraction, seed, 1)?;
+    let mut warnings = Vec::new();
+    if !s.too_small.is_empty() {
+        warnings.push(format!(
+            "{} class(es) with a single sample cannot be stratified into the validation set; kept for training only",
+            s.too_small.len()
+        ));
+    }
+    if s.held.is_empty() {
+        return Err(NablaError::Usage(format!(
+            "{} rows cannot be split into training and validation sets; pass --val-split 0",
+            train.len()
+        )));
+    }
+    Ok((
+        train.subset(&s.kept, train.name()),
+        train.subset(&s.held, format!("{} (validation)", train.name())),
+        warnings,
+    ))
+}
+
+/// Reads a CSV file and prepares it: [`crate::data::csv::read`] then [`prepare`]. A separate
+/// test file is read with the training file's column kinds.
+pub fn load_csv(
+    path: &Path,
+    test_path: Option<&Path>,
+    csv_options: &super::csv::CsvOptions,
+    options: &TableOptions,
+) -> Result<Prepared, NablaError> {
+    let raw = super::csv::read(path, csv_options)?;
+    let test = match test_path {
+        Some(t) => Some(super::csv::read(t, &test_options(&raw, csv_options))?),
+        None => None,
+    };
+    prepare(&path.display().to_string(), raw, test, options)
+}
+
+/// Options reading a test file with `train`'s columns and column kinds.
+pub fn test_options(
+    train: &RawTable,
+    csv_options: &super::csv::CsvOptions,
+) -> super::csv::CsvOptions {
+    let mut o = csv_options.clone();
+    o.target = Some(train.target_name.clone());
+    o.features = Some(train.columns.iter().map(|c| c.name.clone()).collect());
+    o.drop.clear();
+    o.columns_of = Some(train.path.clone());
+    o.text_columns.clear();
+    o.numeric_columns.clear();
+    for c in &train.columns {
+        match c.kind {
+            ColumnKind::Numeric => o.numeric_columns.push(c.name.clone()),
+            ColumnKind::Categorical(_) => o.text_columns.push(c.name.clone()),
+        }
+    }
+    match train.target {
+        RawTarget::Numeric(_) => o.numeric_columns.push(train.target_name.clone()),
+        RawTarget::Text { .. } => o.text_columns.push(train.target_name.clone()),
+    }
+    o
+}
