@@ -74,28 +74,32 @@ def main():
             m = json.load(open(out))
             rows["nabla"].append({
                 "median_epoch": statistics.median(e["seconds"] for e in m["epochs"]),
-                "accuracy": m["test_accuracy"], "rss": rss})
+                "accuracy": m["test_accuracy"], "rss": rss, "infer": m["inference_seconds"]})
             out = os.path.join(tmp, f"torch{r}.json")
             _, rss = timed([py, os.path.join(HERE, "pytorch_mlp.py"), "--data", a.data, "--metrics-out", out] + common,
                            env=env)
             m = json.load(open(out))
             rows["pytorch"].append({"median_epoch": m["median_epoch_seconds"], "accuracy": m["test_accuracy"],
-                                    "rss": rss})
+                                    "rss": rss, "infer": m["inference_seconds"]})
             print(f"round {r + 1}/{a.rounds}: nabla {rows['nabla'][-1]['median_epoch']:.3f} s/epoch, "
                   f"pytorch {rows['pytorch'][-1]['median_epoch']:.3f} s/epoch", flush=True)
 
     ratios = [n["median_epoch"] / t["median_epoch"] for n, t in zip(rows["nabla"], rows["pytorch"])]
     cfg = f"784-{a.hidden.replace(',', '-')}-10, {a.optimizer} lr {lr}, batch {a.batch_size}, {a.epochs} epochs, {a.threads} threads"
     print(f"\n{cfg}, {a.rounds} A/B rounds")
-    print("| framework | median epoch s (min–max over rounds) | test accuracy | peak RSS MiB |")
-    print("|---|---|---|---|")
+    print("| framework | median epoch s (min–max over rounds) | test accuracy | peak RSS MiB | 10k-image inference s |")
+    print("|---|---|---|---|---|")
     for name in ("nabla", "pytorch"):
         ep = [x["median_epoch"] for x in rows[name]]
         acc = statistics.median(x["accuracy"] for x in rows[name])
         rss = statistics.median(x["rss"] for x in rows[name])
-        print(f"| {name} | {statistics.median(ep):.3f} ({min(ep):.3f}–{max(ep):.3f}) | {acc:.4f} | {rss:.0f} |")
-    print(f"ratio nabla/pytorch per round: {', '.join(f'{x:.2f}' for x in ratios)}; "
+        inf = statistics.median(x["infer"] for x in rows[name])
+        print(f"| {name} | {statistics.median(ep):.3f} ({min(ep):.3f}–{max(ep):.3f}) | {acc:.4f} | {rss:.0f} | {inf:.4f} |")
+    print(f"epoch-time ratio nabla/pytorch per round: {', '.join(f'{x:.2f}' for x in ratios)}; "
           f"median {statistics.median(ratios):.2f}")
+    inf_ratios = [n["infer"] / t["infer"] for n, t in zip(rows["nabla"], rows["pytorch"])]
+    print(f"inference ratio nabla/pytorch per round: {', '.join(f'{x:.2f}' for x in inf_ratios)}; "
+          f"median {statistics.median(inf_ratios):.2f}")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ the net in batches of 1000 under torch.no_grad() (after one untimed warm-up pass
 rss_after_import_mb (extra key) is the RSS right after `import torch`, i.e. the framework's
 fixed cost, so a comparison can subtract it from peak_rss_mb if it wants.
 
-Timing caveat: on a shared 2-core machine the OpenMP worker threads' spin-waiting makes
---threads 2 epochs 10-30x slower whenever another process is busy, so this script sets
-OMP_WAIT_POLICY=PASSIVE before importing torch unless --omp-wait-policy says otherwise.
+Timing caveat: on a 2-core machine, PyTorch's OpenMP worker threads spin-wait, so --threads 2
+epochs get 10-30x slower (e.g. 0.8 s -> 20 s) whenever any other process is busy, even a nice-19
+one. Measure on an idle machine. --omp-wait-policy passive sets OMP_WAIT_POLICY=PASSIVE before
+torch loads: then timings stay stable under load, but an idle-machine epoch is ~1.5-2x slower
+(about single-thread speed), so it is not PyTorch's best and not the default.
 Results (loss/accuracy) are deterministic for a given --seed and --threads, but differ
 slightly between thread counts (different float reduction order).
 
@@ -41,11 +43,12 @@ import time
 import numpy as np
 
 # OpenMP reads OMP_WAIT_POLICY once, when torch loads it, so --omp-wait-policy is handled here,
-# before `import torch`. PASSIVE (our default) makes idle worker threads sleep instead of spin.
-# With the default ACTIVE spinning, 2 threads on a 2-core machine slow down 10-30x as soon as
-# any other process (even a nice-19 one) wants a core; PASSIVE costs little on an idle machine.
+# before `import torch`. Default "inherit": leave the environment (PyTorch's own default, the fair
+# baseline). With OpenMP's spin-waiting, 2 threads on a 2-core machine slow down 10-30x as soon as
+# any other process (even a nice-19 one) wants a core; "passive" (threads sleep instead of spin)
+# avoids that but costs ~1.5-2x on an idle machine (about single-thread speed).
 _pre = argparse.ArgumentParser(add_help=False)
-_pre.add_argument("--omp-wait-policy", choices=["passive", "active", "inherit"], default="passive")
+_pre.add_argument("--omp-wait-policy", choices=["passive", "active", "inherit"], default="inherit")
 _OMP_POLICY = _pre.parse_known_args()[0].omp_wait_policy
 if _OMP_POLICY != "inherit":
     os.environ["OMP_WAIT_POLICY"] = _OMP_POLICY.upper()
@@ -150,8 +153,9 @@ def parse_args(argv=None):
     p.add_argument(
         "--omp-wait-policy",
         choices=["passive", "active", "inherit"],
-        default="passive",
-        help="set OMP_WAIT_POLICY before torch loads (default passive; inherit = leave the environment alone)",
+        default="inherit",
+        help="set OMP_WAIT_POLICY before torch loads (default inherit = leave the environment alone, "
+        "i.e. PyTorch's default; passive = robust but slower timings on a busy machine)",
     )
     p.add_argument("--metrics-out", default=None, help="also write the final JSON to this file")
     args = p.parse_args(argv)

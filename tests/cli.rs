@@ -34,6 +34,7 @@ fn metrics(args: &[&str], dir: &Path, name: &str) -> serde_json::Value {
 fn without_timings(mut m: serde_json::Value) -> serde_json::Value {
     let obj = m.as_object_mut().unwrap();
     obj.remove("train_seconds");
+    obj.remove("inference_seconds");
     obj.remove("threads");
     for e in obj["epochs"].as_array_mut().unwrap() {
         e.as_object_mut().unwrap().remove("seconds");

@@ -33,7 +33,7 @@ fn metrics(args: &[&str], out: &Path) -> serde_json::Value {
 /// The metrics with timings, the thread count and the dataset's name removed.
 fn comparable(mut m: serde_json::Value) -> serde_json::Value {
     let obj = m.as_object_mut().unwrap();
-    for k in ["train_seconds", "threads", "dataset"] {
+    for k in ["train_seconds", "inference_seconds", "threads", "dataset"] {
         obj.remove(k);
     }
     for e in obj["epochs"].as_array_mut().unwrap() {

@@ -380,6 +380,9 @@ struct MetricsReport<'a> {
     test_rmse: Option<f64>,
     test_loss: f64,
     train_seconds: f64,
+    /// Seconds to run the whole test set through the final model (forward only, chunks of
+    /// 1,000 rows in parallel).
+    inference_seconds: f64,
 }
 
 /// Training, optional validation and test sets, and warnings for the user.
@@ -753,7 +756,9 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             d.suggestion
         )?;
     }
+    let eval_started = std::time::Instant::now();
     let final_eval = trainer.evaluate(&model, &test)?;
+    let inference_seconds = eval_started.elapsed().as_secs_f64();
     let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
     match (final_eval.accuracy, final_eval.regression) {
         (_, Some(r)) => writeln!(
@@ -805,6 +810,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             test_rmse: final_eval.regression.map(|r| r.rmse),
             test_loss: final_eval.loss,
             train_seconds,
+            inference_seconds,
         };
         let json = serde_json::to_string_pretty(&metrics)?;
         std::fs::write(path, json + "\n")

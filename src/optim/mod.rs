@@ -149,8 +149,15 @@ impl GradSources<'_> {
         let end = start + out.len();
         match self.grads {
             [only] if self.scale == 1.0 => &only.tensors()[param].data()[start..end],
-            [first, rest @ ..] => {
-                out.copy_from_slice(&first.tensors()[param].data()[start..end]);
+            [first, second, rest @ ..] => {
+                // The first two in one pass (the common case), then any others in order.
+                let (a, b) = (
+                    &first.tensors()[param].data()[start..end],
+                    &second.tensors()[param].data()[start..end],
+                );
+                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                    *o = x + y;
+                }
                 for g in rest {
                     for (o, v) in out.iter_mut().zip(&g.tensors()[param].data()[start..end]) {
                         *o += *v;
@@ -158,6 +165,13 @@ impl GradSources<'_> {
                 }
                 if self.scale != 1.0 {
                     out.iter_mut().for_each(|o| *o *= self.scale);
+                }
+                out
+            }
+            [only] => {
+                let src = &only.tensors()[param].data()[start..end];
+                for (o, v) in out.iter_mut().zip(src) {
+                    *o = v * self.scale;
                 }
                 out
             }

@@ -360,7 +360,11 @@ impl Trainer {
                     return Err(NablaError::Diverged(format!(
                         "training diverged: {what} at epoch {epoch}, iteration {}/{iterations} (last finite loss {}); no weights were updated with it. Try a lower --lr, e.g. {} (now {lr}), or --clip-grad-norm 1",
                         iteration + 1,
-                        last_finite.map_or("none".to_string(), |l: f64| format!("{l:.4}")),
+                        last_finite.map_or("none".to_string(), |l: f64| if l.abs() < 1e6 {
+                            format!("{l:.4}")
+                        } else {
+                            format!("{l:.3e}")
+                        }),
                         lr / 10.0
                     )));
                 }

@@ -32,7 +32,7 @@ pub use confusion::confusion_matrix;
 pub const MICRO_BATCH: usize = 64;
 
 /// Rows per evaluation chunk (fixed, so results never depend on the thread count).
-pub const EVAL_CHUNK: usize = 512;
+pub const EVAL_CHUNK: usize = 1000;
 
 /// Iterations in one epoch: `ceil(samples / batch_size)`.
 pub fn iterations_per_epoch(samples: usize, batch_size: usize) -> usize {
