@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 fn nabla(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nabla"))
+        // Run folders (runs/...) land in the temp folder, not the source tree.
+        .current_dir(std::env::temp_dir())
         .args(args)
         .output()
         .expect("the nabla binary runs")

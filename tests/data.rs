@@ -19,6 +19,7 @@ fn metrics(args: &[&str], out: &Path) -> serde_json::Value {
     let mut all = vec!["train", "--metrics-out", out.to_str().unwrap()];
     all.extend_from_slice(args);
     let run = Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .current_dir(std::env::temp_dir())
         .args(&all)
         .output()
         .unwrap();
