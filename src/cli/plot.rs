@@ -217,7 +217,7 @@ where
             })
             .axis_desc_style(("sans-serif", 17))
             .label_style(("sans-serif", 14))
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_label_formatter(&epoch_label)
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (i, run) in runs.iter().enumerate() {
@@ -443,7 +443,7 @@ where
         .y_desc("learning rate")
         .axis_desc_style(("sans-serif", 17))
         .label_style(("sans-serif", 14))
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_label_formatter(&epoch_label)
         .y_label_formatter(&|y| format!("{y:.2e}"))
         .draw()?;
     chart
@@ -517,4 +517,14 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     curves(&SVGBackend::new(&svg, SIZE).into_drawing_area(), &runs).map_err(err)?;
     println!("wrote {} and {}", png.display(), svg.display());
     Ok(())
+}
+
+/// An epoch axis label: whole epochs only (ticks between epochs stay unlabelled, so no label
+/// repeats).
+fn epoch_label(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
 }
