@@ -22,6 +22,7 @@
 pub mod autograd;
 pub mod data;
 pub mod error;
+pub mod io;
 pub mod kernels;
 pub mod nn;
 pub mod optim;
