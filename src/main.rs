@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => cli::train::run(args),
         Command::LrFind(args) => cli::lr_find::run(args),
+        Command::Evaluate(args) => cli::evaluate::run(args),
+        Command::Predict(args) => cli::predict::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

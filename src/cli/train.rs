@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use nabla::data::csv::CsvOptions;
-use nabla::data::{self, Dataset, Impute, Scaling, TableOptions};
+use nabla::data::preprocess::{ColumnEncoding, TargetEncoding};
+use nabla::data::{self, Dataset, Impute, Preprocess, Scaling, TableOptions};
 use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Sequential, Task};
@@ -283,6 +284,11 @@ pub struct TrainArgs {
     /// Write the run's metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
+
+    /// Save the trained model to this file (safetensors, loadable by PyTorch; see
+    /// `nabla predict`, `nabla evaluate`, `nabla inspect`). Written atomically.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
 }
 
 /// Parses `--delimiter`: one ASCII character, or `tab`.
@@ -349,6 +355,8 @@ pub(crate) struct Loaded {
     pub(crate) val: Option<Dataset>,
     pub(crate) test: Dataset,
     pub(crate) warnings: Vec<String>,
+    /// How the data's rows became network inputs (saved with the model).
+    pub(crate) preprocess: Preprocess,
 }
 
 /// Loads the training, validation and test sets the flags ask for.
@@ -385,6 +393,7 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
         val: p.val,
         test: p.test,
         warnings: p.warnings,
+        preprocess: p.preprocess,
     };
     let csv_only = |what: &str| -> Result<()> {
         Err(nabla::NablaError::Usage(format!(
@@ -422,6 +431,7 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                 }
             }
             let (train, test) = data::idx::read_dir(path)?;
+            let preprocess = pixel_preprocess(&train);
             if args.val_split > 0.0 {
                 let (train, val, warnings) =
                     data::table::carve_validation(&train, args.val_split, args.seed)?;
@@ -430,6 +440,7 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                     val: Some(val),
                     test,
                     warnings,
+                    preprocess,
                 })
             } else {
                 Ok(Loaded {
@@ -437,6 +448,7 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                     val: None,
                     test,
                     warnings: Vec::new(),
+                    preprocess,
                 })
             }
         }
@@ -468,6 +480,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         val,
         test,
         warnings,
+        preprocess,
     } = load(&args)?;
     let train = match args.limit_train {
         Some(n) if (n as usize) < train.len() => limit(&train, n as usize, args.seed)?,
@@ -640,6 +653,39 @@ pub fn run(args: TrainArgs) -> Result<()> {
         )?,
     }
 
+    if let Some(path) = &args.save {
+        let training = serde_json::json!({
+            "data": train.name(),
+            "train_samples": train.len(),
+            "hidden": args.hidden,
+            "activation": activation.name(),
+            "optimizer": optimizer.name(),
+            "learning_rate": base_lr,
+            "momentum": matches!(optimizer, Optimizer::Sgd(_)).then_some(args.momentum),
+            "nesterov": args.nesterov,
+            "weight_decay": weight_decay(&args),
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "epochs_run": history.len(),
+            "kept_epoch": report.kept_epoch,
+            "schedule": schedule(&args).name(),
+            "warmup": args.warmup,
+            "dropout": args.dropout,
+            "batch_norm": args.batch_norm,
+            "clip_grad_norm": args.clip_grad_norm,
+            "early_stopping": args.early_stopping,
+            "val_split": args.val_split,
+            "test_split": args.test_split,
+            "seed": args.seed,
+            "test_loss": final_eval.loss,
+            "test_accuracy": final_eval.accuracy,
+            "test_r2": final_eval.regression.map(|r| r.r2),
+            "nabla_version": env!("CARGO_PKG_VERSION"),
+        });
+        nabla::io::save(path, &model, &preprocess, &training).context("saving the model")?;
+        writeln!(out, "saved the model to {}", path.display())?;
+    }
+
     if let Some(path) = &args.metrics_out {
         let metrics = MetricsReport {
             dataset: train.name(),
@@ -682,6 +728,32 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .context("writing the metrics file")?;
     }
     Ok(())
+}
+
+/// The preprocessing of IDX images: one input per pixel (`pixel_0`, `pixel_1`, ...), center 0 and
+/// scale 255, labels as classes.
+fn pixel_preprocess(train: &Dataset) -> Preprocess {
+    let names: Vec<String> = (0..train.dim()).map(|i| format!("pixel_{i}")).collect();
+    Preprocess {
+        center: vec![0.0; names.len()],
+        scale: vec![255.0; names.len()],
+        scaling: Scaling::Pixels,
+        columns: names
+            .iter()
+            .map(|n| ColumnEncoding::Numeric {
+                name: n.clone(),
+                impute: None,
+            })
+            .collect(),
+        features: names,
+        target: TargetEncoding {
+            name: "label".into(),
+            task: Task::Classification,
+            classes: train.classes().to_vec(),
+            center: 0.0,
+            scale: 1.0,
+        },
+    }
 }
 
 /// A seeded subset of `n` training samples (stratified by class for classification).
