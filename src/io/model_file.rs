@@ -518,6 +518,28 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<ModelFile, NablaError> {
     })
 }
 
+/// Batches up to this size use the matrix-vector loop instead of the GEMM.
+const SMALL_BATCH: usize = 4;
+
+/// `Σ a[i]·b[i]` with eight independent partial sums combined in a fixed order, so the
+/// compiler vectorises it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in ar.iter().zip(br) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 /// One layer of the inference network: plain data, no tape.
 #[derive(Clone, Debug)]
 enum Step {
@@ -727,17 +749,26 @@ impl Model {
                 } => {
                     let (k, m) = (*inputs, *outputs);
                     let y = &mut other[..rows * m];
-                    matmul(
-                        rows,
-                        m,
-                        k,
-                        &cur[..rows * k],
-                        Transpose::No,
-                        weight,
-                        Transpose::Yes,
-                        y,
-                        false,
-                    );
+                    if rows <= SMALL_BATCH {
+                        // Matrix-vector products: faer's small-size path allocates per call.
+                        for (yrow, xrow) in y.chunks_exact_mut(m).zip(cur.chunks_exact(k)) {
+                            for (yo, wrow) in yrow.iter_mut().zip(weight.chunks_exact(k)) {
+                                *yo = dot(wrow, xrow);
+                            }
+                        }
+                    } else {
+                        matmul(
+                            rows,
+                            m,
+                            k,
+                            &cur[..rows * k],
+                            Transpose::No,
+                            weight,
+                            Transpose::Yes,
+                            y,
+                            false,
+                        );
+                    }
                     for row in y.chunks_exact_mut(m) {
                         for (o, &b) in row.iter_mut().zip(bias) {
                             *o += b;
