@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 use serde::Serialize;
 
 use nabla::data::csv::CsvOptions;
@@ -289,6 +289,17 @@ pub struct TrainArgs {
     /// `nabla predict`, `nabla evaluate`, `nabla inspect`). Written atomically.
     #[arg(long, value_name = "FILE")]
     pub save: Option<PathBuf>,
+
+    /// After every epoch, save a checkpoint (model, optimizer state, epoch, step counter,
+    /// schedule, history, best weights) atomically into this folder, keeping the last 3 and the
+    /// best.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Continue the run whose checkpoints are in DIR from its latest one, with the settings it
+    /// was started with (other flags are ignored). Ends bit-identical to an uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }
 
 /// Parses `--delimiter`: one ASCII character, or `tab`.
@@ -470,6 +481,29 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
 
 /// Runs `nabla train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    let (args, argv, resume) = match &args.resume {
+        Some(dir) => {
+            let ckpt = nabla::io::checkpoint::load_latest(dir).context("reading the checkpoint")?;
+            let parsed = match super::Cli::try_parse_from(&ckpt.argv) {
+                Ok(super::Cli {
+                    command: super::Command::Train(a),
+                }) => a,
+                _ => anyhow::bail!(nabla::NablaError::data(
+                    &ckpt.path,
+                    "__metadata__.checkpoint",
+                    "the saved command line is not a nabla train command"
+                )),
+            };
+            eprintln!(
+                "resuming from {} (epoch {} done)",
+                ckpt.path.display(),
+                ckpt.state.epoch
+            );
+            let argv = ckpt.argv.clone();
+            (parsed, argv, Some(ckpt))
+        }
+        None => (args, std::env::args().collect::<Vec<_>>(), None),
+    };
     let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -492,6 +526,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let activation = args.activation.activation();
     let regression = train.task() == Task::Regression;
     let (spec, mut model, mut optimizer) = build(&args, &train)?;
+    let resume_state = match resume {
+        Some(ckpt) => {
+            if ckpt.model.spec() != &spec {
+                anyhow::bail!(nabla::NablaError::data(
+                    &ckpt.path,
+                    "__metadata__.spec",
+                    "the checkpoint's network differs from the one its settings build (different data?)"
+                ));
+            }
+            model = ckpt.model;
+            optimizer.set_state(ckpt.optimizer);
+            Some(ckpt.state)
+        }
+        None => None,
+    };
     let batch_size = args.batch_size as usize;
     let iterations = iterations_per_epoch(train.len(), batch_size);
     let epochs = args.epochs.unwrap_or_else(|| default_epochs(iterations));
@@ -563,12 +612,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     })?;
     let width = epochs.to_string().len();
     let base_lr = optimizer.learning_rate();
-    let report = trainer.fit_report(
+    let checkpoint_dir = args.checkpoint_dir.clone();
+    let report = trainer.fit_report_from(
         &mut model,
         &mut optimizer,
         &train,
         val.as_ref(),
         &test,
+        resume_state,
         |m| {
             let mut line = format!(
                 "epoch {:>width$}/{epochs}  train loss {:.4}",
@@ -599,6 +650,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 m.learning_rate,
                 m.seconds
             );
+        },
+        |state, model, optimizer| match &checkpoint_dir {
+            Some(dir) => nabla::io::checkpoint::save(
+                dir,
+                state,
+                model,
+                &optimizer.state(),
+                &preprocess,
+                &argv,
+            )
+            .map(|_| ()),
+            None => Ok(()),
         },
     )?;
     let history = &report.history;

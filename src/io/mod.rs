@@ -3,9 +3,11 @@
 //! matched by name, IDX images) for a saved model. This module owns the on-disk layout; it must
 //! not train.
 
+pub mod checkpoint;
 pub mod input;
 pub mod model_file;
 
 pub use model_file::{
-    FORMAT, FORMAT_VERSION, Model, ModelFile, decode, encode, load, save, write_atomic,
+    EXTRA_PREFIX, Extras, FORMAT, FORMAT_VERSION, Model, ModelFile, decode, decode_with, encode,
+    encode_with, load, save, write_atomic,
 };

@@ -98,6 +98,29 @@ pub fn encode(
     preprocess: &Preprocess,
     training: &serde_json::Value,
 ) -> Result<Vec<u8>, NablaError> {
+    encode_with(network, preprocess, training, &Extras::default())
+}
+
+/// Tensors and metadata stored beside a model (checkpoints: optimizer state, best weights).
+/// Extra tensor names start with [`EXTRA_PREFIX`]; all are F32.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Name → (shape, values).
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    /// Extra `__metadata__` entries.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The prefix of tensors that are not part of the network.
+pub const EXTRA_PREFIX: &str = "checkpoint.";
+
+/// [`encode`] plus `extras`.
+pub fn encode_with(
+    network: &Sequential,
+    preprocess: &Preprocess,
+    training: &serde_json::Value,
+    extras: &Extras,
+) -> Result<Vec<u8>, NablaError> {
     let spec = network.spec();
     let json = |e: serde_json::Error| NablaError::Usage(format!("cannot encode the model: {e}"));
     let mut tensors: BTreeMap<String, (&'static str, Vec<u64>, Vec<u8>)> = BTreeMap::new();
@@ -161,7 +184,22 @@ pub fn encode(
             _ => {}
         }
     }
-    let mut metadata = BTreeMap::new();
+    for (name, (shape, values)) in &extras.tensors {
+        if !name.starts_with(EXTRA_PREFIX) {
+            return Err(NablaError::Usage(format!(
+                "extra tensor {name} must start with {EXTRA_PREFIX}"
+            )));
+        }
+        tensors.insert(
+            name.clone(),
+            (
+                "F32",
+                shape.iter().map(|&d| d as u64).collect(),
+                f32_bytes(values),
+            ),
+        );
+    }
+    let mut metadata = extras.metadata.clone();
     metadata.insert("format".to_string(), FORMAT.to_string());
     metadata.insert("format_version".to_string(), FORMAT_VERSION.to_string());
     metadata.insert(
@@ -269,6 +307,11 @@ fn check_header_len(path: &Path, n: u64, size: u64) -> Result<(), NablaError> {
 
 /// Reads a model from the bytes of a file (`path` names it in errors).
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<ModelFile, NablaError> {
+    Ok(decode_with(path, bytes)?.0)
+}
+
+/// [`decode`], also returning the [`Extras`] stored beside the model.
+pub fn decode_with(path: &Path, bytes: &[u8]) -> Result<(ModelFile, Extras), NablaError> {
     let size = bytes.len() as u64;
     if size < 8 {
         return Err(bad(
@@ -427,6 +470,21 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<ModelFile, NablaError> {
         );
     }
 
+    let mut extras = Extras {
+        tensors: BTreeMap::new(),
+        metadata: metadata.clone(),
+    };
+    for (name, (dtype, shape, raw)) in &tensors {
+        if name.starts_with(EXTRA_PREFIX) && dtype == "F32" {
+            let shape = shape.iter().map(|&d| d as usize).collect();
+            let values = raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            extras.tensors.insert(name.to_string(), (shape, values));
+        }
+    }
+    tensors.retain(|name, _| !name.starts_with(EXTRA_PREFIX));
     let mut network =
         Sequential::new(&spec, 0).map_err(|e| bad(path, "__metadata__.spec", e.to_string()))?;
     let mut used = 0usize;
@@ -511,11 +569,14 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<ModelFile, NablaError> {
             .copy_from_slice(&v);
     }
     network.set_running_stats(running)?;
-    Ok(ModelFile {
-        network,
-        preprocess,
-        training,
-    })
+    Ok((
+        ModelFile {
+            network,
+            preprocess,
+            training,
+        },
+        extras,
+    ))
 }
 
 /// Batches up to this size use the matrix-vector loop instead of the GEMM.

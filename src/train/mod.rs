@@ -21,8 +21,8 @@ mod fit;
 
 pub use diagnosis::{Diagnosis, Verdict};
 pub use fit::{
-    EpochMetrics, Evaluation, FitReport, RegressionMetrics, StepStats, TrainConfig, Trainer,
-    evaluate,
+    EpochMetrics, Evaluation, FitReport, FitState, RegressionMetrics, StepStats, TrainConfig,
+    Trainer, evaluate,
 };
 
 /// Rows per micro-batch: the unit of parallel work within a mini-batch.
