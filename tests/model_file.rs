@@ -431,3 +431,145 @@ fn cli_save_predict_evaluate_inspect() {
         );
     }
 }
+
+fn idx(magic: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 0x08, magic];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(data);
+    b
+}
+
+#[test]
+fn idx_models_predict_images_and_evaluate_folders() {
+    let dir = temp_dir("idx");
+    let data = dir.join("mnist");
+    std::fs::create_dir_all(&data).unwrap();
+    // 4×4 images: class 0 lights the left half, class 1 the right half.
+    let make = |n: usize| {
+        let mut pixels = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let c = (i % 2) as u8;
+            labels.push(c);
+            for p in 0..16 {
+                let left = p % 4 < 2;
+                pixels.push(if left == (c == 0) {
+                    200 + (i % 50) as u8
+                } else {
+                    (i % 30) as u8
+                });
+            }
+        }
+        (pixels, labels)
+    };
+    for (stem, n) in [("train", 200usize), ("t10k", 40)] {
+        let (pixels, labels) = make(n);
+        std::fs::write(
+            data.join(format!("{stem}-images-idx3-ubyte")),
+            idx(3, &[n as u32, 4, 4], &pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            data.join(format!("{stem}-labels-idx1-ubyte")),
+            idx(1, &[n as u32], &labels),
+        )
+        .unwrap();
+    }
+    let model = dir.join("idx.safetensors");
+    let m = model.to_str().unwrap();
+    let d = data.to_str().unwrap();
+    let trained = nabla(&[
+        "train", "--data", d, "--hidden", "8", "--epochs", "40", "--save", m,
+    ]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let file = nabla::io::load(&model).unwrap();
+    assert_eq!(file.preprocess.features[0], "pixel_0");
+    assert!(file.preprocess.center.iter().all(|&c| c == 0.0));
+    assert!(file.preprocess.scale.iter().all(|&s| s == 255.0));
+
+    let out = nabla(&["evaluate", "--model", m, "--data", d, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["accuracy"].as_f64().unwrap() > 0.9, "{report}");
+    assert_eq!(report["samples"], 40);
+    // The same loss as training's own evaluation of the t10k pair.
+    let log = String::from_utf8_lossy(&trained.stdout).to_string();
+    let loss = format!("test loss {:.4}", report["loss"].as_f64().unwrap());
+    assert!(log.contains(&loss), "{loss} not in {log}");
+
+    let images = data.join("t10k-images-idx3-ubyte");
+    let out = nabla(&["predict", "--model", m, "--data", images.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().next(), Some("prediction,p_0,p_1"));
+    assert_eq!(text.lines().count(), 41);
+}
+
+#[test]
+fn regression_models_report_mae_rmse_r2_and_read_categories() {
+    let dir = temp_dir("regression");
+    let csv = dir.join("houses.csv");
+    let mut text = String::from("id,area,city,price\n");
+    for i in 0..300 {
+        let area = 50.0 + (i * 37 % 150) as f64;
+        let city = ["north", "south", "east"][i % 3];
+        let bonus = [0.0, 40.0, 80.0][i % 3];
+        text += &format!(
+            "{i},{area},{city},{}\n",
+            3.0 * area + bonus + (i % 7) as f64
+        );
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let model = dir.join("houses.safetensors");
+    let m = model.to_str().unwrap();
+    let c = csv.to_str().unwrap();
+    let out = nabla(&[
+        "train", "--data", c, "--target", "price", "--drop", "id", "--hidden", "16", "--epochs",
+        "60", "--save", m,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = nabla(&["evaluate", "--model", m, "--data", c, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["r2"].as_f64().unwrap() > 0.9, "{report}");
+    assert!(report["mae"].as_f64().unwrap() > 0.0 && report["rmse"].as_f64().is_some());
+    assert!(report["loss"].as_f64().is_some());
+
+    // Columns in another order, no target, no id: matched by name.
+    let new = dir.join("new.csv");
+    std::fs::write(&new, "city,area\nsouth,100\nnorth,100\n").unwrap();
+    let out = nabla(&["predict", "--model", m, "--data", new.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "prediction");
+    let south: f64 = rows[1].parse().unwrap();
+    let north: f64 = rows[2].parse().unwrap();
+    assert!(south > north && (250.0..400.0).contains(&south), "{text}");
+}
