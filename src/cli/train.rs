@@ -494,6 +494,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     "the saved command line is not a nabla train command"
                 )),
             };
+            if std::env::args().count() > 4 {
+                eprintln!(
+                    "warning: --resume continues with the settings the run was started with; other flags are ignored"
+                );
+            }
             eprintln!(
                 "resuming from {} (epoch {} done)",
                 ckpt.path.display(),
