@@ -573,3 +573,41 @@ fn regression_models_report_mae_rmse_r2_and_read_categories() {
     let north: f64 = rows[2].parse().unwrap();
     assert!(south > north && (250.0..400.0).contains(&south), "{text}");
 }
+
+#[test]
+fn mutated_files_never_panic() {
+    let dir = temp_dir("mutate");
+    let (path, _, _) = saved(&dir);
+    let good = std::fs::read(&path).unwrap();
+    // A small xorshift: seeded, no dependency.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..2000 {
+        let mut bytes = good.clone();
+        match next() % 3 {
+            0 => bytes.truncate((next() % good.len() as u64) as usize),
+            1 => {
+                for _ in 0..1 + next() % 4 {
+                    let i = (next() % bytes.len() as u64) as usize;
+                    bytes[i] = next() as u8;
+                }
+            }
+            _ => {
+                // Overwrite the header length with a random value.
+                let n = next() % (2 * good.len() as u64);
+                bytes[..8].copy_from_slice(&n.to_le_bytes());
+            }
+        }
+        match nabla::io::decode(&path, &bytes) {
+            Ok(_) => ok += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(refused > 1000, "{ok} loaded, {refused} refused");
+}
