@@ -18,11 +18,38 @@
 //! assert_eq!(probs.len(), 3);
 //! assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
 //! ```
+//!
+//! A trained model is one file ([`io::model_file`]: safetensors that PyTorch can load), read back
+//! with [`io::Model`], which applies the saved preprocessing and predicts without allocating:
+//!
+//! ```
+//! # use nabla::data::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding};
+//! # use nabla::kernels::activation::Activation;
+//! # use nabla::nn::{ModelSpec, Sequential, Task};
+//! # let spec = ModelSpec::mlp(2, &[4], Activation::Relu, 2);
+//! # let network = Sequential::new(&spec, 7)?;
+//! # let preprocess = Preprocess {
+//! #     features: vec!["a".into(), "b".into()], center: vec![0.0; 2], scale: vec![1.0; 2],
+//! #     scaling: Scaling::None,
+//! #     columns: ["a", "b"].map(|n| ColumnEncoding::Numeric { name: n.into(), impute: None }).to_vec(),
+//! #     target: TargetEncoding { name: "y".into(), task: Task::Classification,
+//! #         classes: spec.classes.clone(), center: 0.0, scale: 1.0 },
+//! # };
+//! let path = std::env::temp_dir().join(format!("nabla-crate-doc-{}.safetensors", std::process::id()));
+//! // What `nabla train --save` does:
+//! nabla::io::save(&path, &network, &preprocess, &serde_json::json!({"seed": 7}))?;
+//! let mut model = nabla::io::Model::load(&path)?;
+//! let probabilities = model.predict(&[0.3, -0.7])?;
+//! assert_eq!(probabilities.len(), 2);
+//! # std::fs::remove_file(&path).ok();
+//! # Ok::<(), nabla::NablaError>(())
+//! ```
 
 pub mod autograd;
 pub mod data;
 pub mod error;
 pub mod explain;
+pub mod io;
 pub mod kernels;
 pub mod nn;
 pub mod optim;

@@ -54,6 +54,9 @@ fn main() -> ExitCode {
         Command::Plot(args) => cli::plot::run_plot(args),
         Command::Compare(args) => cli::plot::run_compare(args),
         Command::LrFind(args) => cli::lr_find::run(args),
+        Command::Evaluate(args) => cli::evaluate::run(args),
+        Command::Predict(args) => cli::predict::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,6 +113,17 @@ pub fn suggest(points: &[Point]) -> Option<f64> {
 
 /// Runs `nabla lr-find`.
 pub fn run(args: LrFindArgs) -> Result<()> {
+    for (given, flag) in [
+        (args.train.save.is_some(), "--save"),
+        (args.train.checkpoint_dir.is_some(), "--checkpoint-dir"),
+        (args.train.resume.is_some(), "--resume"),
+    ] {
+        if given {
+            anyhow::bail!(nabla::NablaError::Usage(format!(
+                "{flag} applies to nabla train, not lr-find (which keeps no model)"
+            )));
+        }
+    }
     let points = sweep(&args)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{:>12}  {:>10}  {:>10}", "lr", "loss", "smoothed")?;

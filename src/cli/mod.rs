@@ -2,9 +2,12 @@
 //! become one-line messages and exit codes (2: bad data or usage, 1: anything else).
 
 pub mod config;
+pub mod evaluate;
 pub mod explain;
+pub mod inspect;
 pub mod lr_find;
 pub mod plot;
+pub mod predict;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +40,13 @@ pub enum Command {
     Compare(plot::CompareArgs),
     /// Sweep the learning rate exponentially over a few hundred steps and suggest one.
     LrFind(lr_find::LrFindArgs),
+    /// Measure a saved model on labelled data: loss, accuracy, per-class precision/recall/F1 and
+    /// the confusion matrix (or MAE, RMSE, R²).
+    Evaluate(evaluate::EvaluateArgs),
+    /// Predict new rows with a saved model: CSV with `prediction` and `p_<class>` columns.
+    Predict(predict::PredictArgs),
+    /// Show what a model file holds: architecture, parameters, classes, training settings.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Parses a comma-separated list of positive layer widths (`256,128`).

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{ArgMatches, Args, CommandFactory, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use nabla::data::csv::CsvOptions;
-use nabla::data::{self, Dataset, Impute, Scaling, TableOptions};
+use nabla::data::preprocess::{ColumnEncoding, TargetEncoding};
+use nabla::data::{self, Dataset, Impute, Preprocess, Scaling, TableOptions};
 use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Sequential, Task};
@@ -322,6 +323,22 @@ pub struct TrainArgs {
     /// Also print the loss of every iteration.
     #[arg(long, short)]
     pub verbose: bool,
+
+    /// Save the trained model to this file (safetensors, loadable by PyTorch; see
+    /// `nabla predict`, `nabla evaluate`, `nabla inspect`). Written atomically.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+
+    /// After every epoch, save a checkpoint (model, optimizer state, epoch, step counter,
+    /// schedule, history, best weights) atomically into this folder, keeping the last 3 and the
+    /// best.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Continue the run whose checkpoints are in DIR from its latest one, with the settings it
+    /// was started with (other flags are ignored). Ends bit-identical to an uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }
 
 /// Parses `--delimiter`: one ASCII character, or `tab`.
@@ -391,6 +408,8 @@ pub(crate) struct Loaded {
     pub(crate) val: Option<Dataset>,
     pub(crate) test: Dataset,
     pub(crate) warnings: Vec<String>,
+    /// How the data's rows became network inputs (saved with the model).
+    pub(crate) preprocess: Preprocess,
 }
 
 /// Loads the training, validation and test sets the flags ask for.
@@ -427,6 +446,7 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
         val: p.val,
         test: p.test,
         warnings: p.warnings,
+        preprocess: p.preprocess,
     };
     let csv_only = |what: &str| -> Result<()> {
         Err(nabla::NablaError::Usage(format!(
@@ -464,6 +484,7 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                 }
             }
             let (train, test) = data::idx::read_dir(path)?;
+            let preprocess = pixel_preprocess(&train);
             if args.val_split > 0.0 {
                 let (train, val, warnings) =
                     data::table::carve_validation(&train, args.val_split, args.seed)?;
@@ -472,6 +493,7 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                     val: Some(val),
                     test,
                     warnings,
+                    preprocess,
                 })
             } else {
                 Ok(Loaded {
@@ -479,6 +501,7 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                     val: None,
                     test,
                     warnings: Vec::new(),
+                    preprocess,
                 })
             }
         }
@@ -562,6 +585,46 @@ impl Progress {
 
 /// Runs `nabla train`; `matches` are the parsed flags, from which config.toml is written.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
+    // With --resume, the settings are the saved command line's, parsed again as at the start.
+    let resumed_matches: ArgMatches;
+    let (args, matches, argv, resume) = match &args.resume {
+        Some(dir) => {
+            let ckpt = nabla::io::checkpoint::load_latest(dir).context("reading the checkpoint")?;
+            let not_train = || {
+                nabla::NablaError::data(
+                    &ckpt.path,
+                    "__metadata__.checkpoint",
+                    "the saved command line is not a nabla train command",
+                )
+            };
+            let command = super::Cli::command();
+            let saved: Vec<std::ffi::OsString> = ckpt.argv.iter().map(Into::into).collect();
+            let saved = match command.find_subcommand("train") {
+                Some(train) => super::config::expand(saved, train)?,
+                None => saved,
+            };
+            resumed_matches = command
+                .try_get_matches_from(saved)
+                .map_err(|_| not_train())?;
+            let Some(sub) = resumed_matches.subcommand_matches("train") else {
+                anyhow::bail!(not_train());
+            };
+            let parsed = TrainArgs::from_arg_matches(sub).map_err(|_| not_train())?;
+            if std::env::args().count() > 4 {
+                eprintln!(
+                    "warning: --resume continues with the settings the run was started with; other flags are ignored"
+                );
+            }
+            eprintln!(
+                "resuming from {} (epoch {} done)",
+                ckpt.path.display(),
+                ckpt.state.epoch
+            );
+            let argv = ckpt.argv.clone();
+            (parsed, sub, argv, Some(ckpt))
+        }
+        None => (args, matches, std::env::args().collect::<Vec<_>>(), None),
+    };
     let run_dir = if args.no_save {
         None
     } else {
@@ -587,6 +650,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         val,
         test,
         warnings,
+        preprocess,
     } = load(&args)?;
     let train = match args.limit_train {
         Some(n) if (n as usize) < train.len() => limit(&train, n as usize, args.seed)?,
@@ -598,6 +662,21 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let activation = args.activation.activation();
     let regression = train.task() == Task::Regression;
     let (spec, mut model, mut optimizer) = build(&args, &train)?;
+    let resume_state = match resume {
+        Some(ckpt) => {
+            if ckpt.model.spec() != &spec {
+                anyhow::bail!(nabla::NablaError::data(
+                    &ckpt.path,
+                    "__metadata__.spec",
+                    "the checkpoint's network differs from the one its settings build (different data?)"
+                ));
+            }
+            model = ckpt.model;
+            optimizer.set_state(ckpt.optimizer);
+            Some(ckpt.state)
+        }
+        None => None,
+    };
     let batch_size = args.batch_size as usize;
     let iterations = iterations_per_epoch(train.len(), batch_size);
     let epochs = args.epochs.unwrap_or_else(|| default_epochs(iterations));
@@ -679,12 +758,14 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         loss_sum: 0.0,
         epochs,
     });
-    let report = trainer.fit_report_with(
+    let checkpoint_dir = args.checkpoint_dir.clone();
+    let report = trainer.fit_report_full(
         &mut model,
         &mut optimizer,
         &train,
         val.as_ref(),
         &test,
+        resume_state,
         |it| progress.borrow_mut().iteration(it),
         |m| {
             let mut line = format!(
@@ -714,6 +795,18 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
                 "{line}  lr {:.3e}  {:.2}s",
                 m.learning_rate, m.seconds
             ));
+        },
+        |state, model, optimizer| match &checkpoint_dir {
+            Some(dir) => nabla::io::checkpoint::save(
+                dir,
+                state,
+                model,
+                &optimizer.state(),
+                &preprocess,
+                &argv,
+            )
+            .map(|_| ()),
+            None => Ok(()),
         },
     );
     if let Some(bar) = progress.borrow_mut().bar.take() {
@@ -773,6 +866,39 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             final_eval.loss,
             train_seconds
         )?,
+    }
+
+    if let Some(path) = &args.save {
+        let training = serde_json::json!({
+            "data": train.name(),
+            "train_samples": train.len(),
+            "hidden": args.hidden,
+            "activation": activation.name(),
+            "optimizer": optimizer.name(),
+            "learning_rate": base_lr,
+            "momentum": matches!(optimizer, Optimizer::Sgd(_)).then_some(args.momentum),
+            "nesterov": args.nesterov,
+            "weight_decay": weight_decay(&args),
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "epochs_run": history.len(),
+            "kept_epoch": report.kept_epoch,
+            "schedule": schedule(&args).name(),
+            "warmup": args.warmup,
+            "dropout": args.dropout,
+            "batch_norm": args.batch_norm,
+            "clip_grad_norm": args.clip_grad_norm,
+            "early_stopping": args.early_stopping,
+            "val_split": args.val_split,
+            "test_split": args.test_split,
+            "seed": args.seed,
+            "test_loss": final_eval.loss,
+            "test_accuracy": final_eval.accuracy,
+            "test_r2": final_eval.regression.map(|r| r.r2),
+            "nabla_version": env!("CARGO_PKG_VERSION"),
+        });
+        nabla::io::save(path, &model, &preprocess, &training).context("saving the model")?;
+        writeln!(out, "saved the model to {}", path.display())?;
     }
 
     if let Some(path) = &args.metrics_out {
@@ -938,6 +1064,32 @@ fn utc_timestamp() -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The preprocessing of IDX images: one input per pixel (`pixel_0`, `pixel_1`, ...), center 0 and
+/// scale 255, labels as classes.
+fn pixel_preprocess(train: &Dataset) -> Preprocess {
+    let names: Vec<String> = (0..train.dim()).map(|i| format!("pixel_{i}")).collect();
+    Preprocess {
+        center: vec![0.0; names.len()],
+        scale: vec![255.0; names.len()],
+        scaling: Scaling::Pixels,
+        columns: names
+            .iter()
+            .map(|n| ColumnEncoding::Numeric {
+                name: n.clone(),
+                impute: None,
+            })
+            .collect(),
+        features: names,
+        target: TargetEncoding {
+            name: "label".into(),
+            task: Task::Classification,
+            classes: train.classes().to_vec(),
+            center: 0.0,
+            scale: 1.0,
+        },
+    }
 }
 
 /// A seeded subset of `n` training samples (stratified by class for classification).

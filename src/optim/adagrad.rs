@@ -23,6 +23,16 @@ pub struct Adagrad {
 }
 
 impl Adagrad {
+    /// The state for a checkpoint: the running sums of squared gradients.
+    pub(super) fn state_parts(&self) -> (Vec<Vec<f32>>, u64) {
+        (self.sum.clone(), 0)
+    }
+
+    /// Restores [`Adagrad::state_parts`].
+    pub(super) fn set_state_parts(&mut self, buffers: Vec<Vec<f32>>, _counter: u64) {
+        self.sum = buffers;
+    }
+
     /// Adagrad with learning rate `lr` and PyTorch's defaults otherwise.
     pub fn new(lr: f64) -> Self {
         Self {

@@ -32,6 +32,17 @@ pub struct Adam {
 }
 
 impl Adam {
+    /// The state for a checkpoint: moment buffers and the step count `t`.
+    pub(super) fn state_parts(&self) -> (Vec<Vec<f32>>, u64) {
+        (self.moments.clone(), u64::from(self.t))
+    }
+
+    /// Restores [`Adam::state_parts`].
+    pub(super) fn set_state_parts(&mut self, buffers: Vec<Vec<f32>>, counter: u64) {
+        self.moments = buffers;
+        self.t = u32::try_from(counter).unwrap_or(u32::MAX);
+    }
+
     /// Adam with learning rate `lr` and PyTorch's defaults otherwise.
     pub fn new(lr: f64) -> Self {
         Self {

@@ -24,6 +24,16 @@ use rayon::prelude::*;
 use crate::autograd::{Grads, Params};
 use crate::tensor::Tensor;
 
+/// An optimizer's internal state, for checkpoints: one buffer per parameter (empty before the
+/// first step) and a counter (Adam's `t`; SGD: 1 once started).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    /// Per-parameter state buffers, in parameter order.
+    pub buffers: Vec<Vec<f32>>,
+    /// The optimizer's step counter.
+    pub counter: u64,
+}
+
 /// Elements per chunk of parallel elementwise work (big enough to amortise scheduling).
 pub const CHUNK: usize = 16 * 1024;
 
@@ -41,6 +51,29 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
+    /// The internal state (moments, velocities, step counter) for a checkpoint.
+    pub fn state(&self) -> OptimizerState {
+        let (buffers, counter) = match self {
+            Optimizer::Sgd(o) => o.state_parts(),
+            Optimizer::Adam(o) => o.state_parts(),
+            Optimizer::RmsProp(o) => o.state_parts(),
+            Optimizer::Adagrad(o) => o.state_parts(),
+        };
+        OptimizerState { buffers, counter }
+    }
+
+    /// Restores a state from [`Optimizer::state`] (of the same optimizer over the same
+    /// parameters; buffers of the wrong count are rebuilt as zeros at the next step).
+    pub fn set_state(&mut self, state: OptimizerState) {
+        let OptimizerState { buffers, counter } = state;
+        match self {
+            Optimizer::Sgd(o) => o.set_state_parts(buffers, counter),
+            Optimizer::Adam(o) => o.set_state_parts(buffers, counter),
+            Optimizer::RmsProp(o) => o.set_state_parts(buffers, counter),
+            Optimizer::Adagrad(o) => o.set_state_parts(buffers, counter),
+        }
+    }
+
     /// Applies one update to every parameter from its gradient, on the calling thread.
     /// Returns false (and leaves the affected chunks unchanged) if the gradient holds a NaN or
     /// an infinity.

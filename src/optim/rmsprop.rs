@@ -28,6 +28,16 @@ pub struct RmsProp {
 }
 
 impl RmsProp {
+    /// The state for a checkpoint: the `[v, b]` buffers.
+    pub(super) fn state_parts(&self) -> (Vec<Vec<f32>>, u64) {
+        (self.state.clone(), 0)
+    }
+
+    /// Restores [`RmsProp::state_parts`].
+    pub(super) fn set_state_parts(&mut self, buffers: Vec<Vec<f32>>, _counter: u64) {
+        self.state = buffers;
+    }
+
     /// RMSprop with learning rate `lr` and PyTorch's defaults otherwise.
     pub fn new(lr: f64) -> Self {
         Self {

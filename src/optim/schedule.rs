@@ -73,6 +73,17 @@ pub struct LrScheduler {
 }
 
 impl LrScheduler {
+    /// The plateau schedule's state `(rate, best loss, epochs without improvement)`, for
+    /// checkpoints.
+    pub fn plateau_state(&self) -> (f64, f64, usize) {
+        (self.plateau_lr, self.best, self.bad_epochs)
+    }
+
+    /// Restores [`LrScheduler::plateau_state`].
+    pub fn set_plateau_state(&mut self, state: (f64, f64, usize)) {
+        (self.plateau_lr, self.best, self.bad_epochs) = state;
+    }
+
     /// `schedule` from `base_lr` over `epochs` epochs, after `warmup` warm-up epochs.
     pub fn new(schedule: Schedule, base_lr: f64, warmup: usize, epochs: usize) -> Self {
         Self {

@@ -27,6 +27,17 @@ pub struct Sgd {
 }
 
 impl Sgd {
+    /// The state for a checkpoint: velocity buffers, and 1 once the first step was taken.
+    pub(super) fn state_parts(&self) -> (Vec<Vec<f32>>, u64) {
+        (self.velocity.clone(), u64::from(self.started))
+    }
+
+    /// Restores [`Sgd::state_parts`].
+    pub(super) fn set_state_parts(&mut self, buffers: Vec<Vec<f32>>, counter: u64) {
+        self.velocity = buffers;
+        self.started = counter > 0;
+    }
+
     /// SGD with learning rate `lr` and momentum `momentum`.
     pub fn new(lr: f64, momentum: f64) -> Self {
         Self {

@@ -67,6 +67,22 @@ pub struct FitReport {
     pub diagnosis: Option<Diagnosis>,
 }
 
+/// Where a run stands at the end of an epoch: with the model, the optimizer's state and the
+/// batch-norm running statistics, everything needed to continue it exactly.
+#[derive(Clone, Debug)]
+pub struct FitState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Training steps taken (names the dropout streams).
+    pub steps: u64,
+    /// Metrics of the completed epochs.
+    pub history: Vec<EpochMetrics>,
+    /// The best epoch so far: (monitored loss, epoch, the model then), when the run keeps it.
+    pub best: Option<(f64, usize, Sequential)>,
+    /// The plateau schedule's state (see [`LrScheduler::plateau_state`]).
+    pub scheduler: (f64, f64, usize),
+}
+
 /// What one epoch measured. Classification fills the accuracies, regression the MAE, RMSE
 /// and R² (in the target's original units); fields that do not apply are left out of the JSON.
 /// Losses are those optimised: cross-entropy, or the MSE of the standardised target.
@@ -233,7 +249,17 @@ impl Trainer {
         test: &Dataset,
         on_epoch: impl FnMut(&EpochMetrics),
     ) -> Result<FitReport, NablaError> {
-        self.fit_report_with(model, optimizer, train, val, test, |_| {}, on_epoch)
+        self.fit_report_full(
+            model,
+            optimizer,
+            train,
+            val,
+            test,
+            None,
+            |_| {},
+            on_epoch,
+            |_, _, _| Ok(()),
+        )
     }
 
     /// [`Trainer::fit_report`] that also hands every iteration's [`IterationStats`] to
@@ -246,8 +272,67 @@ impl Trainer {
         train: &Dataset,
         val: Option<&Dataset>,
         test: &Dataset,
+        on_iteration: impl FnMut(&IterationStats),
+        on_epoch: impl FnMut(&EpochMetrics),
+    ) -> Result<FitReport, NablaError> {
+        self.fit_report_full(
+            model,
+            optimizer,
+            train,
+            val,
+            test,
+            None,
+            on_iteration,
+            on_epoch,
+            |_, _, _| Ok(()),
+        )
+    }
+
+    /// [`Trainer::fit_report`], starting from `resume` (a [`FitState`] handed to an earlier
+    /// run's `on_checkpoint`, with `model` and `optimizer` restored to that moment) and calling
+    /// `on_checkpoint` after every epoch with the state, model and optimizer to save.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_report_from(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        test: &Dataset,
+        resume: Option<FitState>,
+        on_epoch: impl FnMut(&EpochMetrics),
+        on_checkpoint: impl FnMut(&FitState, &Sequential, &Optimizer) -> Result<(), NablaError>,
+    ) -> Result<FitReport, NablaError> {
+        self.fit_report_full(
+            model,
+            optimizer,
+            train,
+            val,
+            test,
+            resume,
+            |_| {},
+            on_epoch,
+            on_checkpoint,
+        )
+    }
+
+    /// The whole training run with every hook: starting from `resume` if given, handing each
+    /// iteration to `on_iteration`, each epoch's metrics to `on_epoch`, and the state to save to
+    /// `on_checkpoint` after every epoch. Because shuffles are per-epoch streams of the seed and
+    /// dropout masks are named by the step counter, a resumed run continues bit-identically to
+    /// one never interrupted.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_report_full(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+        train: &Dataset,
+        val: Option<&Dataset>,
+        test: &Dataset,
+        resume: Option<FitState>,
         mut on_iteration: impl FnMut(&IterationStats),
         mut on_epoch: impl FnMut(&EpochMetrics),
+        mut on_checkpoint: impl FnMut(&FitState, &Sequential, &Optimizer) -> Result<(), NablaError>,
     ) -> Result<FitReport, NablaError> {
         check_fits(model, train)?;
         check_fits(model, test)?;
@@ -265,10 +350,24 @@ impl Trainer {
             epochs,
         );
         let keep_best = val.is_some() || self.config.early_stopping.is_some();
-        let mut best: Option<(f64, usize, Sequential)> = None;
-        let mut history: Vec<EpochMetrics> = Vec::with_capacity(epochs);
+        let mut state = match resume {
+            Some(state) => {
+                self.steps = state.steps;
+                scheduler.set_plateau_state(state.scheduler);
+                state
+            }
+            None => FitState {
+                epoch: 0,
+                steps: self.steps,
+                history: Vec::with_capacity(epochs),
+                best: None,
+                scheduler: scheduler.plateau_state(),
+            },
+        };
+        let mut best = state.best.take();
+        let mut history = std::mem::take(&mut state.history);
         let mut stopped_early = false;
-        for epoch in 1..=epochs {
+        for epoch in state.epoch + 1..=epochs {
             optimizer.set_learning_rate(scheduler.lr(epoch));
             let started = Instant::now();
             let (loss_sum, correct) =
@@ -305,6 +404,15 @@ impl Trainer {
             if keep_best && improved {
                 best = Some((monitored, epoch, model.clone()));
             }
+            state.epoch = epoch;
+            state.steps = self.steps;
+            state.scheduler = scheduler.plateau_state();
+            state.history = std::mem::take(&mut history);
+            state.best = best.take();
+            let saved = on_checkpoint(&state, model, optimizer);
+            history = std::mem::take(&mut state.history);
+            best = state.best.take();
+            saved?;
             if let (Some(patience), Some((_, best_epoch, _))) = (self.config.early_stopping, &best)
                 && epoch - best_epoch >= patience
                 && epoch < epochs
@@ -480,7 +588,7 @@ impl Trainer {
     }
 }
 
-/// One finished iteration, as handed to the `on_iteration` hook of [`Trainer::fit_with`].
+/// One finished iteration, as handed to the `on_iteration` hook of [`Trainer::fit_report_with`].
 #[derive(Clone, Copy, Debug)]
 pub struct IterationStats {
     /// Epoch number, from 1.

@@ -1,0 +1,213 @@
+//! `nabla evaluate`: a saved model's quality on labelled data: loss, accuracy, per-class
+//! precision/recall/F1 and the confusion matrix (classification), or MAE, RMSE and R²
+//! (regression).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use nabla::io::Model;
+use nabla::io::input::Targets;
+
+use super::predict::BATCH;
+
+/// Flags of `nabla evaluate`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nabla evaluate --model model.safetensors --data test.csv\n  nabla evaluate --model mnist.safetensors --data ../shared/datasets/mnist --json"
+)]
+pub struct EvaluateArgs {
+    /// The model file (from `nabla train --save`).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// Labelled data: a CSV file with the model's input columns and its target column, or a
+    /// folder of IDX files (its t10k images and labels).
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Precision, recall and F1 of one class.
+#[derive(Serialize)]
+struct ClassMetrics {
+    class: String,
+    precision: f64,
+    recall: f64,
+    f1: f64,
+    support: usize,
+}
+
+/// The `--json` report: field names are a contract.
+#[derive(Serialize)]
+struct Report {
+    samples: usize,
+    task: &'static str,
+    loss: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_class: Option<Vec<ClassMetrics>>,
+    /// Rows: true class; columns: predicted class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confusion_matrix: Option<Vec<Vec<usize>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mae: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rmse: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    r2: Option<f64>,
+}
+
+/// Runs `nabla evaluate`.
+pub fn run(args: EvaluateArgs) -> Result<()> {
+    let mut model = Model::load(&args.model).context("loading the model")?;
+    let rows =
+        nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;
+    let targets = rows.targets.clone().ok_or_else(|| {
+        nabla::NablaError::data(
+            &args.data,
+            "header",
+            format!(
+                "no target column {:?}: evaluation needs labels (use nabla predict for unlabelled rows)",
+                model.file().preprocess.target.name
+            ),
+        )
+    })?;
+    if rows.rows == 0 {
+        anyhow::bail!(nabla::NablaError::data(
+            &args.data,
+            "file",
+            "no rows to evaluate"
+        ));
+    }
+    let width = model.spec().inputs.max(1);
+    let outputs = model.outputs();
+    let mut predictions = Vec::with_capacity(rows.rows * outputs);
+    for chunk in rows.values.chunks(BATCH * width) {
+        predictions.extend_from_slice(model.predict_batch(chunk, chunk.len() / width)?);
+    }
+    let n = rows.rows;
+    let report = match targets {
+        Targets::Classes(labels) => {
+            let k = outputs;
+            let mut confusion = vec![vec![0usize; k]; k];
+            let mut loss = 0.0f64;
+            for (p, &l) in predictions.chunks_exact(k).zip(&labels) {
+                let pred = nabla::kernels::softmax::argmax(p);
+                confusion[l as usize][pred] += 1;
+                loss -= f64::from(p[l as usize].max(f32::MIN_POSITIVE)).ln();
+            }
+            let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
+            let classes = model.classes().to_vec();
+            let per_class = (0..k)
+                .map(|c| {
+                    let tp = confusion[c][c] as f64;
+                    let predicted: usize = (0..k).map(|t| confusion[t][c]).sum();
+                    let support: usize = confusion[c].iter().sum();
+                    let precision = if predicted > 0 {
+                        tp / predicted as f64
+                    } else {
+                        0.0
+                    };
+                    let recall = if support > 0 {
+                        tp / support as f64
+                    } else {
+                        0.0
+                    };
+                    let f1 = if precision + recall > 0.0 {
+                        2.0 * precision * recall / (precision + recall)
+                    } else {
+                        0.0
+                    };
+                    ClassMetrics {
+                        class: classes.get(c).cloned().unwrap_or_default(),
+                        precision,
+                        recall,
+                        f1,
+                        support,
+                    }
+                })
+                .collect();
+            Report {
+                samples: n,
+                task: "classification",
+                loss: loss / n as f64,
+                accuracy: Some(correct as f64 / n as f64),
+                per_class: Some(per_class),
+                confusion_matrix: Some(confusion),
+                classes: Some(classes),
+                mae: None,
+                rmse: None,
+                r2: None,
+            }
+        }
+        Targets::Values(ys) => {
+            let scale = model.file().preprocess.target.scale;
+            let mean = ys.iter().sum::<f64>() / n as f64;
+            let (mut sae, mut sse, mut sst) = (0.0f64, 0.0f64, 0.0f64);
+            for (&p, &y) in predictions.iter().zip(&ys) {
+                let e = f64::from(p) - y;
+                sae += e.abs();
+                sse += e * e;
+                sst += (y - mean) * (y - mean);
+            }
+            Report {
+                samples: n,
+                task: "regression",
+                loss: sse / n as f64 / (scale * scale),
+                accuracy: None,
+                per_class: None,
+                confusion_matrix: None,
+                classes: None,
+                mae: Some(sae / n as f64),
+                rmse: Some((sse / n as f64).sqrt()),
+                r2: Some(if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN }),
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        return Ok(());
+    }
+    writeln!(out, "{} samples from {}", n, args.data.display())?;
+    writeln!(out, "loss {:.4}", report.loss)?;
+    if let (Some(a), Some(pc), Some(cm)) =
+        (report.accuracy, &report.per_class, &report.confusion_matrix)
+    {
+        writeln!(out, "accuracy {a:.4}")?;
+        writeln!(
+            out,
+            "{:<12} {:>9} {:>9} {:>9} {:>8}",
+            "class", "precision", "recall", "f1", "support"
+        )?;
+        for c in pc {
+            writeln!(
+                out,
+                "{:<12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
+                c.class, c.precision, c.recall, c.f1, c.support
+            )?;
+        }
+        writeln!(
+            out,
+            "confusion matrix (rows: true class, columns: predicted):"
+        )?;
+        for (c, row) in pc.iter().zip(cm) {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
+            writeln!(out, "{:<12} {}", c.class, cells.join(""))?;
+        }
+    }
+    if let (Some(mae), Some(rmse), Some(r2)) = (report.mae, report.rmse, report.r2) {
+        writeln!(out, "MAE {mae:.4}  RMSE {rmse:.4}  R² {r2:.4}")?;
+    }
+    Ok(())
+}

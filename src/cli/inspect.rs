@@ -1,0 +1,86 @@
+//! `nabla inspect`: what a model file holds: architecture, parameters per layer, training
+//! settings, classes, inputs.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use nabla::nn::LayerSpec;
+
+/// Flags of `nabla inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The model file (from `nabla train --save`).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+}
+
+/// Runs `nabla inspect`.
+pub fn run(args: InspectArgs) -> Result<()> {
+    let file = nabla::io::load(&args.model).context("loading the model")?;
+    let spec = file.network.spec();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "model: {} (format nabla {})",
+        args.model.display(),
+        nabla::io::FORMAT_VERSION
+    )?;
+    writeln!(out, "task: {}", spec.task.name())?;
+    writeln!(out, "inputs: {}", spec.inputs)?;
+    writeln!(out, "layers:")?;
+    let mut total = 0usize;
+    for (i, layer) in spec.layers.iter().enumerate() {
+        let (desc, params) = match *layer {
+            LayerSpec::Linear { inputs, outputs } => (
+                format!("linear {inputs} → {outputs}"),
+                inputs * outputs + outputs,
+            ),
+            LayerSpec::BatchNorm {
+                features,
+                eps,
+                momentum,
+            } => (
+                format!("batch_norm {features} (eps {eps}, momentum {momentum})"),
+                2 * features,
+            ),
+            LayerSpec::Dropout { p } => (format!("dropout p={p}"), 0),
+            LayerSpec::LeakyRelu { slope } => (format!("leaky_relu slope={slope}"), 0),
+            other => (other.activation().map_or("?", |a| a.name()).to_string(), 0),
+        };
+        total += params;
+        writeln!(out, "  {i:>2}  {desc:<40} {params:>10} parameters")?;
+    }
+    writeln!(out, "parameters: {total}")?;
+    if !spec.classes.is_empty() {
+        writeln!(
+            out,
+            "classes ({}): {}",
+            spec.classes.len(),
+            spec.classes.join(", ")
+        )?;
+    }
+    let p = &file.preprocess;
+    let shown: Vec<&str> = p.features.iter().take(8).map(String::as_str).collect();
+    writeln!(
+        out,
+        "input features ({}, scaling {}): {}{}",
+        p.features.len(),
+        p.scaling.name(),
+        shown.join(", "),
+        if p.features.len() > 8 { ", ..." } else { "" }
+    )?;
+    writeln!(out, "target: {}", p.target.name)?;
+    writeln!(out, "training settings:")?;
+    match &file.training {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                writeln!(out, "  {k}: {v}")?;
+            }
+        }
+        other => writeln!(out, "  {other}")?,
+    }
+    Ok(())
+}

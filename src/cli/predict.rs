@@ -1,0 +1,86 @@
+//! `nabla predict`: a saved model's predictions for new rows, as CSV.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use nabla::io::Model;
+use nabla::nn::Task;
+
+/// Flags of `nabla predict`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  nabla predict --model model.safetensors --data new.csv\n  nabla predict --model mnist.safetensors --data t10k-images-idx3-ubyte --out predictions.csv"
+)]
+pub struct PredictArgs {
+    /// The model file (from `nabla train --save`).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// Rows to predict: a CSV file whose columns are matched by name to the model's inputs (a
+    /// target column is ignored), an IDX images file, or a folder of IDX files (its t10k images).
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+
+    /// Write the CSV here instead of standard output (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Predicts every row of `data` in batches of this many rows.
+pub(crate) const BATCH: usize = 256;
+
+/// Runs `nabla predict`.
+pub fn run(args: PredictArgs) -> Result<()> {
+    let mut model = Model::load(&args.model).context("loading the model")?;
+    let rows =
+        nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;
+    let classes = model.classes().to_vec();
+    let regression = model.spec().task == Task::Regression;
+    let width = model.spec().inputs;
+    let outputs = model.outputs();
+    let mut csv = String::new();
+    csv.push_str("prediction");
+    if !regression {
+        for c in &classes {
+            csv.push_str(",p_");
+            csv.push_str(&quote(c));
+        }
+    }
+    csv.push('\n');
+    for chunk in rows.values.chunks(BATCH * width.max(1)) {
+        let n = chunk.len() / width.max(1);
+        let out = model.predict_batch(chunk, n)?;
+        for row in out.chunks_exact(outputs) {
+            if regression {
+                csv.push_str(&format!("{}\n", row[0]));
+            } else {
+                let best = nabla::kernels::softmax::argmax(row);
+                csv.push_str(&quote(&classes[best]));
+                for p in row {
+                    csv.push_str(&format!(",{p}"));
+                }
+                csv.push('\n');
+            }
+        }
+    }
+    match &args.out {
+        Some(path) => {
+            nabla::io::write_atomic(path, csv.as_bytes()).context("writing the predictions")?;
+            eprintln!("wrote {} predictions to {}", rows.rows, path.display());
+        }
+        None => std::io::stdout().lock().write_all(csv.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// A CSV field: quoted when it holds a comma, quote or line break.
+fn quote(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,13 @@
+//! Files that outlive the process: the one-file model format ([`model_file`]), the [`Model`]
+//! type that loads one and predicts with it, and [`input`], which reads new rows (CSV columns
+//! matched by name, IDX images) for a saved model. This module owns the on-disk layout; it must
+//! not train.
+
+pub mod checkpoint;
+pub mod input;
+pub mod model_file;
+
+pub use model_file::{
+    EXTRA_PREFIX, Extras, FORMAT, FORMAT_VERSION, Model, ModelFile, decode, decode_with, encode,
+    encode_with, load, save, write_atomic,
+};
