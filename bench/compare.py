@@ -70,7 +70,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.rounds):
             out = os.path.join(tmp, f"nabla{r}.json")
-            _, rss = timed([nabla_bin, "train", "--data", a.data, "--metrics-out", out] + common)
+            _, rss = timed([nabla_bin, "train", "--no-save", "--quiet", "--data", a.data, "--metrics-out", out] + common)
             m = json.load(open(out))
             rows["nabla"].append({
                 "median_epoch": statistics.median(e["seconds"] for e in m["epochs"]),
