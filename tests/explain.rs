@@ -91,7 +91,10 @@ fn text_shows_sums_chain_finite_difference_and_update() {
 fn bad_weight_and_model_flags_fail_with_one_clear_line() {
     for (args, needle) in [
         (&["explain", "--weight", "w99"][..], "no such weight"),
-        (&["explain", "--model", "m.safetensors"][..], "model files"),
+        (
+            &["explain", "--model", "m.safetensors"][..],
+            "not implemented yet",
+        ),
         (&["explain", "--sample", "3"][..], "needs --model"),
     ] {
         let out = nabla(args);

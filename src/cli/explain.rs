@@ -49,8 +49,8 @@ pub struct ExplainArgs {
     #[arg(long, default_value_t = 1e-2, value_parser = parse_positive)]
     pub epsilon: f64,
 
-    /// Explain a trained model file instead of the tiny network [needs model files: not yet
-    /// available].
+    /// Explain a trained model file instead of the tiny network [not implemented yet: the walk
+    /// through is written for the 3-2-2 network].
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
 
@@ -72,9 +72,9 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     }
     if let Some(model) = &args.model {
         return Err(nabla::NablaError::Usage(format!(
-            "--model {}: explaining a trained model needs model files, which nabla cannot save \
-             or load yet (pending: model saving, issue 5); run `nabla explain` without --model \
-             for the tiny network",
+            "--model {}: explaining a trained model is not implemented yet (the walk-through \
+             covers the 3-2-2 network); run `nabla explain` without --model, or `nabla inspect \
+             --model` to see the model",
             model.display()
         ))
         .into());
