@@ -216,6 +216,22 @@ impl GradSources<'_> {
     }
 }
 
+/// True when no element is NaN or ±inf. `v · 0` is NaN exactly for those, and a sum of zeros
+/// stays zero; sixteen independent partial sums keep the pass vectorised (one serial sum
+/// would be a chain of dependent adds, slower than the update itself).
+fn all_finite(g: &[f32]) -> bool {
+    let mut acc = [0.0f32; 16];
+    let chunks = g.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v * 0.0;
+        }
+    }
+    let tail: f32 = rest.iter().map(|&v| v * 0.0).sum();
+    acc.iter().sum::<f32>() + tail == 0.0
+}
+
 /// Calls `update(p, g, s)` on matching chunks of every parameter, its summed gradient and its
 /// state (`width` state values per element), in parallel on the current rayon pool if
 /// `parallel`. Chunks are fixed ([`CHUNK`] elements), so the arithmetic of every element is
@@ -233,8 +249,7 @@ pub(crate) fn for_each_chunk<F>(
     let run = |param: usize, c: usize, p: &mut [f32], s: &mut [f32]| {
         let mut scratch = [0.0f32; CHUNK];
         let g = grads.chunk(param, c * CHUNK, &mut scratch[..p.len()]);
-        // Σ g·0 is NaN exactly when some g is NaN or ±inf: one cheap pass over a cached chunk.
-        if g.iter().fold(0.0f32, |acc, &v| acc + v * 0.0) != 0.0 {
+        if !all_finite(g) {
             grads.finite.store(false, Ordering::Relaxed);
             return;
         }
