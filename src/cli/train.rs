@@ -868,7 +868,10 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         )?,
     }
 
-    if let Some(path) = &args.save {
+    // The model goes to --save and, unless --no-save, into the run folder as model.safetensors.
+    let run_model = run_dir.as_ref().map(|d| d.join("model.safetensors"));
+    let targets: Vec<&PathBuf> = args.save.iter().chain(run_model.iter()).collect();
+    if !targets.is_empty() {
         let training = serde_json::json!({
             "data": train.name(),
             "train_samples": train.len(),
@@ -897,8 +900,12 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             "test_r2": final_eval.regression.map(|r| r.r2),
             "nabla_version": env!("CARGO_PKG_VERSION"),
         });
-        nabla::io::save(path, &model, &preprocess, &training).context("saving the model")?;
-        writeln!(out, "saved the model to {}", path.display())?;
+        for path in targets {
+            nabla::io::save(path, &model, &preprocess, &training).context("saving the model")?;
+            if Some(path) != run_model.as_ref() {
+                writeln!(out, "saved the model to {}", path.display())?;
+            }
+        }
     }
 
     if let Some(path) = &args.metrics_out {
@@ -974,7 +981,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         save_run(&dir, config, &record)?;
         writeln!(
             out,
-            "run saved to {}: config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
+            "run saved to {}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
             dir.display()
         )?;
         writeln!(
