@@ -102,6 +102,9 @@ fn activations() {
     unary("sigmoid", |t, a| t.sigmoid(a));
     unary("tanh", |t, a| t.tanh(a));
     unary("leaky_relu", |t, a| t.leaky_relu(a, 0.1));
+    unary("gelu", |t, a| {
+        t.activation(a, nabla::kernels::activation::Activation::Gelu)
+    });
 }
 
 #[test]
