@@ -4,35 +4,15 @@
 
 use std::time::Instant;
 
-use nabla::data::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding};
+use nabla::data::preprocess::Preprocess;
 use nabla::io::Model;
 use nabla::kernels::activation::Activation;
-use nabla::nn::{ModelSpec, Sequential, Task};
+use nabla::nn::{ModelSpec, Sequential};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = ModelSpec::mlp(784, &[256, 128], Activation::Relu, 10);
     let net = Sequential::new(&spec, 1)?;
-    let names: Vec<String> = (0..784).map(|i| format!("pixel_{i}")).collect();
-    let pre = Preprocess {
-        center: vec![0.0; 784],
-        scale: vec![255.0; 784],
-        scaling: Scaling::Pixels,
-        columns: names
-            .iter()
-            .map(|n| ColumnEncoding::Numeric {
-                name: n.clone(),
-                impute: None,
-            })
-            .collect(),
-        features: names,
-        target: TargetEncoding {
-            name: "label".into(),
-            task: Task::Classification,
-            classes: spec.classes.clone(),
-            center: 0.0,
-            scale: 1.0,
-        },
-    };
+    let pre = Preprocess::pixels(784, spec.classes.clone());
     let path = std::env::temp_dir().join(format!("nabla-bench-{}.safetensors", std::process::id()));
     nabla::io::save(&path, &net, &pre, &serde_json::Value::Null)?;
     let mut model = Model::load(&path)?;

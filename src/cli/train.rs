@@ -11,7 +11,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use nabla::data::csv::CsvOptions;
-use nabla::data::preprocess::{ColumnEncoding, TargetEncoding};
 use nabla::data::{self, Dataset, Impute, Preprocess, Scaling, TableOptions};
 use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
@@ -1073,30 +1072,9 @@ fn utc_timestamp() -> String {
     )
 }
 
-/// The preprocessing of IDX images: one input per pixel (`pixel_0`, `pixel_1`, ...), center 0 and
-/// scale 255, labels as classes.
+/// The preprocessing of IDX images (see [`Preprocess::pixels`]).
 fn pixel_preprocess(train: &Dataset) -> Preprocess {
-    let names: Vec<String> = (0..train.dim()).map(|i| format!("pixel_{i}")).collect();
-    Preprocess {
-        center: vec![0.0; names.len()],
-        scale: vec![255.0; names.len()],
-        scaling: Scaling::Pixels,
-        columns: names
-            .iter()
-            .map(|n| ColumnEncoding::Numeric {
-                name: n.clone(),
-                impute: None,
-            })
-            .collect(),
-        features: names,
-        target: TargetEncoding {
-            name: "label".into(),
-            task: Task::Classification,
-            classes: train.classes().to_vec(),
-            center: 0.0,
-            scale: 1.0,
-        },
-    }
+    Preprocess::pixels(train.dim(), train.classes().to_vec())
 }
 
 /// A seeded subset of `n` training samples (stratified by class for classification).

@@ -94,6 +94,32 @@ pub struct Preprocess {
 }
 
 impl Preprocess {
+    /// The preprocessing of image pixels (IDX data): one input per pixel (`pixel_0`,
+    /// `pixel_1`, ...), center 0 and scale 255, the label as the class target.
+    pub fn pixels(inputs: usize, classes: Vec<String>) -> Self {
+        let names: Vec<String> = (0..inputs).map(|i| format!("pixel_{i}")).collect();
+        Preprocess {
+            center: vec![0.0; inputs],
+            scale: vec![255.0; inputs],
+            scaling: Scaling::Pixels,
+            columns: names
+                .iter()
+                .map(|n| ColumnEncoding::Numeric {
+                    name: n.clone(),
+                    impute: None,
+                })
+                .collect(),
+            features: names,
+            target: TargetEncoding {
+                name: "label".into(),
+                task: crate::nn::Task::Classification,
+                classes,
+                center: 0.0,
+                scale: 1.0,
+            },
+        }
+    }
+
     /// Network inputs per sample.
     pub fn inputs(&self) -> usize {
         self.features.len()

@@ -752,17 +752,7 @@ impl Model {
                     let r = file.network.running_stats().get(bn).unwrap_or(&empty);
                     bn += 1;
                     // Exactly as Sequential::forward: s = γ/√(σ²+ε), t = β − μ·s.
-                    let scale: Vec<f32> = gamma
-                        .iter()
-                        .zip(&r.var)
-                        .map(|(g, v)| g / (v + eps).sqrt())
-                        .collect();
-                    let shift: Vec<f32> = beta
-                        .iter()
-                        .zip(&r.mean)
-                        .zip(&scale)
-                        .map(|((b, m), s)| b - m * s)
-                        .collect();
+                    let (scale, shift) = r.affine(&gamma, &beta, eps);
                     steps.push(Step::Affine { scale, shift });
                 }
                 LayerSpec::Dropout { .. } => {}

@@ -39,6 +39,25 @@ pub struct RunningStats {
     pub var: Vec<f32>,
 }
 
+impl RunningStats {
+    /// Evaluation-mode batch norm as a per-feature affine map `y = x·s + t`:
+    /// `s = γ / sqrt(σ²_run + ε)`, `t = β − μ_run·s`.
+    pub fn affine(&self, gamma: &[f32], beta: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+        let scale: Vec<f32> = gamma
+            .iter()
+            .zip(&self.var)
+            .map(|(g, v)| g / (v + eps).sqrt())
+            .collect();
+        let shift: Vec<f32> = beta
+            .iter()
+            .zip(&self.mean)
+            .zip(&scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
+        (scale, shift)
+    }
+}
+
 /// Per batch-norm layer, the mean and biased variance of the last training batch, as
 /// `[mean, var]` per layer. Kept by the caller between steps so nothing is allocated.
 #[derive(Clone, Debug, Default)]
@@ -232,17 +251,7 @@ impl Sequential {
                             let r = &self.running[running];
                             let (gamma, beta) =
                                 (self.params.get(weight).data(), self.params.get(bias).data());
-                            let scale: Vec<f32> = gamma
-                                .iter()
-                                .zip(&r.var)
-                                .map(|(g, v)| g / (v + eps).sqrt())
-                                .collect();
-                            let shift: Vec<f32> = beta
-                                .iter()
-                                .zip(&r.mean)
-                                .zip(&scale)
-                                .map(|((b, m), s)| b - m * s)
-                                .collect();
+                            let (scale, shift) = r.affine(gamma, beta, eps);
                             let n = scale.len();
                             let s = tape.input(&Tensor::from_vec(1, n, scale)?);
                             let t = tape.input(&Tensor::from_vec(1, n, shift)?);
