@@ -7,12 +7,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum NablaError {
     /// Reading or writing a file failed at the operating-system level.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file involved.
         path: PathBuf,
-        /// The underlying I/O error.
-        source: std::io::Error,
+        /// The underlying I/O error (part of the message, so not repeated as a `source`).
+        error: std::io::Error,
     },
     /// A data file is malformed: names the file, where in it, and what was expected.
     #[error("{path}: {location}: {message}")]
@@ -59,7 +59,7 @@ impl NablaError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         NablaError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

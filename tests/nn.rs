@@ -84,6 +84,76 @@ fn parameter_gradients_match_finite_differences() {
 }
 
 #[test]
+fn evaluation_forward_with_batch_norm_passes_gradients_to_every_parameter() {
+    // Batch norm in evaluation (running statistics) is still differentiable in γ and β:
+    // `nabla explain --model` takes a training step through it.
+    let spec = ModelSpec::mlp_with(4, &[5, 3], Activation::Tanh, 3, true, 0.3);
+    let mut model = Sequential::new(&spec, 4).unwrap();
+    let running = model
+        .running_stats()
+        .iter()
+        .map(|r| nabla::nn::RunningStats {
+            mean: (0..r.mean.len()).map(|i| 0.1 * i as f32 - 0.2).collect(),
+            var: (0..r.var.len()).map(|i| 0.5 + 0.3 * i as f32).collect(),
+        })
+        .collect();
+    model.set_running_stats(running).unwrap();
+    for (id, t) in model.params().ids().zip(0..).collect::<Vec<_>>() {
+        // γ ≠ 1, β ≠ 0 so every factor shows.
+        for (i, v) in model
+            .params_mut()
+            .get_mut(id)
+            .data_mut()
+            .iter_mut()
+            .enumerate()
+        {
+            *v += 0.05 * ((i + t) % 5) as f32 - 0.1;
+        }
+    }
+    let x = batch(6, 4, 8);
+    let labels = [0, 1, 2, 2, 1, 0];
+    let mut grads = Grads::zeros_like(model.params());
+    loss_of(&model, &x, &labels, Some(&mut grads));
+    let eps = 1e-2f32;
+    let ids: Vec<ParamId> = model.params().ids().collect();
+    for id in ids {
+        let name = model.params().name(id).to_string();
+        let norm: f32 = grads.get(id).data().iter().map(|g| g * g).sum();
+        assert!(norm > 0.0, "{name} gets no gradient in evaluation mode");
+        for i in 0..model.params().get(id).len() {
+            let orig = model.params().get(id).data()[i];
+            model.params_mut().get_mut(id).data_mut()[i] = orig + eps;
+            let plus = loss_of(&model, &x, &labels, None) as f64;
+            model.params_mut().get_mut(id).data_mut()[i] = orig - eps;
+            let minus = loss_of(&model, &x, &labels, None) as f64;
+            model.params_mut().get_mut(id).data_mut()[i] = orig;
+            let numeric = (plus - minus) / (2.0 * eps as f64);
+            let analytic = grads.get(id).data()[i] as f64;
+            assert!(
+                (numeric - analytic).abs() < 2e-3 * analytic.abs().max(1.0),
+                "{name}[{i}]: analytic {analytic} vs numeric {numeric}"
+            );
+        }
+    }
+
+    // forward_traced: one var per layer, the last the same output as forward.
+    let mut ws = Workspace::new();
+    let mut tape = Tape::new(model.params(), &mut ws);
+    let xv = tape.input(&x);
+    let trace = model.forward_traced(&mut tape, xv).unwrap();
+    assert_eq!(trace.len(), spec.layers.len());
+    let traced = tape.value(*trace.last().unwrap()).clone();
+    assert_eq!(traced.data(), model.logits(&x).unwrap().data());
+    // Dropout does nothing in evaluation: it hands on its input's var.
+    let dropout = spec
+        .layers
+        .iter()
+        .position(|l| matches!(l, LayerSpec::Dropout { .. }))
+        .unwrap();
+    assert_eq!(trace[dropout], trace[dropout - 1]);
+}
+
+#[test]
 fn names_and_shapes_follow_pytorch_sequential() {
     let spec = ModelSpec::mlp(4, &[5], Activation::Relu, 2);
     let model = Sequential::new(&spec, 0).unwrap();

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
     version,
     about,
     long_about = None,
-    after_help = "Examples:\n  nabla train                                   train on the built-in digits; saves runs/<time>/\n  nabla train --epochs 5 --name first-try       ... into runs/first-try/\n  nabla train --config runs/first-try/config.toml   repeat a run exactly\n  nabla plot runs/first-try                     redraw a run's plots\n  nabla compare runs/first-try runs/other       overlay two runs' learning curves\n  nabla explain --weight w1                     backpropagation by hand on a 3-2-2 network\n\nEvery subcommand lists its flags and defaults: nabla help train, nabla explain --help, ..."
+    after_help = "Examples:\n  nabla train                                   train on the built-in digits; saves runs/<time>/\n  nabla train --epochs 5 --name first-try       ... into runs/first-try/\n  nabla train --config runs/first-try/config.toml   repeat a run exactly\n  nabla plot runs/first-try                     redraw a run's plots\n  nabla compare runs/first-try runs/other       overlay two runs' learning curves\n  nabla explain --weight w1                     backpropagation by hand on a 3-2-2 network\n  nabla explain --model runs/first-try/model.safetensors --sample 7   ... on a trained model\n\nEvery subcommand lists its flags and defaults: nabla help train, nabla explain --help, ..."
 )]
 pub struct Cli {
     /// What to do.
@@ -32,7 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Train a network (default: the built-in digits dataset) and report per-epoch metrics.
     Train(train::TrainArgs),
-    /// Walk through one training step of a tiny network by hand: forward, backprop, update.
+    /// Walk through one training step by hand: forward, backprop, update, checked by finite
+    /// differences; a tiny named network, or a trained model's step on one sample (--model).
     Explain(explain::ExplainArgs),
     /// Redraw a run folder's plots from its history.json.
     Plot(plot::PlotArgs),

@@ -43,6 +43,29 @@ pub fn log_sum_exp(z: &[f32]) -> f32 {
     m + s.ln()
 }
 
+/// Cross-entropy of one row of scores against class `y`: `−log softmax(z)_y`, computed as
+/// `(m − z_y) + ln(1 + Σ_{k≠k*} e^(z_k − m))` with `m = z_k*` the largest score. Keeping the
+/// `1 +` out of the sum (`ln_1p`) gives a confident prediction's small loss to full relative
+/// precision, where `log Σ e^z − z_y` would lose it to the cancellation of two large numbers
+/// (that precision is what lets finite differences check gradients of trained models).
+/// An empty row or an out-of-range `y` gives NaN.
+pub fn cross_entropy(z: &[f32], y: usize) -> f32 {
+    let top = argmax(z);
+    let (Some(&m), Some(&zy)) = (z.get(top), z.get(y)) else {
+        return f32::NAN;
+    };
+    if !m.is_finite() {
+        return m - zy;
+    }
+    let rest: f32 = z
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != top)
+        .map(|(_, &v)| (v - m).exp())
+        .sum();
+    (m - zy) + rest.ln_1p()
+}
+
 /// Index of the largest value of a row (the first one on ties).
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
@@ -57,6 +80,39 @@ pub fn argmax(row: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `−log softmax(z)_y` in f64.
+    fn reference(z: &[f32], y: usize) -> f64 {
+        let m = z
+            .iter()
+            .map(|&v| f64::from(v))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = z.iter().map(|&v| (f64::from(v) - m).exp()).sum();
+        m + s.ln() - f64::from(z[y])
+    }
+
+    #[test]
+    fn cross_entropy_matches_f64_and_keeps_small_losses_precise() {
+        let rows: [(&[f32], usize); 5] = [
+            (&[0.1, -0.4, 2.0], 0),
+            (&[0.1, -0.4, 2.0], 2),
+            (&[3.0, 3.0], 1),
+            // Confident and right: the loss ≈ e^(−12) + e^(−15) ≈ 6.5e-6.
+            (&[14.0, 2.0, -1.0], 0),
+            (&[-30.0, 30.0], 0),
+        ];
+        for (z, y) in rows {
+            let (got, want) = (f64::from(cross_entropy(z, y)), reference(z, y));
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1e-30),
+                "{z:?} class {y}: {got} vs {want}"
+            );
+        }
+        assert!(cross_entropy(&[], 0).is_nan());
+        assert!(cross_entropy(&[1.0], 3).is_nan());
+        assert!(cross_entropy(&[f32::NAN, 1.0], 1).is_nan());
+        assert_eq!(cross_entropy(&[f32::INFINITY, 1.0], 1), f32::INFINITY);
+    }
 
     #[test]
     fn softmax_rows_sum_to_one_even_for_huge_logits() {

@@ -40,13 +40,19 @@ pub struct RunningStats {
 }
 
 impl RunningStats {
+    /// `1 / sqrt(σ²_run + ε)` per feature.
+    pub fn inv_std(&self, eps: f32) -> Vec<f32> {
+        self.var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect()
+    }
+
     /// Evaluation-mode batch norm as a per-feature affine map `y = x·s + t`:
-    /// `s = γ / sqrt(σ²_run + ε)`, `t = β − μ_run·s`.
+    /// `s = γ·(1 / sqrt(σ²_run + ε))`, `t = β − μ_run·s` (rounded exactly as
+    /// [`Sequential::forward`] computes them on the tape).
     pub fn affine(&self, gamma: &[f32], beta: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
         let scale: Vec<f32> = gamma
             .iter()
-            .zip(&self.var)
-            .map(|(g, v)| g / (v + eps).sqrt())
+            .zip(self.inv_std(eps))
+            .map(|(g, inv)| g * inv)
             .collect();
         let shift: Vec<f32> = beta
             .iter()
@@ -184,7 +190,16 @@ impl Sequential {
     /// and returns the output scores (logits for classification): dropout is off and batch
     /// norm uses its running statistics. The tape must borrow this model's params.
     pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var, NablaError> {
-        self.forward_mode(tape, x, None)
+        self.forward_mode(tape, x, None, None)
+    }
+
+    /// As [`Sequential::forward`], also returning every layer's output, one var per layer of
+    /// the spec in order (the last is the output scores). A layer that does nothing in
+    /// evaluation (dropout) hands on its input's var. For looking inside: `nabla explain`.
+    pub fn forward_traced(&self, tape: &mut Tape, x: Var) -> Result<Vec<Var>, NablaError> {
+        let mut trace = Vec::with_capacity(self.layers.len());
+        self.forward_mode(tape, x, None, Some(&mut trace))?;
+        Ok(trace)
     }
 
     /// Records the training-mode forward pass: dropout draws its masks from `rng`, batch norm
@@ -197,7 +212,7 @@ impl Sequential {
         rng: &mut ChaCha8Rng,
         stats: &mut BatchStats,
     ) -> Result<Var, NablaError> {
-        self.forward_mode(tape, x, Some((rng, stats)))
+        self.forward_mode(tape, x, Some((rng, stats)), None)
     }
 
     fn forward_mode(
@@ -205,6 +220,7 @@ impl Sequential {
         tape: &mut Tape,
         x: Var,
         mut train: Option<(&mut ChaCha8Rng, &mut BatchStats)>,
+        mut trace: Option<&mut Vec<Var>>,
     ) -> Result<Var, NablaError> {
         if let Some((_, stats)) = train.as_mut() {
             stats
@@ -247,19 +263,24 @@ impl Sequential {
                             y
                         }
                         None => {
-                            // y = γ (x − μ_run)/sqrt(σ²_run + ε) + β  =  x·s + t
+                            // y = γ (x − μ_run)/sqrt(σ²_run + ε) + β  =  x·s + t with
+                            // s = γ·(1/sqrt(σ²_run + ε)) and t = β − μ_run·s, recorded on the
+                            // tape so that γ and β still get their gradients.
                             let r = &self.running[running];
-                            let (gamma, beta) =
-                                (self.params.get(weight).data(), self.params.get(bias).data());
-                            let (scale, shift) = r.affine(gamma, beta, eps);
-                            let n = scale.len();
-                            let s = tape.input(&Tensor::from_vec(1, n, scale)?);
-                            let t = tape.input(&Tensor::from_vec(1, n, shift)?);
+                            let n = r.mean.len();
+                            let inv = tape.input(&Tensor::from_vec(1, n, r.inv_std(eps))?);
+                            let mean = tape.input(&Tensor::from_vec(1, n, r.mean.clone())?);
+                            let s = tape.mul(g, inv)?;
+                            let ms = tape.mul(mean, s)?;
+                            let t = tape.sub(b, ms)?;
                             tape.affine_rows(h, s, t)?
                         }
                     }
                 }
             };
+            if let Some(trace) = trace.as_mut() {
+                trace.push(h);
+            }
         }
         Ok(h)
     }

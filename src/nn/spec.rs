@@ -84,6 +84,16 @@ fn default_bn_momentum() -> f32 {
 }
 
 impl LayerSpec {
+    /// What the layer is, in words: `linear`, `relu`, `dropout`, `batch_norm`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            LayerSpec::Linear { .. } => "linear",
+            LayerSpec::Dropout { .. } => "dropout",
+            LayerSpec::BatchNorm { .. } => "batch_norm",
+            other => other.activation().map_or("activation", |f| f.name()),
+        }
+    }
+
     /// The activation this layer applies, if it is an activation layer.
     pub fn activation(&self) -> Option<Activation> {
         match *self {

@@ -7,7 +7,7 @@
 use super::{Op, shape_error, write};
 use crate::autograd::tape::{Ctx, Node, Sink, Tape, Var};
 use crate::error::NablaError;
-use crate::kernels::softmax::{log_sum_exp, softmax_rows};
+use crate::kernels::softmax::{cross_entropy, softmax_rows};
 use crate::tensor::Tensor;
 
 impl Tape<'_> {
@@ -49,7 +49,7 @@ impl Tape<'_> {
         let mut total = 0.0f64;
         if cols > 0 {
             for (zrow, &y) in z.data().chunks_exact(cols).zip(labels) {
-                total += (log_sum_exp(zrow) - zrow[y as usize]) as f64;
+                total += cross_entropy(zrow, y as usize) as f64;
             }
         }
         node.value.data_mut()[0] = (total / rows.max(1) as f64) as f32;

@@ -1,96 +1,30 @@
-//! `nabla explain`: one training step of a tiny network, walked through by hand on the engine's
-//! own numbers (see `nabla::explain`); this file only formats them.
-
-use std::fmt::Write as _;
-use std::path::PathBuf;
+//! `nabla explain` on the classic 3-2-2 network with named weights (`nabla::explain::TinyNet`).
 
 use anyhow::{Result, bail};
-use clap::{Args, ValueEnum};
 use serde::Serialize;
+use std::fmt::Write as _;
 
 use nabla::explain::{Explanation, TinyNet, WeightTrace, explain};
 
-use super::parse_positive;
-
-/// Output formats of `nabla explain`.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
-pub enum Format {
-    /// Plain text for the terminal.
-    Text,
-    /// Markdown (headings, tables) for teaching material.
-    Markdown,
-    /// Machine-readable JSON: `{"weights": [{"name", "gradient", "numeric_gradient", ...}], ...}`.
-    Json,
-}
-
-/// Flags of `nabla explain`.
-#[derive(Debug, Args)]
-#[command(
-    after_help = "The default network: 3 inputs → 2 sigmoid hidden units → 2 softmax outputs,\n\
-z_h1 = w1·x1 + w3·x2 + w5·x3 + b1, z_h2 = w2·x1 + w4·x2 + w6·x3 + b2,\n\
-z_o1 = w7·h1 + w9·h2 + b3,        z_o2 = w8·h1 + w10·h2 + b4;\n\
-sample x = (0.5, 0.1, 0.9) of class 1.\n\n\
-Examples:\n  nabla explain\n  nabla explain --weight w1\n  nabla explain --format markdown > backprop.md\n  nabla explain --format json --lr 0.1"
-)]
-pub struct ExplainArgs {
-    /// The weight or bias whose full chain rule is shown factor by factor (w1..w10, b1..b4).
-    #[arg(long, value_name = "NAME", default_value = "w7")]
-    pub weight: String,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-
-    /// Learning rate of the SGD update W ← W − lr·∂L/∂W.
-    #[arg(long, default_value_t = 0.5, value_parser = parse_positive)]
-    pub lr: f64,
-
-    /// Step ε of the central finite difference (L(w+ε) − L(w−ε)) / 2ε.
-    #[arg(long, default_value_t = 1e-2, value_parser = parse_positive)]
-    pub epsilon: f64,
-
-    /// Explain a trained model file instead of the tiny network [not implemented yet: the walk
-    /// through is written for the 3-2-2 network].
-    #[arg(long, value_name = "FILE")]
-    pub model: Option<PathBuf>,
-
-    /// Which test sample of the model's data to explain (with --model) [default: 0].
-    #[arg(long, value_name = "K")]
-    pub sample: Option<usize>,
-}
+use super::{ExplainArgs, Format, heading, num};
 
 /// The default sample: three features, true class 1 (index 0).
 const SAMPLE: [f32; 3] = [0.5, 0.1, 0.9];
 
-/// Runs `nabla explain`.
-pub fn run(args: ExplainArgs) -> Result<()> {
-    if args.sample.is_some() && args.model.is_none() {
-        return Err(nabla::NablaError::Usage(
-            "--sample K picks a sample of a trained model's data: it needs --model FILE".into(),
-        )
-        .into());
-    }
-    if let Some(model) = &args.model {
-        return Err(nabla::NablaError::Usage(format!(
-            "--model {}: explaining a trained model is not implemented yet (the walk-through \
-             covers the 3-2-2 network); run `nabla explain` without --model, or `nabla inspect \
-             --model` to see the model",
-            model.display()
-        ))
-        .into());
-    }
+/// Runs `nabla explain` on the tiny network.
+pub(super) fn run(args: &ExplainArgs) -> Result<()> {
+    let weight = args.weight.as_deref().unwrap_or("w7");
     let e = explain(
         &TinyNet::classic(),
         &SAMPLE,
         0,
-        args.lr as f32,
+        args.lr.unwrap_or(0.5) as f32,
         args.epsilon as f32,
     )?;
-    let Some(chosen) = e.weights.iter().find(|w| w.name == args.weight) else {
+    let Some(chosen) = e.weights.iter().find(|w| w.name == weight) else {
         let names: Vec<&str> = e.weights.iter().map(|w| w.name.as_str()).collect();
         return Err(nabla::NablaError::Usage(format!(
-            "--weight {}: no such weight; the network has {}",
-            args.weight,
+            "--weight {weight}: no such weight; the network has {}",
             names.join(", ")
         ))
         .into());
@@ -197,24 +131,8 @@ fn chain(e: &Explanation, w: &WeightTrace) -> Chain {
     }
 }
 
-/// `0.1500·0.5000` with negative numbers parenthesised.
-fn num(v: f32) -> String {
-    if v < 0.0 {
-        format!("({v:.4})")
-    } else {
-        format!("{v:.4}")
-    }
-}
-
 fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
     let mut s = String::new();
-    let h1 = |s: &mut String, t: &str| -> std::fmt::Result {
-        if md {
-            writeln!(s, "## {t}\n")
-        } else {
-            writeln!(s, "{t}\n{}", "─".repeat(t.chars().count()))
-        }
-    };
     let (open, close) = if md { ("```text\n", "```\n") } else { ("", "") };
     if md {
         writeln!(s, "# Backpropagation by hand: one training step\n")?;
@@ -249,7 +167,7 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
         bail!("internal: the explanation has no units");
     }
 
-    h1(&mut s, "1. Forward pass")?;
+    heading(&mut s, "1. Forward pass", md);
     s += open;
     for (layer, act) in [(&e.hidden, true), (&e.outputs, false)] {
         for u in layer {
@@ -301,7 +219,11 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
     s += close;
     writeln!(s)?;
 
-    h1(&mut s, "2. Backpropagation: upstream × local = downstream")?;
+    heading(
+        &mut s,
+        "2. Backpropagation: upstream × local = downstream",
+        md,
+    );
     s += open;
     for (k, o) in e.outputs.iter().enumerate() {
         let y = if k == e.label { 1 } else { 0 };
@@ -374,7 +296,7 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
     }
     writeln!(s)?;
 
-    h1(&mut s, &format!("3. The full chain for {}", c.weight))?;
+    heading(&mut s, &format!("3. The full chain for {}", c.weight), md);
     s += open;
     let names: Vec<&str> = c.factors.iter().map(|f| f.name.as_str()).collect();
     writeln!(s, "∂L/∂{} = {}", c.weight, names.join(" · "))?;
@@ -405,13 +327,14 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
     s += close;
     writeln!(s)?;
 
-    h1(
+    heading(
         &mut s,
         &format!(
             "4. The update: W ← W − lr·∂L/∂W with lr = {}",
             e.learning_rate
         ),
-    )?;
+        md,
+    );
     s += open;
     for w in &e.weights {
         writeln!(

@@ -1,15 +1,9 @@
-//! Backpropagation by hand, on real numbers: one training step of a small network traced on
-//! the engine's own [`Tape`], for `nabla explain`.
-//!
-//! Every number here comes from the engine: the forward values are read from the tape's nodes,
-//! `∂L/∂z` of every pre-activation from [`Tape::grad`], `∂L/∂W` from the [`Grads`] that
-//! [`Tape::backward`] fills, and the update from [`Optimizer::step`]. The only extra arithmetic
-//! is the central finite difference `(L(w + ε) − L(w − ε)) / 2ε`, which re-runs the same forward
-//! pass on the tape with one weight perturbed: an independent check of the chain rule.
-//!
-//! This module formats nothing; the binary prints an [`Explanation`] as text, markdown or JSON.
+//! The classic teaching network (3 inputs → 2 sigmoid units → 2 softmax outputs, weights named
+//! `w1..w10`, biases `b1..b4`), one training step of it traced on the engine's [`Tape`].
 
 use serde::Serialize;
+
+use super::WeightTrace;
 
 use crate::autograd::{Grads, ParamId, Params, Tape, Var, Workspace};
 use crate::error::NablaError;
@@ -146,29 +140,6 @@ pub struct UnitTrace {
     pub dl_doutput: Option<f32>,
     /// `∂L/∂z`, read from the tape.
     pub dl_dz: f32,
-}
-
-/// One weight or bias: its gradient as upstream × local, checked by finite differences.
-#[derive(Clone, Debug, Serialize)]
-pub struct WeightTrace {
-    /// `w1`, `b3`, ...
-    pub name: String,
-    /// Its value before the step.
-    pub value: f32,
-    /// The unit whose `z` it feeds (`h1`, `o2`).
-    pub unit: String,
-    /// `∂L/∂z` of that unit: the upstream gradient.
-    pub upstream: f32,
-    /// What it multiplies in `z` (`x2`, `h1`, or `1` for a bias).
-    pub local_name: String,
-    /// `∂z/∂w`: the local gradient.
-    pub local: f32,
-    /// `∂L/∂w` as computed by the engine's backward pass (the downstream gradient).
-    pub gradient: f32,
-    /// The central finite difference `(L(w+ε) − L(w−ε)) / 2ε`.
-    pub numeric_gradient: f64,
-    /// Its value after the update `w ← w − lr·∂L/∂w`.
-    pub updated: f32,
 }
 
 /// One training step of a [`TinyNet`] on one labelled sample, every number from the engine.

@@ -1,0 +1,599 @@
+//! One training step of a trained [`Sequential`] network on one labelled sample, traced layer
+//! by layer on the tape: every intermediate vector with its gradient, a sensible handful of
+//! weights with upstream × local = downstream and finite differences, and a check of every
+//! parameter tensor's whole gradient along its own direction.
+//!
+//! The step is taken as in evaluation: dropout is off and batch norm normalises with its running
+//! statistics (a batch of one has no spread of its own), so the numbers are those of the
+//! model's predictions.
+
+use serde::Serialize;
+
+use super::WeightTrace;
+use crate::autograd::{Grads, Tape, Var, Workspace};
+use crate::error::NablaError;
+use crate::kernels::activation::Activation;
+use crate::nn::{LayerSpec, Sequential};
+use crate::optim::{Optimizer, Sgd};
+use crate::tensor::Tensor;
+
+/// What the sample should give.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// The true class (0-based); the loss is softmax cross-entropy.
+    Class(usize),
+    /// The true value in the network's units (after the target's scaling); the loss is the
+    /// squared error.
+    Value(f32),
+}
+
+/// What a stage of the forward pass computes.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum StageKind {
+    /// `z = W·a + b`.
+    Linear {
+        /// Which linear layer this is, counting from 1 (`W1`, `b1`, `z1`).
+        number: usize,
+        /// The weight's name in the model file (`layers.0.weight`), `[outputs, inputs]`.
+        weight: String,
+        /// The bias's name in the model file.
+        bias: String,
+        /// Input size.
+        inputs: usize,
+        /// Output size.
+        outputs: usize,
+    },
+    /// `h = f(z)` elementwise.
+    Activation {
+        /// The function's name (`relu`, `sigmoid`, ...).
+        function: String,
+    },
+    /// Batch norm with its running statistics: `n = z·s + t` per feature.
+    BatchNorm {
+        /// The per-feature scale `s = γ / sqrt(σ²_run + ε)`.
+        scale: Vec<f32>,
+        /// The per-feature shift `t = β − μ_run·s`.
+        shift: Vec<f32>,
+    },
+}
+
+/// One layer's output vector in the forward pass, with its gradient from the backward pass.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stage {
+    /// The layer's index in the model (its parameters are `layers.{layer}.*`).
+    pub layer: usize,
+    /// The name of this output vector: `z1` after linear layer 1, `n1` after its batch norm,
+    /// `h1` after its activation.
+    pub symbol: String,
+    /// The name of the vector it was computed from (`x` for the input).
+    pub input: String,
+    /// What it computes.
+    pub kind: StageKind,
+    /// Its value, read from the tape.
+    pub value: Vec<f32>,
+    /// `∂L/∂value`, read from the tape after the backward pass.
+    pub gradient: Vec<f32>,
+    /// For elementwise stages, the local gradient `∂value/∂input` of each element
+    /// (`f'(z)` for an activation, `s` for batch norm), from the engine's kernels.
+    pub local: Option<Vec<f32>>,
+}
+
+/// A weight or bias of a linear layer, named for the walk-through and for the model file.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelWeight {
+    /// Its place in the model file: `layers.0.weight[3,10]` or `layers.0.bias[3]`.
+    pub param: String,
+    /// Index of the linear stage it belongs to, into [`ModelTrace::stages`].
+    pub stage: usize,
+    /// The unit (row) it feeds.
+    pub unit: usize,
+    /// The input (column) it multiplies; `None` for a bias.
+    pub input: Option<usize>,
+    /// Its gradient as upstream × local, the engine's value, the finite difference and the
+    /// update; `name` is `W1[3,10]` or `b1[3]`.
+    #[serde(flatten)]
+    pub trace: WeightTrace,
+}
+
+/// One parameter tensor's whole gradient, checked along its own direction: with
+/// `u = ∇/‖∇‖`, the finite difference `(L(W + εu) − L(W − εu)) / 2ε` should equal `‖∇‖`.
+///
+/// The step is a third of the single-weight one: it moves every weight of the tensor at once,
+/// so more ReLU units sit near a kink it could cross. Measured over 16 model/sample pairs
+/// (digits, MNIST, batch norm + tanh, regression): the gap to `‖∇‖` is at most 0.5 % at
+/// ε/3 = 0.0033, against up to 1.6 % at 0.01.
+#[derive(Clone, Debug, Serialize)]
+pub struct TensorCheck {
+    /// The tensor's name in the model file.
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// `‖∂L/∂W‖` from the backward pass.
+    pub gradient_norm: f64,
+    /// The directional finite difference (0 when the gradient is 0).
+    pub numeric_directional: f64,
+    /// The step ε along `u`.
+    pub epsilon: f32,
+}
+
+/// A weight or bias of a linear layer, picked by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightRef {
+    /// The layer's index in the model (`layers.{layer}`).
+    pub layer: usize,
+    /// The row (unit).
+    pub unit: usize,
+    /// The column (input); `None` for the bias.
+    pub input: Option<usize>,
+}
+
+impl WeightRef {
+    /// Parses `W2[3,10]` / `b2[3]` (linear layer 2, counting from 1) or the model file's
+    /// `layers.2.weight[3,10]` / `layers.2.bias[3]`, checking that it exists in `net`.
+    pub fn parse(net: &Sequential, name: &str) -> Result<Self, NablaError> {
+        let usage = |why: String| {
+            NablaError::Usage(format!(
+                "--weight {name}: {why}; name a linear layer's weight or bias as W1[j,i] / b1[j] \
+                 or layers.0.weight[j,i] / layers.0.bias[j]"
+            ))
+        };
+        let name = name.trim();
+        let (head, index) = name
+            .strip_suffix(']')
+            .and_then(|s| s.split_once('['))
+            .ok_or_else(|| usage("expected an index in brackets".into()))?;
+        let index: Vec<usize> = index
+            .split(',')
+            .map(|v| v.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| usage(format!("[{index}] is not a list of numbers")))?;
+        let linears: Vec<usize> = linear_layers(net).map(|(i, _, _)| i).collect();
+        let (layer, is_weight) = if let Some(rest) = head.strip_prefix("layers.") {
+            let (layer, kind) = rest
+                .split_once('.')
+                .ok_or_else(|| usage("expected layers.N.weight or layers.N.bias".into()))?;
+            let layer: usize = layer
+                .parse()
+                .map_err(|_| usage(format!("{layer:?} is not a layer number")))?;
+            let is_weight = match kind {
+                "weight" => true,
+                "bias" => false,
+                other => return Err(usage(format!("unknown parameter {other:?}"))),
+            };
+            if !linears.contains(&layer) {
+                let what = match net.spec().layers.get(layer) {
+                    Some(l) => format!("layers.{layer} is {}, not a linear layer", l.name()),
+                    None => format!("the model has {} layers", net.spec().layers.len()),
+                };
+                return Err(usage(what));
+            }
+            (layer, is_weight)
+        } else {
+            let (is_weight, number) = if let Some(n) = head.strip_prefix('W') {
+                (true, n)
+            } else if let Some(n) = head.strip_prefix('b') {
+                (false, n)
+            } else {
+                return Err(usage(format!("unknown name {head:?}")));
+            };
+            let k: usize = number
+                .parse()
+                .map_err(|_| usage(format!("{number:?} is not a layer number")))?;
+            let layer = k
+                .checked_sub(1)
+                .and_then(|k| linears.get(k))
+                .copied()
+                .ok_or_else(|| {
+                    usage(format!("the model has linear layers 1..={}", linears.len()))
+                })?;
+            (layer, is_weight)
+        };
+        let (outputs, inputs) = linear_layers(net)
+            .find(|(i, _, _)| *i == layer)
+            .map(|(_, inputs, outputs)| (outputs, inputs))
+            .unwrap_or((0, 0));
+        let r = match (is_weight, index.as_slice()) {
+            (true, &[unit, input]) => Self {
+                layer,
+                unit,
+                input: Some(input),
+            },
+            (false, &[unit]) => Self {
+                layer,
+                unit,
+                input: None,
+            },
+            (true, _) => return Err(usage("a weight takes two indices [unit,input]".into())),
+            (false, _) => return Err(usage("a bias takes one index [unit]".into())),
+        };
+        if r.unit >= outputs || r.input.is_some_and(|i| i >= inputs) {
+            return Err(usage(format!(
+                "out of range: this layer's weight is {outputs}×{inputs}"
+            )));
+        }
+        Ok(r)
+    }
+}
+
+/// `(layer index, inputs, outputs)` of every linear layer, in order.
+fn linear_layers(net: &Sequential) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    net.spec()
+        .layers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| match *l {
+            LayerSpec::Linear { inputs, outputs } => Some((i, inputs, outputs)),
+            _ => None,
+        })
+}
+
+/// One training step of a trained network on one sample, every number from the engine.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelTrace {
+    /// The network's input vector `x` (after the model's preprocessing).
+    pub inputs: Vec<f32>,
+    /// What the sample should give.
+    pub target: Target,
+    /// Every layer's output in order; dropout layers, which do nothing in evaluation, are left
+    /// out. The last stage's value is the output scores.
+    pub stages: Vec<Stage>,
+    /// Softmax probabilities of the scores (classification).
+    pub probabilities: Option<Vec<f32>>,
+    /// The loss: `−log p_true` (classification) or `(ŷ − y)²` (regression).
+    pub loss: f32,
+    /// The shown weights and biases: in each linear layer, the first `limit` units that get a
+    /// gradient and, per unit, the first `limit` inputs that are not 0 (a zero input gives its
+    /// weight a zero gradient), plus the units' biases and any weight asked for.
+    pub weights: Vec<ModelWeight>,
+    /// Every parameter tensor's gradient, checked along its own direction.
+    pub tensors: Vec<TensorCheck>,
+    /// The learning rate of the update (plain SGD).
+    pub learning_rate: f32,
+    /// The step of the finite differences.
+    pub epsilon: f32,
+    /// The loss on the same sample after updating every parameter.
+    pub loss_after: f32,
+}
+
+/// Records the evaluation forward pass and the loss; returns every layer's output and the loss.
+fn record(
+    net: &Sequential,
+    tape: &mut Tape,
+    x: &Tensor,
+    target: Target,
+) -> Result<(Vec<Var>, Var), NablaError> {
+    let xv = tape.input(x);
+    let trace = net.forward_traced(tape, xv)?;
+    let out = trace.last().copied().unwrap_or(xv);
+    let loss = match target {
+        Target::Class(c) => tape.softmax_cross_entropy(out, &[c as u32])?,
+        Target::Value(v) => {
+            let t = tape.input(&Tensor::from_vec(1, 1, vec![v])?);
+            tape.mse(out, t)?
+        }
+    };
+    Ok((trace, loss))
+}
+
+/// The loss of `net` on `(x, target)`: the forward pass on a fresh tape.
+fn loss_of(net: &Sequential, x: &Tensor, target: Target) -> Result<f64, NablaError> {
+    let mut ws = Workspace::new();
+    let mut tape = Tape::new(net.params(), &mut ws);
+    let (_, loss) = record(net, &mut tape, x, target)?;
+    Ok(f64::from(tape.value(loss).data()[0]))
+}
+
+/// The first `limit` indices where `keep` holds, topped up in order with the others when fewer
+/// qualify; sorted.
+fn pick(n: usize, limit: usize, keep: impl Fn(usize) -> bool) -> Vec<usize> {
+    let mut chosen: Vec<usize> = (0..n).filter(|&i| keep(i)).take(limit).collect();
+    for i in 0..n {
+        if chosen.len() >= limit.min(n) {
+            break;
+        }
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Traces one SGD step (`W ← W − lr·∂L/∂W` for every parameter) of `net` on the network input
+/// `inputs` with `target`, showing `limit` units and inputs per linear layer (plus `also`), with
+/// finite differences of step `epsilon`.
+///
+/// ```
+/// use nabla::explain::{Target, explain_model};
+/// use nabla::kernels::activation::Activation;
+/// use nabla::nn::{ModelSpec, Sequential};
+/// let net = Sequential::new(&ModelSpec::mlp(4, &[5, 3], Activation::Tanh, 3), 1).unwrap();
+/// let t = explain_model(&net, &[0.5, -1.0, 0.25, 2.0], Target::Class(2), 2, None, 0.1, 1e-2).unwrap();
+/// assert_eq!(t.stages.len(), 5); // z1 h1 z2 h2 z3
+/// for w in &t.weights {
+///     assert!((w.trace.upstream * w.trace.local - w.trace.gradient).abs() < 1e-6);
+///     assert!((w.trace.numeric_gradient - w.trace.gradient as f64).abs() < 1e-3);
+/// }
+/// ```
+pub fn explain_model(
+    net: &Sequential,
+    inputs: &[f32],
+    target: Target,
+    limit: usize,
+    also: Option<WeightRef>,
+    learning_rate: f32,
+    epsilon: f32,
+) -> Result<ModelTrace, NablaError> {
+    let spec = net.spec();
+    if inputs.len() != spec.inputs {
+        return Err(NablaError::Usage(format!(
+            "the model takes {} inputs, the sample has {}",
+            spec.inputs,
+            inputs.len()
+        )));
+    }
+    if let Target::Class(c) = target
+        && c >= spec.outputs()
+    {
+        return Err(NablaError::Usage(format!(
+            "class {c} is out of range for the model's {} classes",
+            spec.outputs()
+        )));
+    }
+    let x = Tensor::from_vec(1, inputs.len(), inputs.to_vec())?;
+    let mut grads = Grads::zeros_like(net.params());
+    let mut ws = Workspace::new();
+    let params = net.params();
+
+    // Forward and backward on one tape; read every layer's value and gradient off it.
+    let (stages, probabilities, loss) = {
+        let mut tape = Tape::new(params, &mut ws);
+        let (trace, loss) = record(net, &mut tape, &x, target)?;
+        tape.backward(loss, &mut grads)?;
+        let mut stages: Vec<Stage> = Vec::new();
+        let mut input = "x".to_string();
+        let mut input_var: Option<Var> = None;
+        let mut number = 0;
+        for ((layer, spec_layer), &var) in spec.layers.iter().enumerate().zip(&trace) {
+            if Some(var) == input_var {
+                continue; // dropout: nothing happens in evaluation
+            }
+            let value = tape.value(var).data().to_vec();
+            let gradient = tape
+                .grad(var)
+                .map(|g| g.data().to_vec())
+                .unwrap_or_else(|| vec![0.0; value.len()]);
+            let before = input_var.map(|v| tape.value(v).data().to_vec());
+            let (kind, symbol, local) = match *spec_layer {
+                LayerSpec::Linear { inputs, outputs } => {
+                    number += 1;
+                    let kind = StageKind::Linear {
+                        number,
+                        weight: format!("layers.{layer}.weight"),
+                        bias: format!("layers.{layer}.bias"),
+                        inputs,
+                        outputs,
+                    };
+                    (kind, format!("z{number}"), None)
+                }
+                LayerSpec::BatchNorm { eps, .. } => {
+                    let gamma = param(net, &format!("layers.{layer}.weight"));
+                    let beta = param(net, &format!("layers.{layer}.bias"));
+                    let bn = spec.layers[..layer]
+                        .iter()
+                        .filter(|l| matches!(l, LayerSpec::BatchNorm { .. }))
+                        .count();
+                    let running = net.running_stats().get(bn).ok_or_else(|| {
+                        NablaError::Shape(format!("layers.{layer}: no running statistics"))
+                    })?;
+                    let (scale, shift) = running.affine(gamma, beta, eps);
+                    let local = Some(scale.clone());
+                    (
+                        StageKind::BatchNorm { scale, shift },
+                        format!("n{number}"),
+                        local,
+                    )
+                }
+                other => {
+                    let f: Activation = other.activation().ok_or_else(|| {
+                        NablaError::Usage(format!("layers.{layer}: cannot explain {other:?}"))
+                    })?;
+                    let z = before.clone().unwrap_or_else(|| inputs.to_vec());
+                    let ones = vec![1.0; z.len()];
+                    let mut local = vec![0.0; z.len()];
+                    f.backward(&z, &value, &ones, &mut local, false);
+                    (
+                        StageKind::Activation {
+                            function: f.name().to_string(),
+                        },
+                        format!("h{number}"),
+                        Some(local),
+                    )
+                }
+            };
+            stages.push(Stage {
+                layer,
+                symbol: symbol.clone(),
+                input: std::mem::replace(&mut input, symbol),
+                kind,
+                value,
+                gradient,
+                local,
+            });
+            input_var = Some(var);
+        }
+        let probabilities = tape.probabilities(loss).map(|p| p.data().to_vec());
+        (stages, probabilities, tape.value(loss).data()[0])
+    };
+
+    // The shown weights: per linear stage, units that get a gradient and inputs that are not 0.
+    let mut probe = net.clone();
+    let mut weights = Vec::new();
+    for (s, stage) in stages.iter().enumerate() {
+        let StageKind::Linear {
+            number,
+            inputs: n_in,
+            outputs: n_out,
+            ..
+        } = stage.kind
+        else {
+            continue;
+        };
+        let a: &[f32] = match s.checked_sub(1) {
+            Some(p) => &stages[p].value,
+            None => inputs,
+        };
+        let a_name = if s == 0 {
+            "x"
+        } else {
+            stages[s - 1].symbol.as_str()
+        };
+        let mut units = pick(n_out, limit, |j| stage.gradient[j] != 0.0);
+        let mut cols = pick(n_in, limit, |i| a[i] != 0.0);
+        let wanted = also.filter(|w| w.layer == stage.layer);
+        if let Some(w) = wanted {
+            if !units.contains(&w.unit) {
+                units.push(w.unit);
+            }
+            if let Some(i) = w.input
+                && !cols.contains(&i)
+            {
+                cols.push(i);
+            }
+        }
+        let w_id = param_id(net, &format!("layers.{}.weight", stage.layer))?;
+        let b_id = param_id(net, &format!("layers.{}.bias", stage.layer))?;
+        for &j in &units {
+            let entries = cols.iter().map(|&i| Some(i)).chain(std::iter::once(None));
+            for input in entries {
+                let (id, e, name, param, local_name, local) = match input {
+                    Some(i) => (
+                        w_id,
+                        j * n_in + i,
+                        format!("W{number}[{j},{i}]"),
+                        format!("layers.{}.weight[{j},{i}]", stage.layer),
+                        format!("{a_name}[{i}]"),
+                        a[i],
+                    ),
+                    None => (
+                        b_id,
+                        j,
+                        format!("b{number}[{j}]"),
+                        format!("layers.{}.bias[{j}]", stage.layer),
+                        "1".to_string(),
+                        1.0,
+                    ),
+                };
+                let value = params.get(id).data()[e];
+                let numeric = {
+                    probe.params_mut().get_mut(id).data_mut()[e] = value + epsilon;
+                    let plus = loss_of(&probe, &x, target)?;
+                    probe.params_mut().get_mut(id).data_mut()[e] = value - epsilon;
+                    let minus = loss_of(&probe, &x, target)?;
+                    probe.params_mut().get_mut(id).data_mut()[e] = value;
+                    (plus - minus) / (2.0 * f64::from(epsilon))
+                };
+                weights.push(ModelWeight {
+                    param,
+                    stage: s,
+                    unit: j,
+                    input,
+                    trace: WeightTrace {
+                        name,
+                        value,
+                        unit: format!("{}[{j}]", stage.symbol),
+                        upstream: stage.gradient[j],
+                        local_name,
+                        local,
+                        gradient: grads.get(id).data()[e],
+                        numeric_gradient: numeric,
+                        updated: value,
+                    },
+                });
+            }
+        }
+    }
+
+    // Every tensor along its own gradient direction.
+    let mut tensors = Vec::new();
+    for id in params.ids() {
+        let g = grads.get(id);
+        let norm = g
+            .data()
+            .iter()
+            .map(|&v| f64::from(v).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let eps = epsilon / 3.0;
+        let numeric = if norm > 0.0 {
+            let original = params.get(id).clone();
+            let step = |sign: f64, probe: &mut Sequential| {
+                let w = probe.params_mut().get_mut(id).data_mut();
+                for ((w, &o), &d) in w.iter_mut().zip(original.data()).zip(g.data()) {
+                    *w = (f64::from(o) + sign * f64::from(eps) * f64::from(d) / norm) as f32;
+                }
+            };
+            step(1.0, &mut probe);
+            let plus = loss_of(&probe, &x, target)?;
+            step(-1.0, &mut probe);
+            let minus = loss_of(&probe, &x, target)?;
+            *probe.params_mut().get_mut(id) = original;
+            (plus - minus) / (2.0 * f64::from(eps))
+        } else {
+            0.0
+        };
+        tensors.push(TensorCheck {
+            name: params.name(id).to_string(),
+            shape: vec![g.rows(), g.cols()],
+            gradient_norm: norm,
+            numeric_directional: numeric,
+            epsilon: eps,
+        });
+    }
+
+    // The update, by the engine's optimizer, and the loss after it.
+    let mut sgd = Optimizer::Sgd(Sgd::new(f64::from(learning_rate), 0.0));
+    sgd.step(probe.params_mut(), &grads);
+    for w in &mut weights {
+        let name = w.param.split('[').next().unwrap_or_default();
+        let id = param_id(net, name)?;
+        let e = match w.input {
+            Some(i) => w.unit * params.get(id).cols() + i,
+            None => w.unit,
+        };
+        w.trace.updated = probe.params().get(id).data()[e];
+    }
+    let loss_after = loss_of(&probe, &x, target)? as f32;
+
+    Ok(ModelTrace {
+        inputs: inputs.to_vec(),
+        target,
+        stages,
+        probabilities,
+        loss,
+        weights,
+        tensors,
+        learning_rate,
+        epsilon,
+        loss_after,
+    })
+}
+
+fn param_id(net: &Sequential, name: &str) -> Result<crate::autograd::ParamId, NablaError> {
+    let params = net.params();
+    params
+        .ids()
+        .find(|&id| params.name(id) == name)
+        .ok_or_else(|| NablaError::Shape(format!("the model has no parameter {name}")))
+}
+
+fn param<'a>(net: &'a Sequential, name: &str) -> &'a [f32] {
+    let params = net.params();
+    params
+        .ids()
+        .find(|&id| params.name(id) == name)
+        .map(|id| params.get(id).data())
+        .unwrap_or(&[])
+}
