@@ -33,7 +33,7 @@ sample x = (0.5, 0.1, 0.9) of class 1.\n\n\
 With --model, a trained model's step on one sample of its data: z1 = W1·x + b1, h1 = f(z1), ...,\n\
 a few units per layer and terms per sum (--limit), weights named W1[unit,input] / b1[unit]\n\
 (in the model file: layers.0.weight[unit,input]).\n\n\
-Examples:\n  nabla explain\n  nabla explain --weight w1\n  nabla explain --format markdown > backprop.md\n  nabla explain --format json --lr 0.1\n  nabla explain --model runs/first-try/model.safetensors --sample 5\n  nabla explain --model mnist.safetensors --data ../shared/datasets/mnist --sample 0 --weight W2[3,17]"
+Examples:\n  nabla explain\n  nabla explain --weight w1\n  nabla explain --format markdown > backprop.md\n  nabla explain --format json --lr 0.1\n  nabla explain --model runs/first-try/model.safetensors --sample 5\n  nabla explain --model mnist.safetensors --data ../shared/datasets/mnist --sample 0 --weight 'W2[3,17]'"
 )]
 pub struct ExplainArgs {
     /// The weight or bias whose full chain rule is shown factor by factor: w1..w10, b1..b4 for
@@ -118,10 +118,10 @@ fn heading(s: &mut String, title: &str, md: bool) {
     }
 }
 
-/// Six decimals, or five significant digits for values under 0.0001 (gradients of confident
+/// Six decimals, or five significant digits for values under 0.001 (gradients of confident
 /// predictions are small): `-3.2454e-7`.
 fn precise(v: f64) -> String {
-    if v != 0.0 && v.abs() < 1e-4 && v.is_finite() {
+    if v != 0.0 && v.abs() < 1e-3 && v.is_finite() {
         format!("{v:.4e}")
     } else {
         format!("{v:.6}")

@@ -792,7 +792,7 @@ impl View<'_> {
         writeln!(
             s,
             "Every parameter tensor, checked whole: with u = ∇/‖∇‖, (L(W + εu) − L(W − εu)) / 2ε should equal ‖∇‖ (ε = {}):{gap}",
-            t.tensors.first().map_or(0.0, |c| c.epsilon)
+            short(t.tensors.first().map_or(0.0, |c| c.epsilon))
         )?;
         if md {
             writeln!(
@@ -910,12 +910,13 @@ impl View<'_> {
         {
             writeln!(
                 s,
-                "{:<12} ← {:.6} − {}·{} = {:.6}",
+                "{:<12} ← {:.6} − {}·{} = {:.6}   (change {:+.3e})",
                 w.trace.name,
                 w.trace.value,
                 t.learning_rate,
                 num(w.trace.gradient),
-                w.trace.updated
+                w.trace.updated,
+                w.trace.updated - w.trace.value
             )?;
         }
         s += close;
