@@ -21,6 +21,30 @@ fn stdout(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// One weight's row of the JSON: upstream × local = the engine's gradient (to 1e-6 of `scale`),
+/// the finite difference within `fd_tolerance(gradient)`, and the update W − lr·∂L/∂W.
+fn check_weight(w: &serde_json::Value, lr: f64, scale: f64, fd_tolerance: impl Fn(f64) -> f64) {
+    let g = w["gradient"].as_f64().unwrap();
+    let n = w["numeric_gradient"].as_f64().unwrap();
+    let (up, local) = (
+        w["upstream"].as_f64().unwrap(),
+        w["local"].as_f64().unwrap(),
+    );
+    assert!(
+        (up * local - g).abs() <= 1e-6 * scale,
+        "{w}: upstream × local ≠ downstream"
+    );
+    assert!(
+        (g - n).abs() <= fd_tolerance(g),
+        "{w}: analytic {g} vs numeric {n}"
+    );
+    let (before, after) = (w["value"].as_f64().unwrap(), w["updated"].as_f64().unwrap());
+    assert!(
+        (before - lr * g - after).abs() <= 1e-6 * before.abs().max(1.0),
+        "{w}: W ← W − lr·∂L/∂W"
+    );
+}
+
 #[test]
 fn json_has_every_weight_with_matching_analytic_and_numeric_gradients() {
     let v: serde_json::Value =
@@ -36,24 +60,9 @@ fn json_has_every_weight_with_matching_analytic_and_numeric_gradients() {
             "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10", "b1", "b2", "b3", "b4"
         ]
     );
+    let lr = v["learning_rate"].as_f64().unwrap();
     for w in weights {
-        let g = w["gradient"].as_f64().unwrap();
-        let n = w["numeric_gradient"].as_f64().unwrap();
-        let (up, local) = (
-            w["upstream"].as_f64().unwrap(),
-            w["local"].as_f64().unwrap(),
-        );
-        assert!((g - n).abs() < 2e-5, "{w}: analytic {g} vs numeric {n}");
-        assert!(
-            (up * local - g).abs() < 1e-6,
-            "{w}: upstream × local ≠ downstream"
-        );
-        let lr = v["learning_rate"].as_f64().unwrap();
-        let (before, after) = (w["value"].as_f64().unwrap(), w["updated"].as_f64().unwrap());
-        assert!(
-            (before - lr * g - after).abs() < 1e-6,
-            "{w}: W ← W − lr·∂L/∂W"
-        );
+        check_weight(w, lr, 1.0, |_| 2e-5);
     }
     // Hand-computed for the classic figure: z_h1 = 0.15·0.5 + 0.25·0.1 + 0.35·0.9 + 0.35 = 0.765.
     assert!((v["hidden"][0]["z"].as_f64().unwrap() - 0.765).abs() < 1e-6);
@@ -159,25 +168,9 @@ fn check_model_trace(v: &serde_json::Value) {
     assert!(largest > 0.0, "no gradient at all: {v}");
     let lr = v["learning_rate"].as_f64().unwrap();
     for w in weights {
-        let g = w["gradient"].as_f64().unwrap();
-        let n = w["numeric_gradient"].as_f64().unwrap();
-        let (up, local) = (
-            w["upstream"].as_f64().unwrap(),
-            w["local"].as_f64().unwrap(),
-        );
-        assert!(
-            (up * local - g).abs() <= 1e-6 * largest.max(1e-3),
-            "{w}: upstream × local ≠ downstream"
-        );
-        assert!(
-            (g - n).abs() <= 0.02 * g.abs() + 1e-3 * largest,
-            "{w}: analytic {g} vs numeric {n}"
-        );
-        let (before, after) = (w["value"].as_f64().unwrap(), w["updated"].as_f64().unwrap());
-        assert!(
-            (before - lr * g - after).abs() <= 1e-6 * before.abs().max(1.0),
-            "{w}: W ← W − lr·∂L/∂W"
-        );
+        check_weight(w, lr, largest.max(1e-3), |g| {
+            0.02 * g.abs() + 1e-3 * largest
+        });
         let name = w["name"].as_str().unwrap();
         let param = w["param"].as_str().unwrap();
         assert!(

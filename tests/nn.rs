@@ -31,6 +31,24 @@ fn loss_of(model: &Sequential, x: &Tensor, labels: &[u32], grads: Option<&mut Gr
     tape.value(loss).data()[0]
 }
 
+/// `(L(θ_i + ε) − L(θ_i − ε)) / 2ε` for element `i` of parameter `id`, ε = 0.01.
+fn finite_difference(
+    model: &mut Sequential,
+    x: &Tensor,
+    labels: &[u32],
+    id: ParamId,
+    i: usize,
+) -> f64 {
+    let eps = 1e-2f32;
+    let orig = model.params().get(id).data()[i];
+    model.params_mut().get_mut(id).data_mut()[i] = orig + eps;
+    let plus = loss_of(model, x, labels, None) as f64;
+    model.params_mut().get_mut(id).data_mut()[i] = orig - eps;
+    let minus = loss_of(model, x, labels, None) as f64;
+    model.params_mut().get_mut(id).data_mut()[i] = orig;
+    (plus - minus) / (2.0 * eps as f64)
+}
+
 #[test]
 fn every_parameter_of_a_deep_network_gets_a_nonzero_gradient() {
     for act in [
@@ -63,18 +81,11 @@ fn parameter_gradients_match_finite_differences() {
     let labels = [0, 1, 2, 2, 1, 0];
     let mut grads = Grads::zeros_like(model.params());
     loss_of(&model, &x, &labels, Some(&mut grads));
-    let eps = 1e-2f32;
     let ids: Vec<ParamId> = model.params().ids().collect();
     let mut worst = 0.0f64;
     for id in ids {
         for i in 0..model.params().get(id).len() {
-            let orig = model.params().get(id).data()[i];
-            model.params_mut().get_mut(id).data_mut()[i] = orig + eps;
-            let plus = loss_of(&model, &x, &labels, None) as f64;
-            model.params_mut().get_mut(id).data_mut()[i] = orig - eps;
-            let minus = loss_of(&model, &x, &labels, None) as f64;
-            model.params_mut().get_mut(id).data_mut()[i] = orig;
-            let numeric = (plus - minus) / (2.0 * eps as f64);
+            let numeric = finite_difference(&mut model, &x, &labels, id, i);
             let analytic = grads.get(id).data()[i] as f64;
             worst =
                 worst.max((numeric - analytic).abs() / analytic.abs().max(numeric.abs()).max(1.0));
@@ -114,20 +125,13 @@ fn evaluation_forward_with_batch_norm_passes_gradients_to_every_parameter() {
     let labels = [0, 1, 2, 2, 1, 0];
     let mut grads = Grads::zeros_like(model.params());
     loss_of(&model, &x, &labels, Some(&mut grads));
-    let eps = 1e-2f32;
     let ids: Vec<ParamId> = model.params().ids().collect();
     for id in ids {
         let name = model.params().name(id).to_string();
         let norm: f32 = grads.get(id).data().iter().map(|g| g * g).sum();
         assert!(norm > 0.0, "{name} gets no gradient in evaluation mode");
         for i in 0..model.params().get(id).len() {
-            let orig = model.params().get(id).data()[i];
-            model.params_mut().get_mut(id).data_mut()[i] = orig + eps;
-            let plus = loss_of(&model, &x, &labels, None) as f64;
-            model.params_mut().get_mut(id).data_mut()[i] = orig - eps;
-            let minus = loss_of(&model, &x, &labels, None) as f64;
-            model.params_mut().get_mut(id).data_mut()[i] = orig;
-            let numeric = (plus - minus) / (2.0 * eps as f64);
+            let numeric = finite_difference(&mut model, &x, &labels, id, i);
             let analytic = grads.get(id).data()[i] as f64;
             assert!(
                 (numeric - analytic).abs() < 2e-3 * analytic.abs().max(1.0),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use serde::Serialize;
 
 use super::parse_positive;
 
@@ -91,6 +92,14 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         return tiny::run(&args);
     }
     model::run(&args)
+}
+
+/// One factor of a chain rule (`∂z_o1/∂w7 = h1 = 0.6682`), or one term of a sum.
+#[derive(Debug, Serialize)]
+struct Factor {
+    name: String,
+    formula: String,
+    value: f64,
 }
 
 /// `0.1500` with negative numbers parenthesised, for products written out: `(−0.2500)·0.5000`.

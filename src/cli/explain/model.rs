@@ -15,7 +15,7 @@ use nabla::io::ModelFile;
 use nabla::io::input::{Rows, Targets};
 use nabla::nn::{Sequential, Task};
 
-use super::{ExplainArgs, Format, heading, num, precise, short};
+use super::{ExplainArgs, Factor, Format, heading, num, precise, short};
 
 /// Where the sample came from, for the header.
 struct Sample {
@@ -188,14 +188,6 @@ fn read_data(data: Option<&Path>, file: &ModelFile) -> Result<(String, Rows)> {
         )
         .into()),
     }
-}
-
-/// One factor of a chain rule, or one term of a sum.
-#[derive(Debug, Serialize)]
-struct Factor {
-    name: String,
-    formula: String,
-    value: f64,
 }
 
 /// The full chain rule for one weight of a trained model.

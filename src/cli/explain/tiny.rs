@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use nabla::explain::{Explanation, TinyNet, WeightTrace, explain};
 
-use super::{ExplainArgs, Format, heading, num};
+use super::{ExplainArgs, Factor, Format, heading, num};
 
 /// The default sample: three features, true class 1 (index 0).
 const SAMPLE: [f32; 3] = [0.5, 0.1, 0.9];
@@ -50,14 +50,6 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
     };
     print!("{out}");
     Ok(())
-}
-
-/// One factor of a chain rule: `∂z_o1/∂w7 = h1 = 0.6682`.
-#[derive(Debug, Serialize)]
-struct Factor {
-    name: String,
-    formula: String,
-    value: f64,
 }
 
 /// The full chain rule for one weight.
