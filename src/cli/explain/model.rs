@@ -789,14 +789,14 @@ impl View<'_> {
         if md {
             writeln!(
                 s,
-                "| tensor | shape | ‖∂L/∂W‖ | finite difference along ∇ |"
+                "| tensor | shape | ‖∂L/∂W‖ | finite difference along ∇ | gap |"
             )?;
-            writeln!(s, "|---|---|---|---|")?;
+            writeln!(s, "|---|---|---|---|---|")?;
         } else {
             writeln!(
                 s,
-                "{:<20} {:<10} {:<14} finite difference along ∇",
-                "tensor", "shape", "‖∂L/∂W‖"
+                "{:<20} {:<10} {:<14} {:<26} gap",
+                "tensor", "shape", "‖∂L/∂W‖", "finite difference along ∇"
             )?;
         }
         for tc in &t.tensors {
@@ -806,21 +806,30 @@ impl View<'_> {
                 .map(usize::to_string)
                 .collect::<Vec<_>>()
                 .join("×");
+            let (norm, numeric) = (precise(tc.gradient_norm), precise(tc.numeric_directional));
+            let gap = if tc.gradient_norm > 0.0 {
+                format!(
+                    "{:+.2} %",
+                    100.0 * (tc.numeric_directional / tc.gradient_norm - 1.0)
+                )
+            } else {
+                "(no gradient)".to_string()
+            };
             if md {
-                writeln!(
-                    s,
-                    "| {} | {shape} | {:.8} | {:.8} |",
-                    tc.name, tc.gradient_norm, tc.numeric_directional
-                )?;
+                writeln!(s, "| {} | {shape} | {norm} | {numeric} | {gap} |", tc.name)?;
             } else {
                 writeln!(
                     s,
-                    "{:<20} {shape:<10} {:<14.8} {:.8}",
-                    tc.name, tc.gradient_norm, tc.numeric_directional
+                    "{:<20} {shape:<10} {norm:<14} {numeric:<26} {gap}",
+                    tc.name
                 )?;
             }
         }
-        writeln!(s)?;
+        writeln!(
+            s,
+            "{gap}(Finite differences are approximate: their error grows with ε², and a step can cross \
+             a ReLU kink; a wrong gradient would be off by far more.)\n"
+        )?;
 
         heading(
             &mut s,
