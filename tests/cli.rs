@@ -2,7 +2,7 @@
 //! reproducibility, and clean one-line errors for bad usage and bad files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn nabla(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nabla"))
@@ -278,4 +278,44 @@ fn bad_idx_files_fail_cleanly() {
         assert_clean_failure(&["train", "--data", dir.to_str().unwrap()], message);
         assert_clean_failure(&["train", "--data", dir.to_str().unwrap()], file);
     }
+}
+
+/// Runs nabla with its standard output closed by the reader before anything is written.
+fn with_reader_gone(args: &[&str], dir: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_reader_that_goes_away_neither_crashes_nor_loses_the_model() {
+    // `nabla train | head -1`: training goes on to the end and saves; no panic, no error.
+    let dir = temp_dir("broken-pipe");
+    let out = with_reader_gone(&["train", "--epochs", "2", "--run-dir", "run"], &dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+    assert!(dir.join("run/model.safetensors").is_file());
+    // Commands whose output is the product stop quietly.
+    std::fs::write(dir.join("d.csv"), include_str!("../data/digits.csv")).unwrap();
+    let model = dir.join("run/model.safetensors");
+    let m = model.to_str().unwrap();
+    for args in [
+        &["predict", "--model", m, "--data", "d.csv"][..],
+        &["inspect", "--model", m][..],
+        &["explain", "--model", m, "--format", "json", "--limit", "64"][..],
+        &["explain"][..],
+    ] {
+        let out = with_reader_gone(args, &dir);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -111,6 +111,60 @@ pub fn parse_momentum(s: &str) -> Result<f64, String> {
     parse_fraction(s)
 }
 
+/// Standard output that outlives its reader: once a write fails because the reader went away
+/// (`nabla train | head -3`), later writes are dropped instead of failing, so a long job still
+/// finishes and saves what it made. Other errors are returned as usual.
+pub struct Stdout {
+    inner: std::io::StdoutLock<'static>,
+    closed: bool,
+}
+
+impl Stdout {
+    /// Locks standard output.
+    pub fn lock() -> Self {
+        Self {
+            inner: std::io::stdout().lock(),
+            closed: false,
+        }
+    }
+}
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// Writes `text` to standard output, returning any error (where `print!` would panic).
+pub fn print(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
 /// Collapses clap's multi-line error into one line: the error and any tip.
 pub fn one_line(rendered: &str) -> String {
     let parts: Vec<&str> = rendered

@@ -477,10 +477,10 @@ pub struct PlotArgs {
 pub fn run_plot(args: PlotArgs) -> Result<()> {
     let h = History::read(&args.run_dir)?;
     draw_run(&args.run_dir, &h)?;
-    println!(
-        "redrew {}: learning_curves, confusion_matrix, lr_schedule (.png, .svg)",
+    super::print(&format!(
+        "redrew {}: learning_curves, confusion_matrix, lr_schedule (.png, .svg)\n",
         args.run_dir.display()
-    );
+    ))?;
     Ok(())
 }
 
@@ -515,7 +515,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     curves(&BitMapBackend::new(&png, SIZE).into_drawing_area(), &runs).map_err(err)?;
     let svg = args.out.join("compare.svg");
     curves(&SVGBackend::new(&svg, SIZE).into_drawing_area(), &runs).map_err(err)?;
-    println!("wrote {} and {}", png.display(), svg.display());
+    super::print(&format!("wrote {} and {}\n", png.display(), svg.display()))?;
     Ok(())
 }
 

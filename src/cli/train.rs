@@ -685,7 +685,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         );
     }
 
-    let mut out = std::io::stdout().lock();
+    let mut out = super::Stdout::lock();
     let val_desc = val
         .as_ref()
         .map(|v| format!(", {} validation samples", v.len()))
@@ -812,7 +812,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         bar.abandon();
     }
     let report = report?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::Stdout::lock();
     let history = &report.history;
     if report.stopped_early {
         writeln!(

@@ -154,7 +154,7 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
             )?
         }
     };
-    print!("{out}");
+    crate::cli::print(&out)?;
     Ok(())
 }
 

@@ -48,7 +48,7 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
         Format::Text => render(&e, &chain, false)?,
         Format::Markdown => render(&e, &chain, true)?,
     };
-    print!("{out}");
+    crate::cli::print(&out)?;
     Ok(())
 }
 
