@@ -593,7 +593,7 @@ fn malformed_idx_folders_fail_cleanly() {
         let dir = idx_folder(name, &replace);
         let mut args = vec!["train", "--data", dir.to_str().unwrap(), "--epochs", "1"];
         if name == "csv-flag" {
-            args.extend_from_slice(&["--scale", "minmax"]);
+            args.extend_from_slice(&["--impute", "mean"]);
         }
         let out = nabla(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -517,6 +517,68 @@ fn idx_models_predict_images_and_evaluate_folders() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().next(), Some("prediction,p_0,p_1"));
     assert_eq!(text.lines().count(), 41);
+
+    // --scale fits per-pixel statistics on the training images; the model file carries them,
+    // so evaluate reproduces training's own test loss from the raw bytes.
+    for (scale, scaling) in [
+        ("standard", "standard"),
+        ("minmax", "minmax"),
+        ("none", "none"),
+    ] {
+        let model = dir.join(format!("idx-{scale}.safetensors"));
+        let m = model.to_str().unwrap();
+        let trained = nabla(&[
+            "train", "--data", d, "--hidden", "8", "--epochs", "40", "--scale", scale, "--save", m,
+            "--lr", "0.003",
+        ]);
+        assert!(
+            trained.status.success(),
+            "{}",
+            String::from_utf8_lossy(&trained.stderr)
+        );
+        let file = nabla::io::load(&model).unwrap();
+        let p = &file.preprocess;
+        assert_eq!(p.scaling.name(), scaling);
+        // Pixel 0 (left column): class 0 images have 200 + (i % 50), class 1 have i % 30.
+        let pixel0: Vec<f64> = make(200)
+            .0
+            .chunks(16)
+            .map(|img| f64::from(img[0]))
+            .collect();
+        let mean = pixel0.iter().sum::<f64>() / 200.0;
+        let lo = pixel0.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = pixel0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (center, spread) = match scale {
+            "standard" => (
+                mean,
+                (pixel0.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 200.0).sqrt(),
+            ),
+            "minmax" => (lo, hi - lo),
+            _ => (0.0, 1.0),
+        };
+        assert!(
+            (p.center[0] - center).abs() < 1e-9,
+            "{scale}: {}",
+            p.center[0]
+        );
+        assert!(
+            (p.scale[0] - spread).abs() < 1e-9,
+            "{scale}: {}",
+            p.scale[0]
+        );
+        let out = nabla(&["evaluate", "--model", m, "--data", d, "--json"]);
+        assert!(out.status.success());
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let log = String::from_utf8_lossy(&trained.stdout).to_string();
+        let loss = format!("test loss {:.4}", report["loss"].as_f64().unwrap());
+        assert!(log.contains(&loss), "{scale}: {loss} not in {log}");
+        if scale != "none" {
+            assert!(
+                report["accuracy"].as_f64().unwrap() > 0.9,
+                "{scale}: {report}"
+            );
+        }
+    }
 }
 
 #[test]

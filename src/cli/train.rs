@@ -180,8 +180,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub impute: Option<ImputeArg>,
 
-    /// CSV: input scaling, fitted on the training split [default: standard; IDX images are
-    /// always pixels / 255].
+    /// Input scaling, fitted per input on the training split: standard (x − mean) / std,
+    /// minmax (x − min) / (max − min), none [default: standard for CSV; pixels / 255 for IDX
+    /// images].
     #[arg(long, value_enum)]
     pub scale: Option<ScaleArg>,
 
@@ -475,7 +476,6 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                 (!args.drop.is_empty(), "--drop"),
                 (args.delimiter.is_some(), "--delimiter"),
                 (args.impute.is_some(), "--impute"),
-                (args.scale.is_some(), "--scale"),
                 (args.task == Some(TaskArg::Regression), "--task regression"),
             ] {
                 if given {
@@ -483,26 +483,35 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                 }
             }
             let (train, test) = data::idx::read_dir(path)?;
-            let preprocess = pixel_preprocess(&train);
-            if args.val_split > 0.0 {
+            let (train, val, warnings) = if args.val_split > 0.0 {
                 let (train, val, warnings) =
                     data::table::carve_validation(&train, args.val_split, args.seed)?;
-                Ok(Loaded {
-                    train,
-                    val: Some(val),
-                    test,
-                    warnings,
-                    preprocess,
-                })
+                (train, Some(val), warnings)
             } else {
-                Ok(Loaded {
-                    train,
-                    val: None,
-                    test,
-                    warnings: Vec::new(),
-                    preprocess,
-                })
-            }
+                (train, None, Vec::new())
+            };
+            // Pixels are /255 unless --scale asks for a fit on the training images.
+            let scaling = match args.scale {
+                None => Scaling::Pixels,
+                Some(ScaleArg::Standard) => Scaling::Standard,
+                Some(ScaleArg::Minmax) => Scaling::MinMax,
+                Some(ScaleArg::None) => Scaling::None,
+            };
+            let preprocess = Preprocess::pixels_fitted(&train, scaling)?;
+            let rescale = |d: Dataset| -> Result<Dataset> {
+                if scaling == Scaling::Pixels {
+                    Ok(d)
+                } else {
+                    Ok(d.rescale_bytes(&preprocess.center, &preprocess.scale)?)
+                }
+            };
+            Ok(Loaded {
+                train: rescale(train)?,
+                val: val.map(rescale).transpose()?,
+                test: rescale(test)?,
+                warnings,
+                preprocess,
+            })
         }
         Some(path) if path.is_file() => Ok(from_table(data::table::load_csv(
             path,
@@ -1073,10 +1082,6 @@ fn utc_timestamp() -> String {
 }
 
 /// The preprocessing of IDX images (see [`Preprocess::pixels`]).
-fn pixel_preprocess(train: &Dataset) -> Preprocess {
-    Preprocess::pixels(train.dim(), train.classes().to_vec())
-}
-
 /// A seeded subset of `n` training samples (stratified by class for classification).
 fn limit(train: &Dataset, n: usize, seed: u64) -> Result<Dataset> {
     let fraction = n as f64 / train.len() as f64;

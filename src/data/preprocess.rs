@@ -10,6 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::dataset::{Dataset, Features};
+use crate::error::NablaError;
 use crate::nn::Task;
 
 /// How numeric inputs are scaled (fitted on the training split only).
@@ -120,6 +122,71 @@ impl Preprocess {
         }
     }
 
+    /// The preprocessing of image pixels with `scaling` fitted per pixel on the bytes of
+    /// `train` (an image dataset): [`Scaling::Pixels`] is `/255` whatever the data, `None` keeps
+    /// the bytes, `Standard` and `MinMax` use each pixel's mean and spread over the training
+    /// images (a pixel that never changes gets scale 1). Computed in one pass over the rows with
+    /// exact integer sums; equal to [`fit_column`] up to f64 rounding.
+    pub fn pixels_fitted(train: &Dataset, scaling: Scaling) -> Result<Self, NablaError> {
+        let mut p = Self::pixels(train.dim(), train.classes().to_vec());
+        p.scaling = scaling;
+        let d = train.dim();
+        let Features::U8 { values, .. } = train.features() else {
+            return Err(NablaError::Usage(format!(
+                "{}: pixel scaling needs image (byte) features",
+                train.name()
+            )));
+        };
+        let safe = |s: f64| if s.is_finite() && s > 0.0 { s } else { 1.0 };
+        match scaling {
+            Scaling::Pixels => {}
+            Scaling::None => {
+                p.scale = vec![1.0; d];
+            }
+            Scaling::MinMax => {
+                let (mut lo, mut hi) = (vec![u8::MAX; d], vec![u8::MIN; d]);
+                for row in values.chunks_exact(d.max(1)) {
+                    for ((l, h), &b) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                        *l = (*l).min(b);
+                        *h = (*h).max(b);
+                    }
+                }
+                if train.is_empty() {
+                    p.center = vec![0.0; d];
+                    p.scale = vec![1.0; d];
+                } else {
+                    p.center = lo.iter().map(|&l| f64::from(l)).collect();
+                    p.scale = lo
+                        .iter()
+                        .zip(&hi)
+                        .map(|(&l, &h)| safe(f64::from(h) - f64::from(l)))
+                        .collect();
+                }
+            }
+            Scaling::Standard => {
+                let (mut sum, mut squares) = (vec![0u64; d], vec![0u64; d]);
+                for row in values.chunks_exact(d.max(1)) {
+                    for ((s, q), &b) in sum.iter_mut().zip(squares.iter_mut()).zip(row) {
+                        *s += u64::from(b);
+                        *q += u64::from(b) * u64::from(b);
+                    }
+                }
+                let n = train.len().max(1) as u128;
+                p.center = sum.iter().map(|&s| s as f64 / n as f64).collect();
+                // Population variance (n·Σb² − (Σb)²) / n², exact in integers up to the division.
+                p.scale = sum
+                    .iter()
+                    .zip(&squares)
+                    .map(|(&s, &q)| {
+                        let num = n * u128::from(q) - u128::from(s) * u128::from(s);
+                        safe((num as f64 / (n * n) as f64).sqrt())
+                    })
+                    .collect();
+            }
+        }
+        Ok(p)
+    }
+
     /// Network inputs per sample.
     pub fn inputs(&self) -> usize {
         self.features.len()
@@ -184,5 +251,55 @@ mod tests {
         assert!(c.is_finite() && s.is_finite() && s > 0.0);
         let (c, s) = fit_column([3e38, -3e38].into_iter(), Scaling::MinMax);
         assert_eq!((c, s), (-3e38, 6e38));
+    }
+
+    #[test]
+    fn pixel_scalings_match_fit_column_and_rescale_the_bytes() {
+        // 5 images of 3 pixels: one varying, one constant, one 0/255.
+        let bytes: Vec<u8> = vec![10, 7, 0, 20, 7, 255, 30, 7, 0, 40, 7, 255, 250, 7, 0];
+        let train = Dataset::new(
+            "images",
+            Features::U8 {
+                values: bytes.clone(),
+                scale: 1.0 / 255.0,
+            },
+            3,
+            vec![0, 1, 0, 1, 0],
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap();
+        for scaling in [
+            Scaling::Standard,
+            Scaling::MinMax,
+            Scaling::None,
+            Scaling::Pixels,
+        ] {
+            let p = Preprocess::pixels_fitted(&train, scaling).unwrap();
+            assert_eq!(p.scaling, scaling);
+            for j in 0..3 {
+                let column = bytes.iter().skip(j).step_by(3).map(|&b| f64::from(b));
+                let (c, s) = fit_column(column, scaling);
+                assert!((p.center[j] - c).abs() < 1e-9, "{scaling:?} pixel {j}");
+                assert!((p.scale[j] - s).abs() < 1e-9, "{scaling:?} pixel {j}");
+            }
+            // The rescaled dataset reads exactly what a saved model computes from raw bytes.
+            let scaled = train.rescale_bytes(&p.center, &p.scale).unwrap();
+            let mut got = vec![0.0f32; 15];
+            scaled.gather(&[0, 1, 2, 3, 4], &mut got);
+            let mut want = vec![0.0f32; 3];
+            for (r, row) in bytes.chunks(3).enumerate() {
+                let encoded: Vec<f64> = row.iter().map(|&b| f64::from(b)).collect();
+                p.normalise(&encoded, &mut want);
+                for j in 0..3 {
+                    assert!(
+                        (got[r * 3 + j] - want[j]).abs() < 1e-6,
+                        "{scaling:?} [{r},{j}]"
+                    );
+                }
+            }
+        }
+        // The constant pixel keeps scale 1 instead of dividing by 0.
+        let p = Preprocess::pixels_fitted(&train, Scaling::Standard).unwrap();
+        assert_eq!((p.center[1], p.scale[1]), (7.0, 1.0));
     }
 }
