@@ -706,11 +706,17 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     };
     writeln!(
         out,
-        "data: {} — {} training samples{val_desc}, {} test samples, {} features, {target_desc}",
+        "data: {} — {} training samples{val_desc}, {} test samples, {} features ({}), {target_desc}",
         train.name(),
         train.len(),
         test.len(),
         train.dim(),
+        match preprocess.scaling {
+            Scaling::Standard => "standardised",
+            Scaling::MinMax => "min-max scaled",
+            Scaling::None => "unscaled",
+            Scaling::Pixels => "pixels / 255",
+        },
     )?;
     writeln!(
         out,
