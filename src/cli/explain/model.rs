@@ -524,10 +524,12 @@ impl View<'_> {
         )?;
         writeln!(
             s,
-            "Shown:   per layer {l} units that get a gradient, per sum {l} terms whose input is not 0 \
-             (--limit); the rest are summed up. Dropout is off and batch norm uses its running \
-             statistics, as in evaluation.\n",
-            l = self.limit
+            "Shown:   per layer {l} unit{s} that get{v} a gradient, per sum {l} term{s} whose input is \
+             not 0 (--limit); the rest are summed up. Dropout is off and batch norm uses its \
+             running statistics, as in evaluation.\n",
+            l = self.limit,
+            s = if self.limit == 1 { "" } else { "s" },
+            v = if self.limit == 1 { "s" } else { "" },
         )?;
 
         heading(&mut s, "1. Forward pass", md);
