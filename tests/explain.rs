@@ -171,6 +171,9 @@ fn check_model_trace(v: &serde_json::Value) {
         check_weight(w, lr, largest.max(1e-3), |g| {
             0.02 * g.abs() + 1e-3 * largest
         });
+        // `unit` names the vector entry (z1[3]); `row`/`column` index the matrix: no key is
+        // written twice.
+        assert!(w["unit"].is_string() && w["row"].is_u64(), "{w}");
         let name = w["name"].as_str().unwrap();
         let param = w["param"].as_str().unwrap();
         assert!(
@@ -405,5 +408,49 @@ fn regression_models_and_data_files_are_explained() {
     let out = nabla(&["explain", "--model", m]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pass --data"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn many_classes_show_the_likeliest_and_the_true_one() {
+    let dir = temp_dir("classes");
+    let mut csv = String::from("a,b,label\n");
+    for i in 0..360 {
+        let k = i % 12;
+        csv.push_str(&format!(
+            "{},{},c{k}\n",
+            k as f64 + (i % 5) as f64 * 0.05,
+            (k * 7 % 12) as f64
+        ));
+    }
+    std::fs::write(dir.join("k.csv"), csv).unwrap();
+    let model = trained(&dir, &["--data", "k.csv", "--seed", "4"]);
+    let (m, data) = (model.to_str().unwrap(), dir.join("k.csv"));
+    let d = data.to_str().unwrap();
+    let args = ["explain", "--model", m, "--data", d, "--sample", "5"];
+    let text = stdout(&args);
+    // The three likeliest classes and the true one (8 or 9 lines) are listed, the rest summed up.
+    assert!(
+        text.contains("… and 8 more classes, each below p =")
+            || text.contains("… and 9 more classes, each below p ="),
+        "{text}"
+    );
+    assert!(text.contains("← true class"), "{text}");
+    assert!(text.contains("(shown: 3 of 12 outputs)"), "{text}");
+    let mut json_args = args.to_vec();
+    json_args.extend(["--format", "json"]);
+    let v = json(&json_args);
+    check_model_trace(&v);
+    // Row 5 is class c5; the output layer's shown units include it.
+    let class = v["target"]["class"].as_u64().unwrap();
+    let last = v["stages"].as_array().unwrap().len() - 1;
+    assert!(
+        v["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["stage"] == last && w["row"] == class),
+        "{v}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -87,10 +87,10 @@ pub struct ModelWeight {
     pub param: String,
     /// Index of the linear stage it belongs to, into [`ModelTrace::stages`].
     pub stage: usize,
-    /// The unit (row) it feeds.
-    pub unit: usize,
-    /// The input (column) it multiplies; `None` for a bias.
-    pub input: Option<usize>,
+    /// The unit it feeds: its row in the weight matrix (and its bias's index).
+    pub row: usize,
+    /// The input it multiplies: its column; `None` for a bias.
+    pub column: Option<usize>,
     /// Its gradient as upstream × local, the engine's value, the finite difference and the
     /// update; `name` is `W1[3,10]` or `b1[3]`.
     #[serde(flatten)]
@@ -451,6 +451,15 @@ pub fn explain_model(
             stages[s - 1].symbol.as_str()
         };
         let mut units = pick(n_out, limit, |j| stage.gradient[j] != 0.0);
+        // In the output layer, the true class's unit is the one the loss pulls on hardest.
+        if let Target::Class(c) = target
+            && s + 1 == stages.len()
+            && !units.contains(&c)
+        {
+            units.pop();
+            units.push(c);
+            units.sort_unstable();
+        }
         let mut cols = pick(n_in, limit, |i| a[i] != 0.0);
         let wanted = also.filter(|w| w.layer == stage.layer);
         if let Some(w) = wanted {
@@ -498,8 +507,8 @@ pub fn explain_model(
                 weights.push(ModelWeight {
                     param,
                     stage: s,
-                    unit: j,
-                    input,
+                    row: j,
+                    column: input,
                     trace: WeightTrace {
                         name,
                         value,
@@ -559,9 +568,9 @@ pub fn explain_model(
     for w in &mut weights {
         let name = w.param.split('[').next().unwrap_or_default();
         let id = param_id(net, name)?;
-        let e = match w.input {
-            Some(i) => w.unit * params.get(id).cols() + i,
-            None => w.unit,
+        let e = match w.column {
+            Some(i) => w.row * params.get(id).cols() + i,
+            None => w.row,
         };
         w.trace.updated = probe.params().get(id).data()[e];
     }

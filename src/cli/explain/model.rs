@@ -102,7 +102,7 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
     )?;
     let chosen = match also {
         Some(r) => trace.weights.iter().find(|w| {
-            trace.stages[w.stage].layer == r.layer && w.unit == r.unit && w.input == r.input
+            trace.stages[w.stage].layer == r.layer && w.row == r.unit && w.column == r.input
         }),
         None => trace.weights.first(),
     }
@@ -278,8 +278,8 @@ impl View<'_> {
         };
         let mut units: Vec<usize> = Vec::new();
         for w in self.trace.weights.iter().filter(|w| w.stage == l) {
-            if !units.contains(&w.unit) {
-                units.push(w.unit);
+            if !units.contains(&w.row) {
+                units.push(w.row);
             }
         }
         units
@@ -410,7 +410,7 @@ impl View<'_> {
     /// The full chain rule for `w`, factor by factor.
     fn chain(&self, w: &ModelWeight) -> Chain {
         let stages = self.stages();
-        let j = w.unit;
+        let j = w.row;
         // The elementwise stages right after the weight's linear stage.
         let mut top = w.stage;
         while stages
@@ -556,15 +556,15 @@ impl View<'_> {
                         let shown: Vec<&ModelWeight> = t
                             .weights
                             .iter()
-                            .filter(|w| w.stage == i && w.unit == j && w.input.is_some())
+                            .filter(|w| w.stage == i && w.row == j && w.column.is_some())
                             .collect();
                         let bias = t
                             .weights
                             .iter()
-                            .find(|w| w.stage == i && w.unit == j && w.input.is_none());
+                            .find(|w| w.stage == i && w.row == j && w.column.is_none());
                         let rest: f64 = w.map_or(0.0, |w| {
                             (0..w.cols())
-                                .filter(|c| !shown.iter().any(|x| x.input == Some(*c)))
+                                .filter(|c| !shown.iter().any(|x| x.column == Some(*c)))
                                 .map(|c| f64::from(w.data()[j * w.cols() + c]) * f64::from(a[c]))
                                 .sum()
                         });
@@ -649,13 +649,28 @@ impl View<'_> {
                         shown.push(y);
                     }
                 }
+                let width = format!("p[{}]", p.len().saturating_sub(1)).len();
                 for &c in &shown {
                     writeln!(
                         s,
-                        "p[{c}] = {:<10} class {:?}{}",
+                        "{:<width$} = {:<10} class {:?}{}",
+                        format!("p[{c}]"),
                         short(p[c]),
                         classes.get(c).map_or("", String::as_str),
                         if c == y { "  ← true class" } else { "" }
+                    )?;
+                }
+                if shown.len() < p.len() {
+                    writeln!(
+                        s,
+                        "… and {} more classes, each below p = {}",
+                        p.len() - shown.len(),
+                        short(
+                            (0..p.len())
+                                .filter(|c| !shown.contains(c))
+                                .map(|c| p[c])
+                                .fold(0.0, f32::max)
+                        )
                     )?;
                 }
                 let best = nabla::kernels::softmax::argmax(p);
@@ -706,6 +721,9 @@ impl View<'_> {
             } else {
                 self.units(i)
             };
+            if units.len() < st.value.len() && i + 1 == stages.len() {
+                writeln!(s, "(shown: {} of {} outputs)", units.len(), st.value.len())?;
+            }
             for &j in &units {
                 let g = st.gradient[j];
                 match stages.get(i + 1).map(|n| &n.kind) {
@@ -904,12 +922,12 @@ impl View<'_> {
         let first_units: Vec<(usize, usize)> = stages
             .iter()
             .enumerate()
-            .filter_map(|(i, _)| t.weights.iter().find(|w| w.stage == i).map(|w| (i, w.unit)))
+            .filter_map(|(i, _)| t.weights.iter().find(|w| w.stage == i).map(|w| (i, w.row)))
             .collect();
         for w in t
             .weights
             .iter()
-            .filter(|w| first_units.contains(&(w.stage, w.unit)) || w.trace.name == c.weight)
+            .filter(|w| first_units.contains(&(w.stage, w.row)) || w.trace.name == c.weight)
         {
             writeln!(
                 s,
