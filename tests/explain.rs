@@ -210,6 +210,44 @@ fn model_walkthrough_uses_the_engines_numbers_and_agrees_with_finite_differences
     let m = model.to_str().unwrap();
     let v = json(&["explain", "--model", m, "--sample", "7", "--format", "json"]);
     check_model_trace(&v);
+    // The JSON fields README documents.
+    for key in [
+        "model",
+        "network",
+        "data",
+        "sample",
+        "truth",
+        "inputs",
+        "target",
+        "stages",
+        "probabilities",
+        "loss",
+        "weights",
+        "tensors",
+        "learning_rate",
+        "epsilon",
+        "loss_after",
+        "chain",
+    ] {
+        assert!(v.get(key).is_some(), "no {key:?} in {v}");
+    }
+    for key in [
+        "name",
+        "param",
+        "stage",
+        "row",
+        "column",
+        "value",
+        "unit",
+        "upstream",
+        "local_name",
+        "local",
+        "gradient",
+        "numeric_gradient",
+        "updated",
+    ] {
+        assert!(v["weights"][0].get(key).is_some(), "no weights[0].{key}");
+    }
     // Row 7 of the built-in digits is a 7 (data/digits.csv).
     let digits = include_str!("../data/digits.csv");
     let row7 = digits.lines().nth(8).unwrap();
