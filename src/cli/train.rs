@@ -17,7 +17,7 @@ use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Sequential, Task};
 use nabla::optim::{Adagrad, Adam, Optimizer, RmsProp, Schedule, Sgd};
 use nabla::train::{
-    Diagnosis, EpochMetrics, IterationStats, TrainConfig, Trainer, confusion_matrix,
+    Diagnosis, EpochMetrics, Hooks, IterationStats, Splits, TrainConfig, Trainer, confusion_matrix,
     iterations_per_epoch,
 };
 
@@ -773,15 +773,9 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         epochs,
     });
     let checkpoint_dir = args.checkpoint_dir.clone();
-    let report = trainer.fit_report_full(
-        &mut model,
-        &mut optimizer,
-        &train,
-        val.as_ref(),
-        &test,
-        resume_state,
-        |it| progress.borrow_mut().iteration(it),
-        |m| {
+    let hooks = Hooks::new()
+        .on_iteration(|it| progress.borrow_mut().iteration(it))
+        .on_epoch(|m| {
             let mut line = format!(
                 "epoch {:>width$}/{epochs}  train loss {:.4}",
                 m.epoch, m.train_loss
@@ -809,8 +803,8 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
                 "{line}  lr {:.3e}  {:.2}s",
                 m.learning_rate, m.seconds
             ));
-        },
-        |state, model, optimizer| match &checkpoint_dir {
+        })
+        .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
             Some(dir) => nabla::io::checkpoint::save(
                 dir,
                 state,
@@ -821,8 +815,12 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             )
             .map(|_| ()),
             None => Ok(()),
-        },
-    );
+        });
+    let splits = Splits::new(&train, &test).with_validation(val.as_ref());
+    let report = match resume_state {
+        Some(state) => trainer.resume(&mut model, &mut optimizer, splits, state, hooks),
+        None => trainer.fit(&mut model, &mut optimizer, splits, hooks),
+    };
     if let Some(bar) = progress.borrow_mut().bar.take() {
         bar.abandon();
     }

@@ -5,7 +5,7 @@
 //! `DIR/epoch-NNNNN.safetensors`; the newest few and the best are kept.
 //!
 //! Restoring these is enough for an exact resume: shuffles are per-epoch streams of the seed and
-//! dropout masks are named by the step counter (see [`crate::train::Trainer::fit_report_from`]).
+//! dropout masks are named by the step counter (see [`crate::train::Trainer::resume`]).
 
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,7 @@ struct Meta {
     argv: Vec<String>,
 }
 
-/// A checkpoint read back: what [`crate::train::Trainer::fit_report_from`] needs to continue.
+/// A checkpoint read back: what [`crate::train::Trainer::resume`] needs to continue.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     /// The file it came from.

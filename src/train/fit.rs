@@ -16,6 +16,85 @@ use crate::optim::{LrScheduler, Optimizer, Schedule, global_norm};
 use crate::rng::ChaCha8Rng;
 use crate::rng::{self, Stream};
 
+/// The datasets of a run: the training set, an optional validation set (evaluated every epoch,
+/// and the loss that picks the best epoch) and the test set.
+#[derive(Clone, Copy, Debug)]
+pub struct Splits<'a> {
+    /// Trained on.
+    pub train: &'a Dataset,
+    /// Held out from training, watched every epoch.
+    pub val: Option<&'a Dataset>,
+    /// Evaluated every epoch and reported.
+    pub test: &'a Dataset,
+}
+
+impl<'a> Splits<'a> {
+    /// Training and test sets, no validation set.
+    pub fn new(train: &'a Dataset, test: &'a Dataset) -> Self {
+        Self {
+            train,
+            val: None,
+            test,
+        }
+    }
+
+    /// The same with a validation set (or none).
+    pub fn with_validation(self, val: Option<&'a Dataset>) -> Self {
+        Self { val, ..self }
+    }
+}
+
+/// The hook that saves a checkpoint: the state, model and optimizer after an epoch.
+type CheckpointHook<'h> =
+    Box<dyn FnMut(&FitState, &Sequential, &Optimizer) -> Result<(), NablaError> + 'h>;
+
+/// What a run calls back, each optional: every iteration (progress bars, per-iteration logs),
+/// every epoch's metrics, and the state to save after every epoch (checkpoints).
+pub struct Hooks<'h> {
+    on_iteration: Box<dyn FnMut(&IterationStats) + 'h>,
+    on_epoch: Box<dyn FnMut(&EpochMetrics) + 'h>,
+    on_checkpoint: CheckpointHook<'h>,
+}
+
+impl Default for Hooks<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'h> Hooks<'h> {
+    /// No hooks.
+    pub fn new() -> Self {
+        Self {
+            on_iteration: Box::new(|_| {}),
+            on_epoch: Box::new(|_| {}),
+            on_checkpoint: Box::new(|_, _, _| Ok(())),
+        }
+    }
+
+    /// Calls `f` after every iteration.
+    pub fn on_iteration(mut self, f: impl FnMut(&IterationStats) + 'h) -> Self {
+        self.on_iteration = Box::new(f);
+        self
+    }
+
+    /// Calls `f` with every epoch's metrics.
+    pub fn on_epoch(mut self, f: impl FnMut(&EpochMetrics) + 'h) -> Self {
+        self.on_epoch = Box::new(f);
+        self
+    }
+
+    /// Calls `f` after every epoch with what a checkpoint needs ([`Trainer::resume`] continues
+    /// from it); an error ends the run.
+    pub fn on_checkpoint(
+        mut self,
+        f: impl FnMut(&FitState, &Sequential, &Optimizer) -> Result<(), NablaError> + 'h,
+    ) -> Self {
+        self.on_checkpoint = Box::new(f);
+        self
+    }
+}
+
 /// Settings of a training run.
 #[derive(Clone, Debug)]
 pub struct TrainConfig {
@@ -207,133 +286,68 @@ impl Trainer {
         self.pool.install(|| evaluate(model, data))
     }
 
-    /// Trains `model` on `train` for the configured epochs, evaluating on `test` after each one
-    /// and handing its metrics to `on_epoch`. Returns every epoch's metrics.
+    /// The training run: per epoch, the scheduled learning rate, one pass over `splits.train`,
+    /// evaluation on the validation set (if any) and the test set, and the [`Hooks`]. The
+    /// monitored loss is the validation loss, else the test loss. With a validation set or early
+    /// stopping, the model ends with the weights of the epoch with the lowest monitored loss,
+    /// whether or not training stopped early.
+    ///
+    /// ```
+    /// use nabla::data::builtin;
+    /// use nabla::kernels::activation::Activation;
+    /// use nabla::nn::{ModelSpec, Sequential};
+    /// use nabla::optim::{Optimizer, Sgd};
+    /// use nabla::train::{Hooks, Splits, TrainConfig, Trainer};
+    ///
+    /// let digits = builtin::digits().unwrap();
+    /// let (train, test) = (digits.subset(&(0..1500).collect::<Vec<_>>(), "train"),
+    ///                      digits.subset(&(1500..1797).collect::<Vec<_>>(), "test"));
+    /// let mut model = Sequential::new(&ModelSpec::mlp(64, &[32], Activation::Relu, 10), 1).unwrap();
+    /// let mut sgd = Optimizer::Sgd(Sgd::new(0.1, 0.9));
+    /// let mut trainer = Trainer::new(TrainConfig::new(3, 32, 1, 1)).unwrap();
+    /// let mut lines = Vec::new();
+    /// let report = trainer
+    ///     .fit(&mut model, &mut sgd, Splits::new(&train, &test),
+    ///          Hooks::new().on_epoch(|m| lines.push(format!("epoch {}: {:.3}", m.epoch, m.test_loss))))
+    ///     .unwrap();
+    /// assert_eq!(report.history.len(), 3);
+    /// assert!(report.history[2].test_accuracy.unwrap() > 0.8);
+    /// assert_eq!(lines.len(), 3);
+    /// ```
     pub fn fit(
         &mut self,
         model: &mut Sequential,
         optimizer: &mut Optimizer,
-        train: &Dataset,
-        test: &Dataset,
-        on_epoch: impl FnMut(&EpochMetrics),
-    ) -> Result<Vec<EpochMetrics>, NablaError> {
-        self.fit_with_validation(model, optimizer, train, None, test, on_epoch)
-    }
-
-    /// [`Trainer::fit`], also evaluating on a validation set after each epoch when one is given.
-    pub fn fit_with_validation(
-        &mut self,
-        model: &mut Sequential,
-        optimizer: &mut Optimizer,
-        train: &Dataset,
-        val: Option<&Dataset>,
-        test: &Dataset,
-        on_epoch: impl FnMut(&EpochMetrics),
-    ) -> Result<Vec<EpochMetrics>, NablaError> {
-        Ok(self
-            .fit_report(model, optimizer, train, val, test, on_epoch)?
-            .history)
-    }
-
-    /// The full training run: per epoch, the scheduled learning rate, one pass over `train`,
-    /// evaluation on `val` (if any) and `test`, and `on_epoch` with the metrics. The monitored
-    /// loss is the validation loss, else the test loss. With a validation set or early stopping,
-    /// the model ends with the weights of the epoch with the lowest monitored loss, whether or
-    /// not training stopped early.
-    pub fn fit_report(
-        &mut self,
-        model: &mut Sequential,
-        optimizer: &mut Optimizer,
-        train: &Dataset,
-        val: Option<&Dataset>,
-        test: &Dataset,
-        on_epoch: impl FnMut(&EpochMetrics),
+        splits: Splits,
+        hooks: Hooks,
     ) -> Result<FitReport, NablaError> {
-        self.fit_report_full(
-            model,
-            optimizer,
-            train,
-            val,
-            test,
-            None,
-            |_| {},
-            on_epoch,
-            |_, _, _| Ok(()),
-        )
+        self.run(model, optimizer, splits, None, hooks)
     }
 
-    /// [`Trainer::fit_report`] that also hands every iteration's [`IterationStats`] to
-    /// `on_iteration` (progress bars, per-iteration logs).
-    #[allow(clippy::too_many_arguments)]
-    pub fn fit_report_with(
+    /// [`Trainer::fit`] continuing from `state` (a [`FitState`] handed to an earlier run's
+    /// `on_checkpoint` hook, with `model` and `optimizer` restored to that moment). Because
+    /// shuffles are per-epoch streams of the seed and dropout masks are named by the step
+    /// counter, a resumed run continues bit-identically to one never interrupted.
+    pub fn resume(
         &mut self,
         model: &mut Sequential,
         optimizer: &mut Optimizer,
-        train: &Dataset,
-        val: Option<&Dataset>,
-        test: &Dataset,
-        on_iteration: impl FnMut(&IterationStats),
-        on_epoch: impl FnMut(&EpochMetrics),
+        splits: Splits,
+        state: FitState,
+        hooks: Hooks,
     ) -> Result<FitReport, NablaError> {
-        self.fit_report_full(
-            model,
-            optimizer,
-            train,
-            val,
-            test,
-            None,
-            on_iteration,
-            on_epoch,
-            |_, _, _| Ok(()),
-        )
+        self.run(model, optimizer, splits, Some(state), hooks)
     }
 
-    /// [`Trainer::fit_report`], starting from `resume` (a [`FitState`] handed to an earlier
-    /// run's `on_checkpoint`, with `model` and `optimizer` restored to that moment) and calling
-    /// `on_checkpoint` after every epoch with the state, model and optimizer to save.
-    #[allow(clippy::too_many_arguments)]
-    pub fn fit_report_from(
+    fn run(
         &mut self,
         model: &mut Sequential,
         optimizer: &mut Optimizer,
-        train: &Dataset,
-        val: Option<&Dataset>,
-        test: &Dataset,
+        splits: Splits,
         resume: Option<FitState>,
-        on_epoch: impl FnMut(&EpochMetrics),
-        on_checkpoint: impl FnMut(&FitState, &Sequential, &Optimizer) -> Result<(), NablaError>,
+        mut hooks: Hooks,
     ) -> Result<FitReport, NablaError> {
-        self.fit_report_full(
-            model,
-            optimizer,
-            train,
-            val,
-            test,
-            resume,
-            |_| {},
-            on_epoch,
-            on_checkpoint,
-        )
-    }
-
-    /// The whole training run with every hook: starting from `resume` if given, handing each
-    /// iteration to `on_iteration`, each epoch's metrics to `on_epoch`, and the state to save to
-    /// `on_checkpoint` after every epoch. Because shuffles are per-epoch streams of the seed and
-    /// dropout masks are named by the step counter, a resumed run continues bit-identically to
-    /// one never interrupted.
-    #[allow(clippy::too_many_arguments)]
-    pub fn fit_report_full(
-        &mut self,
-        model: &mut Sequential,
-        optimizer: &mut Optimizer,
-        train: &Dataset,
-        val: Option<&Dataset>,
-        test: &Dataset,
-        resume: Option<FitState>,
-        mut on_iteration: impl FnMut(&IterationStats),
-        mut on_epoch: impl FnMut(&EpochMetrics),
-        mut on_checkpoint: impl FnMut(&FitState, &Sequential, &Optimizer) -> Result<(), NablaError>,
-    ) -> Result<FitReport, NablaError> {
+        let Splits { train, val, test } = splits;
         check_fits(model, train)?;
         check_fits(model, test)?;
         if let Some(v) = val {
@@ -371,7 +385,7 @@ impl Trainer {
             optimizer.set_learning_rate(scheduler.lr(epoch));
             let started = Instant::now();
             let (loss_sum, correct) =
-                self.train_epoch(model, optimizer, train, epoch, &mut on_iteration)?;
+                self.train_epoch(model, optimizer, train, epoch, &mut hooks.on_iteration)?;
             let seconds = started.elapsed().as_secs_f64();
             let eval = self.evaluate(model, test)?;
             let val_eval = match val {
@@ -396,7 +410,7 @@ impl Trainer {
                 seconds,
                 learning_rate: optimizer.learning_rate(),
             };
-            on_epoch(&m);
+            (hooks.on_epoch)(&m);
             let monitored = m.val_loss.unwrap_or(m.test_loss);
             scheduler.observe(epoch, monitored);
             history.push(m);
@@ -409,7 +423,7 @@ impl Trainer {
             state.scheduler = scheduler.plateau_state();
             state.history = std::mem::take(&mut history);
             state.best = best.take();
-            let saved = on_checkpoint(&state, model, optimizer);
+            let saved = (hooks.on_checkpoint)(&state, model, optimizer);
             history = std::mem::take(&mut state.history);
             best = state.best.take();
             saved?;
@@ -588,7 +602,7 @@ impl Trainer {
     }
 }
 
-/// One finished iteration, as handed to the `on_iteration` hook of [`Trainer::fit_report_with`].
+/// One finished iteration, as handed to the `on_iteration` hook (see [`Hooks`]).
 #[derive(Clone, Copy, Debug)]
 pub struct IterationStats {
     /// Epoch number, from 1.

@@ -21,8 +21,8 @@ mod fit;
 
 pub use diagnosis::{Diagnosis, Verdict};
 pub use fit::{
-    EpochMetrics, Evaluation, FitReport, FitState, IterationStats, RegressionMetrics, StepStats,
-    TrainConfig, Trainer, evaluate,
+    EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, RegressionMetrics,
+    Splits, StepStats, TrainConfig, Trainer, evaluate,
 };
 
 mod confusion;
