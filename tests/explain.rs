@@ -492,3 +492,119 @@ fn many_classes_show_the_likeliest_and_the_true_one() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn any_valid_layer_order_is_explained_without_panicking() {
+    // Files written elsewhere may order layers freely: dropout or batch norm first, an
+    // activation last. The library explains them all, every gradient checked.
+    use nabla::data::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding};
+    use nabla::explain::{Target, explain_model};
+    use nabla::nn::{LayerSpec, ModelSpec, Sequential, Task};
+    let bn = |features| LayerSpec::BatchNorm {
+        features,
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let orders = [
+        vec![
+            LayerSpec::Dropout { p: 0.5 },
+            bn(4),
+            LayerSpec::Linear {
+                inputs: 4,
+                outputs: 3,
+            },
+            LayerSpec::Sigmoid,
+        ],
+        vec![
+            LayerSpec::Tanh,
+            LayerSpec::Linear {
+                inputs: 4,
+                outputs: 5,
+            },
+            LayerSpec::Gelu,
+            LayerSpec::Dropout { p: 0.1 },
+            LayerSpec::Linear {
+                inputs: 5,
+                outputs: 3,
+            },
+        ],
+    ];
+    for layers in orders {
+        let spec = ModelSpec {
+            inputs: 4,
+            layers,
+            task: Task::Classification,
+            classes: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let net = Sequential::new(&spec, 9).unwrap();
+        let t = explain_model(
+            &net,
+            &[0.3, -1.2, 0.8, 2.0],
+            Target::Class(1),
+            2,
+            None,
+            0.1,
+            1e-2,
+        )
+        .unwrap();
+        assert!(!t.stages.is_empty());
+        for w in &t.weights {
+            let (g, n) = (w.trace.gradient as f64, w.trace.numeric_gradient);
+            assert!((g - n).abs() < 1e-3 * g.abs().max(0.1), "{w:?}");
+        }
+        for c in &t.tensors {
+            assert!(
+                (c.gradient_norm - c.numeric_directional).abs() < 1e-2 * c.gradient_norm.max(1e-3),
+                "{c:?}"
+            );
+        }
+        // And the binary renders it, every format, every weight's chain.
+        let dir = temp_dir(&format!("order-{}", spec.layers.len()));
+        let names = ["a", "b", "c", "d"];
+        let preprocess = Preprocess {
+            features: names.iter().map(|n| n.to_string()).collect(),
+            center: vec![0.0; 4],
+            scale: vec![1.0; 4],
+            scaling: Scaling::None,
+            columns: names
+                .iter()
+                .map(|n| ColumnEncoding::Numeric {
+                    name: n.to_string(),
+                    impute: None,
+                })
+                .collect(),
+            target: TargetEncoding {
+                name: "y".into(),
+                task: Task::Classification,
+                classes: spec.classes.clone(),
+                center: 0.0,
+                scale: 1.0,
+            },
+        };
+        let model = dir.join("m.safetensors");
+        nabla::io::save(&model, &net, &preprocess, &serde_json::json!({})).unwrap();
+        std::fs::write(
+            dir.join("d.csv"),
+            "a,b,c,d,y\n0.3,-1.2,0.8,2.0,b\n1,2,3,4,c\n",
+        )
+        .unwrap();
+        let (m, d) = (model.to_str().unwrap(), dir.join("d.csv"));
+        let d = d.to_str().unwrap();
+        for format in ["text", "markdown", "json"] {
+            stdout(&["explain", "--model", m, "--data", d, "--format", format]);
+        }
+        for w in &t.weights {
+            let text = stdout(&[
+                "explain",
+                "--model",
+                m,
+                "--data",
+                d,
+                "--weight",
+                &w.trace.name,
+            ]);
+            assert!(text.contains(&format!("3. The full chain for {}", w.trace.name)));
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

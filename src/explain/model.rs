@@ -357,8 +357,8 @@ pub fn explain_model(
         let mut input_var: Option<Var> = None;
         let mut number = 0;
         for ((layer, spec_layer), &var) in spec.layers.iter().enumerate().zip(&trace) {
-            if Some(var) == input_var {
-                continue; // dropout: nothing happens in evaluation
+            if matches!(spec_layer, LayerSpec::Dropout { .. }) {
+                continue; // nothing happens in evaluation
             }
             let value = tape.value(var).data().to_vec();
             let gradient = tape

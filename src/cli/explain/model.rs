@@ -210,6 +210,11 @@ struct Chain {
     numeric_gradient: f64,
 }
 
+/// "term" or "terms".
+fn plural_terms(n: usize) -> &'static str {
+    if n == 1 { "term" } else { "terms" }
+}
+
 /// A trace with what it needs to be read: the network and the model file.
 struct View<'a> {
     trace: &'a ModelTrace,
@@ -578,7 +583,7 @@ impl View<'_> {
                             .map(|w| format!("{}·{}", num(w.trace.value), num(w.trace.local)))
                             .collect();
                         if more > 0 {
-                            sym.push(format!("({more} more terms)"));
+                            sym.push(format!("({more} more {})", plural_terms(more)));
                             val.push(num(rest as f32));
                         }
                         let b = bias.map_or(0.0, |b| b.trace.value);
@@ -739,7 +744,11 @@ impl View<'_> {
                         let mut vals: Vec<String> =
                             terms.iter().map(|f| f.formula.clone()).collect();
                         if more > 0 {
-                            vals.push(format!("({more} smaller terms: {})", num(rest as f32)));
+                            vals.push(format!(
+                                "({more} smaller {}: {})",
+                                plural_terms(more),
+                                num(rest as f32)
+                            ));
                         }
                         writeln!(
                             s,
@@ -874,8 +883,9 @@ impl View<'_> {
                 if c.terms_not_shown > 0 {
                     writeln!(
                         s,
-                        "      + {} smaller terms = {}",
+                        "      + {} smaller {} = {}",
                         c.terms_not_shown,
+                        plural_terms(c.terms_not_shown),
                         precise(c.terms_rest)
                     )?;
                 }
