@@ -2,24 +2,11 @@
 //! through `nabla train`. A bad file must give exit code 2, exactly one `error:` line naming
 //! the file and what was wrong, and no panic; an awkward but valid file must train.
 
+mod common;
+use common::{idx, nabla, temp_dir};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn nabla(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nabla"))
-        // Run folders (runs/...) land in the temp folder, not the source tree.
-        .current_dir(std::env::temp_dir())
-        .args(args)
-        .output()
-        .expect("the nabla binary runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nabla-bad-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -500,15 +487,6 @@ fn separate_test_files_are_checked_against_the_training_file() {
         stderr.contains("1 validation/test row had a category not seen"),
         "{stderr}"
     );
-}
-
-fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = magic.to_be_bytes().to_vec();
-    for d in dims {
-        v.extend_from_slice(&d.to_be_bytes());
-    }
-    v.extend_from_slice(data);
-    v
 }
 
 /// A valid MNIST-style folder of 2×2 images, with some files replaced.

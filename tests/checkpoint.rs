@@ -1,16 +1,12 @@
 //! Checkpoints and resume: a run killed with SIGKILL in the middle of an epoch and resumed with
 //! `nabla train --resume` ends with a model file bit-identical to the same run uninterrupted.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::temp_dir;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nabla-ckpt-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Dropout, batch norm, a validation set (best-epoch weights), Adam and the plateau schedule:
 /// every piece of state a resume must restore.
@@ -49,6 +45,7 @@ fn killed_and_resumed_run_is_bit_identical() {
     let dir = temp_dir("resume");
 
     let out = Command::new(nabla)
+        .current_dir(&dir)
         .args(flags(&dir, "whole"))
         .output()
         .unwrap();
@@ -61,6 +58,7 @@ fn killed_and_resumed_run_is_bit_identical() {
     assert!(kept.len() <= 4, "kept {} checkpoints", kept.len());
 
     let mut child = Command::new(nabla)
+        .current_dir(&dir)
         .args(flags(&dir, "killed"))
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -99,6 +97,7 @@ fn killed_and_resumed_run_is_bit_identical() {
     assert!(!dir.join("killed.safetensors").exists());
 
     let out = Command::new(nabla)
+        .current_dir(&dir)
         .args([
             "train",
             "--resume",
@@ -139,10 +138,7 @@ fn killed_and_resumed_run_is_bit_identical() {
 #[test]
 fn resume_without_checkpoints_is_a_clear_error() {
     let dir = temp_dir("empty");
-    let out = Command::new(env!("CARGO_BIN_EXE_nabla"))
-        .args(["train", "--resume", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = common::nabla(&["train", "--resume", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no checkpoint"));
 }

@@ -1,23 +1,11 @@
 //! `nabla train` end to end: accuracy on the built-in data, the metrics file's contract,
 //! reproducibility, and clean one-line errors for bad usage and bad files.
 
+mod common;
+use common::{idx, nabla, temp_dir};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn nabla(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nabla"))
-        // Run folders (runs/...) land in the temp folder, not the source tree.
-        .current_dir(std::env::temp_dir())
-        .args(args)
-        .output()
-        .expect("the nabla binary runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nabla-cli-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn metrics(args: &[&str], dir: &Path, name: &str) -> serde_json::Value {
     let path = dir.join(name);
@@ -187,15 +175,6 @@ fn bad_usage_is_one_clear_line_and_exit_code_2() {
     assert_clean_failure(&["train", "--lr=-1"], "positive");
     assert_clean_failure(&["train", "--data", "/no/such/folder"], "/no/such/folder");
     assert_clean_failure(&["frobnicate"], "frobnicate");
-}
-
-fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut v = magic.to_be_bytes().to_vec();
-    for d in dims {
-        v.extend_from_slice(&d.to_be_bytes());
-    }
-    v.extend_from_slice(data);
-    v
 }
 
 /// A valid 4-image MNIST-style folder (2×2 pixels), optionally with one file replaced.

@@ -2,27 +2,19 @@
 //! regression table is learned with default flags, and CSV write → read round trips
 //! (property tests).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::{nabla, temp_dir};
+
+use std::path::Path;
 
 use nabla::data::csv::{self, ColumnKind, CsvOptions, RawTarget};
 use nabla::data::{Impute, Scaling, TableOptions, table};
 use proptest::prelude::*;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nabla-data-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn metrics(args: &[&str], out: &Path) -> serde_json::Value {
     let mut all = vec!["train", "--metrics-out", out.to_str().unwrap()];
     all.extend_from_slice(args);
-    let run = Command::new(env!("CARGO_BIN_EXE_nabla"))
-        .current_dir(std::env::temp_dir())
-        .args(&all)
-        .output()
-        .unwrap();
+    let run = nabla(&all);
     assert!(
         run.status.success(),
         "{all:?}: {}",

@@ -1,25 +1,10 @@
 //! `nabla explain`: the walk-through's numbers are the engine's and agree with finite
 //! differences; every format and error path works.
 
+mod common;
+use common::{nabla, nabla_in, stdout, temp_dir};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn nabla(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nabla"))
-        .args(args)
-        .output()
-        .expect("the nabla binary runs")
-}
-
-fn stdout(args: &[&str]) -> String {
-    let out = nabla(args);
-    assert!(
-        out.status.success(),
-        "nabla {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// One weight's row of the JSON: upstream × local = the engine's gradient (to 1e-6 of `scale`),
 /// the finite difference within `fd_tolerance(gradient)`, and the update W − lr·∂L/∂W.
@@ -120,12 +105,6 @@ fn bad_weight_and_model_flags_fail_with_one_clear_line() {
 
 // ---- `--model M --sample K`: a trained model ---------------------------------------------
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nabla-explain-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Trains a small model with `args` in `dir` and returns its file.
 fn trained(dir: &Path, args: &[&str]) -> PathBuf {
     let run = dir.join("run");
@@ -140,11 +119,7 @@ fn trained(dir: &Path, args: &[&str]) -> PathBuf {
         run.to_str().unwrap(),
     ];
     all.extend_from_slice(args);
-    let out = Command::new(env!("CARGO_BIN_EXE_nabla"))
-        .args(&all)
-        .current_dir(dir)
-        .output()
-        .unwrap();
+    let out = nabla_in(dir, &all);
     assert!(
         out.status.success(),
         "{}",

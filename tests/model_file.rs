@@ -2,9 +2,11 @@
 //! every kind of bad file refused with a clear error (never a panic), and the CLI commands
 //! that use it (`train --save`, `predict`, `evaluate`, `inspect`).
 
+mod common;
+use common::{idx, nabla, temp_dir};
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use nabla::data::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding};
@@ -45,13 +47,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nabla-model-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn preprocess(n: usize, classes: &[String]) -> Preprocess {
     let names: Vec<String> = (0..n).map(|i| format!("x{i}")).collect();
@@ -306,13 +301,6 @@ fn bad_files_give_clear_errors() {
     }
 }
 
-fn nabla(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nabla"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn digits_csv() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv").to_string()
 }
@@ -432,15 +420,6 @@ fn cli_save_predict_evaluate_inspect() {
     }
 }
 
-fn idx(magic: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut b = vec![0, 0, 0x08, magic];
-    for d in dims {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(data);
-    b
-}
-
 #[test]
 fn idx_models_predict_images_and_evaluate_folders() {
     let dir = temp_dir("idx");
@@ -468,12 +447,12 @@ fn idx_models_predict_images_and_evaluate_folders() {
         let (pixels, labels) = make(n);
         std::fs::write(
             data.join(format!("{stem}-images-idx3-ubyte")),
-            idx(3, &[n as u32, 4, 4], &pixels),
+            idx(0x803, &[n as u32, 4, 4], &pixels),
         )
         .unwrap();
         std::fs::write(
             data.join(format!("{stem}-labels-idx1-ubyte")),
-            idx(1, &[n as u32], &labels),
+            idx(0x801, &[n as u32], &labels),
         )
         .unwrap();
     }

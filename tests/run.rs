@@ -2,39 +2,20 @@
 //! otherwise, run folders (config.toml reproduces the run, metrics.csv, history.json, valid
 //! non-trivial PNG and SVG plots), config files, `nabla plot` and `nabla compare`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{nabla, stdout, temp_dir};
+
+use std::path::Path;
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_nabla");
-
-fn nabla(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the nabla binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = nabla(args);
-    assert!(
-        out.status.success(),
-        "nabla {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nabla-run-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs `nabla ARGS` under a pseudo-terminal with `script` (util-linux, part of every Debian).
 fn under_pty(args: &str) -> Option<String> {
     let cmd = format!("stty cols 120 2>/dev/null; {BIN} {args}");
     let out = Command::new("script")
+        // Run folders land in the temp folder, not the source tree.
+        .current_dir(std::env::temp_dir())
         .args(["-qefc", &cmd, "/dev/null"])
         .stdin(std::process::Stdio::null())
         .output()
@@ -73,11 +54,11 @@ fn on_a_terminal_a_bar_per_epoch_then_one_summary_line_each() {
 fn without_a_terminal_plain_lines_and_verbose_adds_iterations() {
     let mut args = vec!["train", "--no-save"];
     args.extend(SMALL);
-    let s = ok(&args);
+    let s = stdout(&args);
     assert!(!s.contains('\x1b') && !s.contains("samples/s"), "{s}");
     assert_eq!(s.lines().filter(|l| l.starts_with("epoch ")).count(), 3);
     args.push("--verbose");
-    let v = ok(&args);
+    let v = stdout(&args);
     assert!(v.contains("  epoch 2 iteration 23/23  loss "), "{v}");
 }
 
@@ -133,7 +114,7 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
     let a = root.join("a");
     let mut args = vec!["train", "--run-dir", a.to_str().unwrap(), "--seed", "7"];
     args.extend(SMALL);
-    let out = ok(&args);
+    let out = stdout(&args);
     assert!(out.contains("run saved to"), "{out}");
 
     let config = std::fs::read_to_string(a.join("config.toml")).unwrap();
@@ -180,7 +161,7 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
     // The same run again from its config.toml alone: the same numbers.
     let b = root.join("b");
     let cfg = a.join("config.toml");
-    ok(&[
+    stdout(&[
         "train",
         "--config",
         cfg.to_str().unwrap(),
@@ -191,7 +172,7 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
 
     // Flags override the file.
     let c = root.join("c");
-    ok(&[
+    stdout(&[
         "train",
         "--config",
         cfg.to_str().unwrap(),
@@ -207,10 +188,10 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
 
     // nabla plot redraws; nabla compare overlays.
     std::fs::remove_file(a.join("learning_curves.png")).unwrap();
-    ok(&["plot", a.to_str().unwrap()]);
+    stdout(&["plot", a.to_str().unwrap()]);
     png_size(&a.join("learning_curves.png"));
     let cmp = root.join("cmp");
-    ok(&[
+    stdout(&[
         "compare",
         a.to_str().unwrap(),
         c.to_str().unwrap(),
@@ -249,7 +230,7 @@ fn config_errors_are_one_line_with_a_suggestion() {
 fn a_list_setting_and_a_resolved_default_round_trip_through_config_toml() {
     let root = temp_dir("list");
     let a = root.join("a");
-    ok(&[
+    stdout(&[
         "train",
         "--hidden",
         "8,8",
@@ -267,7 +248,7 @@ fn a_list_setting_and_a_resolved_default_round_trip_through_config_toml() {
     );
     let b = root.join("b");
     let cfg = a.join("config.toml");
-    ok(&[
+    stdout(&[
         "train",
         "--config",
         cfg.to_str().unwrap(),

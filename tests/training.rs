@@ -2,17 +2,10 @@
 //! keeps the best epoch, the fit verdict, the divergence guard, regularisation, determinism
 //! with dropout and batch norm across thread counts, and the learning-rate finder.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::nabla;
 
-fn nabla(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nabla"))
-        // Run folders (runs/...) land in the temp folder, not the source tree.
-        .current_dir(std::env::temp_dir())
-        .args(args)
-        .output()
-        .expect("the nabla binary runs")
-}
+use std::path::PathBuf;
 
 fn metrics(name: &str, args: &[&str]) -> serde_json::Value {
     let dir = std::env::temp_dir().join(format!("nabla-training-{}", std::process::id()));
