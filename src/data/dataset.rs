@@ -19,6 +19,23 @@ pub enum Features {
     F32(Vec<f32>),
 }
 
+impl Features {
+    /// Checks that `n` samples of `dim` features are stored.
+    fn check_size(&self, n: usize, dim: usize) -> Result<(), NablaError> {
+        let stored = match self {
+            Features::U8 { values, .. } => values.len(),
+            Features::F32(values) => values.len(),
+        };
+        if n.checked_mul(dim) != Some(stored) {
+            return Err(NablaError::Shape(format!(
+                "{n} samples × {dim} features needs {} values, got {stored}",
+                n.saturating_mul(dim)
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A labelled dataset: for classification, a class index per sample (`labels`, `classes`); for
 /// regression, a standardised real target per sample (`targets`) with the `center` and `scale`
 /// that map it back to the file's units (`y = center + scale · target`).
@@ -47,16 +64,7 @@ impl Dataset {
         classes: Vec<String>,
     ) -> Result<Self, NablaError> {
         let n = labels.len();
-        let stored = match &features {
-            Features::U8 { values, .. } => values.len(),
-            Features::F32(values) => values.len(),
-        };
-        if n.checked_mul(dim) != Some(stored) {
-            return Err(NablaError::Shape(format!(
-                "{n} samples × {dim} features needs {} values, got {stored}",
-                n.saturating_mul(dim)
-            )));
-        }
+        features.check_size(n, dim)?;
         if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes.len()) {
             return Err(NablaError::Shape(format!(
                 "label {bad} but only {} classes",
@@ -88,16 +96,7 @@ impl Dataset {
         scale: f64,
     ) -> Result<Self, NablaError> {
         let n = targets.len();
-        let stored = match &features {
-            Features::U8 { values, .. } => values.len(),
-            Features::F32(values) => values.len(),
-        };
-        if n.checked_mul(dim) != Some(stored) {
-            return Err(NablaError::Shape(format!(
-                "{n} samples × {dim} features needs {} values, got {stored}",
-                n.saturating_mul(dim)
-            )));
-        }
+        features.check_size(n, dim)?;
         Ok(Self {
             name: name.into(),
             features,
