@@ -49,6 +49,11 @@ impl Params {
         &self.names[id.0]
     }
 
+    /// The parameter called `name` (`layers.0.weight`), if there is one.
+    pub fn find(&self, name: &str) -> Option<ParamId> {
+        self.names.iter().position(|n| n == name).map(ParamId)
+    }
+
     /// How many parameter tensors there are.
     pub fn len(&self) -> usize {
         self.tensors.len()

@@ -591,18 +591,12 @@ pub fn explain_model(
 }
 
 fn param_id(net: &Sequential, name: &str) -> Result<crate::autograd::ParamId, NablaError> {
-    let params = net.params();
-    params
-        .ids()
-        .find(|&id| params.name(id) == name)
+    net.params()
+        .find(name)
         .ok_or_else(|| NablaError::Shape(format!("the model has no parameter {name}")))
 }
 
 fn param<'a>(net: &'a Sequential, name: &str) -> &'a [f32] {
     let params = net.params();
-    params
-        .ids()
-        .find(|&id| params.name(id) == name)
-        .map(|id| params.get(id).data())
-        .unwrap_or(&[])
+    params.find(name).map_or(&[], |id| params.get(id).data())
 }

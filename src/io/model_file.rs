@@ -128,9 +128,8 @@ pub fn encode_with(
     let params = network.params();
     let find = |name: &str| {
         params
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, t)| t)
+            .find(name)
+            .map(|id| params.get(id))
             .ok_or_else(|| NablaError::Shape(format!("the network has no parameter {name}")))
     };
     let mut bn = 0;
@@ -728,9 +727,8 @@ impl Model {
         let params = file.network.params();
         let get = |name: String| {
             params
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, t)| t.data().to_vec())
+                .find(&name)
+                .map(|id| params.get(id).data().to_vec())
                 .unwrap_or_default()
         };
         let mut bn = 0;

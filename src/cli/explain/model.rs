@@ -294,10 +294,7 @@ impl View<'_> {
     fn weight(&self, layer: usize) -> Option<&nabla::tensor::Tensor> {
         let name = format!("layers.{layer}.weight");
         let params = self.net.params();
-        params
-            .ids()
-            .find(|&id| params.name(id) == name)
-            .map(|id| params.get(id))
+        params.find(&name).map(|id| params.get(id))
     }
 
     fn number(&self, s: usize) -> usize {
