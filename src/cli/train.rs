@@ -498,12 +498,9 @@ pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
                 Some(ScaleArg::None) => Scaling::None,
             };
             let preprocess = Preprocess::pixels_fitted(&train, scaling)?;
+            // Pixels / 255 and `none` keep the bytes; standard and minmax store f32.
             let rescale = |d: Dataset| -> Result<Dataset> {
-                if scaling == Scaling::Pixels {
-                    Ok(d)
-                } else {
-                    Ok(d.rescale_bytes(&preprocess.center, &preprocess.scale)?)
-                }
+                Ok(d.rescale_bytes(&preprocess.center, &preprocess.scale)?)
             };
             Ok(Loaded {
                 train: rescale(train)?,

@@ -188,13 +188,7 @@ impl Dataset {
     /// `(b − center[j]) / scale[j]`, the preprocessing a saved model applies to raw pixels. A
     /// center of 0 and one scale for every feature keeps the bytes (read factor `1/scale`);
     /// anything else is stored as `f32` (4× the memory).
-    pub fn rescale_bytes(&self, center: &[f64], scale: &[f64]) -> Result<Dataset, NablaError> {
-        let Features::U8 { values, .. } = &self.features else {
-            return Err(NablaError::Usage(format!(
-                "{}: only image (byte) features can be rescaled",
-                self.name
-            )));
-        };
+    pub fn rescale_bytes(self, center: &[f64], scale: &[f64]) -> Result<Dataset, NablaError> {
         if center.len() != self.dim || scale.len() != self.dim {
             return Err(NablaError::Shape(format!(
                 "{} features, but {} centers and {} scales",
@@ -204,43 +198,31 @@ impl Dataset {
             )));
         }
         let shared = scale.first().copied().unwrap_or(1.0);
-        let features = if center.iter().all(|&c| c == 0.0) && scale.iter().all(|&s| s == shared) {
-            Features::U8 {
-                values: values.clone(),
+        let keep = center.iter().all(|&c| c == 0.0) && scale.iter().all(|&s| s == shared);
+        let features = match self.features {
+            Features::U8 { values, .. } if keep => Features::U8 {
+                values,
                 scale: (1.0 / shared) as f32,
+            },
+            Features::U8 { values, .. } => {
+                let mut out = Vec::with_capacity(values.len());
+                for row in values.chunks_exact(self.dim.max(1)) {
+                    out.extend(
+                        row.iter()
+                            .zip(center.iter().zip(scale))
+                            .map(|(&b, (&c, &s))| ((f64::from(b) - c) / s) as f32),
+                    );
+                }
+                Features::F32(out)
             }
-        } else {
-            let d = self.dim.max(1);
-            let mut out = Vec::with_capacity(values.len());
-            for row in values.chunks_exact(d) {
-                out.extend(
-                    row.iter()
-                        .zip(center.iter().zip(scale))
-                        .map(|(&b, (&c, &s))| ((f64::from(b) - c) / s) as f32),
-                );
+            Features::F32(_) => {
+                return Err(NablaError::Usage(format!(
+                    "{}: only image (byte) features can be rescaled",
+                    self.name
+                )));
             }
-            Features::F32(out)
         };
-        Ok(Dataset {
-            features,
-            ..self.clone_without_features()
-        })
-    }
-
-    /// Everything but the features (which the caller replaces).
-    fn clone_without_features(&self) -> Dataset {
-        Dataset {
-            name: self.name.clone(),
-            features: Features::F32(Vec::new()),
-            n: self.n,
-            dim: self.dim,
-            labels: self.labels.clone(),
-            classes: self.classes.clone(),
-            targets: self.targets.clone(),
-            target_center: self.target_center,
-            target_scale: self.target_scale,
-            task: self.task,
-        }
+        Ok(Dataset { features, ..self })
     }
 
     /// Labels of samples `indices`, appended to `out` (cleared first).

@@ -283,7 +283,7 @@ mod tests {
                 assert!((p.scale[j] - s).abs() < 1e-9, "{scaling:?} pixel {j}");
             }
             // The rescaled dataset reads exactly what a saved model computes from raw bytes.
-            let scaled = train.rescale_bytes(&p.center, &p.scale).unwrap();
+            let scaled = train.clone().rescale_bytes(&p.center, &p.scale).unwrap();
             let mut got = vec![0.0f32; 15];
             scaled.gather(&[0, 1, 2, 3, 4], &mut got);
             let mut want = vec![0.0f32; 3];
