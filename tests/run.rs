@@ -100,6 +100,19 @@ fn check_svg(path: &Path, must_contain: &[&str]) {
 }
 
 /// metrics.csv without the timing column.
+/// `nabla train --config A/config.toml --run-dir B` gives run A's numbers again.
+fn assert_config_repeats(a: &Path, b: &Path) {
+    let cfg = a.join("config.toml");
+    stdout(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--run-dir",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(metrics_without_seconds(a), metrics_without_seconds(b));
+}
+
 fn metrics_without_seconds(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("metrics.csv"))
         .unwrap()
@@ -159,18 +172,10 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
     check_svg(&a.join("lr_schedule.svg"), &["learning rate"]);
 
     // The same run again from its config.toml alone: the same numbers.
-    let b = root.join("b");
-    let cfg = a.join("config.toml");
-    stdout(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run-dir",
-        b.to_str().unwrap(),
-    ]);
-    assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
+    assert_config_repeats(&a, &root.join("b"));
 
     // Flags override the file.
+    let cfg = a.join("config.toml");
     let c = root.join("c");
     stdout(&[
         "train",
@@ -246,15 +251,6 @@ fn a_list_setting_and_a_resolved_default_round_trip_through_config_toml() {
         config.contains("hidden = \"8,8\"") && config.contains("lr = 0.05"),
         "{config}"
     );
-    let b = root.join("b");
-    let cfg = a.join("config.toml");
-    stdout(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--run-dir",
-        b.to_str().unwrap(),
-    ]);
-    assert_eq!(metrics_without_seconds(&a), metrics_without_seconds(&b));
+    assert_config_repeats(&a, &root.join("b"));
     let _ = std::fs::remove_dir_all(&root);
 }

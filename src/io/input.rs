@@ -199,19 +199,20 @@ pub fn read_csv_bytes(
             String::from_utf8_lossy(record.get(i).unwrap_or(b"").trim_ascii()).into_owned()
         };
         let at = |name: &str| format!("line {line}, column {name:?}");
+        let missing = |name: &str| {
+            NablaError::data(
+                path,
+                at(name),
+                "missing value (the model was trained without --impute)",
+            )
+        };
         let start = values.len();
         for (c, &i) in preprocess.columns.iter().zip(&wanted) {
             let raw = record.get(i).unwrap_or(b"").trim_ascii();
             match c {
                 ColumnEncoding::Numeric { name, impute } => {
                     let v = if is_missing(raw) {
-                        impute.ok_or_else(|| {
-                            NablaError::data(
-                                path,
-                                at(name),
-                                "missing value (the model was trained without --impute)",
-                            )
-                        })?
+                        impute.ok_or_else(|| missing(name))?
                     } else {
                         let text = cell_text(i);
                         text.parse::<f64>().map_err(|_| {
@@ -226,13 +227,7 @@ pub fn read_csv_bytes(
                     impute,
                 } => {
                     let text = if is_missing(raw) {
-                        impute.clone().ok_or_else(|| {
-                            NablaError::data(
-                                path,
-                                at(name),
-                                "missing value (the model was trained without --impute)",
-                            )
-                        })?
+                        impute.clone().ok_or_else(|| missing(name))?
                     } else {
                         cell_text(i)
                     };
