@@ -224,7 +224,7 @@ fn model_walkthrough_uses_the_engines_numbers_and_agrees_with_finite_differences
         assert!(v["weights"][0].get(key).is_some(), "no weights[0].{key}");
     }
     // Row 7 of the built-in digits is a 7 (data/digits.csv).
-    let digits = include_str!("../data/digits.csv");
+    let digits = include_str!("../../data/digits.csv");
     let row7 = digits.lines().nth(8).unwrap();
     let label: usize = row7.rsplit(',').next().unwrap().trim().parse().unwrap();
     assert_eq!(v["target"]["class"], label);

@@ -302,7 +302,7 @@ fn bad_files_give_clear_errors() {
 }
 
 fn digits_csv() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv").to_string()
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv").to_string()
 }
 
 #[test]

@@ -39,7 +39,7 @@ fn comparable(mut m: serde_json::Value) -> serde_json::Value {
 fn digits_csv_from_disk_gives_the_builtin_metrics() {
     let dir = temp_dir("digits");
     // The project's copy of the shared file (byte-identical to ../shared/datasets/digits.csv).
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/digits.csv");
     let args = ["--epochs", "5", "--seed", "3"];
     let builtin = metrics(&args, &dir.join("a.json"));
     let mut with_file = args.to_vec();

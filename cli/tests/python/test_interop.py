@@ -7,7 +7,7 @@
 2. Writes a model file from Python (same tensor names and metadata), predicts with
    `nabla predict`, and compares with the numpy forward pass.
 
-Usage: python tests/python/test_interop.py [path/to/nabla]   (default target/release/nabla)
+Usage: python cli/tests/python/test_interop.py [path/to/nabla]   (default target/release/nabla)
 """
 
 import csv
@@ -21,7 +21,7 @@ import tempfile
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 NABLA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "release", "nabla")
 DIGITS = os.path.join(ROOT, "data", "digits.csv")
 TOL = 1e-5

@@ -282,7 +282,7 @@ fn a_reader_that_goes_away_neither_crashes_nor_loses_the_model() {
     assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
     assert!(dir.join("run/model.safetensors").is_file());
     // Commands whose output is the product stop quietly.
-    std::fs::write(dir.join("d.csv"), include_str!("../data/digits.csv")).unwrap();
+    std::fs::write(dir.join("d.csv"), include_str!("../../data/digits.csv")).unwrap();
     let model = dir.join("run/model.safetensors");
     let m = model.to_str().unwrap();
     for args in [
