@@ -54,6 +54,7 @@ pub mod kernels;
 pub mod nn;
 pub mod optim;
 pub mod rng;
+pub mod task;
 pub mod tensor;
 pub mod train;
 

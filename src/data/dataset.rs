@@ -2,7 +2,7 @@
 //! target (regression).
 
 use crate::error::NablaError;
-use crate::nn::Task;
+use crate::task::Task;
 
 /// Feature storage. Image pixels stay as bytes (4× less memory) and are scaled as they are
 /// gathered into a batch; other data is `f32`.

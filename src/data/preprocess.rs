@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::dataset::{Dataset, Features};
 use crate::error::NablaError;
-use crate::nn::Task;
+use crate::task::Task;
 
 /// How numeric inputs are scaled (fitted on the training split only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

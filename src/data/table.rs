@@ -22,7 +22,7 @@ use super::dataset::{Dataset, Features};
 use super::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding, fit_column};
 use super::split;
 use crate::error::NablaError;
-use crate::nn::Task;
+use crate::task::Task;
 
 /// An integer target with at most this many distinct values is taken as class labels.
 pub const MAX_INTEGER_CLASSES: usize = 20;

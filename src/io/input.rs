@@ -10,7 +10,7 @@ use crate::data::csv::is_missing;
 use crate::data::idx;
 use crate::data::preprocess::{ColumnEncoding, Preprocess};
 use crate::error::NablaError;
-use crate::nn::Task;
+use crate::task::Task;
 
 /// Targets read alongside the rows.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,7 +3,6 @@
 //! matched by name, IDX images) for a saved model. This module owns the on-disk layout; it must
 //! not train.
 
-pub mod checkpoint;
 pub mod input;
 pub mod model_file;
 

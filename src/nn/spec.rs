@@ -8,27 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::NablaError;
 use crate::kernels::activation::Activation;
-
-/// What the network predicts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Task {
-    /// One of several classes (softmax output, cross-entropy loss).
-    #[default]
-    Classification,
-    /// A real value (linear output, squared-error loss).
-    Regression,
-}
-
-impl Task {
-    /// The name used in files and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Task::Classification => "classification",
-            Task::Regression => "regression",
-        }
-    }
-}
+pub use crate::task::Task;
 
 /// One layer of a sequential network.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@
 //! The micro-batch size never depends on the thread count and the reduction order is fixed,
 //! so 1 and 2 threads give bit-identical weights.
 
+pub mod checkpoint;
 pub mod diagnosis;
 mod fit;
 

@@ -594,7 +594,8 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let resumed_matches: ArgMatches;
     let (args, matches, argv, resume) = match &args.resume {
         Some(dir) => {
-            let ckpt = nabla::io::checkpoint::load_latest(dir).context("reading the checkpoint")?;
+            let ckpt =
+                nabla::train::checkpoint::load_latest(dir).context("reading the checkpoint")?;
             let not_train = || {
                 nabla::NablaError::data(
                     &ckpt.path,
@@ -802,7 +803,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             ));
         })
         .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
-            Some(dir) => nabla::io::checkpoint::save(
+            Some(dir) => nabla::train::checkpoint::save(
                 dir,
                 state,
                 model,

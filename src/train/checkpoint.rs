@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::model_file::{self, EXTRA_PREFIX, Extras};
 use crate::data::Preprocess;
 use crate::error::NablaError;
+use crate::io::model_file::{self, EXTRA_PREFIX, Extras};
 use crate::nn::{RunningStats, Sequential};
 use crate::optim::OptimizerState;
 use crate::train::{EpochMetrics, FitState};
