@@ -7,15 +7,15 @@ use std::time::Instant;
 use nabla::data::preprocess::Preprocess;
 use nabla::io::Model;
 use nabla::kernels::activation::Activation;
-use nabla::nn::{ModelSpec, Sequential};
+use nabla::nn::{ModelSpec, Network};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spec = ModelSpec::mlp(784, &[256, 128], Activation::Relu, 10);
-    let net = Sequential::new(&spec, 1)?;
+    let net = Network::from_spec(&spec, 1)?;
     let pre = Preprocess::pixels(784, spec.classes.clone());
     let path = std::env::temp_dir().join(format!("nabla-bench-{}.safetensors", std::process::id()));
     nabla::io::save(&path, &net, &pre, &serde_json::Value::Null)?;
-    let mut model = Model::load(&path)?;
+    let model = Model::load(&path)?;
     std::fs::remove_file(&path)?;
     let x: Vec<f32> = (0..784).map(|i| (i * 37 % 256) as f32).collect();
     for _ in 0..1000 {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use nabla::data::builtin;
 use nabla::kernels::activation::Activation;
-use nabla::nn::{ModelSpec, Sequential};
+use nabla::nn::{ModelSpec, Network};
 use nabla::optim::{Adam, Optimizer, Sgd};
 use nabla::train::{TrainConfig, Trainer};
 
@@ -41,7 +41,7 @@ static GLOBAL: Counting = Counting;
 fn allocations_in_steady_state(threads: usize, optimizer: Optimizer) -> (usize, Trainer) {
     let data = builtin::digits().unwrap();
     let spec = ModelSpec::mlp(64, &[128, 64], Activation::Relu, 10);
-    let mut model = Sequential::new(&spec, 1).unwrap();
+    let mut model = Network::from_spec(&spec, 1).unwrap();
     let mut opt = optimizer;
     let mut trainer = Trainer::new(TrainConfig::new(1, 200, 1, threads)).unwrap();
     let batches: Vec<Vec<usize>> = (0..8).map(|b| (b * 200..(b + 1) * 200).collect()).collect();

@@ -3,7 +3,7 @@
 
 use nabla::autograd::{Grads, Tape, Workspace};
 use nabla::kernels::activation::Activation;
-use nabla::nn::{LayerSpec, ModelSpec, Sequential};
+use nabla::nn::{LayerSpec, ModelSpec, Network};
 use nabla::rng::{self, RngExt, Stream};
 use nabla::{ParamId, Tensor};
 
@@ -19,7 +19,7 @@ fn batch(rows: usize, cols: usize, seed: u64) -> Tensor {
     .unwrap()
 }
 
-fn loss_of(model: &Sequential, x: &Tensor, labels: &[u32], grads: Option<&mut Grads>) -> f32 {
+fn loss_of(model: &Network, x: &Tensor, labels: &[u32], grads: Option<&mut Grads>) -> f32 {
     let mut ws = Workspace::new();
     let mut tape = Tape::new(model.params(), &mut ws);
     let xv = tape.input(x);
@@ -33,7 +33,7 @@ fn loss_of(model: &Sequential, x: &Tensor, labels: &[u32], grads: Option<&mut Gr
 
 /// `(L(θ_i + ε) − L(θ_i − ε)) / 2ε` for element `i` of parameter `id`, ε = 0.01.
 fn finite_difference(
-    model: &mut Sequential,
+    model: &mut Network,
     x: &Tensor,
     labels: &[u32],
     id: ParamId,
@@ -58,7 +58,7 @@ fn every_parameter_of_a_deep_network_gets_a_nonzero_gradient() {
         Activation::LeakyRelu { slope: 0.01 },
     ] {
         let spec = ModelSpec::mlp(5, &[7, 6, 4], act, 3);
-        let model = Sequential::new(&spec, 3).unwrap();
+        let model = Network::from_spec(&spec, 3).unwrap();
         assert_eq!(model.params().len(), 8);
         let x = batch(9, 5, 1);
         let labels: Vec<u32> = (0..9).map(|i| i % 3).collect();
@@ -76,7 +76,7 @@ fn every_parameter_of_a_deep_network_gets_a_nonzero_gradient() {
 #[test]
 fn parameter_gradients_match_finite_differences() {
     let spec = ModelSpec::mlp(4, &[5, 3], Activation::Tanh, 3);
-    let mut model = Sequential::new(&spec, 11).unwrap();
+    let mut model = Network::from_spec(&spec, 11).unwrap();
     let x = batch(6, 4, 2);
     let labels = [0, 1, 2, 2, 1, 0];
     let mut grads = Grads::zeros_like(model.params());
@@ -99,16 +99,23 @@ fn evaluation_forward_with_batch_norm_passes_gradients_to_every_parameter() {
     // Batch norm in evaluation (running statistics) is still differentiable in γ and β:
     // `nabla explain --model` takes a training step through it.
     let spec = ModelSpec::mlp_with(4, &[5, 3], Activation::Tanh, 3, true, 0.3);
-    let mut model = Sequential::new(&spec, 4).unwrap();
-    let running = model
-        .running_stats()
-        .iter()
-        .map(|r| nabla::nn::RunningStats {
-            mean: (0..r.mean.len()).map(|i| 0.1 * i as f32 - 0.2).collect(),
-            var: (0..r.var.len()).map(|i| 0.5 + 0.3 * i as f32).collect(),
-        })
-        .collect();
-    model.set_running_stats(running).unwrap();
+    let mut model = Network::from_spec(&spec, 4).unwrap();
+    for id in model.buffers().ids().collect::<Vec<_>>() {
+        let name = model.buffers().name(id).to_string();
+        for (i, v) in model
+            .buffers_mut()
+            .get_mut(id)
+            .data_mut()
+            .iter_mut()
+            .enumerate()
+        {
+            if name.ends_with("running_mean") {
+                *v = 0.1 * i as f32 - 0.2;
+            } else if name.ends_with("running_var") {
+                *v = 0.5 + 0.3 * i as f32;
+            }
+        }
+    }
     for (id, t) in model.params().ids().zip(0..).collect::<Vec<_>>() {
         // γ ≠ 1, β ≠ 0 so every factor shows.
         for (i, v) in model
@@ -160,7 +167,7 @@ fn evaluation_forward_with_batch_norm_passes_gradients_to_every_parameter() {
 #[test]
 fn names_and_shapes_follow_pytorch_sequential() {
     let spec = ModelSpec::mlp(4, &[5], Activation::Relu, 2);
-    let model = Sequential::new(&spec, 0).unwrap();
+    let model = Network::from_spec(&spec, 0).unwrap();
     let names: Vec<(String, (usize, usize))> = model
         .params()
         .iter()
@@ -181,9 +188,9 @@ fn names_and_shapes_follow_pytorch_sequential() {
 #[test]
 fn same_seed_same_weights_other_seed_other_weights() {
     let spec = ModelSpec::mlp(4, &[5], Activation::Relu, 2);
-    let a = Sequential::new(&spec, 1).unwrap();
-    let b = Sequential::new(&spec, 1).unwrap();
-    let c = Sequential::new(&spec, 2).unwrap();
+    let a = Network::from_spec(&spec, 1).unwrap();
+    let b = Network::from_spec(&spec, 1).unwrap();
+    let c = Network::from_spec(&spec, 2).unwrap();
     assert_eq!(a.params().tensors(), b.params().tensors());
     assert_ne!(a.params().tensors(), c.params().tensors());
 }
@@ -191,7 +198,7 @@ fn same_seed_same_weights_other_seed_other_weights() {
 #[test]
 fn he_init_has_the_expected_spread() {
     let spec = ModelSpec::mlp(400, &[300], Activation::Relu, 2);
-    let model = Sequential::new(&spec, 5).unwrap();
+    let model = Network::from_spec(&spec, 5).unwrap();
     let w = model.params().tensors()[0].data();
     let var = w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64;
     let expected = 2.0 / 400.0;
@@ -204,7 +211,7 @@ fn he_init_has_the_expected_spread() {
 #[test]
 fn gradient_descent_lowers_the_loss() {
     let spec = ModelSpec::mlp(5, &[8, 8], Activation::Relu, 3);
-    let mut model = Sequential::new(&spec, 4).unwrap();
+    let mut model = Network::from_spec(&spec, 4).unwrap();
     let x = batch(12, 5, 3);
     let labels: Vec<u32> = (0..12).map(|i| i % 3).collect();
     let mut opt = nabla::optim::Optimizer::Sgd(nabla::optim::Sgd::new(0.1, 0.0));

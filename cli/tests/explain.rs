@@ -474,7 +474,7 @@ fn any_valid_layer_order_is_explained_without_panicking() {
     // activation last. The library explains them all, every gradient checked.
     use nabla::data::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding};
     use nabla::explain::{Target, explain_model};
-    use nabla::nn::{LayerSpec, ModelSpec, Sequential, Task};
+    use nabla::nn::{LayerSpec, ModelSpec, Network, Task};
     let bn = |features| LayerSpec::BatchNorm {
         features,
         eps: 1e-5,
@@ -511,7 +511,7 @@ fn any_valid_layer_order_is_explained_without_panicking() {
             task: Task::Classification,
             classes: vec!["a".into(), "b".into(), "c".into()],
         };
-        let net = Sequential::new(&spec, 9).unwrap();
+        let net = Network::from_spec(&spec, 9).unwrap();
         let t = explain_model(
             &net,
             &[0.3, -1.2, 0.8, 2.0],

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use nabla::data::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding};
 use nabla::io::Model;
 use nabla::kernels::activation::Activation;
-use nabla::nn::{ModelSpec, RunningStats, Sequential, Task};
+use nabla::nn::{ModelSpec, Network, Task};
 
 struct Counting;
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -73,18 +73,20 @@ fn preprocess(n: usize, classes: &[String]) -> Preprocess {
 }
 
 /// A network with batch norm whose running statistics are not the defaults.
-fn network() -> Sequential {
+fn network() -> Network {
     let spec = ModelSpec::mlp_with(5, &[7, 6], Activation::Tanh, 3, true, 0.2);
-    let mut net = Sequential::new(&spec, 3).unwrap();
-    let running = net
-        .running_stats()
-        .iter()
-        .map(|r| RunningStats {
-            mean: (0..r.mean.len()).map(|i| 0.1 * i as f32).collect(),
-            var: (0..r.var.len()).map(|i| 0.5 + 0.2 * i as f32).collect(),
-        })
-        .collect();
-    net.set_running_stats(running).unwrap();
+    let mut net = Network::from_spec(&spec, 3).unwrap();
+    for id in net.buffers().ids().collect::<Vec<_>>() {
+        let name = net.buffers().name(id).to_string();
+        let t = net.buffers_mut().get_mut(id).data_mut();
+        for (i, v) in t.iter_mut().enumerate() {
+            if name.ends_with("running_mean") {
+                *v = 0.1 * i as f32;
+            } else if name.ends_with("running_var") {
+                *v = 0.5 + 0.2 * i as f32;
+            }
+        }
+    }
     for t in net.params_mut().tensors_mut() {
         for (i, v) in t.data_mut().iter_mut().enumerate() {
             *v += 0.01 * (i % 7) as f32;
@@ -93,7 +95,7 @@ fn network() -> Sequential {
     net
 }
 
-fn saved(dir: &Path) -> (PathBuf, Sequential, Preprocess) {
+fn saved(dir: &Path) -> (PathBuf, Network, Preprocess) {
     let net = network();
     let pre = preprocess(5, &net.spec().classes);
     let path = dir.join("m.safetensors");
@@ -113,11 +115,11 @@ fn round_trip_keeps_everything_and_predicts_like_the_network() {
         assert_eq!(n1, n2);
         assert_eq!(t1.data(), t2.data());
     }
-    assert_eq!(file.network.running_stats(), net.running_stats());
+    assert_eq!(file.network.buffers(), net.buffers());
     // No temporary file left behind.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
 
-    let mut model = Model::new(file);
+    let model = Model::new(file);
     let raw = [1.0f32, -2.0, 0.5, 3.0, 7.0];
     let normalised: Vec<f32> = raw
         .iter()
@@ -141,25 +143,26 @@ fn round_trip_keeps_everything_and_predicts_like_the_network() {
 #[test]
 fn prediction_allocates_nothing_after_the_first_call() {
     let spec = ModelSpec::mlp(784, &[256, 128], Activation::Relu, 10);
-    let net = Sequential::new(&spec, 1).unwrap();
+    let net = Network::from_spec(&spec, 1).unwrap();
     let dir = temp_dir("alloc");
     let pre = preprocess(784, &spec.classes);
     let path = dir.join("m.safetensors");
     nabla::io::save(&path, &net, &pre, &serde_json::Value::Null).unwrap();
-    let mut model = Model::load(&path).unwrap();
+    let model = Model::load(&path).unwrap();
     let x = vec![0.25f32; 784];
     let batch = vec![0.5f32; 784 * 32];
-    model.predict(&x).unwrap();
-    model.predict_batch(&batch, 32).unwrap();
+    let mut scratch = nabla::io::Scratch::new();
+    model.predict_into(&x, 1, &mut scratch).unwrap();
+    model.predict_into(&batch, 32, &mut scratch).unwrap();
     THIS_THREAD.with(|t| t.set(true));
     ALLOCATIONS.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     for _ in 0..10 {
-        let _ = model.predict(&x).unwrap()[0];
+        let _ = model.predict_into(&x, 1, &mut scratch).unwrap()[0];
     }
     let single = ALLOCATIONS.swap(0, Ordering::SeqCst);
     for _ in 0..10 {
-        let _ = model.predict_batch(&batch, 32).unwrap()[0];
+        let _ = model.predict_into(&batch, 32, &mut scratch).unwrap()[0];
     }
     COUNTING.store(false, Ordering::SeqCst);
     assert_eq!((single, ALLOCATIONS.load(Ordering::SeqCst)), (0, 0));

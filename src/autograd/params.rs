@@ -14,11 +14,14 @@ impl ParamId {
     }
 }
 
-/// The trainable tensors of a model, each with a name (`layers.0.weight`, ...).
+/// The trainable tensors of a model, each with a name (`layers.0.weight`, ...) and the shape it
+/// has in PyTorch and in model files (`[out, in]` for a linear weight, `[out]` for its bias; the
+/// storage is always a 2-D [`Tensor`] of the same elements).
 #[derive(Clone, Debug, Default)]
 pub struct Params {
     tensors: Vec<Tensor>,
     names: Vec<String>,
+    shapes: Vec<Vec<usize>>,
 }
 
 impl Params {
@@ -27,11 +30,29 @@ impl Params {
         Self::default()
     }
 
-    /// Adds a parameter and returns its id.
+    /// Adds a parameter and returns its id; its shape is the tensor's `[rows, cols]`.
     pub fn add(&mut self, name: impl Into<String>, value: Tensor) -> ParamId {
+        let shape = vec![value.rows(), value.cols()];
+        self.add_shaped(name, shape, value)
+    }
+
+    /// Adds a parameter whose shape (as PyTorch and model files see it) is `shape`; `value`
+    /// holds its elements in row-major order.
+    pub fn add_shaped(
+        &mut self,
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        value: Tensor,
+    ) -> ParamId {
         self.tensors.push(value);
         self.names.push(name.into());
+        self.shapes.push(shape);
         ParamId(self.tensors.len() - 1)
+    }
+
+    /// The shape of parameter `id` as PyTorch and model files see it.
+    pub fn shape(&self, id: ParamId) -> &[usize] {
+        &self.shapes[id.0]
     }
 
     /// The parameter `id`.

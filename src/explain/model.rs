@@ -13,7 +13,8 @@ use super::WeightTrace;
 use crate::autograd::{Grads, Tape, Var, Workspace};
 use crate::error::NablaError;
 use crate::kernels::activation::Activation;
-use crate::nn::{LayerSpec, Sequential};
+use crate::nn::batchnorm::eval_affine;
+use crate::nn::{LayerSpec, Network, Sequential};
 use crate::optim::{Optimizer, Sgd};
 use crate::tensor::Tensor;
 
@@ -132,7 +133,7 @@ pub struct WeightRef {
 impl WeightRef {
     /// Parses `W2[3,10]` / `b2[3]` (linear layer 2, counting from 1) or the model file's
     /// `layers.2.weight[3,10]` / `layers.2.bias[3]`, checking that it exists in `net`.
-    pub fn parse(net: &Sequential, name: &str) -> Result<Self, NablaError> {
+    pub fn parse(net: &Network<Sequential>, name: &str) -> Result<Self, NablaError> {
         let usage = |why: String| {
             NablaError::Usage(format!(
                 "--weight {name}: {why}; name a linear layer's weight or bias as W1[j,i] / b1[j] \
@@ -218,7 +219,7 @@ impl WeightRef {
 }
 
 /// `(layer index, inputs, outputs)` of every linear layer, in order.
-fn linear_layers(net: &Sequential) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+fn linear_layers(net: &Network<Sequential>) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
     net.spec()
         .layers
         .iter()
@@ -259,7 +260,7 @@ pub struct ModelTrace {
 
 /// Records the evaluation forward pass and the loss; returns every layer's output and the loss.
 fn record(
-    net: &Sequential,
+    net: &Network<Sequential>,
     tape: &mut Tape,
     x: &Tensor,
     target: Target,
@@ -278,7 +279,7 @@ fn record(
 }
 
 /// The loss of `net` on `(x, target)`: the forward pass on a fresh tape.
-fn loss_of(net: &Sequential, x: &Tensor, target: Target) -> Result<f64, NablaError> {
+fn loss_of(net: &Network<Sequential>, x: &Tensor, target: Target) -> Result<f64, NablaError> {
     let mut ws = Workspace::new();
     let mut tape = Tape::new(net.params(), &mut ws);
     let (_, loss) = record(net, &mut tape, x, target)?;
@@ -308,8 +309,8 @@ fn pick(n: usize, limit: usize, keep: impl Fn(usize) -> bool) -> Vec<usize> {
 /// ```
 /// use nabla::explain::{Target, explain_model};
 /// use nabla::kernels::activation::Activation;
-/// use nabla::nn::{ModelSpec, Sequential};
-/// let net = Sequential::new(&ModelSpec::mlp(4, &[5, 3], Activation::Tanh, 3), 1).unwrap();
+/// use nabla::nn::{ModelSpec, Network};
+/// let net = Network::from_spec(&ModelSpec::mlp(4, &[5, 3], Activation::Tanh, 3), 1).unwrap();
 /// let t = explain_model(&net, &[0.5, -1.0, 0.25, 2.0], Target::Class(2), 2, None, 0.1, 1e-2).unwrap();
 /// assert_eq!(t.stages.len(), 5); // z1 h1 z2 h2 z3
 /// for w in &t.weights {
@@ -318,7 +319,7 @@ fn pick(n: usize, limit: usize, keep: impl Fn(usize) -> bool) -> Vec<usize> {
 /// }
 /// ```
 pub fn explain_model(
-    net: &Sequential,
+    net: &Network<Sequential>,
     inputs: &[f32],
     target: Target,
     limit: usize,
@@ -371,24 +372,28 @@ pub fn explain_model(
                     number += 1;
                     let kind = StageKind::Linear {
                         number,
-                        weight: format!("layers.{layer}.weight"),
-                        bias: format!("layers.{layer}.bias"),
+                        weight: net.module().tensor_name(layer, "weight"),
+                        bias: net.module().tensor_name(layer, "bias"),
                         inputs,
                         outputs,
                     };
                     (kind, format!("z{number}"), None)
                 }
                 LayerSpec::BatchNorm { eps, .. } => {
-                    let gamma = param(net, &format!("layers.{layer}.weight"));
-                    let beta = param(net, &format!("layers.{layer}.bias"));
-                    let bn = spec.layers[..layer]
-                        .iter()
-                        .filter(|l| matches!(l, LayerSpec::BatchNorm { .. }))
-                        .count();
-                    let running = net.running_stats().get(bn).ok_or_else(|| {
-                        NablaError::Shape(format!("layers.{layer}: no running statistics"))
-                    })?;
-                    let (scale, shift) = running.affine(gamma, beta, eps);
+                    let tensor = |name: &str| {
+                        let name = net.module().tensor_name(layer, name);
+                        let buffers = net.buffers();
+                        buffers
+                            .find(&name)
+                            .map_or_else(|| param(net, &name), |id| buffers.get(id).data())
+                    };
+                    let (scale, shift) = eval_affine(
+                        tensor("weight"),
+                        tensor("bias"),
+                        tensor("running_mean"),
+                        tensor("running_var"),
+                        eps,
+                    );
                     let local = Some(scale.clone());
                     (
                         StageKind::BatchNorm { scale, shift },
@@ -472,8 +477,8 @@ pub fn explain_model(
                 cols.push(i);
             }
         }
-        let w_id = param_id(net, &format!("layers.{}.weight", stage.layer))?;
-        let b_id = param_id(net, &format!("layers.{}.bias", stage.layer))?;
+        let w_id = param_id(net, &net.module().tensor_name(stage.layer, "weight"))?;
+        let b_id = param_id(net, &net.module().tensor_name(stage.layer, "bias"))?;
         for &j in &units {
             let entries = cols.iter().map(|&i| Some(i)).chain(std::iter::once(None));
             for input in entries {
@@ -482,7 +487,10 @@ pub fn explain_model(
                         w_id,
                         j * n_in + i,
                         format!("W{number}[{j},{i}]"),
-                        format!("layers.{}.weight[{j},{i}]", stage.layer),
+                        format!(
+                            "{}[{j},{i}]",
+                            net.module().tensor_name(stage.layer, "weight")
+                        ),
                         format!("{a_name}[{i}]"),
                         a[i],
                     ),
@@ -490,7 +498,7 @@ pub fn explain_model(
                         b_id,
                         j,
                         format!("b{number}[{j}]"),
-                        format!("layers.{}.bias[{j}]", stage.layer),
+                        format!("{}[{j}]", net.module().tensor_name(stage.layer, "bias")),
                         "1".to_string(),
                         1.0,
                     ),
@@ -538,7 +546,7 @@ pub fn explain_model(
         let eps = epsilon / 3.0;
         let numeric = if norm > 0.0 {
             let original = params.get(id).clone();
-            let step = |sign: f64, probe: &mut Sequential| {
+            let step = |sign: f64, probe: &mut Network<Sequential>| {
                 let w = probe.params_mut().get_mut(id).data_mut();
                 for ((w, &o), &d) in w.iter_mut().zip(original.data()).zip(g.data()) {
                     *w = (f64::from(o) + sign * f64::from(eps) * f64::from(d) / norm) as f32;
@@ -590,13 +598,13 @@ pub fn explain_model(
     })
 }
 
-fn param_id(net: &Sequential, name: &str) -> Result<crate::autograd::ParamId, NablaError> {
+fn param_id(net: &Network<Sequential>, name: &str) -> Result<crate::autograd::ParamId, NablaError> {
     net.params()
         .find(name)
         .ok_or_else(|| NablaError::Shape(format!("the model has no parameter {name}")))
 }
 
-fn param<'a>(net: &'a Sequential, name: &str) -> &'a [f32] {
+fn param<'a>(net: &'a Network<Sequential>, name: &str) -> &'a [f32] {
     let params = net.params();
     params.find(name).map_or(&[], |id| params.get(id).data())
 }

@@ -7,6 +7,7 @@ pub mod input;
 pub mod model_file;
 
 pub use model_file::{
-    EXTRA_PREFIX, Extras, FORMAT, FORMAT_VERSION, Model, ModelFile, decode, decode_with, encode,
-    encode_with, load, save, write_atomic,
+    EXTRA_PREFIX, Extras, FORMAT, FORMAT_VERSION, Model, ModelFile, STATE_FORMAT, Scratch, decode,
+    decode_with, encode, encode_with, load, load_state, save, save_network, save_state,
+    write_atomic,
 };

@@ -38,6 +38,16 @@ pub fn matmul(
     if m == 0 || n == 0 {
         return;
     }
+    if m <= SMALL_BATCH && k > 0 && ta == Transpose::No && tb == Transpose::Yes && !accumulate {
+        // x·Wᵀ for a few rows (single-sample prediction): matrix-vector products, since faer's
+        // small-size path allocates on every call.
+        for (crow, arow) in c[..m * n].chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+            for (cv, brow) in crow.iter_mut().zip(b.chunks_exact(k)) {
+                *cv = dot(brow, arow);
+            }
+        }
+        return;
+    }
     if k == 0 {
         if !accumulate {
             c[..m * n].fill(0.0);
@@ -71,6 +81,82 @@ pub fn matmul(
         Accum::Replace
     };
     faer::linalg::matmul::matmul(c, accum, a, b, 1.0f32, Par::Seq);
+}
+
+/// Products `x·Wᵀ` of up to this many rows use the matrix-vector loop instead of the GEMM.
+const SMALL_BATCH: usize = 4;
+
+/// `Σ a[i]·b[i]`: with AVX2 and FMA (checked at run time) 32 lanes of fused multiply-adds,
+/// otherwise eight independent partial sums the compiler vectorises. Either way the partial
+/// sums are combined in a fixed order, so a given machine always gives the same bits.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { dot_avx2_fma(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in ar.iter().zip(br) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// The AVX2 + FMA dot product: four 8-lane accumulators (32 elements per iteration).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2_fma(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY: every load reads 8 floats at offsets i..i+32 ≤ n inside both slices.
+    unsafe {
+        while i + 32 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let x = _mm256_loadu_ps(pa.add(i + 8 * j));
+                let y = _mm256_loadu_ps(pb.add(i + 8 * j));
+                *acc = _mm256_fmadd_ps(x, y, *acc);
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            let x = _mm256_loadu_ps(pa.add(i));
+            let y = _mm256_loadu_ps(pb.add(i));
+            acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+            i += 8;
+        }
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` holds exactly 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+    let mut total = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
+        + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+    for k in i..n {
+        total += a[k] * b[k];
+    }
+    total
 }
 
 /// Runs one small product on the calling thread so the GEMM crate sets up its per-thread

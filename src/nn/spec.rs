@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{BatchNorm1d, Builder, Dropout, Init, Linear, Module};
 use crate::error::NablaError;
 use crate::kernels::activation::Activation;
 pub use crate::task::Task;
@@ -85,6 +86,27 @@ impl LayerSpec {
             LayerSpec::Linear { .. } | LayerSpec::Dropout { .. } | LayerSpec::BatchNorm { .. } => {
                 None
             }
+        }
+    }
+
+    /// Builds the layer this spec describes with `b` (a linear layer's weights drawn by `init`):
+    /// the one place that maps a kind of layer in a model file to its [`Module`].
+    pub fn build(&self, b: &mut Builder, init: Init) -> Box<dyn Module> {
+        match *self {
+            LayerSpec::Linear { inputs, outputs } => {
+                Box::new(Linear::new(b, inputs, outputs, init))
+            }
+            LayerSpec::Dropout { p } => Box::new(Dropout { p }),
+            LayerSpec::BatchNorm {
+                features,
+                eps,
+                momentum,
+            } => Box::new(BatchNorm1d::new(b, features, eps, momentum)),
+            LayerSpec::Relu => Box::new(Activation::Relu),
+            LayerSpec::Sigmoid => Box::new(Activation::Sigmoid),
+            LayerSpec::Tanh => Box::new(Activation::Tanh),
+            LayerSpec::LeakyRelu { slope } => Box::new(Activation::LeakyRelu { slope }),
+            LayerSpec::Gelu => Box::new(Activation::Gelu),
         }
     }
 
@@ -188,6 +210,16 @@ impl ModelSpec {
             })
             .collect();
         widths[..widths.len().saturating_sub(1)].to_vec()
+    }
+
+    /// The activation that follows layer `i` before the next linear layer, if any (it picks a
+    /// linear layer's initialisation).
+    pub fn activation_after(&self, i: usize) -> Option<Activation> {
+        self.layers
+            .get(i + 1..)?
+            .iter()
+            .take_while(|l| !matches!(l, LayerSpec::Linear { .. }))
+            .find_map(LayerSpec::activation)
     }
 
     /// The first activation used, if any.

@@ -1,5 +1,6 @@
-//! Checkpoints: after each epoch, one model file (loadable by `nabla predict` like any other)
-//! holding, beside the network, the optimizer's state, the best epoch's weights and, in the
+//! Checkpoints: after each epoch, one safetensors file holding the network's tensors by name
+//! (for a [`Sequential`] network with its spec and preprocessing, a model file loadable by
+//! `nabla predict` like any other) and, beside them, the optimizer's state, the best epoch's weights and, in the
 //! `checkpoint` metadata entry, the epoch, the step counter, the schedule's state, the history
 //! and the command line that started the run. Written atomically as
 //! `DIR/epoch-NNNNN.safetensors`; the newest few and the best are kept.
@@ -7,6 +8,7 @@
 //! Restoring these is enough for an exact resume: shuffles are per-epoch streams of the seed and
 //! dropout masks are named by the step counter (see [`crate::train::Trainer::resume`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Preprocess;
 use crate::error::NablaError;
 use crate::io::model_file::{self, EXTRA_PREFIX, Extras};
-use crate::nn::{RunningStats, Sequential};
+use crate::nn::{Dtype, Module, Network, Sequential, Snapshot};
 use crate::optim::OptimizerState;
 use crate::train::{EpochMetrics, FitState};
 
@@ -36,18 +38,32 @@ struct Meta {
 }
 
 /// A checkpoint read back: what [`crate::train::Trainer::resume`] needs to continue.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Checkpoint {
     /// The file it came from.
     pub path: PathBuf,
     /// The run's state after its last completed epoch.
     pub state: FitState,
-    /// The network at that moment.
-    pub model: Sequential,
     /// The optimizer's state at that moment.
     pub optimizer: OptimizerState,
     /// The command line that started the run.
     pub argv: Vec<String>,
+}
+
+/// A checkpoint of a model file's network, read back with the network itself.
+#[derive(Debug)]
+pub struct ModelCheckpoint {
+    /// The run's state, optimizer state and command line.
+    pub checkpoint: Checkpoint,
+    /// The network at that moment.
+    pub model: Network<Sequential>,
+}
+
+impl std::ops::Deref for ModelCheckpoint {
+    type Target = Checkpoint;
+    fn deref(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
 }
 
 fn file_name(epoch: usize) -> String {
@@ -62,31 +78,37 @@ fn epoch_of(path: &Path) -> Option<usize> {
         .ok()
 }
 
-fn running_tensors(prefix: &str, running: &[RunningStats], extras: &mut Extras) {
-    for (j, r) in running.iter().enumerate() {
-        extras.tensors.insert(
-            format!("{prefix}{j}.mean"),
-            (vec![r.mean.len()], r.mean.clone()),
-        );
-        extras.tensors.insert(
-            format!("{prefix}{j}.var"),
-            (vec![r.var.len()], r.var.clone()),
-        );
-    }
-}
-
-/// Saves the state after an epoch into `dir` (created if needed), atomically, then deletes all
-/// but the newest [`KEEP`] checkpoints and the best one. Returns the file written.
+/// Saves the state of a run that trains a [`Sequential`] network: a model file (spec,
+/// `preprocess`) with the checkpoint beside it. See [`save_state`].
 pub fn save(
     dir: &Path,
     state: &FitState,
-    model: &Sequential,
+    model: &Network<Sequential>,
     optimizer: &OptimizerState,
     preprocess: &Preprocess,
     argv: &[String],
 ) -> Result<PathBuf, NablaError> {
+    let training = serde_json::json!({ "checkpoint_epoch": state.epoch, "argv": argv });
+    let metadata = model_file::model_metadata(model, preprocess, &training)?;
+    save_state(dir, state, model, optimizer, argv, metadata)
+}
+
+/// Saves the state after an epoch of any network into `dir` (created if needed), atomically,
+/// then deletes all but the newest [`KEEP`] checkpoints and the best one. `metadata` goes into
+/// the file's header as it is. Returns the file written.
+pub fn save_state<M: Module>(
+    dir: &Path,
+    state: &FitState,
+    model: &Network<M>,
+    optimizer: &OptimizerState,
+    argv: &[String],
+    metadata: BTreeMap<String, String>,
+) -> Result<PathBuf, NablaError> {
     std::fs::create_dir_all(dir).map_err(|e| NablaError::io(dir, e))?;
-    let mut extras = Extras::default();
+    let mut extras = Extras {
+        metadata,
+        ..Extras::default()
+    };
     for (k, b) in optimizer.buffers.iter().enumerate() {
         extras.tensors.insert(
             format!("{EXTRA_PREFIX}optimizer.{k}"),
@@ -94,19 +116,20 @@ pub fn save(
         );
     }
     if let Some((_, _, best)) = &state.best {
-        for (name, t) in best.params().iter() {
-            extras.tensors.insert(
-                format!("{EXTRA_PREFIX}best.{name}"),
-                (vec![t.len()], t.data().to_vec()),
-            );
-        }
-        running_tensors(
-            &format!("{EXTRA_PREFIX}best_running."),
-            best.running_stats(),
-            &mut extras,
-        );
+        best_tensors(best, &mut extras);
     }
-    let meta = Meta {
+    let json = serde_json::to_string(&meta_of(state, optimizer, argv))
+        .map_err(|e| NablaError::Usage(format!("cannot encode the checkpoint: {e}")))?;
+    extras.metadata.insert("checkpoint".into(), json);
+    let bytes = model_file::encode_tensors(&model.tensors(), &extras)?;
+    let path = dir.join(file_name(state.epoch));
+    model_file::write_atomic(&path, &bytes)?;
+    prune(dir, state)?;
+    Ok(path)
+}
+
+fn meta_of(state: &FitState, optimizer: &OptimizerState, argv: &[String]) -> Meta {
+    Meta {
         epoch: state.epoch,
         steps: state.steps,
         history: state.history.clone(),
@@ -119,16 +142,27 @@ pub fn save(
         optimizer_counter: optimizer.counter,
         optimizer_buffers: optimizer.buffers.len(),
         argv: argv.to_vec(),
-    };
-    let json = serde_json::to_string(&meta)
-        .map_err(|e| NablaError::Usage(format!("cannot encode the checkpoint: {e}")))?;
-    extras.metadata.insert("checkpoint".into(), json);
-    let training = serde_json::json!({ "checkpoint_epoch": state.epoch, "argv": argv });
-    let bytes = model_file::encode_with(model, preprocess, &training, &extras)?;
-    let path = dir.join(file_name(state.epoch));
-    model_file::write_atomic(&path, &bytes)?;
+    }
+}
 
-    // Keep the newest few and the best.
+/// The best epoch's parameters and float buffers as `checkpoint.best.{name}`.
+fn best_tensors(best: &Snapshot, extras: &mut Extras) {
+    let params = best.params.iter().map(|(n, t)| (n, t.data()));
+    let buffers = best
+        .buffers
+        .ids()
+        .filter(|&id| best.buffers.dtype(id) == Dtype::F32)
+        .map(|id| (best.buffers.name(id), best.buffers.get(id).data()));
+    for (name, data) in params.chain(buffers) {
+        extras.tensors.insert(
+            format!("{EXTRA_PREFIX}best.{name}"),
+            (vec![data.len()], data.to_vec()),
+        );
+    }
+}
+
+/// Keeps the newest [`KEEP`] checkpoints and the best one.
+fn prune(dir: &Path, state: &FitState) -> Result<(), NablaError> {
     let best_epoch = state.best.as_ref().map(|(_, e, _)| *e).or_else(|| {
         state
             .history
@@ -148,7 +182,7 @@ pub fn save(
             let _ = std::fs::remove_file(dir.join(file_name(e)));
         }
     }
-    Ok(path)
+    Ok(())
 }
 
 fn list(dir: &Path) -> Result<Vec<usize>, NablaError> {
@@ -159,8 +193,8 @@ fn list(dir: &Path) -> Result<Vec<usize>, NablaError> {
         .collect())
 }
 
-/// Reads the latest checkpoint in `dir`.
-pub fn load_latest(dir: &Path) -> Result<Checkpoint, NablaError> {
+/// The latest checkpoint file in `dir`.
+pub fn latest(dir: &Path) -> Result<PathBuf, NablaError> {
     let latest = list(dir)?.into_iter().max().ok_or_else(|| {
         NablaError::data(
             dir,
@@ -168,13 +202,38 @@ pub fn load_latest(dir: &Path) -> Result<Checkpoint, NablaError> {
             "no checkpoint (epoch-NNNNN.safetensors) to resume from",
         )
     })?;
-    load(&dir.join(file_name(latest)))
+    Ok(dir.join(file_name(latest)))
 }
 
-/// Reads one checkpoint file.
-pub fn load(path: &Path) -> Result<Checkpoint, NablaError> {
+/// Reads the latest checkpoint of a model-file network in `dir`.
+pub fn load_latest(dir: &Path) -> Result<ModelCheckpoint, NablaError> {
+    load(&latest(dir)?)
+}
+
+/// Reads one checkpoint of a model-file network: the network is built from the file's spec.
+pub fn load(path: &Path) -> Result<ModelCheckpoint, NablaError> {
     let bytes = std::fs::read(path).map_err(|e| NablaError::io(path, e))?;
-    let (file, mut extras) = model_file::decode_with(path, &bytes)?;
+    let (file, extras) = model_file::decode_with(path, &bytes)?;
+    let checkpoint = restore(path, &file.network, extras)?;
+    Ok(ModelCheckpoint {
+        checkpoint,
+        model: file.network,
+    })
+}
+
+/// Reads one checkpoint of any network into `model`, which must be built as the one saved
+/// (its tensors are loaded by name, strictly).
+pub fn load_into<M: Module>(path: &Path, model: &mut Network<M>) -> Result<Checkpoint, NablaError> {
+    let extras = model_file::load_state_with_extras(path, model)?;
+    restore(path, model, extras)
+}
+
+/// The run's state from a checkpoint's extras, the best weights shaped like `model`'s.
+fn restore<M: Module>(
+    path: &Path,
+    model: &Network<M>,
+    mut extras: Extras,
+) -> Result<Checkpoint, NablaError> {
     let bad = |m: String| NablaError::data(path, "__metadata__.checkpoint", m);
     let text = extras
         .metadata
@@ -192,33 +251,11 @@ pub fn load(path: &Path) -> Result<Checkpoint, NablaError> {
         .map(|k| take(format!("{EXTRA_PREFIX}optimizer.{k}")))
         .collect::<Result<Vec<_>, _>>()?;
     let best = match meta.best {
-        Some((bits, epoch)) => {
-            let mut net = file.network.clone();
-            let ids: Vec<_> = net.params().ids().collect();
-            for id in ids {
-                let name = format!("{EXTRA_PREFIX}best.{}", net.params().name(id));
-                let v = take(name.clone())?;
-                let t = net.params_mut().get_mut(id);
-                if t.len() != v.len() {
-                    return Err(NablaError::data(
-                        path,
-                        "tensors",
-                        format!("{name}: wrong size"),
-                    ));
-                }
-                t.data_mut().copy_from_slice(&v);
-            }
-            let running = (0..net.running_stats().len())
-                .map(|j| {
-                    Ok(RunningStats {
-                        mean: take(format!("{EXTRA_PREFIX}best_running.{j}.mean"))?,
-                        var: take(format!("{EXTRA_PREFIX}best_running.{j}.var"))?,
-                    })
-                })
-                .collect::<Result<Vec<_>, NablaError>>()?;
-            net.set_running_stats(running)?;
-            Some((f64::from_bits(bits), epoch, net))
-        }
+        Some((bits, epoch)) => Some((
+            f64::from_bits(bits),
+            epoch,
+            best_snapshot(path, model, &mut take)?,
+        )),
         None => None,
     };
     Ok(Checkpoint {
@@ -234,11 +271,52 @@ pub fn load(path: &Path) -> Result<Checkpoint, NablaError> {
                 meta.scheduler.2,
             ),
         },
-        model: file.network,
         optimizer: OptimizerState {
             buffers,
             counter: meta.optimizer_counter,
         },
         argv: meta.argv,
     })
+}
+
+/// The best epoch's tensors, `checkpoint.best.{name}`; float buffers written before buffers had
+/// names are read as `checkpoint.best_running.{j}.mean` / `.var`, in buffer order.
+fn best_snapshot<M: Module>(
+    path: &Path,
+    model: &Network<M>,
+    take: &mut impl FnMut(String) -> Result<Vec<f32>, NablaError>,
+) -> Result<Snapshot, NablaError> {
+    let mut best = model.snapshot();
+    let put = |name: &str, dst: &mut [f32], v: Vec<f32>| {
+        if dst.len() != v.len() {
+            return Err(NablaError::data(
+                path,
+                "tensors",
+                format!("{name}: wrong size"),
+            ));
+        }
+        dst.copy_from_slice(&v);
+        Ok(())
+    };
+    for id in best.params.ids() {
+        let name = format!("{EXTRA_PREFIX}best.{}", best.params.name(id));
+        let v = take(name.clone())?;
+        put(&name, best.params.get_mut(id).data_mut(), v)?;
+    }
+    let floats: Vec<_> = best
+        .buffers
+        .ids()
+        .filter(|&id| best.buffers.dtype(id) == Dtype::F32)
+        .collect();
+    for (k, id) in floats.into_iter().enumerate() {
+        let name = format!("{EXTRA_PREFIX}best.{}", best.buffers.name(id));
+        let legacy = format!(
+            "{EXTRA_PREFIX}best_running.{}.{}",
+            k / 2,
+            ["mean", "var"][k % 2]
+        );
+        let v = take(name.clone()).or_else(|_| take(legacy))?;
+        put(&name, best.buffers.get_mut(id).data_mut(), v)?;
+    }
+    Ok(best)
 }

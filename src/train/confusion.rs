@@ -5,7 +5,7 @@ use super::EVAL_CHUNK;
 use crate::data::Dataset;
 use crate::error::NablaError;
 use crate::kernels::softmax::argmax;
-use crate::nn::Sequential;
+use crate::nn::{Module, Network};
 use crate::tensor::Tensor;
 
 /// `m[true][predicted]`: samples of class `true` that `model` predicts as `predicted`
@@ -14,15 +14,18 @@ use crate::tensor::Tensor;
 /// ```
 /// use nabla::data::Dataset;
 /// use nabla::kernels::activation::Activation;
-/// use nabla::nn::{ModelSpec, Sequential};
-/// let model = Sequential::new(&ModelSpec::mlp(2, &[4], Activation::Relu, 2), 1).unwrap();
+/// use nabla::nn::{ModelSpec, Network};
+/// let model = Network::from_spec(&ModelSpec::mlp(2, &[4], Activation::Relu, 2), 1).unwrap();
 /// let m = nabla::train::confusion_matrix(&model, &Dataset::new(
 ///     "tiny", nabla::data::Features::F32(vec![0.0, 1.0, 1.0, 0.0]), 2, vec![0, 1],
 ///     vec!["a".into(), "b".into()]).unwrap()).unwrap();
 /// assert_eq!(m.iter().flatten().sum::<usize>(), 2);
 /// ```
-pub fn confusion_matrix(model: &Sequential, data: &Dataset) -> Result<Vec<Vec<usize>>, NablaError> {
-    let classes = model.spec().outputs();
+pub fn confusion_matrix<M: Module>(
+    model: &Network<M>,
+    data: &Dataset,
+) -> Result<Vec<Vec<usize>>, NablaError> {
+    let classes = model.outputs();
     let mut m = vec![vec![0usize; classes]; classes];
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(EVAL_CHUNK) {

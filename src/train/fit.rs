@@ -9,23 +9,22 @@ use super::{EVAL_CHUNK, MICRO_BATCH, iterations_per_epoch};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
 use crate::error::NablaError;
-use crate::kernels::softmax::argmax;
-use crate::nn::BatchStats;
-use crate::nn::{Sequential, Task};
+use crate::loss::{Loss, Targets};
+use crate::nn::{BatchStats, Module, Network, Snapshot};
 use crate::optim::{LrScheduler, Optimizer, Schedule, global_norm};
 use crate::rng::ChaCha8Rng;
 use crate::rng::{self, Stream};
 
 /// The datasets of a run: the training set, an optional validation set (evaluated every epoch,
-/// and the loss that picks the best epoch) and the test set.
+/// and the loss that picks the best epoch) and an optional test set.
 #[derive(Clone, Copy, Debug)]
 pub struct Splits<'a> {
     /// Trained on.
     pub train: &'a Dataset,
     /// Held out from training, watched every epoch.
     pub val: Option<&'a Dataset>,
-    /// Evaluated every epoch and reported.
-    pub test: &'a Dataset,
+    /// Evaluated every epoch and reported (its metrics are NaN without one).
+    pub test: Option<&'a Dataset>,
 }
 
 impl<'a> Splits<'a> {
@@ -34,7 +33,16 @@ impl<'a> Splits<'a> {
         Self {
             train,
             val: None,
-            test,
+            test: Some(test),
+        }
+    }
+
+    /// A training set alone: no validation or test set.
+    pub fn train_only(train: &'a Dataset) -> Self {
+        Self {
+            train,
+            val: None,
+            test: None,
         }
     }
 
@@ -45,24 +53,24 @@ impl<'a> Splits<'a> {
 }
 
 /// The hook that saves a checkpoint: the state, model and optimizer after an epoch.
-type CheckpointHook<'h> =
-    Box<dyn FnMut(&FitState, &Sequential, &Optimizer) -> Result<(), NablaError> + 'h>;
+type CheckpointHook<'h, M> =
+    Box<dyn FnMut(&FitState, &Network<M>, &Optimizer) -> Result<(), NablaError> + 'h>;
 
 /// What a run calls back, each optional: every iteration (progress bars, per-iteration logs),
 /// every epoch's metrics, and the state to save after every epoch (checkpoints).
-pub struct Hooks<'h> {
+pub struct Hooks<'h, M = crate::nn::Sequential> {
     on_iteration: Box<dyn FnMut(&IterationStats) + 'h>,
     on_epoch: Box<dyn FnMut(&EpochMetrics) + 'h>,
-    on_checkpoint: CheckpointHook<'h>,
+    on_checkpoint: CheckpointHook<'h, M>,
 }
 
-impl Default for Hooks<'_> {
+impl<M> Default for Hooks<'_, M> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<'h> Hooks<'h> {
+impl<'h, M> Hooks<'h, M> {
     /// No hooks.
     pub fn new() -> Self {
         Self {
@@ -88,7 +96,7 @@ impl<'h> Hooks<'h> {
     /// from it); an error ends the run.
     pub fn on_checkpoint(
         mut self,
-        f: impl FnMut(&FitState, &Sequential, &Optimizer) -> Result<(), NablaError> + 'h,
+        f: impl FnMut(&FitState, &Network<M>, &Optimizer) -> Result<(), NablaError> + 'h,
     ) -> Self {
         self.on_checkpoint = Box::new(f);
         self
@@ -114,6 +122,9 @@ pub struct TrainConfig {
     pub early_stopping: Option<usize>,
     /// Rescale the summed gradient so its global L2 norm is at most this.
     pub clip_grad_norm: Option<f64>,
+    /// What training minimises; `None`: the usual loss for the training data's task
+    /// (cross-entropy for classes, MSE for numbers, see [`Loss::for_task`]).
+    pub loss: Option<Loss>,
 }
 
 impl TrainConfig {
@@ -128,6 +139,7 @@ impl TrainConfig {
             warmup: 0,
             early_stopping: None,
             clip_grad_norm: None,
+            loss: None,
         }
     }
 }
@@ -156,8 +168,9 @@ pub struct FitState {
     pub steps: u64,
     /// Metrics of the completed epochs.
     pub history: Vec<EpochMetrics>,
-    /// The best epoch so far: (monitored loss, epoch, the model then), when the run keeps it.
-    pub best: Option<(f64, usize, Sequential)>,
+    /// The best epoch so far: (monitored loss, epoch, the network's tensors then), when the run
+    /// keeps it.
+    pub best: Option<(f64, usize, Snapshot)>,
     /// The plateau schedule's state (see [`LrScheduler::plateau_state`]).
     pub scheduler: (f64, f64, usize),
 }
@@ -229,7 +242,7 @@ pub struct RegressionMetrics {
 struct Worker {
     ws: Workspace,
     stats: BatchStats,
-    labels: Vec<u32>,
+    targets: Targets,
     loss_sum: f64,
     correct: usize,
 }
@@ -280,29 +293,33 @@ impl Trainer {
     pub fn config(&self) -> &TrainConfig {
         &self.config
     }
-
-    /// Evaluates `model` on `data` with this trainer's threads.
-    pub fn evaluate(&self, model: &Sequential, data: &Dataset) -> Result<Evaluation, NablaError> {
-        self.pool.install(|| evaluate(model, data))
+    /// Evaluates `model` on `data` with this trainer's threads and loss.
+    pub fn evaluate<M: Module>(
+        &self,
+        model: &Network<M>,
+        data: &Dataset,
+    ) -> Result<Evaluation, NablaError> {
+        let loss = self.config.loss.unwrap_or(Loss::for_task(data.task()));
+        self.pool.install(|| evaluate_with(model, data, loss))
     }
 
     /// The training run: per epoch, the scheduled learning rate, one pass over `splits.train`,
-    /// evaluation on the validation set (if any) and the test set, and the [`Hooks`]. The
-    /// monitored loss is the validation loss, else the test loss. With a validation set or early
-    /// stopping, the model ends with the weights of the epoch with the lowest monitored loss,
-    /// whether or not training stopped early.
+    /// evaluation on the validation set (if any) and the test set (if any), and the [`Hooks`].
+    /// The monitored loss is the validation loss, else the test loss. With a validation set or
+    /// early stopping, the model ends with the weights of the epoch with the lowest monitored
+    /// loss, whether or not training stopped early.
     ///
     /// ```
     /// use nabla::data::builtin;
     /// use nabla::kernels::activation::Activation;
-    /// use nabla::nn::{ModelSpec, Sequential};
+    /// use nabla::nn::{ModelSpec, Network};
     /// use nabla::optim::{Optimizer, Sgd};
     /// use nabla::train::{Hooks, Splits, TrainConfig, Trainer};
     ///
     /// let digits = builtin::digits().unwrap();
     /// let (train, test) = (digits.subset(&(0..1500).collect::<Vec<_>>(), "train"),
     ///                      digits.subset(&(1500..1797).collect::<Vec<_>>(), "test"));
-    /// let mut model = Sequential::new(&ModelSpec::mlp(64, &[32], Activation::Relu, 10), 1).unwrap();
+    /// let mut model = Network::from_spec(&ModelSpec::mlp(64, &[32], Activation::Relu, 10), 1).unwrap();
     /// let mut sgd = Optimizer::Sgd(Sgd::new(0.1, 0.9));
     /// let mut trainer = Trainer::new(TrainConfig::new(3, 32, 1, 1)).unwrap();
     /// let mut lines = Vec::new();
@@ -314,12 +331,12 @@ impl Trainer {
     /// assert!(report.history[2].test_accuracy.unwrap() > 0.8);
     /// assert_eq!(lines.len(), 3);
     /// ```
-    pub fn fit(
+    pub fn fit<M: Module>(
         &mut self,
-        model: &mut Sequential,
+        model: &mut Network<M>,
         optimizer: &mut Optimizer,
         splits: Splits,
-        hooks: Hooks,
+        hooks: Hooks<M>,
     ) -> Result<FitReport, NablaError> {
         self.run(model, optimizer, splits, None, hooks)
     }
@@ -328,34 +345,44 @@ impl Trainer {
     /// `on_checkpoint` hook, with `model` and `optimizer` restored to that moment). Because
     /// shuffles are per-epoch streams of the seed and dropout masks are named by the step
     /// counter, a resumed run continues bit-identically to one never interrupted.
-    pub fn resume(
+    pub fn resume<M: Module>(
         &mut self,
-        model: &mut Sequential,
+        model: &mut Network<M>,
         optimizer: &mut Optimizer,
         splits: Splits,
         state: FitState,
-        hooks: Hooks,
+        hooks: Hooks<M>,
     ) -> Result<FitReport, NablaError> {
         self.run(model, optimizer, splits, Some(state), hooks)
     }
 
-    fn run(
+    /// The loss of this run on `train`, checked against the model and every split.
+    fn loss_for<M: Module>(&self, model: &Network<M>, splits: &Splits) -> Result<Loss, NablaError> {
+        let loss = self
+            .config
+            .loss
+            .unwrap_or(Loss::for_task(splits.train.task()));
+        for data in [Some(splits.train), splits.test, splits.val]
+            .into_iter()
+            .flatten()
+        {
+            check_fits(model, data, loss)?;
+        }
+        if splits.train.is_empty() {
+            return Err(NablaError::Usage("the training set is empty".into()));
+        }
+        Ok(loss)
+    }
+
+    fn run<M: Module>(
         &mut self,
-        model: &mut Sequential,
+        model: &mut Network<M>,
         optimizer: &mut Optimizer,
         splits: Splits,
         resume: Option<FitState>,
-        mut hooks: Hooks,
+        mut hooks: Hooks<M>,
     ) -> Result<FitReport, NablaError> {
-        let Splits { train, val, test } = splits;
-        check_fits(model, train)?;
-        check_fits(model, test)?;
-        if let Some(v) = val {
-            check_fits(model, v)?;
-        }
-        if train.is_empty() {
-            return Err(NablaError::Usage("the training set is empty".into()));
-        }
+        let loss = self.loss_for(model, &splits)?;
         let epochs = self.config.epochs;
         let mut scheduler = LrScheduler::new(
             self.config.schedule,
@@ -363,7 +390,7 @@ impl Trainer {
             self.config.warmup,
             epochs,
         );
-        let keep_best = val.is_some() || self.config.early_stopping.is_some();
+        let keep_best = splits.val.is_some() || self.config.early_stopping.is_some();
         let mut state = match resume {
             Some(state) => {
                 self.steps = state.steps;
@@ -373,61 +400,36 @@ impl Trainer {
             None => FitState {
                 epoch: 0,
                 steps: self.steps,
-                history: Vec::with_capacity(epochs),
+                history: Vec::with_capacity(epochs.min(4096)),
                 best: None,
                 scheduler: scheduler.plateau_state(),
             },
         };
-        let mut best = state.best.take();
-        let mut history = std::mem::take(&mut state.history);
         let mut stopped_early = false;
         for epoch in state.epoch + 1..=epochs {
             optimizer.set_learning_rate(scheduler.lr(epoch));
-            let started = Instant::now();
-            let (loss_sum, correct) =
-                self.train_epoch(model, optimizer, train, epoch, &mut hooks.on_iteration)?;
-            let seconds = started.elapsed().as_secs_f64();
-            let eval = self.evaluate(model, test)?;
-            let val_eval = match val {
-                Some(v) => Some(self.evaluate(model, v)?),
-                None => None,
-            };
-            let n = train.len() as f64;
-            let classify = train.task() == Task::Classification;
-            let reg = eval.regression;
-            let m = EpochMetrics {
+            let m = self.epoch(
+                model,
+                optimizer,
+                &splits,
+                loss,
                 epoch,
-                train_loss: loss_sum / n,
-                train_accuracy: classify.then_some(correct as f64 / n),
-                val_loss: val_eval.map(|e| e.loss),
-                val_accuracy: val_eval.and_then(|e| e.accuracy),
-                val_r2: val_eval.and_then(|e| e.regression.map(|r| r.r2)),
-                test_loss: eval.loss,
-                test_accuracy: eval.accuracy,
-                test_mae: reg.map(|r| r.mae),
-                test_rmse: reg.map(|r| r.rmse),
-                test_r2: reg.map(|r| r.r2),
-                seconds,
-                learning_rate: optimizer.learning_rate(),
-            };
+                &mut hooks.on_iteration,
+            )?;
             (hooks.on_epoch)(&m);
             let monitored = m.val_loss.unwrap_or(m.test_loss);
             scheduler.observe(epoch, monitored);
-            history.push(m);
-            let improved = best.as_ref().is_none_or(|(b, _, _)| monitored < *b);
+            state.history.push(m);
+            let improved = state.best.as_ref().is_none_or(|(b, _, _)| monitored < *b);
             if keep_best && improved {
-                best = Some((monitored, epoch, model.clone()));
+                state.best = Some((monitored, epoch, model.snapshot()));
             }
             state.epoch = epoch;
             state.steps = self.steps;
             state.scheduler = scheduler.plateau_state();
-            state.history = std::mem::take(&mut history);
-            state.best = best.take();
-            let saved = (hooks.on_checkpoint)(&state, model, optimizer);
-            history = std::mem::take(&mut state.history);
-            best = state.best.take();
-            saved?;
-            if let (Some(patience), Some((_, best_epoch, _))) = (self.config.early_stopping, &best)
+            (hooks.on_checkpoint)(&state, model, optimizer)?;
+            if let (Some(patience), Some((_, best_epoch, _))) =
+                (self.config.early_stopping, &state.best)
                 && epoch - best_epoch >= patience
                 && epoch < epochs
             {
@@ -435,25 +437,64 @@ impl Trainer {
                 break;
             }
         }
-        let mut kept_epoch = history.len();
-        if let Some((_, epoch, weights)) = best {
-            *model = weights;
+        let mut kept_epoch = state.history.len();
+        if let Some((_, epoch, weights)) = state.best {
+            model.restore(weights)?;
             kept_epoch = epoch;
         }
         Ok(FitReport {
-            diagnosis: diagnose(&history),
-            history,
+            diagnosis: diagnose(&state.history),
+            history: state.history,
             kept_epoch,
             stopped_early,
         })
     }
 
-    /// One pass over `train`; returns (sum of per-sample losses, correct predictions).
-    fn train_epoch(
+    /// One epoch: training over `splits.train`, then evaluation of every other split.
+    fn epoch<M: Module>(
         &mut self,
-        model: &mut Sequential,
+        model: &mut Network<M>,
+        optimizer: &mut Optimizer,
+        splits: &Splits,
+        loss: Loss,
+        epoch: usize,
+        on_iteration: &mut dyn FnMut(&IterationStats),
+    ) -> Result<EpochMetrics, NablaError> {
+        let started = Instant::now();
+        let (loss_sum, correct) =
+            self.train_epoch(model, optimizer, splits.train, loss, epoch, on_iteration)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let eval = |data: Option<&Dataset>| -> Result<Option<Evaluation>, NablaError> {
+            data.map(|d| self.pool.install(|| evaluate_with(model, d, loss)))
+                .transpose()
+        };
+        let (test, val) = (eval(splits.test)?, eval(splits.val)?);
+        let n = splits.train.len() as f64;
+        let reg = test.and_then(|e| e.regression);
+        Ok(EpochMetrics {
+            epoch,
+            train_loss: loss_sum / n,
+            train_accuracy: (loss == Loss::CrossEntropy).then_some(correct as f64 / n),
+            val_loss: val.map(|e| e.loss),
+            val_accuracy: val.and_then(|e| e.accuracy),
+            val_r2: val.and_then(|e| e.regression.map(|r| r.r2)),
+            test_loss: test.map_or(f64::NAN, |e| e.loss),
+            test_accuracy: test.and_then(|e| e.accuracy),
+            test_mae: reg.map(|r| r.mae),
+            test_rmse: reg.map(|r| r.rmse),
+            test_r2: reg.map(|r| r.r2),
+            seconds,
+            learning_rate: optimizer.learning_rate(),
+        })
+    }
+
+    /// One pass over `train`; returns (sum of per-sample losses, correct predictions).
+    fn train_epoch<M: Module>(
+        &mut self,
+        model: &mut Network<M>,
         optimizer: &mut Optimizer,
         train: &Dataset,
+        loss: Loss,
         epoch: usize,
         on_iteration: &mut dyn FnMut(&IterationStats),
     ) -> Result<(f64, usize), NablaError> {
@@ -471,24 +512,10 @@ impl Trainer {
             .chunks(batch_size)
             .enumerate()
             .try_for_each(|(iteration, batch)| {
-                let stats = self.step(model, optimizer, train, batch)?;
+                let stats = self.step_with(model, optimizer, train, loss, batch)?;
                 if !stats.loss.is_finite() || !stats.finite_gradient {
-                    let what = if stats.loss.is_finite() {
-                        "a gradient became NaN or infinite".to_string()
-                    } else {
-                        format!("the loss became {}", stats.loss)
-                    };
-                    let lr = optimizer.learning_rate();
-                    return Err(NablaError::Diverged(format!(
-                        "training diverged: {what} at epoch {epoch}, iteration {}/{iterations} (last finite loss {}); no weights were updated with it. Try a lower --lr, e.g. {} (now {lr}), or --clip-grad-norm 1",
-                        iteration + 1,
-                        last_finite.map_or("none".to_string(), |l: f64| if l.abs() < 1e6 {
-                            format!("{l:.4}")
-                        } else {
-                            format!("{l:.3e}")
-                        }),
-                        lr / 10.0
-                    )));
+                    let at = (epoch, iteration + 1, iterations);
+                    return Err(diverged(&stats, at, last_finite, optimizer.learning_rate()));
                 }
                 last_finite = Some(stats.loss);
                 loss_sum += stats.loss * batch.len() as f64;
@@ -508,16 +535,55 @@ impl Trainer {
     }
 }
 
+/// The error for a step whose loss or gradient was not finite, at (epoch, iteration, of).
+fn diverged(
+    stats: &StepStats,
+    (epoch, iteration, iterations): (usize, usize, usize),
+    last_finite: Option<f64>,
+    lr: f64,
+) -> NablaError {
+    let what = if stats.loss.is_finite() {
+        "a gradient became NaN or infinite".to_string()
+    } else {
+        format!("the loss became {}", stats.loss)
+    };
+    let last = last_finite.map_or("none".to_string(), |l: f64| {
+        if l.abs() < 1e6 {
+            format!("{l:.4}")
+        } else {
+            format!("{l:.3e}")
+        }
+    });
+    NablaError::Diverged(format!(
+        "training diverged: {what} at epoch {epoch}, iteration {iteration}/{iterations} (last finite loss {last}); no weights were updated with it. Try a lower --lr, e.g. {} (now {lr}), or --clip-grad-norm 1",
+        lr / 10.0
+    ))
+}
+
 impl Trainer {
-    /// One iteration of mini-batch SGD on the samples `batch` of `data`: forward and backward
-    /// of each micro-batch (in parallel when there are several threads), the gradients summed
-    /// in a fixed order, then one optimizer step. Allocates nothing once the buffers have grown
-    /// to the batch's size.
-    pub fn step(
+    /// One iteration of mini-batch SGD on the samples `batch` of `data`, with the usual loss
+    /// for the data's task (see [`Trainer::step_with`]).
+    pub fn step<M: Module>(
         &mut self,
-        model: &mut Sequential,
+        model: &mut Network<M>,
         optimizer: &mut Optimizer,
         data: &Dataset,
+        batch: &[usize],
+    ) -> Result<StepStats, NablaError> {
+        let loss = self.config.loss.unwrap_or(Loss::for_task(data.task()));
+        self.step_with(model, optimizer, data, loss, batch)
+    }
+
+    /// One iteration of mini-batch SGD minimising `loss` on the samples `batch` of `data`:
+    /// forward and backward of each micro-batch (in parallel when there are several threads),
+    /// then one optimizer step that sums the micro-batch gradients in a fixed order. Allocates
+    /// nothing once the buffers have grown to the batch's size.
+    pub fn step_with<M: Module>(
+        &mut self,
+        model: &mut Network<M>,
+        optimizer: &mut Optimizer,
+        data: &Dataset,
+        loss: Loss,
         batch: &[usize],
     ) -> Result<StepStats, NablaError> {
         if batch.is_empty() {
@@ -528,19 +594,48 @@ impl Trainer {
             });
         }
         let k = batch.len().div_ceil(MICRO_BATCH);
+        self.grow(k, model);
+        self.micro_batches(model, data, loss, batch)?;
+        let workers = &self.workers[..k];
+        let loss_sum: f64 = workers.iter().map(|w| w.loss_sum).sum();
+        let mut stats = StepStats {
+            loss: loss_sum / batch.len() as f64,
+            correct: workers.iter().map(|w| w.correct).sum(),
+            finite_gradient: true,
+        };
+        if !stats.loss.is_finite() {
+            return Ok(stats);
+        }
+        model.fold_batch_stats(workers.iter().map(|w| &w.stats));
+        stats.finite_gradient = self.update(model, optimizer, k);
+        Ok(stats)
+    }
+
+    /// Makes room for `k` micro-batches.
+    fn grow<M: Module>(&mut self, k: usize, model: &Network<M>) {
         while self.workers.len() < k {
             self.workers.push(Worker {
                 ws: Workspace::new(),
                 stats: BatchStats::default(),
-                labels: Vec::with_capacity(MICRO_BATCH),
+                targets: Targets::default(),
                 loss_sum: 0.0,
                 correct: 0,
             });
             self.grads.push(Grads::zeros_like(model.params()));
         }
+    }
+
+    /// Forward and backward of every micro-batch of `batch` into its worker's buffers.
+    fn micro_batches<M: Module>(
+        &mut self,
+        model: &Network<M>,
+        data: &Dataset,
+        loss: Loss,
+        batch: &[usize],
+    ) -> Result<(), NablaError> {
+        let k = batch.len().div_ceil(MICRO_BATCH);
         let workers = &mut self.workers[..k];
         let grads = &mut self.grads[..k];
-        let model_ref: &Sequential = model;
         let total = batch.len();
         let (seed, step_index) = (self.config.seed, self.steps);
         self.steps += 1;
@@ -548,7 +643,7 @@ impl Trainer {
             // Each micro-batch's dropout masks come from its own stream, named by the step and
             // the micro-batch's position: the same masks whichever thread runs it.
             let mut rng = rng::sub_stream(seed, Stream::Dropout, (step_index << 12) | i as u64);
-            micro_step(model_ref, data, chunk, total, w, g, &mut rng)
+            micro_step(model, data, loss, chunk, total, w, g, &mut rng)
         };
         if k > 1 && self.config.threads > 1 {
             self.pool.install(|| {
@@ -558,27 +653,25 @@ impl Trainer {
                     .zip(batch.par_chunks(MICRO_BATCH))
                     .enumerate()
                     .try_for_each(run)
-            })?;
+            })
         } else {
             workers
                 .iter_mut()
                 .zip(grads.iter_mut())
                 .zip(batch.chunks(MICRO_BATCH))
                 .enumerate()
-                .try_for_each(run)?;
+                .try_for_each(run)
         }
-        let parallel = self.config.threads > 1;
-        let loss_sum: f64 = workers.iter().map(|w| w.loss_sum).sum();
-        let correct = workers.iter().map(|w| w.correct).sum();
-        let mut stats = StepStats {
-            loss: loss_sum / total as f64,
-            correct,
-            finite_gradient: true,
-        };
-        if !stats.loss.is_finite() {
-            return Ok(stats);
-        }
-        model.update_running_stats(self.workers[..k].iter().map(|w| &w.stats));
+    }
+
+    /// The optimizer step over the first `k` micro-batch gradients (clipped when configured);
+    /// false when a gradient chunk was not finite.
+    fn update<M: Module>(
+        &mut self,
+        model: &mut Network<M>,
+        optimizer: &mut Optimizer,
+        k: usize,
+    ) -> bool {
         // The optimizer sums the micro-batch gradients chunk by chunk as it updates.
         let grads = &self.grads[..k];
         let scale = match self.config.clip_grad_norm {
@@ -592,13 +685,12 @@ impl Trainer {
             }
             None => 1.0,
         };
-        stats.finite_gradient = if parallel {
+        if self.config.threads > 1 {
             self.pool
                 .install(|| optimizer.step_sum(model.params_mut(), grads, true, scale))
         } else {
             optimizer.step_sum(model.params_mut(), grads, false, scale)
-        };
-        Ok(stats)
+        }
     }
 }
 
@@ -629,9 +721,11 @@ pub struct StepStats {
 }
 
 /// Forward and backward of one micro-batch into the worker's own buffers.
-fn micro_step(
-    model: &Sequential,
+#[allow(clippy::too_many_arguments)]
+fn micro_step<M: Module>(
+    model: &Network<M>,
     data: &Dataset,
+    loss: Loss,
     chunk: &[usize],
     batch_rows: usize,
     w: &mut Worker,
@@ -641,82 +735,44 @@ fn micro_step(
     let mut tape = Tape::new(model.params(), &mut w.ws);
     let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
     let out = model.forward_train(&mut tape, x, rng, &mut w.stats)?;
-    let loss = match data.task() {
-        Task::Classification => {
-            data.gather_labels(chunk, &mut w.labels);
-            tape.softmax_cross_entropy(out, &w.labels)?
-        }
-        Task::Regression => {
-            w.labels.clear();
-            let target = tape.input_with(chunk.len(), 1, |buf| data.gather_targets(chunk, buf));
-            tape.mse(out, target)?
-        }
-    };
+    let l = loss.record(&mut tape, out, data, chunk, &mut w.targets)?;
     // The mini-batch loss is the mean over all its rows: weight this micro-batch's mean by its
     // share of the rows, and the summed gradients are exactly those of the mini-batch mean.
-    let share = tape.scale(loss, chunk.len() as f32 / batch_rows as f32);
+    let share = tape.scale(l, chunk.len() as f32 / batch_rows as f32);
     tape.backward(share, grads)?;
-    w.loss_sum = tape.value(loss).data()[0] as f64 * chunk.len() as f64;
-    w.correct = match data.task() {
-        Task::Classification => count_correct(tape.value(out).data(), &w.labels),
-        Task::Regression => 0,
-    };
+    w.loss_sum = tape.value(l).data()[0] as f64 * chunk.len() as f64;
+    w.correct = loss.correct(tape.value(out).data(), &w.targets);
     Ok(())
 }
 
-fn count_correct(logits: &[f32], labels: &[u32]) -> usize {
-    let classes = logits.len() / labels.len().max(1);
-    if classes == 0 {
-        return 0;
-    }
-    logits
-        .chunks_exact(classes)
-        .zip(labels)
-        .filter(|(row, l)| argmax(row) == **l as usize)
-        .count()
-}
-
-fn check_fits(model: &Sequential, data: &Dataset) -> Result<(), NablaError> {
-    let spec = model.spec();
-    if data.task() != spec.task {
-        return Err(NablaError::Usage(format!(
-            "{}: a {} dataset, but the model does {}",
-            data.name(),
-            data.task().name(),
-            spec.task.name()
-        )));
-    }
-    if data.task() == Task::Regression && spec.outputs() != 1 {
-        return Err(NablaError::Usage(format!(
-            "regression needs one output, the model has {}",
-            spec.outputs()
-        )));
-    }
-    if data.dim() != spec.inputs {
+fn check_fits<M: Module>(model: &Network<M>, data: &Dataset, loss: Loss) -> Result<(), NablaError> {
+    loss.check(model.outputs(), data)?;
+    if data.dim() != model.inputs() {
         return Err(NablaError::Usage(format!(
             "{}: samples have {} features, the model takes {}",
             data.name(),
             data.dim(),
-            spec.inputs
-        )));
-    }
-    if data.classes().len() > spec.outputs() {
-        return Err(NablaError::Usage(format!(
-            "{}: {} classes, the model has {} outputs",
-            data.name(),
-            data.classes().len(),
-            spec.outputs()
+            model.inputs()
         )));
     }
     Ok(())
 }
 
-/// Loss and accuracy (classification) or MAE, RMSE and R² (regression) of `model` on `data`, in
-/// fixed chunks of [`EVAL_CHUNK`] rows run in parallel on the current rayon pool and summed in
-/// order.
-pub fn evaluate(model: &Sequential, data: &Dataset) -> Result<Evaluation, NablaError> {
-    check_fits(model, data)?;
-    let regression = data.task() == Task::Regression;
+/// Loss and accuracy (classification) or MAE, RMSE and R² (regression) of `model` on `data` with
+/// the usual loss for its task, in fixed chunks of [`EVAL_CHUNK`] rows run in parallel on the
+/// current rayon pool and summed in order.
+pub fn evaluate<M: Module>(model: &Network<M>, data: &Dataset) -> Result<Evaluation, NablaError> {
+    evaluate_with(model, data, Loss::for_task(data.task()))
+}
+
+/// [`evaluate`] with the loss `loss`.
+pub fn evaluate_with<M: Module>(
+    model: &Network<M>,
+    data: &Dataset,
+    loss: Loss,
+) -> Result<Evaluation, NablaError> {
+    check_fits(model, data, loss)?;
+    let regression = loss == Loss::Mse;
     if data.is_empty() {
         return Ok(Evaluation {
             loss: f64::NAN,
@@ -735,38 +791,14 @@ pub fn evaluate(model: &Sequential, data: &Dataset) -> Result<Evaluation, NablaE
     let parts: Vec<[f64; 4]> = indices
         .par_chunks(EVAL_CHUNK)
         .map_init(
-            || (Workspace::new(), Vec::new(), Vec::new()),
-            |(ws, labels, targets), chunk| -> Result<[f64; 4], NablaError> {
+            || (Workspace::new(), Targets::default()),
+            |(ws, targets), chunk| -> Result<[f64; 4], NablaError> {
                 let mut tape = Tape::new(model.params(), ws);
                 let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
                 let out = model.forward(&mut tape, x)?;
-                let rows = chunk.len() as f64;
-                if regression {
-                    targets.clear();
-                    targets.resize(chunk.len(), 0.0f32);
-                    data.gather_targets(chunk, targets);
-                    let (mut sae, mut sse, mut sst) = (0.0f64, 0.0f64, 0.0f64);
-                    for (&p, &t) in tape.value(out).data().iter().zip(targets.iter()) {
-                        let err = (f64::from(p) - f64::from(t)) * scale;
-                        sae += err.abs();
-                        sse += err * err;
-                        let dev = (f64::from(t) - mean_t) * scale;
-                        sst += dev * dev;
-                    }
-                    let target =
-                        tape.input_with(chunk.len(), 1, |buf| buf.copy_from_slice(targets));
-                    let loss = tape.mse(out, target)?;
-                    Ok([tape.value(loss).data()[0] as f64 * rows, sae, sse, sst])
-                } else {
-                    data.gather_labels(chunk, labels);
-                    let loss = tape.softmax_cross_entropy(out, labels)?;
-                    Ok([
-                        tape.value(loss).data()[0] as f64 * rows,
-                        count_correct(tape.value(out).data(), labels) as f64,
-                        0.0,
-                        0.0,
-                    ])
-                }
+                let l = loss.record(&mut tape, out, data, chunk, targets)?;
+                let value = tape.value(l).data()[0];
+                Ok(loss.chunk_sums(value, tape.value(out).data(), targets, (mean_t, scale)))
             },
         )
         .collect::<Result<_, _>>()?;

@@ -69,7 +69,7 @@ struct Report {
 
 /// Runs `nabla evaluate`.
 pub fn run(args: EvaluateArgs) -> Result<()> {
-    let mut model = Model::load(&args.model).context("loading the model")?;
+    let model = Model::load(&args.model).context("loading the model")?;
     let rows =
         nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;
     let targets = rows.targets.clone().ok_or_else(|| {
@@ -92,8 +92,13 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let width = model.spec().inputs.max(1);
     let outputs = model.outputs();
     let mut predictions = Vec::with_capacity(rows.rows * outputs);
+    let mut scratch = nabla::io::Scratch::new();
     for chunk in rows.values.chunks(BATCH * width) {
-        predictions.extend_from_slice(model.predict_batch(chunk, chunk.len() / width)?);
+        predictions.extend_from_slice(model.predict_into(
+            chunk,
+            chunk.len() / width,
+            &mut scratch,
+        )?);
     }
     let n = rows.rows;
     let report = match targets {

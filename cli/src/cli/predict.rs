@@ -34,7 +34,7 @@ pub(crate) const BATCH: usize = 256;
 
 /// Runs `nabla predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let mut model = Model::load(&args.model).context("loading the model")?;
+    let model = Model::load(&args.model).context("loading the model")?;
     let rows =
         nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;
     let classes = model.classes().to_vec();
@@ -50,9 +50,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
         }
     }
     csv.push('\n');
+    let mut scratch = nabla::io::Scratch::new();
     for chunk in rows.values.chunks(BATCH * width.max(1)) {
         let n = chunk.len() / width.max(1);
-        let out = model.predict_batch(chunk, n)?;
+        let out = model.predict_into(chunk, n, &mut scratch)?;
         for row in out.chunks_exact(outputs) {
             if regression {
                 csv.push_str(&format!("{}\n", row[0]));

@@ -14,7 +14,7 @@ use nabla::data::csv::CsvOptions;
 use nabla::data::{self, Dataset, Impute, Preprocess, Scaling, TableOptions};
 use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
-use nabla::nn::{ModelSpec, Sequential, Task};
+use nabla::nn::{ModelSpec, Network, Task};
 use nabla::optim::{Adagrad, Adam, Optimizer, RmsProp, Schedule, Sgd};
 use nabla::train::{
     Diagnosis, EpochMetrics, Hooks, IterationStats, Splits, TrainConfig, Trainer, confusion_matrix,
@@ -678,8 +678,8 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
                 ));
             }
             model = ckpt.model;
-            optimizer.set_state(ckpt.optimizer);
-            Some(ckpt.state)
+            optimizer.set_state(ckpt.checkpoint.optimizer);
+            Some(ckpt.checkpoint.state)
         }
         None => None,
     };
@@ -1144,7 +1144,7 @@ fn schedule(args: &TrainArgs) -> Schedule {
 }
 
 /// Builds the network and optimizer the flags ask for, for the data in `train`.
-pub fn build(args: &TrainArgs, train: &Dataset) -> Result<(ModelSpec, Sequential, Optimizer)> {
+pub fn build(args: &TrainArgs, train: &Dataset) -> Result<(ModelSpec, Network, Optimizer)> {
     let activation = args.activation.activation();
     let outputs = match train.task() {
         Task::Regression => 1,
@@ -1166,7 +1166,8 @@ pub fn build(args: &TrainArgs, train: &Dataset) -> Result<(ModelSpec, Sequential
         InitArg::GlorotNormal => Init::GlorotNormal,
         InitArg::GlorotUniform => Init::GlorotUniform,
     });
-    let model = Sequential::with_init(&spec, args.seed, init).context("building the network")?;
+    let model =
+        Network::from_spec_with_init(&spec, args.seed, init).context("building the network")?;
     let wd = weight_decay(args);
     let optimizer = match args.optimizer {
         OptimizerArg::Sgd => {

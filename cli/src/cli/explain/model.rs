@@ -13,7 +13,7 @@ use nabla::data::builtin::{DIGITS_CSV, DIGITS_NAME};
 use nabla::explain::{ModelTrace, ModelWeight, Stage, StageKind, Target, WeightRef, explain_model};
 use nabla::io::ModelFile;
 use nabla::io::input::{Rows, Targets};
-use nabla::nn::{Sequential, Task};
+use nabla::nn::{Network, Task};
 
 use super::{ExplainArgs, Factor, Format, heading, num, precise, short};
 
@@ -218,7 +218,7 @@ fn plural_terms(n: usize) -> &'static str {
 /// A trace with what it needs to be read: the network and the model file.
 struct View<'a> {
     trace: &'a ModelTrace,
-    net: &'a Sequential,
+    net: &'a Network,
     file: &'a ModelFile,
     limit: usize,
 }

@@ -1,0 +1,12 @@
+//! Activation functions as layers: an [`Activation`] is a [`Module`] with no parameters.
+
+use super::module::{Ctx, Module};
+use crate::autograd::{Tape, Var};
+use crate::error::NablaError;
+use crate::kernels::activation::Activation;
+
+impl Module for Activation {
+    fn forward(&self, tape: &mut Tape, x: Var, _ctx: &mut Ctx) -> Result<Var, NablaError> {
+        Ok(tape.activation(x, *self))
+    }
+}

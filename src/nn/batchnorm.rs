@@ -1,0 +1,179 @@
+//! [`BatchNorm1d`]: batch normalisation over the rows of a `B × C` batch with running statistics
+//! for evaluation (PyTorch's `BatchNorm1d`), and [`BatchStats`], the statistics of a training
+//! step waiting to be folded into the running averages.
+//!
+//! Training: `y = γ·(x − μ_B)/sqrt(σ²_B + ε) + β` with the batch's mean and biased variance.
+//! Evaluation: `y = x·s + t` with `s = γ·(1/sqrt(σ²_run + ε))` and `t = β − μ_run·s`, recorded on
+//! the tape so that γ and β still get gradients (as `nabla explain --model` needs).
+
+use super::buffers::{BufferId, Buffers, Dtype};
+use super::builder::Builder;
+use super::module::{Ctx, Module};
+use crate::autograd::{ParamId, Tape, Var};
+use crate::error::NablaError;
+
+/// A batch-norm layer: scale `γ` (`weight`), shift `β` (`bias`) and the running mean and
+/// variance (`running_mean`, `running_var`, plus PyTorch's `num_batches_tracked`).
+#[derive(Clone, Copy, Debug)]
+pub struct BatchNorm1d {
+    /// `γ`, shape `[C]`, starts at 1.
+    pub weight: ParamId,
+    /// `β`, shape `[C]`, starts at 0.
+    pub bias: ParamId,
+    /// Running mean, starts at 0.
+    pub running_mean: BufferId,
+    /// Running (unbiased) variance, starts at 1.
+    pub running_var: BufferId,
+    /// Added to the variance.
+    pub eps: f32,
+    /// Weight of each new batch in the running statistics.
+    pub momentum: f32,
+}
+
+impl BatchNorm1d {
+    /// Batch norm over `features` columns.
+    pub fn new(b: &mut Builder, features: usize, eps: f32, momentum: f32) -> Self {
+        let weight = b.param("weight", &[features], |g, _| g.fill(1.0));
+        let bias = b.param("bias", &[features], |_, _| {});
+        let running_mean = b.buffer("running_mean", &[features], Dtype::F32, 0.0);
+        let running_var = b.buffer("running_var", &[features], Dtype::F32, 1.0);
+        b.buffer("num_batches_tracked", &[], Dtype::I64, 0.0);
+        Self {
+            weight,
+            bias,
+            running_mean,
+            running_var,
+            eps,
+            momentum,
+        }
+    }
+
+    /// The evaluation-mode map `x·s + t` from the running statistics, on the tape.
+    fn forward_eval(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        g: Var,
+        b: Var,
+        ctx: &Ctx,
+    ) -> Result<Var, NablaError> {
+        let (mean, var) = (ctx.buffer(self.running_mean), ctx.buffer(self.running_var));
+        let eps = self.eps;
+        let inv = tape.input_with(1, var.len(), |buf| {
+            for (o, v) in buf.iter_mut().zip(var.data()) {
+                *o = 1.0 / (v + eps).sqrt();
+            }
+        });
+        let mean = tape.input(mean);
+        let s = tape.mul(g, inv)?;
+        let ms = tape.mul(mean, s)?;
+        let t = tape.sub(b, ms)?;
+        tape.affine_rows(x, s, t)
+    }
+}
+
+impl Module for BatchNorm1d {
+    fn forward(&self, tape: &mut Tape, x: Var, ctx: &mut Ctx) -> Result<Var, NablaError> {
+        let (g, b) = (tape.param(self.weight), tape.param(self.bias));
+        if !ctx.is_training() {
+            return self.forward_eval(tape, x, g, b, ctx);
+        }
+        let y = tape.batch_norm(x, g, b, self.eps)?;
+        if let (Some((mean, var)), Some((_, stats))) = (tape.batch_statistics(y), ctx.training()) {
+            stats.record(self, tape.shape(x).0, mean, var);
+        }
+        Ok(y)
+    }
+}
+
+/// One batch-norm layer's statistics from one micro-batch.
+#[derive(Clone, Debug, Default)]
+struct Slot {
+    mean_id: BufferId,
+    var_id: BufferId,
+    momentum: f32,
+    rows: usize,
+    mean: Vec<f32>,
+    var: Vec<f32>,
+}
+
+/// The batch mean and biased variance of every batch-norm layer in one training forward pass,
+/// in the order the layers ran. Kept by the caller between steps so nothing is allocated.
+#[derive(Clone, Debug, Default)]
+pub struct BatchStats {
+    slots: Vec<Slot>,
+    used: usize,
+}
+
+impl BatchStats {
+    /// Starts a forward pass: the slots are overwritten in order.
+    pub(crate) fn begin(&mut self) {
+        self.used = 0;
+    }
+
+    fn record(&mut self, layer: &BatchNorm1d, rows: usize, mean: &[f32], var: &[f32]) {
+        if self.used == self.slots.len() {
+            self.slots.push(Slot::default());
+        }
+        let slot = &mut self.slots[self.used];
+        self.used += 1;
+        slot.mean_id = layer.running_mean;
+        slot.var_id = layer.running_var;
+        slot.momentum = layer.momentum;
+        slot.rows = rows;
+        slot.mean.clear();
+        slot.mean.extend_from_slice(mean);
+        slot.var.clear();
+        slot.var.extend_from_slice(var);
+    }
+
+    /// Folds these statistics into the running averages in `buffers`:
+    /// `r ← (1 − m)·r + m·batch`, the variance made unbiased (`· n/(n − 1)`), as PyTorch does.
+    pub fn fold_into(&self, buffers: &mut Buffers) {
+        for slot in &self.slots[..self.used] {
+            let n = slot.rows as f32;
+            let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+            let m = slot.momentum;
+            for (rm, b) in buffers
+                .get_mut(slot.mean_id)
+                .data_mut()
+                .iter_mut()
+                .zip(&slot.mean)
+            {
+                *rm = (1.0 - m) * *rm + m * b;
+            }
+            for (rv, v) in buffers
+                .get_mut(slot.var_id)
+                .data_mut()
+                .iter_mut()
+                .zip(&slot.var)
+            {
+                *rv = (1.0 - m) * *rv + m * v * unbias;
+            }
+        }
+    }
+}
+
+/// Evaluation-mode batch norm as a per-feature affine map `y = x·s + t`:
+/// `s = γ·(1 / sqrt(σ²_run + ε))`, `t = β − μ_run·s`, rounded exactly as the forward pass
+/// computes them on the tape.
+pub fn eval_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| g * (1.0 / (v + eps).sqrt()))
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    (scale, shift)
+}
