@@ -75,6 +75,30 @@ impl LayerSpec {
         }
     }
 
+    /// The layer in a few words, with its settings: `linear 64 → 256`, `dropout p=0.2`, ...
+    pub fn summary(&self) -> String {
+        match *self {
+            LayerSpec::Linear { inputs, outputs } => format!("linear {inputs} → {outputs}"),
+            LayerSpec::BatchNorm {
+                features,
+                eps,
+                momentum,
+            } => format!("batch_norm {features} (eps {eps}, momentum {momentum})"),
+            LayerSpec::Dropout { p } => format!("dropout p={p}"),
+            LayerSpec::LeakyRelu { slope } => format!("leaky_relu slope={slope}"),
+            other => other.name().to_string(),
+        }
+    }
+
+    /// Trainable parameters the layer holds.
+    pub fn parameters(&self) -> usize {
+        match *self {
+            LayerSpec::Linear { inputs, outputs } => inputs * outputs + outputs,
+            LayerSpec::BatchNorm { features, .. } => 2 * features,
+            _ => 0,
+        }
+    }
+
     /// The activation this layer applies, if it is an activation layer.
     pub fn activation(&self) -> Option<Activation> {
         match *self {

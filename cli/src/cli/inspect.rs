@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use nabla::nn::LayerSpec;
 
 /// Flags of `nabla inspect`.
 #[derive(Debug, Args)]
@@ -33,23 +32,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
     writeln!(out, "layers:")?;
     let mut total = 0usize;
     for (i, layer) in spec.layers.iter().enumerate() {
-        let (desc, params) = match *layer {
-            LayerSpec::Linear { inputs, outputs } => (
-                format!("linear {inputs} → {outputs}"),
-                inputs * outputs + outputs,
-            ),
-            LayerSpec::BatchNorm {
-                features,
-                eps,
-                momentum,
-            } => (
-                format!("batch_norm {features} (eps {eps}, momentum {momentum})"),
-                2 * features,
-            ),
-            LayerSpec::Dropout { p } => (format!("dropout p={p}"), 0),
-            LayerSpec::LeakyRelu { slope } => (format!("leaky_relu slope={slope}"), 0),
-            other => (other.activation().map_or("?", |a| a.name()).to_string(), 0),
-        };
+        let (desc, params) = (layer.summary(), layer.parameters());
         total += params;
         writeln!(out, "  {i:>2}  {desc:<40} {params:>10} parameters")?;
     }
