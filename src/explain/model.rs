@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::WeightTrace;
-use crate::autograd::{Grads, Tape, Var, Workspace};
+use crate::autograd::{Grads, ParamId, Tape, Var, Workspace};
 use crate::error::NablaError;
 use crate::kernels::activation::Activation;
 use crate::nn::batchnorm::eval_affine;
@@ -327,6 +327,61 @@ pub fn explain_model(
     learning_rate: f32,
     epsilon: f32,
 ) -> Result<ModelTrace, NablaError> {
+    check_sample(net, inputs, target)?;
+    let x = Tensor::from_vec(1, inputs.len(), inputs.to_vec())?;
+    let mut grads = Grads::zeros_like(net.params());
+    let mut ws = Workspace::new();
+    // Forward and backward on one tape; read every layer's value and gradient off it.
+    let (stages, probabilities, loss) = {
+        let mut tape = Tape::new(net.params(), &mut ws);
+        let (trace, loss) = record(net, &mut tape, &x, target)?;
+        tape.backward(loss, &mut grads)?;
+        let stages = trace_stages(net, &tape, &trace, inputs)?;
+        let probabilities = tape.probabilities(loss).map(|p| p.data().to_vec());
+        (stages, probabilities, tape.value(loss).data()[0])
+    };
+    let sample = Sample {
+        net,
+        x: &x,
+        target,
+        grads: &grads,
+        epsilon,
+    };
+    let mut weights = Vec::new();
+    for s in 0..stages.len() {
+        weights.extend(shown_weights(&sample, &stages, s, limit, also)?);
+    }
+    let tensors = tensor_checks(&sample)?;
+    let loss_after = update(&sample, learning_rate, &mut weights)?;
+    Ok(ModelTrace {
+        inputs: inputs.to_vec(),
+        target,
+        stages,
+        probabilities,
+        loss,
+        weights,
+        tensors,
+        learning_rate,
+        epsilon,
+        loss_after,
+    })
+}
+
+/// One sample's step: the network, its input, target and gradients, and the finite-difference
+/// step.
+struct Sample<'a> {
+    net: &'a Network<Sequential>,
+    x: &'a Tensor,
+    target: Target,
+    grads: &'a Grads,
+    epsilon: f32,
+}
+
+fn check_sample(
+    net: &Network<Sequential>,
+    inputs: &[f32],
+    target: Target,
+) -> Result<(), NablaError> {
     let spec = net.spec();
     if inputs.len() != spec.inputs {
         return Err(NablaError::Usage(format!(
@@ -343,199 +398,230 @@ pub fn explain_model(
             spec.outputs()
         )));
     }
-    let x = Tensor::from_vec(1, inputs.len(), inputs.to_vec())?;
-    let mut grads = Grads::zeros_like(net.params());
-    let mut ws = Workspace::new();
-    let params = net.params();
+    Ok(())
+}
 
-    // Forward and backward on one tape; read every layer's value and gradient off it.
-    let (stages, probabilities, loss) = {
-        let mut tape = Tape::new(params, &mut ws);
-        let (trace, loss) = record(net, &mut tape, &x, target)?;
-        tape.backward(loss, &mut grads)?;
-        let mut stages: Vec<Stage> = Vec::new();
-        let mut input = "x".to_string();
-        let mut input_var: Option<Var> = None;
-        let mut number = 0;
-        for ((layer, spec_layer), &var) in spec.layers.iter().enumerate().zip(&trace) {
-            if matches!(spec_layer, LayerSpec::Dropout { .. }) {
-                continue; // nothing happens in evaluation
-            }
-            let value = tape.value(var).data().to_vec();
-            let gradient = tape
-                .grad(var)
-                .map(|g| g.data().to_vec())
-                .unwrap_or_else(|| vec![0.0; value.len()]);
-            let before = input_var.map(|v| tape.value(v).data().to_vec());
-            let (kind, symbol, local) = match *spec_layer {
-                LayerSpec::Linear { inputs, outputs } => {
-                    number += 1;
-                    let kind = StageKind::Linear {
-                        number,
-                        weight: net.module().tensor_name(layer, "weight"),
-                        bias: net.module().tensor_name(layer, "bias"),
-                        inputs,
-                        outputs,
-                    };
-                    (kind, format!("z{number}"), None)
-                }
-                LayerSpec::BatchNorm { eps, .. } => {
-                    let tensor = |name: &str| {
-                        let name = net.module().tensor_name(layer, name);
-                        let buffers = net.buffers();
-                        buffers
-                            .find(&name)
-                            .map_or_else(|| param(net, &name), |id| buffers.get(id).data())
-                    };
-                    let (scale, shift) = eval_affine(
-                        tensor("weight"),
-                        tensor("bias"),
-                        tensor("running_mean"),
-                        tensor("running_var"),
-                        eps,
-                    );
-                    let local = Some(scale.clone());
-                    (
-                        StageKind::BatchNorm { scale, shift },
-                        format!("n{number}"),
-                        local,
-                    )
-                }
-                other => {
-                    let f: Activation = other.activation().ok_or_else(|| {
-                        NablaError::Usage(format!("layers.{layer}: cannot explain {other:?}"))
-                    })?;
-                    let z = before.clone().unwrap_or_else(|| inputs.to_vec());
-                    let ones = vec![1.0; z.len()];
-                    let mut local = vec![0.0; z.len()];
-                    f.backward(&z, &value, &ones, &mut local, false);
-                    (
-                        StageKind::Activation {
-                            function: f.name().to_string(),
-                        },
-                        format!("h{number}"),
-                        Some(local),
-                    )
-                }
-            };
-            stages.push(Stage {
-                layer,
-                symbol: symbol.clone(),
-                input: std::mem::replace(&mut input, symbol),
-                kind,
-                value,
-                gradient,
-                local,
-            });
-            input_var = Some(var);
-        }
-        let probabilities = tape.probabilities(loss).map(|p| p.data().to_vec());
-        (stages, probabilities, tape.value(loss).data()[0])
-    };
-
-    // The shown weights: per linear stage, units that get a gradient and inputs that are not 0.
-    let mut probe = net.clone();
-    let mut weights = Vec::new();
-    for (s, stage) in stages.iter().enumerate() {
-        let StageKind::Linear {
-            number,
-            inputs: n_in,
-            outputs: n_out,
-            ..
-        } = stage.kind
-        else {
+/// Every layer's output (dropout, which does nothing in evaluation, left out) with its value,
+/// gradient and local derivative, read off the tape.
+fn trace_stages(
+    net: &Network<Sequential>,
+    tape: &Tape,
+    trace: &[Var],
+    inputs: &[f32],
+) -> Result<Vec<Stage>, NablaError> {
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut input = "x".to_string();
+    let mut before: Option<Var> = None;
+    let mut number = 0;
+    for ((layer, spec_layer), &var) in net.spec().layers.iter().enumerate().zip(trace) {
+        if matches!(spec_layer, LayerSpec::Dropout { .. }) {
             continue;
-        };
-        let a: &[f32] = match s.checked_sub(1) {
-            Some(p) => &stages[p].value,
-            None => inputs,
-        };
-        let a_name = if s == 0 {
-            "x"
-        } else {
-            stages[s - 1].symbol.as_str()
-        };
-        let mut units = pick(n_out, limit, |j| stage.gradient[j] != 0.0);
-        // In the output layer, the true class's unit is the one the loss pulls on hardest.
-        if let Target::Class(c) = target
-            && s + 1 == stages.len()
-            && !units.contains(&c)
-        {
-            units.pop();
-            units.push(c);
-            units.sort_unstable();
         }
-        let mut cols = pick(n_in, limit, |i| a[i] != 0.0);
-        let wanted = also.filter(|w| w.layer == stage.layer);
-        if let Some(w) = wanted {
-            if !units.contains(&w.unit) {
-                units.push(w.unit);
-            }
-            if let Some(i) = w.input
-                && !cols.contains(&i)
-            {
-                cols.push(i);
-            }
+        let value = tape.value(var).data().to_vec();
+        let gradient = tape
+            .grad(var)
+            .map(|g| g.data().to_vec())
+            .unwrap_or_else(|| vec![0.0; value.len()]);
+        if matches!(spec_layer, LayerSpec::Linear { .. }) {
+            number += 1;
         }
-        let w_id = param_id(net, &net.module().tensor_name(stage.layer, "weight"))?;
-        let b_id = param_id(net, &net.module().tensor_name(stage.layer, "bias"))?;
-        for &j in &units {
-            let entries = cols.iter().map(|&i| Some(i)).chain(std::iter::once(None));
-            for input in entries {
-                let (id, e, name, param, local_name, local) = match input {
-                    Some(i) => (
-                        w_id,
-                        j * n_in + i,
-                        format!("W{number}[{j},{i}]"),
-                        format!(
-                            "{}[{j},{i}]",
-                            net.module().tensor_name(stage.layer, "weight")
-                        ),
-                        format!("{a_name}[{i}]"),
-                        a[i],
-                    ),
-                    None => (
-                        b_id,
-                        j,
-                        format!("b{number}[{j}]"),
-                        format!("{}[{j}]", net.module().tensor_name(stage.layer, "bias")),
-                        "1".to_string(),
-                        1.0,
-                    ),
-                };
-                let value = params.get(id).data()[e];
-                let numeric = {
-                    probe.params_mut().get_mut(id).data_mut()[e] = value + epsilon;
-                    let plus = loss_of(&probe, &x, target)?;
-                    probe.params_mut().get_mut(id).data_mut()[e] = value - epsilon;
-                    let minus = loss_of(&probe, &x, target)?;
-                    probe.params_mut().get_mut(id).data_mut()[e] = value;
-                    (plus - minus) / (2.0 * f64::from(epsilon))
-                };
-                weights.push(ModelWeight {
-                    param,
-                    stage: s,
-                    row: j,
-                    column: input,
-                    trace: WeightTrace {
-                        name,
-                        value,
-                        unit: format!("{}[{j}]", stage.symbol),
-                        upstream: stage.gradient[j],
-                        local_name,
-                        local,
-                        gradient: grads.get(id).data()[e],
-                        numeric_gradient: numeric,
-                        updated: value,
-                    },
-                });
-            }
+        let z = before.map_or_else(|| inputs.to_vec(), |v| tape.value(v).data().to_vec());
+        let (kind, symbol, local) = stage_kind(net, layer, number, &z, &value)?;
+        stages.push(Stage {
+            layer,
+            symbol: symbol.clone(),
+            input: std::mem::replace(&mut input, symbol),
+            kind,
+            value,
+            gradient,
+            local,
+        });
+        before = Some(var);
+    }
+    Ok(stages)
+}
+
+/// What layer `layer` (in linear block `number`) computes, its symbol and its local derivative
+/// at its input `z` (output `value`).
+fn stage_kind(
+    net: &Network<Sequential>,
+    layer: usize,
+    number: usize,
+    z: &[f32],
+    value: &[f32],
+) -> Result<(StageKind, String, Option<Vec<f32>>), NablaError> {
+    let name = |tensor: &str| net.module().tensor_name(layer, tensor);
+    Ok(match net.spec().layers[layer] {
+        LayerSpec::Linear { inputs, outputs } => {
+            let kind = StageKind::Linear {
+                number,
+                weight: name("weight"),
+                bias: name("bias"),
+                inputs,
+                outputs,
+            };
+            (kind, format!("z{number}"), None)
+        }
+        LayerSpec::BatchNorm { eps, .. } => {
+            let tensor = |t: &str| {
+                let (full, buffers) = (name(t), net.buffers());
+                buffers
+                    .find(&full)
+                    .map_or_else(|| param(net, &full), |id| buffers.get(id).data())
+            };
+            let (scale, shift) = eval_affine(
+                tensor("weight"),
+                tensor("bias"),
+                tensor("running_mean"),
+                tensor("running_var"),
+                eps,
+            );
+            let local = Some(scale.clone());
+            (
+                StageKind::BatchNorm { scale, shift },
+                format!("n{number}"),
+                local,
+            )
+        }
+        other => {
+            let f: Activation = other.activation().ok_or_else(|| {
+                NablaError::Usage(format!(
+                    "{}: cannot explain {other:?}",
+                    name("").trim_end_matches('.')
+                ))
+            })?;
+            let ones = vec![1.0; z.len()];
+            let mut local = vec![0.0; z.len()];
+            f.backward(z, value, &ones, &mut local, false);
+            let function = f.name().to_string();
+            (
+                StageKind::Activation { function },
+                format!("h{number}"),
+                Some(local),
+            )
+        }
+    })
+}
+
+/// The loss with one parameter element set to `value`, for central differences.
+fn loss_with(
+    sample: &Sample,
+    probe: &mut Network<Sequential>,
+    id: ParamId,
+    e: usize,
+    value: f32,
+) -> Result<f64, NablaError> {
+    let original = probe.params().get(id).data()[e];
+    probe.params_mut().get_mut(id).data_mut()[e] = value;
+    let loss = loss_of(probe, sample.x, sample.target);
+    probe.params_mut().get_mut(id).data_mut()[e] = original;
+    loss
+}
+
+/// The shown weights of linear stage `s`: units that get a gradient and inputs that are not 0
+/// (the true class's unit in the output layer, and `also`), each with a finite difference.
+fn shown_weights(
+    sample: &Sample,
+    stages: &[Stage],
+    s: usize,
+    limit: usize,
+    also: Option<WeightRef>,
+) -> Result<Vec<ModelWeight>, NablaError> {
+    let stage = &stages[s];
+    let StageKind::Linear {
+        number,
+        inputs: n_in,
+        outputs: n_out,
+        ..
+    } = stage.kind
+    else {
+        return Ok(Vec::new());
+    };
+    let net = sample.net;
+    let (a, a_name): (&[f32], &str) = match s.checked_sub(1) {
+        Some(p) => (&stages[p].value, &stages[p].symbol),
+        None => (sample.x.data(), "x"),
+    };
+    let mut units = pick(n_out, limit, |j| stage.gradient[j] != 0.0);
+    // In the output layer, the true class's unit is the one the loss pulls on hardest.
+    if let Target::Class(c) = sample.target
+        && s + 1 == stages.len()
+        && !units.contains(&c)
+    {
+        units.pop();
+        units.push(c);
+        units.sort_unstable();
+    }
+    let mut cols = pick(n_in, limit, |i| a[i] != 0.0);
+    if let Some(w) = also.filter(|w| w.layer == stage.layer) {
+        if !units.contains(&w.unit) {
+            units.push(w.unit);
+        }
+        if let Some(i) = w.input.filter(|i| !cols.contains(i)) {
+            cols.push(i);
         }
     }
+    let (w_name, b_name) = (
+        net.module().tensor_name(stage.layer, "weight"),
+        net.module().tensor_name(stage.layer, "bias"),
+    );
+    let (w_id, b_id) = (param_id(net, &w_name)?, param_id(net, &b_name)?);
+    let mut probe = net.clone();
+    let mut weights = Vec::new();
+    for &j in &units {
+        for input in cols.iter().map(|&i| Some(i)).chain(std::iter::once(None)) {
+            let (id, e, name, param, local_name, local) = match input {
+                Some(i) => (
+                    w_id,
+                    j * n_in + i,
+                    format!("W{number}[{j},{i}]"),
+                    format!("{w_name}[{j},{i}]"),
+                    format!("{a_name}[{i}]"),
+                    a[i],
+                ),
+                None => (
+                    b_id,
+                    j,
+                    format!("b{number}[{j}]"),
+                    format!("{b_name}[{j}]"),
+                    "1".to_string(),
+                    1.0,
+                ),
+            };
+            let value = net.params().get(id).data()[e];
+            let eps = sample.epsilon;
+            let plus = loss_with(sample, &mut probe, id, e, value + eps)?;
+            let minus = loss_with(sample, &mut probe, id, e, value - eps)?;
+            let trace = WeightTrace {
+                name,
+                value,
+                unit: format!("{}[{j}]", stage.symbol),
+                upstream: stage.gradient[j],
+                local_name,
+                local,
+                gradient: sample.grads.get(id).data()[e],
+                numeric_gradient: (plus - minus) / (2.0 * f64::from(eps)),
+                updated: value,
+            };
+            weights.push(ModelWeight {
+                param,
+                stage: s,
+                row: j,
+                column: input,
+                trace,
+            });
+        }
+    }
+    Ok(weights)
+}
 
-    // Every tensor along its own gradient direction.
+/// Every parameter tensor checked along its own gradient direction: the directional derivative
+/// `‖g‖` against a central difference of the loss.
+fn tensor_checks(sample: &Sample) -> Result<Vec<TensorCheck>, NablaError> {
+    let (net, grads) = (sample.net, sample.grads);
+    let mut probe = net.clone();
     let mut tensors = Vec::new();
-    for id in params.ids() {
+    for id in net.params().ids() {
         let g = grads.get(id);
         let norm = g
             .data()
@@ -543,62 +629,57 @@ pub fn explain_model(
             .map(|&v| f64::from(v).powi(2))
             .sum::<f64>()
             .sqrt();
-        let eps = epsilon / 3.0;
+        let eps = sample.epsilon / 3.0;
         let numeric = if norm > 0.0 {
-            let original = params.get(id).clone();
-            let step = |sign: f64, probe: &mut Network<Sequential>| {
+            let original = net.params().get(id);
+            let mut step = |sign: f64| {
                 let w = probe.params_mut().get_mut(id).data_mut();
                 for ((w, &o), &d) in w.iter_mut().zip(original.data()).zip(g.data()) {
                     *w = (f64::from(o) + sign * f64::from(eps) * f64::from(d) / norm) as f32;
                 }
+                loss_of(&probe, sample.x, sample.target)
             };
-            step(1.0, &mut probe);
-            let plus = loss_of(&probe, &x, target)?;
-            step(-1.0, &mut probe);
-            let minus = loss_of(&probe, &x, target)?;
-            *probe.params_mut().get_mut(id) = original;
+            let (plus, minus) = (step(1.0)?, step(-1.0)?);
+            *probe.params_mut().get_mut(id) = original.clone();
             (plus - minus) / (2.0 * f64::from(eps))
         } else {
             0.0
         };
         tensors.push(TensorCheck {
-            name: params.name(id).to_string(),
+            name: net.params().name(id).to_string(),
             shape: vec![g.rows(), g.cols()],
             gradient_norm: norm,
             numeric_directional: numeric,
             epsilon: eps,
         });
     }
+    Ok(tensors)
+}
 
-    // The update, by the engine's optimizer, and the loss after it.
+/// The update `W ← W − lr·∂L/∂W` by the engine's optimizer: each shown weight's new value, and
+/// the loss after it.
+fn update(
+    sample: &Sample,
+    learning_rate: f32,
+    weights: &mut [ModelWeight],
+) -> Result<f32, NablaError> {
+    let net = sample.net;
+    let mut probe = net.clone();
     let mut sgd = Optimizer::Sgd(Sgd::new(f64::from(learning_rate), 0.0));
-    sgd.step(probe.params_mut(), &grads);
-    for w in &mut weights {
+    sgd.step(probe.params_mut(), sample.grads);
+    for w in weights.iter_mut() {
         let name = w.param.split('[').next().unwrap_or_default();
         let id = param_id(net, name)?;
         let e = match w.column {
-            Some(i) => w.row * params.get(id).cols() + i,
+            Some(i) => w.row * net.params().get(id).cols() + i,
             None => w.row,
         };
         w.trace.updated = probe.params().get(id).data()[e];
     }
-    let loss_after = loss_of(&probe, &x, target)? as f32;
-
-    Ok(ModelTrace {
-        inputs: inputs.to_vec(),
-        target,
-        stages,
-        probabilities,
-        loss,
-        weights,
-        tensors,
-        learning_rate,
-        epsilon,
-        loss_after,
-    })
+    Ok(loss_of(&probe, sample.x, sample.target)? as f32)
 }
 
-fn param_id(net: &Network<Sequential>, name: &str) -> Result<crate::autograd::ParamId, NablaError> {
+fn param_id(net: &Network<Sequential>, name: &str) -> Result<ParamId, NablaError> {
     net.params()
         .find(name)
         .ok_or_else(|| NablaError::Shape(format!("the model has no parameter {name}")))

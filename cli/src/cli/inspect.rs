@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-
 /// Flags of `nabla inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
