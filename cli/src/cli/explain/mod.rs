@@ -2,6 +2,7 @@
 //! `nabla::explain`), for the classic 3-2-2 network ([`tiny`]) or a trained model file
 //! ([`model`]). These files only choose the subject and format the numbers.
 
+mod doc;
 mod model;
 mod tiny;
 
@@ -22,6 +23,17 @@ pub enum Format {
     Markdown,
     /// Machine-readable JSON: `{"weights": [{"name", "gradient", "numeric_gradient", ...}], ...}`.
     Json,
+}
+
+impl Format {
+    /// How text and markdown are written; `None` for JSON, which is serialised, not rendered.
+    fn markup(self) -> Option<doc::Markup> {
+        match self {
+            Format::Text => Some(doc::Markup::Text),
+            Format::Markdown => Some(doc::Markup::Markdown),
+            Format::Json => None,
+        }
+    }
 }
 
 /// Flags of `nabla explain`.
