@@ -216,132 +216,18 @@ pub fn explain(
     learning_rate: f32,
     epsilon: f32,
 ) -> Result<Explanation, NablaError> {
-    let (n_in, n_hidden, n_out) = net.sizes();
-    if inputs.len() != n_in {
-        return Err(NablaError::Usage(format!(
-            "the network takes {n_in} inputs, the sample has {}",
-            inputs.len()
-        )));
-    }
-    if label >= n_out {
-        return Err(NablaError::Usage(format!(
-            "label {label} is out of range for {n_out} classes"
-        )));
-    }
-    let x = Tensor::from_vec(1, n_in, inputs.to_vec())?;
+    check_sample(net, inputs, label)?;
+    let x = Tensor::from_vec(1, inputs.len(), inputs.to_vec())?;
     let (mut params, ids) = net.params();
     let mut grads = Grads::zeros_like(&params);
-    let mut ws = Workspace::new();
-
-    let (hidden, outputs, probabilities, loss) = {
-        let mut tape = Tape::new(&params, &mut ws);
-        let (z_h, h, z_o, loss) = record(&mut tape, &ids, &x, label as u32)?;
-        tape.backward(loss, &mut grads)?;
-        let zero = Tensor::zeros(1, 1);
-        let g = |v: Var| tape.grad(v).cloned().unwrap_or_else(|| zero.clone());
-        let (g_zh, g_h, g_zo) = (g(z_h), g(h), g(z_o));
-        let probs = tape
-            .probabilities(loss)
-            .map(|p| p.data().to_vec())
-            .unwrap_or_default();
-        let x_names: Vec<String> = (1..=n_in).map(|i| format!("x{i}")).collect();
-        let h_names: Vec<String> = (1..=n_hidden).map(|j| format!("h{j}")).collect();
-        let units = |prefix: &str,
-                     w: &Tensor,
-                     w_names: &[String],
-                     b: &Tensor,
-                     b_names: &[String],
-                     in_names: &[String],
-                     in_values: &[f32],
-                     z: &[f32],
-                     out: &[f32],
-                     g_out: Option<&[f32]>,
-                     g_z: &[f32]| {
-            (0..w.rows())
-                .map(|j| UnitTrace {
-                    name: format!("{prefix}{}", j + 1),
-                    terms: (0..w.cols())
-                        .map(|i| {
-                            (
-                                w_names[j * w.cols() + i].clone(),
-                                w.data()[j * w.cols() + i],
-                                in_names[i].clone(),
-                                in_values[i],
-                            )
-                        })
-                        .collect(),
-                    bias_name: b_names[j].clone(),
-                    bias: b.data()[j],
-                    z: z[j],
-                    output: out[j],
-                    dl_doutput: g_out.map(|g| g[j]),
-                    dl_dz: g_z.get(j).copied().unwrap_or(0.0),
-                })
-                .collect::<Vec<_>>()
-        };
-        let hv = tape.value(h).data().to_vec();
-        let hidden = units(
-            "h",
-            &net.w_hidden,
-            &net.w_hidden_names,
-            &net.b_hidden,
-            &net.b_hidden_names,
-            &x_names,
-            inputs,
-            tape.value(z_h).data(),
-            &hv,
-            Some(g_h.data()),
-            g_zh.data(),
-        );
-        let outputs = units(
-            "o",
-            &net.w_output,
-            &net.w_output_names,
-            &net.b_output,
-            &net.b_output_names,
-            &h_names,
-            &hv,
-            tape.value(z_o).data(),
-            &probs,
-            None,
-            g_zo.data(),
-        );
-        (hidden, outputs, probs, tape.value(loss).data()[0])
+    let probe = Probe {
+        params: &params,
+        ids: &ids,
+        x: &x,
+        label: label as u32,
     };
-
-    // Upstream × local for every element, next to the engine's gradient and a finite difference.
-    let mut weights = Vec::new();
-    for (name, t, e) in net.elements() {
-        let (units, cols) = match t {
-            0 | 1 => (&hidden, n_in),
-            _ => (&outputs, n_hidden),
-        };
-        let (unit, local_name, local) = if t % 2 == 0 {
-            let u = &units[e / cols];
-            let term = &u.terms[e % cols];
-            (u, term.2.clone(), term.3)
-        } else {
-            (&units[e], "1".to_string(), 1.0)
-        };
-        let id = ids[t];
-        let value = params.get(id).data()[e];
-        let mut probe = params.clone();
-        probe.get_mut(id).data_mut()[e] = value + epsilon;
-        let plus = loss_of(&probe, &ids, &x, label as u32)? as f64;
-        probe.get_mut(id).data_mut()[e] = value - epsilon;
-        let minus = loss_of(&probe, &ids, &x, label as u32)? as f64;
-        weights.push(WeightTrace {
-            name,
-            value,
-            unit: unit.name.clone(),
-            upstream: unit.dl_dz,
-            local_name,
-            local,
-            gradient: grads.get(id).data()[e],
-            numeric_gradient: (plus - minus) / (2.0 * epsilon as f64),
-            updated: value,
-        });
-    }
+    let traced = trace_units(net, &probe, &mut grads)?;
+    let mut weights = weight_traces(net, &probe, &grads, &traced, epsilon)?;
 
     let mut sgd = Optimizer::Sgd(Sgd::new(learning_rate as f64, 0.0));
     sgd.step(&mut params, &grads);
@@ -353,13 +239,201 @@ pub fn explain(
     Ok(Explanation {
         inputs: inputs.to_vec(),
         label,
-        hidden,
-        outputs,
-        probabilities,
-        loss,
+        hidden: traced.hidden,
+        outputs: traced.outputs,
+        probabilities: traced.probabilities,
+        loss: traced.loss,
         weights,
         learning_rate,
         epsilon,
         loss_after,
     })
+}
+
+/// Refuses a sample the network cannot take: the wrong number of inputs, or a label beyond its
+/// outputs.
+fn check_sample(net: &TinyNet, inputs: &[f32], label: usize) -> Result<(), NablaError> {
+    let (n_in, _, n_out) = net.sizes();
+    if inputs.len() != n_in {
+        return Err(NablaError::Usage(format!(
+            "the network takes {n_in} inputs, the sample has {}",
+            inputs.len()
+        )));
+    }
+    if label >= n_out {
+        return Err(NablaError::Usage(format!(
+            "label {label} is out of range for {n_out} classes"
+        )));
+    }
+    Ok(())
+}
+
+/// The parameters and the sample a step is traced on.
+struct Probe<'a> {
+    params: &'a Params,
+    ids: &'a [ParamId; 4],
+    x: &'a Tensor,
+    label: u32,
+}
+
+impl Probe<'_> {
+    /// The central finite difference `(L(w+ε) − L(w−ε)) / 2ε` of element `e` of parameter `id`.
+    fn central_difference(&self, id: ParamId, e: usize, epsilon: f32) -> Result<f64, NablaError> {
+        let value = self.params.get(id).data()[e];
+        let mut probe = self.params.clone();
+        probe.get_mut(id).data_mut()[e] = value + epsilon;
+        let plus = loss_of(&probe, self.ids, self.x, self.label)? as f64;
+        probe.get_mut(id).data_mut()[e] = value - epsilon;
+        let minus = loss_of(&probe, self.ids, self.x, self.label)? as f64;
+        Ok((plus - minus) / (2.0 * epsilon as f64))
+    }
+}
+
+/// The forward and backward pass of one step, read off the tape unit by unit.
+struct Traced {
+    hidden: Vec<UnitTrace>,
+    outputs: Vec<UnitTrace>,
+    probabilities: Vec<f32>,
+    loss: f32,
+}
+
+/// Records the step on a tape, runs the backward pass into `grads` and reads every unit's
+/// values and gradients.
+fn trace_units(net: &TinyNet, probe: &Probe, grads: &mut Grads) -> Result<Traced, NablaError> {
+    let (n_in, n_hidden, _) = net.sizes();
+    let mut ws = Workspace::new();
+    let mut tape = Tape::new(probe.params, &mut ws);
+    let (z_h, h, z_o, loss) = record(&mut tape, probe.ids, probe.x, probe.label)?;
+    tape.backward(loss, grads)?;
+    let zero = Tensor::zeros(1, 1);
+    let g = |v: Var| tape.grad(v).cloned().unwrap_or_else(|| zero.clone());
+    let (g_zh, g_h, g_zo) = (g(z_h), g(h), g(z_o));
+    let probabilities = tape
+        .probabilities(loss)
+        .map(|p| p.data().to_vec())
+        .unwrap_or_default();
+    let x_names: Vec<String> = (1..=n_in).map(|i| format!("x{i}")).collect();
+    let h_names: Vec<String> = (1..=n_hidden).map(|j| format!("h{j}")).collect();
+    let hv = tape.value(h).data().to_vec();
+    let hidden = Layer {
+        prefix: "h",
+        weight: &net.w_hidden,
+        weight_names: &net.w_hidden_names,
+        bias: &net.b_hidden,
+        bias_names: &net.b_hidden_names,
+        input_names: &x_names,
+        inputs: probe.x.data(),
+        z: tape.value(z_h).data(),
+        output: &hv,
+        dl_doutput: Some(g_h.data()),
+        dl_dz: g_zh.data(),
+    }
+    .units();
+    let outputs = Layer {
+        prefix: "o",
+        weight: &net.w_output,
+        weight_names: &net.w_output_names,
+        bias: &net.b_output,
+        bias_names: &net.b_output_names,
+        input_names: &h_names,
+        inputs: &hv,
+        z: tape.value(z_o).data(),
+        output: &probabilities,
+        dl_doutput: None,
+        dl_dz: g_zo.data(),
+    }
+    .units();
+    let loss = tape.value(loss).data()[0];
+    Ok(Traced {
+        hidden,
+        outputs,
+        probabilities,
+        loss,
+    })
+}
+
+/// One layer of a [`TinyNet`] with the numbers the tape gave it, to be read as [`UnitTrace`]s.
+struct Layer<'a> {
+    /// `h` or `o`: unit `j` is named `{prefix}{j + 1}`.
+    prefix: &'a str,
+    weight: &'a Tensor,
+    weight_names: &'a [String],
+    bias: &'a Tensor,
+    bias_names: &'a [String],
+    input_names: &'a [String],
+    inputs: &'a [f32],
+    z: &'a [f32],
+    output: &'a [f32],
+    /// `∂L/∂output`, when the tape has it (not for outputs, which feed the fused loss).
+    dl_doutput: Option<&'a [f32]>,
+    dl_dz: &'a [f32],
+}
+
+impl Layer<'_> {
+    /// Every unit: its sum term by term, its values and its gradients.
+    fn units(&self) -> Vec<UnitTrace> {
+        let (w, cols) = (self.weight, self.weight.cols());
+        (0..w.rows())
+            .map(|j| UnitTrace {
+                name: format!("{}{}", self.prefix, j + 1),
+                terms: (0..cols)
+                    .map(|i| {
+                        (
+                            self.weight_names[j * cols + i].clone(),
+                            w.data()[j * cols + i],
+                            self.input_names[i].clone(),
+                            self.inputs[i],
+                        )
+                    })
+                    .collect(),
+                bias_name: self.bias_names[j].clone(),
+                bias: self.bias.data()[j],
+                z: self.z[j],
+                output: self.output[j],
+                dl_doutput: self.dl_doutput.map(|g| g[j]),
+                dl_dz: self.dl_dz.get(j).copied().unwrap_or(0.0),
+            })
+            .collect()
+    }
+}
+
+/// Upstream × local for every element, next to the engine's gradient and a finite difference
+/// (`updated` is filled in after the step).
+fn weight_traces(
+    net: &TinyNet,
+    probe: &Probe,
+    grads: &Grads,
+    traced: &Traced,
+    epsilon: f32,
+) -> Result<Vec<WeightTrace>, NablaError> {
+    let (n_in, n_hidden, _) = net.sizes();
+    let mut weights = Vec::new();
+    for (name, t, e) in net.elements() {
+        let (units, cols) = match t {
+            0 | 1 => (&traced.hidden, n_in),
+            _ => (&traced.outputs, n_hidden),
+        };
+        // Weights (even tensors) multiply an input; biases multiply 1.
+        let (unit, local_name, local) = if t % 2 == 0 {
+            let u = &units[e / cols];
+            let term = &u.terms[e % cols];
+            (u, term.2.clone(), term.3)
+        } else {
+            (&units[e], "1".to_string(), 1.0)
+        };
+        let id = probe.ids[t];
+        let value = probe.params.get(id).data()[e];
+        weights.push(WeightTrace {
+            name,
+            value,
+            unit: unit.name.clone(),
+            upstream: unit.dl_dz,
+            local_name,
+            local,
+            gradient: grads.get(id).data()[e],
+            numeric_gradient: probe.central_difference(id, e, epsilon)?,
+            updated: value,
+        });
+    }
+    Ok(weights)
 }

@@ -3,14 +3,14 @@
 //! (regression).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
 use nabla::io::Model;
-use nabla::io::input::Targets;
+use nabla::io::input::{Rows, Targets};
 
 use super::predict::BATCH;
 
@@ -70,11 +70,29 @@ struct Report {
 /// Runs `nabla evaluate`.
 pub fn run(args: EvaluateArgs) -> Result<()> {
     let model = Model::load(&args.model).context("loading the model")?;
+    let (rows, targets) = read_labelled(&args.data, &model)?;
+    let predictions = predict_all(&model, &rows)?;
+    let report = match targets {
+        Targets::Classes(labels) => classification(&model, &predictions, &labels),
+        Targets::Values(ys) => regression(&model, &predictions, &ys),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        return Ok(());
+    }
+    write_report(&mut out, &report, &args.data)?;
+    Ok(())
+}
+
+/// Reads `data` for `model`: its rows and their targets; data without the target column, or
+/// without rows, is refused.
+fn read_labelled(data: &Path, model: &Model) -> Result<(Rows, Targets)> {
     let rows =
-        nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;
+        nabla::io::input::read(data, &model.file().preprocess).context("reading the data")?;
     let targets = rows.targets.clone().ok_or_else(|| {
         nabla::NablaError::data(
-            &args.data,
+            data,
             "header",
             format!(
                 "no target column {:?}: evaluation needs labels (use nabla predict for unlabelled rows)",
@@ -83,15 +101,16 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         )
     })?;
     if rows.rows == 0 {
-        anyhow::bail!(nabla::NablaError::data(
-            &args.data,
-            "file",
-            "no rows to evaluate"
-        ));
+        anyhow::bail!(nabla::NablaError::data(data, "file", "no rows to evaluate"));
     }
+    Ok((rows, targets))
+}
+
+/// The model's outputs for every row, `BATCH` rows at a time: probabilities per class, or the
+/// predicted value.
+fn predict_all(model: &Model, rows: &Rows) -> Result<Vec<f32>> {
     let width = model.spec().inputs.max(1);
-    let outputs = model.outputs();
-    let mut predictions = Vec::with_capacity(rows.rows * outputs);
+    let mut predictions = Vec::with_capacity(rows.rows * model.outputs());
     let mut scratch = nabla::io::Scratch::new();
     for chunk in rows.values.chunks(BATCH * width) {
         predictions.extend_from_slice(model.predict_into(
@@ -100,91 +119,92 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
             &mut scratch,
         )?);
     }
-    let n = rows.rows;
-    let report = match targets {
-        Targets::Classes(labels) => {
-            let k = outputs;
-            let mut confusion = vec![vec![0usize; k]; k];
-            let mut loss = 0.0f64;
-            for (p, &l) in predictions.chunks_exact(k).zip(&labels) {
-                let pred = nabla::kernels::softmax::argmax(p);
-                confusion[l as usize][pred] += 1;
-                loss -= f64::from(p[l as usize].max(f32::MIN_POSITIVE)).ln();
-            }
-            let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
-            let classes = model.classes().to_vec();
-            let per_class = (0..k)
-                .map(|c| {
-                    let tp = confusion[c][c] as f64;
-                    let predicted: usize = (0..k).map(|t| confusion[t][c]).sum();
-                    let support: usize = confusion[c].iter().sum();
-                    let precision = if predicted > 0 {
-                        tp / predicted as f64
-                    } else {
-                        0.0
-                    };
-                    let recall = if support > 0 {
-                        tp / support as f64
-                    } else {
-                        0.0
-                    };
-                    let f1 = if precision + recall > 0.0 {
-                        2.0 * precision * recall / (precision + recall)
-                    } else {
-                        0.0
-                    };
-                    ClassMetrics {
-                        class: classes.get(c).cloned().unwrap_or_default(),
-                        precision,
-                        recall,
-                        f1,
-                        support,
-                    }
-                })
-                .collect();
-            Report {
-                samples: n,
-                task: "classification",
-                loss: loss / n as f64,
-                accuracy: Some(correct as f64 / n as f64),
-                per_class: Some(per_class),
-                confusion_matrix: Some(confusion),
-                classes: Some(classes),
-                mae: None,
-                rmse: None,
-                r2: None,
-            }
-        }
-        Targets::Values(ys) => {
-            let scale = model.file().preprocess.target.scale;
-            let mean = ys.iter().sum::<f64>() / n as f64;
-            let (mut sae, mut sse, mut sst) = (0.0f64, 0.0f64, 0.0f64);
-            for (&p, &y) in predictions.iter().zip(&ys) {
-                let e = f64::from(p) - y;
-                sae += e.abs();
-                sse += e * e;
-                sst += (y - mean) * (y - mean);
-            }
-            Report {
-                samples: n,
-                task: "regression",
-                loss: sse / n as f64 / (scale * scale),
-                accuracy: None,
-                per_class: None,
-                confusion_matrix: None,
-                classes: None,
-                mae: Some(sae / n as f64),
-                rmse: Some((sse / n as f64).sqrt()),
-                r2: Some(if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN }),
-            }
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
-        return Ok(());
+    Ok(predictions)
+}
+
+/// Cross-entropy, accuracy, per-class metrics and the confusion matrix of class
+/// `predictions` (one row of probabilities per sample) against `labels`.
+fn classification(model: &Model, predictions: &[f32], labels: &[u32]) -> Report {
+    let k = model.outputs();
+    let n = labels.len();
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut loss = 0.0f64;
+    for (p, &l) in predictions.chunks_exact(k).zip(labels) {
+        let pred = nabla::kernels::softmax::argmax(p);
+        confusion[l as usize][pred] += 1;
+        loss -= f64::from(p[l as usize].max(f32::MIN_POSITIVE)).ln();
     }
-    writeln!(out, "{} samples from {}", n, args.data.display())?;
+    let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
+    let classes = model.classes().to_vec();
+    let per_class = (0..k)
+        .map(|c| class_metrics(&confusion, c, classes.get(c).cloned().unwrap_or_default()))
+        .collect();
+    Report {
+        samples: n,
+        task: "classification",
+        loss: loss / n as f64,
+        accuracy: Some(correct as f64 / n as f64),
+        per_class: Some(per_class),
+        confusion_matrix: Some(confusion),
+        classes: Some(classes),
+        mae: None,
+        rmse: None,
+        r2: None,
+    }
+}
+
+/// Precision, recall and F1 of class `c` from `confusion[true][predicted]` (0 when undefined).
+fn class_metrics(confusion: &[Vec<usize>], c: usize, class: String) -> ClassMetrics {
+    let tp = confusion[c][c] as f64;
+    let predicted: usize = confusion.iter().map(|row| row[c]).sum();
+    let support: usize = confusion[c].iter().sum();
+    let ratio = |count: usize| if count > 0 { tp / count as f64 } else { 0.0 };
+    let (precision, recall) = (ratio(predicted), ratio(support));
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    ClassMetrics {
+        class,
+        precision,
+        recall,
+        f1,
+        support,
+    }
+}
+
+/// MAE, RMSE and R² in the target's own units, and the loss in the model's standardised units
+/// (as training reports it).
+fn regression(model: &Model, predictions: &[f32], ys: &[f64]) -> Report {
+    let n = ys.len();
+    let scale = model.file().preprocess.target.scale;
+    let mean = ys.iter().sum::<f64>() / n as f64;
+    let (mut sae, mut sse, mut sst) = (0.0f64, 0.0f64, 0.0f64);
+    for (&p, &y) in predictions.iter().zip(ys) {
+        let e = f64::from(p) - y;
+        sae += e.abs();
+        sse += e * e;
+        sst += (y - mean) * (y - mean);
+    }
+    Report {
+        samples: n,
+        task: "regression",
+        loss: sse / n as f64 / (scale * scale),
+        accuracy: None,
+        per_class: None,
+        confusion_matrix: None,
+        classes: None,
+        mae: Some(sae / n as f64),
+        rmse: Some((sse / n as f64).sqrt()),
+        r2: Some(if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN }),
+    }
+}
+
+/// The report as a table: loss, then accuracy, per-class metrics and the confusion matrix, or
+/// MAE, RMSE and R².
+fn write_report(out: &mut impl Write, report: &Report, data: &Path) -> std::io::Result<()> {
+    writeln!(out, "{} samples from {}", report.samples, data.display())?;
     writeln!(out, "loss {:.4}", report.loss)?;
     if let (Some(a), Some(pc), Some(cm)) =
         (report.accuracy, &report.per_class, &report.confusion_matrix)

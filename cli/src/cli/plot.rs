@@ -10,6 +10,7 @@ use std::sync::Once;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
@@ -136,7 +137,28 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let title = if runs.len() == 1 {
+    let root = root.titled(&curves_title(runs), ("sans-serif", 26))?;
+    let panels = root.split_evenly((1, 2));
+    let max_epoch = runs
+        .iter()
+        .map(|r| r.epochs.len())
+        .max()
+        .unwrap_or(1)
+        .max(2) as f64;
+    let regression = runs
+        .iter()
+        .flat_map(|r| r.epochs.iter())
+        .all(|m| m.test_accuracy.is_none());
+    for (area, panel) in panels.iter().zip(Panel::pair(regression)) {
+        curve_panel(area, runs, panel, max_epoch)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// `Learning curves — NAME (DATASET)`, or `Learning curves — A vs B` for several runs.
+fn curves_title(runs: &[&History]) -> String {
+    if runs.len() == 1 {
         // A data folder's path is long; its last component names it.
         let dataset = Path::new(&runs[0].dataset)
             .file_name()
@@ -146,39 +168,68 @@ where
     } else {
         let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
         format!("Learning curves — {}", names.join(" vs "))
-    };
-    let root = root.titled(&title, ("sans-serif", 26))?;
-    let panels = root.split_evenly((1, 2));
-    let max_epoch = runs
-        .iter()
-        .map(|r| r.epochs.len())
-        .max()
-        .unwrap_or(1)
-        .max(2) as f64;
-    let r2 = runs
-        .iter()
-        .flat_map(|r| r.epochs.iter())
-        .all(|m| m.test_accuracy.is_none());
-    for (panel, second) in panels.iter().zip([false, true]) {
-        // Series 0 = train, 1 = validation, 2 = test. The second panel is accuracy, or R² for
-        // regression runs (which have no accuracy).
-        let get = |m: &EpochMetrics, series: usize| -> Option<f64> {
-            match (second, series) {
-                (false, 0) => Some(m.train_loss),
-                (false, 1) => m.val_loss,
-                (false, _) => Some(m.test_loss),
-                (true, 0) if r2 => None,
-                (true, 1) if r2 => m.val_r2,
-                (true, _) if r2 => m.test_r2,
-                (true, 0) => m.train_accuracy,
-                (true, 1) => m.val_accuracy,
-                (true, _) => m.test_accuracy,
-            }
-        };
+    }
+}
+
+/// One panel of the learning curves. Classification runs show the loss and accuracy;
+/// regression runs, which have no accuracy, the loss and R².
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Panel {
+    CrossEntropy,
+    Mse,
+    Accuracy,
+    R2,
+}
+
+impl Panel {
+    /// The two panels, left to right.
+    fn pair(regression: bool) -> [Panel; 2] {
+        if regression {
+            [Panel::Mse, Panel::R2]
+        } else {
+            [Panel::CrossEntropy, Panel::Accuracy]
+        }
+    }
+
+    /// Series 0 = train, 1 = validation, 2 = test.
+    fn value(self, m: &EpochMetrics, series: usize) -> Option<f64> {
+        match (self, series) {
+            (Panel::CrossEntropy | Panel::Mse, 0) => Some(m.train_loss),
+            (Panel::CrossEntropy | Panel::Mse, 1) => m.val_loss,
+            (Panel::CrossEntropy | Panel::Mse, _) => Some(m.test_loss),
+            (Panel::R2, 0) => None,
+            (Panel::R2, 1) => m.val_r2,
+            (Panel::R2, _) => m.test_r2,
+            (Panel::Accuracy, 0) => m.train_accuracy,
+            (Panel::Accuracy, 1) => m.val_accuracy,
+            (Panel::Accuracy, _) => m.test_accuracy,
+        }
+    }
+
+    fn caption(self) -> &'static str {
+        match self {
+            Panel::CrossEntropy => "Loss (cross-entropy)",
+            Panel::Mse => "Loss (MSE, standardised target)",
+            Panel::Accuracy => "Accuracy",
+            Panel::R2 => "R² (coefficient of determination)",
+        }
+    }
+
+    fn y_desc(self) -> &'static str {
+        match self {
+            Panel::CrossEntropy | Panel::Mse => "loss",
+            Panel::Accuracy => "accuracy",
+            Panel::R2 => "R²",
+        }
+    }
+
+    /// The y axis: every finite value of every run with a margin, clamped to what the metric
+    /// can be (a loss is ≥ 0, accuracy in [0, 1], R² ≤ 1).
+    fn y_range(self, runs: &[&History]) -> (f64, f64) {
         let values = runs
             .iter()
             .flat_map(|r| r.epochs.iter())
-            .flat_map(|m| [get(m, 0), get(m, 1), get(m, 2)])
+            .flat_map(|m| [self.value(m, 0), self.value(m, 1), self.value(m, 2)])
             .flatten()
             .filter(|v| v.is_finite());
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -186,121 +237,190 @@ where
         });
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let pad = ((hi - lo) * 0.08).max(1e-3);
-        let (y0, y1) = if second && r2 {
-            (lo - pad, (hi + pad).min(1.0))
-        } else if second {
-            ((lo - pad).max(0.0), (hi + pad).min(1.0))
+        match self {
+            Panel::R2 => (lo - pad, (hi + pad).min(1.0)),
+            Panel::Accuracy => ((lo - pad).max(0.0), (hi + pad).min(1.0)),
+            Panel::CrossEntropy | Panel::Mse => ((lo - pad).max(0.0), hi + pad),
+        }
+    }
+
+    /// Accuracy rises, so its legend goes where the curves are not: lower right.
+    fn legend_position(self) -> SeriesLabelPosition {
+        if self == Panel::Accuracy {
+            SeriesLabelPosition::LowerRight
         } else {
-            ((lo - pad).max(0.0), hi + pad)
-        };
-        let mut chart = ChartBuilder::on(panel)
-            .caption(
-                match (second, r2) {
-                    (false, false) => "Loss (cross-entropy)",
-                    (false, true) => "Loss (MSE, standardised target)",
-                    (true, false) => "Accuracy",
-                    (true, true) => "R² (coefficient of determination)",
-                },
-                ("sans-serif", 20),
-            )
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(65)
-            .build_cartesian_2d(0.8..max_epoch + 0.2, y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(match (second, r2) {
-                (false, _) => "loss",
-                (true, false) => "accuracy",
-                (true, true) => "R²",
-            })
-            .axis_desc_style(("sans-serif", 17))
-            .label_style(("sans-serif", 14))
-            .x_label_formatter(&epoch_label)
-            .light_line_style(WHITE.mix(0.0))
-            .draw()?;
-        for (i, run) in runs.iter().enumerate() {
-            // One run: train blue, test orange. Several: one hue per run, dark for train and
-            // light for test.
-            let (colours, c_best) = if runs.len() == 1 {
-                ([TRAIN, VAL, TEST], BEST)
-            } else {
-                let c = RUNS[i % RUNS.len()];
-                (c, c[0])
-            };
-            let prefix = if runs.len() == 1 {
-                String::new()
-            } else {
-                format!("{}: ", run.name)
-            };
-            for (series, name) in ["train", "validation", "test"].into_iter().enumerate() {
-                let colour = colours[series];
-                let points: Vec<(f64, f64)> = run
-                    .epochs
-                    .iter()
-                    .filter_map(|m| get(m, series).map(|v| (m.epoch as f64, v)))
-                    .filter(|p| p.1.is_finite())
-                    .collect();
-                if points.is_empty() {
-                    continue;
-                }
-                chart
-                    .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
-                    .label(format!("{prefix}{name}"))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
-                    });
-                chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+            SeriesLabelPosition::UpperRight
+        }
+    }
+}
+
+/// A learning-curve chart: epochs across, the panel's metric up.
+type CurveChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One panel: axes, every run's curves and markers, the legend.
+fn curve_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    runs: &[&History],
+    panel: Panel,
+    max_epoch: f64,
+) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    let (y0, y1) = panel.y_range(runs);
+    let mut chart = ChartBuilder::on(area)
+        .caption(panel.caption(), ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(0.8..max_epoch + 0.2, y0..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(panel.y_desc())
+        .axis_desc_style(("sans-serif", 17))
+        .label_style(("sans-serif", 14))
+        .x_label_formatter(&epoch_label)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    for (i, run) in runs.iter().enumerate() {
+        let style = RunStyle::new(run, i, runs.len());
+        run_curves(&mut chart, run, panel, &style)?;
+        best_epoch_marker(&mut chart, run, panel, &style, (y0, y1))?;
+        if let Some(stop) = run.early_stop_epoch {
+            early_stop_line(&mut chart, stop, &style, (y0, y1))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(panel.legend_position())
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 15))
+        .draw()?;
+    Ok(())
+}
+
+/// How one run is drawn: one run has train blue, test orange and a green best-epoch marker;
+/// overlaid runs have one hue each (dark for train, light for test) and name themselves in
+/// the legend.
+struct RunStyle {
+    /// Train, validation and test colours.
+    colours: [RGBColor; 3],
+    best: RGBColor,
+    /// `NAME: ` before every legend entry when runs are overlaid.
+    prefix: String,
+}
+
+impl RunStyle {
+    fn new(run: &History, i: usize, runs: usize) -> Self {
+        if runs == 1 {
+            Self {
+                colours: [TRAIN, VAL, TEST],
+                best: BEST,
+                prefix: String::new(),
             }
-            let has_val = run.epochs.iter().any(|m| m.val_loss.is_some());
-            let monitored = if has_val { 1 } else { 2 };
-            if let Some((best, y)) = run
-                .best_epoch
-                .and_then(|b| run.epochs.iter().find(|m| m.epoch == b))
-                .and_then(|m| get(m, monitored).map(|y| (m, y)))
-            {
-                let p = (best.epoch as f64, y);
-                let label = format!(
-                    "{prefix}best epoch ({}, lowest {} loss)",
-                    best.epoch,
-                    if has_val { "validation" } else { "test" }
-                );
-                chart
-                    .draw_series([Circle::new(p, 8, c_best.stroke_width(3))])?
-                    .label(label)
-                    .legend(move |(x, y)| Circle::new((x + 10, y), 6, c_best.stroke_width(3)));
-                chart.draw_series([PathElement::new(
-                    vec![(p.0, y0), (p.0, y1)],
-                    c_best.mix(0.35).stroke_width(1),
-                )])?;
-            }
-            if let Some(stop) = run.early_stop_epoch {
-                let x = stop as f64;
-                chart
-                    .draw_series([PathElement::new(
-                        vec![(x, y0), (x, y1)],
-                        STOP.stroke_width(2),
-                    )])?
-                    .label(format!("{prefix}early stop (epoch {stop})"))
-                    .legend(|(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], STOP.stroke_width(2))
-                    });
+        } else {
+            let c = RUNS[i % RUNS.len()];
+            Self {
+                colours: c,
+                best: c[0],
+                prefix: format!("{}: ", run.name),
             }
         }
-        chart
-            .configure_series_labels()
-            .position(if second && !r2 {
-                SeriesLabelPosition::LowerRight
-            } else {
-                SeriesLabelPosition::UpperRight
-            })
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 15))
-            .draw()?;
     }
-    root.present()?;
+}
+
+/// A run's train, validation and test curves (those it has), each a line with point markers.
+fn run_curves<DB: DrawingBackend>(
+    chart: &mut CurveChart<'_, DB>,
+    run: &History,
+    panel: Panel,
+    style: &RunStyle,
+) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    for (series, name) in ["train", "validation", "test"].into_iter().enumerate() {
+        let colour = style.colours[series];
+        let points: Vec<(f64, f64)> = run
+            .epochs
+            .iter()
+            .filter_map(|m| panel.value(m, series).map(|v| (m.epoch as f64, v)))
+            .filter(|p| p.1.is_finite())
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
+            .label(format!("{}{name}", style.prefix))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+            });
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+    }
+    Ok(())
+}
+
+/// A ring on the monitored curve (validation, else test) at the best epoch, with a faint
+/// vertical line through it.
+fn best_epoch_marker<DB: DrawingBackend>(
+    chart: &mut CurveChart<'_, DB>,
+    run: &History,
+    panel: Panel,
+    style: &RunStyle,
+    (y0, y1): (f64, f64),
+) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    let has_val = run.epochs.iter().any(|m| m.val_loss.is_some());
+    let monitored = if has_val { 1 } else { 2 };
+    let Some((best, y)) = run
+        .best_epoch
+        .and_then(|b| run.epochs.iter().find(|m| m.epoch == b))
+        .and_then(|m| panel.value(m, monitored).map(|y| (m, y)))
+    else {
+        return Ok(());
+    };
+    let p = (best.epoch as f64, y);
+    let label = format!(
+        "{}best epoch ({}, lowest {} loss)",
+        style.prefix,
+        best.epoch,
+        if has_val { "validation" } else { "test" }
+    );
+    let c_best = style.best;
+    chart
+        .draw_series([Circle::new(p, 8, c_best.stroke_width(3))])?
+        .label(label)
+        .legend(move |(x, y)| Circle::new((x + 10, y), 6, c_best.stroke_width(3)));
+    chart.draw_series([PathElement::new(
+        vec![(p.0, y0), (p.0, y1)],
+        c_best.mix(0.35).stroke_width(1),
+    )])?;
+    Ok(())
+}
+
+/// A red vertical line at the epoch early stopping ended the run.
+fn early_stop_line<DB: DrawingBackend>(
+    chart: &mut CurveChart<'_, DB>,
+    stop: usize,
+    style: &RunStyle,
+    (y0, y1): (f64, f64),
+) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    let x = stop as f64;
+    chart
+        .draw_series([PathElement::new(
+            vec![(x, y0), (x, y1)],
+            STOP.stroke_width(2),
+        )])?
+        .label(format!("{}early stop (epoch {stop})", style.prefix))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], STOP.stroke_width(2)));
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! `nabla explain`: one training step walked through by hand on the engine's own numbers (see
 //! `nabla::explain`), for the classic 3-2-2 network ([`tiny`]) or a trained model file
-//! ([`model`]). These files only choose the subject and format the numbers.
+//! ([`model`]). These files only choose the subject and say what to show of its numbers; [`doc`]
+//! writes that as text or markdown.
 
+mod doc;
 mod model;
 mod tiny;
 
@@ -22,6 +24,17 @@ pub enum Format {
     Markdown,
     /// Machine-readable JSON: `{"weights": [{"name", "gradient", "numeric_gradient", ...}], ...}`.
     Json,
+}
+
+impl Format {
+    /// How text and markdown are written; `None` for JSON, which is serialised, not rendered.
+    fn markup(self) -> Option<doc::Markup> {
+        match self {
+            Format::Text => Some(doc::Markup::Text),
+            Format::Markdown => Some(doc::Markup::Markdown),
+            Format::Json => None,
+        }
+    }
 }
 
 /// Flags of `nabla explain`.
@@ -115,15 +128,6 @@ fn short(v: f32) -> String {
         format!("{v:.3e}")
     } else {
         format!("{v:.4}")
-    }
-}
-
-/// A section heading: `## title` in markdown, the title underlined in text.
-fn heading(s: &mut String, title: &str, md: bool) {
-    if md {
-        s.push_str(&format!("## {title}\n\n"));
-    } else {
-        s.push_str(&format!("{title}\n{}\n", "─".repeat(title.chars().count())));
     }
 }
 

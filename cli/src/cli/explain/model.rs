@@ -1,8 +1,9 @@
 //! `nabla explain --model M --sample K`: one training step of a trained model on one sample of
-//! its data, traced by `nabla::explain::explain_model`; this file reads the sample and formats
-//! the trace (a few units per layer and terms per sum, the rest summed up).
+//! its data, traced by `nabla::explain::explain_model`. This file reads the sample and says what
+//! to show of the trace (a few units per layer and terms per sum, the rest summed up); [`Doc`]
+//! writes it as text or markdown. What depends on a stage's kind of layer stays in a few small
+//! functions: `describe`, `is_linear`, `number`, `local_formula`, `vector_rule`, `forward_stage`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -15,7 +16,8 @@ use nabla::io::ModelFile;
 use nabla::io::input::{Rows, Targets};
 use nabla::nn::{Network, Task};
 
-use super::{ExplainArgs, Factor, Format, heading, num, precise, short};
+use super::doc::{Column, Doc, Markup, Table};
+use super::{ExplainArgs, Factor, num, precise, short};
 
 /// Where the sample came from, for the header.
 struct Sample {
@@ -33,57 +35,7 @@ struct Sample {
 pub(super) fn run(args: &ExplainArgs) -> Result<()> {
     let path = args.model.as_deref().unwrap_or(Path::new(""));
     let file = nabla::io::load(path).context("loading the model")?;
-    let (source, rows) = read_data(args.data.as_deref(), &file)?;
-    let row = args.sample.unwrap_or(0);
-    let n = file.network.spec().inputs;
-    if row >= rows.rows {
-        return Err(NablaError::Usage(format!(
-            "--sample {row}: {source} has {} rows, numbered 0 to {}",
-            rows.rows,
-            rows.rows.saturating_sub(1)
-        ))
-        .into());
-    }
-    let pre = &file.preprocess;
-    let (target, truth) = match &rows.targets {
-        Some(Targets::Classes(labels)) => {
-            let c = labels[row] as usize;
-            let name = file
-                .network
-                .spec()
-                .classes
-                .get(c)
-                .cloned()
-                .unwrap_or_default();
-            (Target::Class(c), format!("class {name:?}"))
-        }
-        Some(Targets::Values(values)) => {
-            let v = values[row];
-            let scaled = (v - pre.target.center) / pre.target.scale;
-            (
-                Target::Value(scaled as f32),
-                format!("{} = {v}", pre.target.name),
-            )
-        }
-        None => {
-            return Err(NablaError::data(
-                PathBuf::from(&source),
-                "header",
-                format!(
-                    "no target column {:?}: explaining a training step needs the true label",
-                    pre.target.name
-                ),
-            )
-            .into());
-        }
-    };
-    let encoded: Vec<f64> = rows.values[row * n..(row + 1) * n]
-        .iter()
-        .map(|&v| f64::from(v))
-        .collect();
-    let mut x = vec![0.0f32; n];
-    pre.normalise(&encoded, &mut x);
-
+    let (sample, x, target) = read_sample(args, &file)?;
     let also = args
         .weight
         .as_deref()
@@ -100,62 +52,86 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
         lr as f32,
         args.epsilon as f32,
     )?;
-    let chosen = match also {
-        Some(r) => trace.weights.iter().find(|w| {
-            trace.stages[w.stage].layer == r.layer && w.row == r.unit && w.column == r.input
-        }),
-        None => trace.weights.first(),
-    }
-    .context("internal: the chosen weight is not in the trace")?;
-    let sample = Sample {
-        source,
-        row,
-        rows: rows.rows,
-        truth,
-    };
     let view = View {
         trace: &trace,
         net: &file.network,
         file: &file,
         limit: usize::from(args.limit),
     };
-    let chain = view.chain(chosen);
-    let out = match args.format {
-        Format::Json => {
-            #[derive(Serialize)]
-            struct Json<'a> {
-                model: String,
-                network: String,
-                data: &'a str,
-                sample: usize,
-                truth: &'a str,
-                #[serde(flatten)]
-                trace: &'a ModelTrace,
-                chain: &'a Chain,
-            }
-            serde_json::to_string_pretty(&Json {
-                model: path.display().to_string(),
-                network: view.describe(),
-                data: &sample.source,
-                sample: row,
-                truth: &sample.truth,
-                trace: &trace,
-                chain: &chain,
-            })? + "\n"
-        }
-        Format::Text | Format::Markdown => {
-            let md = args.format == Format::Markdown;
-            view.render(
-                path,
-                &sample,
-                &chain,
-                md,
-                trained_lr.is_some() && args.lr.is_none(),
-            )?
-        }
+    let chain = view.chain(view.chosen(also)?);
+    let out = match args.format.markup() {
+        None => view.json(path, &sample, &chain)?,
+        Some(markup) => view.render(
+            markup,
+            path,
+            &sample,
+            &chain,
+            trained_lr.is_some() && args.lr.is_none(),
+        ),
     };
     crate::cli::print(&out)?;
     Ok(())
+}
+
+/// The sample `--sample` picks from the data: where it came from, its inputs after the model's
+/// preprocessing, and its target as the trace takes it.
+fn read_sample(args: &ExplainArgs, file: &ModelFile) -> Result<(Sample, Vec<f32>, Target)> {
+    let (source, rows) = read_data(args.data.as_deref(), file)?;
+    let row = args.sample.unwrap_or(0);
+    if row >= rows.rows {
+        return Err(NablaError::Usage(format!(
+            "--sample {row}: {source} has {} rows, numbered 0 to {}",
+            rows.rows,
+            rows.rows.saturating_sub(1)
+        ))
+        .into());
+    }
+    let (target, truth) = target_of(&rows, row, file, &source)?;
+    let n = file.network.spec().inputs;
+    let encoded: Vec<f64> = rows.values[row * n..(row + 1) * n]
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let mut x = vec![0.0f32; n];
+    file.preprocess.normalise(&encoded, &mut x);
+    let sample = Sample {
+        source,
+        row,
+        rows: rows.rows,
+        truth,
+    };
+    Ok((sample, x, target))
+}
+
+/// Row `row`'s target: as the trace takes it (a class, or a value in the scaled units the
+/// model predicts) and as the data writes it (`class "7"`, `price = 3.5`).
+fn target_of(rows: &Rows, row: usize, file: &ModelFile, source: &str) -> Result<(Target, String)> {
+    let pre = &file.preprocess;
+    match &rows.targets {
+        Some(Targets::Classes(labels)) => {
+            let c = labels[row] as usize;
+            let classes = &file.network.spec().classes;
+            let name = classes.get(c).cloned().unwrap_or_default();
+            Ok((Target::Class(c), format!("class {name:?}")))
+        }
+        Some(Targets::Values(values)) => {
+            let v = values[row];
+            let scaled = (v - pre.target.center) / pre.target.scale;
+            Ok((
+                Target::Value(scaled as f32),
+                format!("{} = {v}", pre.target.name),
+            ))
+        }
+        None => Err(NablaError::data(
+            PathBuf::from(source),
+            "header",
+            format!(
+                "no target column {:?}: explaining a training step needs the true label",
+                pre.target.name
+            ),
+        )
+        .into()),
+    }
 }
 
 /// Reads the data the sample comes from: `--data`, else the data named in the model file.
@@ -210,6 +186,11 @@ struct Chain {
     numeric_gradient: f64,
 }
 
+/// Whether `stage` is a linear layer's `z = W·x + b` (every other stage is elementwise).
+fn is_linear(stage: &Stage) -> bool {
+    matches!(stage.kind, StageKind::Linear { .. })
+}
+
 /// "term" or "terms".
 fn plural_terms(n: usize) -> &'static str {
     if n == 1 { "term" } else { "terms" }
@@ -235,6 +216,43 @@ fn head(v: &[f32], limit: usize) -> String {
 impl View<'_> {
     fn stages(&self) -> &[Stage] {
         &self.trace.stages
+    }
+
+    /// The weight whose full chain is shown: `--weight`'s, else the first shown.
+    fn chosen(&self, also: Option<WeightRef>) -> Result<&ModelWeight> {
+        let t = self.trace;
+        match also {
+            Some(r) => t.weights.iter().find(|w| {
+                t.stages[w.stage].layer == r.layer && w.row == r.unit && w.column == r.input
+            }),
+            None => t.weights.first(),
+        }
+        .context("internal: the chosen weight is not in the trace")
+    }
+
+    /// The `--format json` object: the trace with the model, the sample and the chain.
+    fn json(&self, path: &Path, sample: &Sample, chain: &Chain) -> Result<String> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            model: String,
+            network: String,
+            data: &'a str,
+            sample: usize,
+            truth: &'a str,
+            #[serde(flatten)]
+            trace: &'a ModelTrace,
+            chain: &'a Chain,
+        }
+        let json = serde_json::to_string_pretty(&Json {
+            model: path.display().to_string(),
+            network: self.describe(),
+            data: &sample.source,
+            sample: sample.row,
+            truth: &sample.truth,
+            trace: self.trace,
+            chain,
+        })?;
+        Ok(json + "\n")
     }
 
     /// `64 inputs → 256 relu → 128 relu → 10 outputs (softmax), cross-entropy loss`.
@@ -271,9 +289,7 @@ impl View<'_> {
 
     /// The linear stage at or before `s` (whose shown units `s` shares).
     fn linear_at_or_before(&self, s: usize) -> Option<usize> {
-        (0..=s)
-            .rev()
-            .find(|&t| matches!(self.stages()[t].kind, StageKind::Linear { .. }))
+        (0..=s).rev().find(|&t| is_linear(&self.stages()[t]))
     }
 
     /// Units shown for stage `s`: those of its linear stage's shown weights.
@@ -409,430 +425,453 @@ impl View<'_> {
         }
     }
 
-    /// The full chain rule for `w`, factor by factor.
+    /// The full chain rule for `w`, factor by factor: the gradient reaching the last
+    /// elementwise stage after `w`'s linear stage, each of those stages' local gradients, and
+    /// `w`'s own local gradient.
     fn chain(&self, w: &ModelWeight) -> Chain {
-        let stages = self.stages();
         let j = w.row;
-        // The elementwise stages right after the weight's linear stage.
         let mut top = w.stage;
-        while stages
-            .get(top + 1)
-            .is_some_and(|s| !matches!(s.kind, StageKind::Linear { .. }))
-        {
+        while self.stages().get(top + 1).is_some_and(|s| !is_linear(s)) {
             top += 1;
         }
-        let mut factors = Vec::new();
-        let (mut terms, mut terms_not_shown, mut terms_rest) = (Vec::new(), 0, 0.0);
-        let mut upstream = Vec::new();
-        let top_stage = &stages[top];
-        if top + 1 < stages.len() {
-            (terms, terms_not_shown, terms_rest) = self.sum_terms(top, j);
-            let next = &stages[top + 1];
-            factors.push(Factor {
-                name: format!("∂L/∂{}[{j}]", top_stage.symbol),
-                formula: format!(
-                    "Σ_m W{}[m,{j}]·∂L/∂{}[m] over {} units",
-                    self.number(top + 1),
-                    next.symbol,
-                    next.value.len()
-                ),
-                value: f64::from(top_stage.gradient[j]),
-            });
-            for t in (top + 1..stages.len()).rev() {
-                upstream.push(format!(
-                    "{} = {}",
-                    self.vector_rule(t),
-                    head(&stages[t].gradient, self.limit)
-                ));
-            }
-        } else {
-            factors.push(Factor {
-                name: format!("∂L/∂{}[{j}]", top_stage.symbol),
-                formula: self.loss_formula(j),
-                value: f64::from(top_stage.gradient[j]),
-            });
-        }
+        let mut chain = Chain {
+            weight: w.trace.name.clone(),
+            param: w.param.clone(),
+            factors: Vec::new(),
+            terms: Vec::new(),
+            terms_not_shown: 0,
+            terms_rest: 0.0,
+            upstream: Vec::new(),
+            product: 0.0,
+            gradient: w.trace.gradient,
+            numeric_gradient: w.trace.numeric_gradient,
+        };
+        self.upstream_factor(top, j, &mut chain);
         for t in (w.stage + 1..=top).rev() {
-            let (input, _) = self.input_of(t);
-            factors.push(Factor {
-                name: format!("∂{}[{j}]/∂{input}[{j}]", stages[t].symbol),
-                formula: {
-                    let (short, why) = self.local_formula(t, j);
-                    format!("{short} ({why})")
-                },
-                value: f64::from(
-                    stages[t]
-                        .local
-                        .as_ref()
-                        .and_then(|l| l.get(j))
-                        .copied()
-                        .unwrap_or(f32::NAN),
-                ),
-            });
+            chain.factors.push(self.local_factor(t, j));
         }
-        factors.push(Factor {
-            name: format!("∂{}[{j}]/∂{}", stages[w.stage].symbol, w.trace.name),
+        chain.factors.push(Factor {
+            name: format!("∂{}[{j}]/∂{}", self.stages()[w.stage].symbol, w.trace.name),
             formula: w.trace.local_name.clone(),
             value: f64::from(w.trace.local),
         });
-        Chain {
-            weight: w.trace.name.clone(),
-            param: w.param.clone(),
-            product: factors.iter().map(|f| f.value).product(),
-            factors,
-            terms,
-            terms_not_shown,
-            terms_rest,
-            upstream,
-            gradient: w.trace.gradient,
-            numeric_gradient: w.trace.numeric_gradient,
+        chain.product = chain.factors.iter().map(|f| f.value).product();
+        chain
+    }
+
+    /// The chain's first factor, `∂L/∂{stage top}[j]`: the loss's derivative for the last
+    /// stage; otherwise a sum over the next linear layer's units, whose largest terms and the
+    /// gradients down from the loss go into `chain` too.
+    fn upstream_factor(&self, top: usize, j: usize, chain: &mut Chain) {
+        let stages = self.stages();
+        let top_stage = &stages[top];
+        let name = format!("∂L/∂{}[{j}]", top_stage.symbol);
+        let value = f64::from(top_stage.gradient[j]);
+        let Some(next) = stages.get(top + 1) else {
+            let formula = self.loss_formula(j);
+            chain.factors.push(Factor {
+                name,
+                formula,
+                value,
+            });
+            return;
+        };
+        (chain.terms, chain.terms_not_shown, chain.terms_rest) = self.sum_terms(top, j);
+        let formula = format!(
+            "Σ_m W{}[m,{j}]·∂L/∂{}[m] over {} units",
+            self.number(top + 1),
+            next.symbol,
+            next.value.len()
+        );
+        chain.factors.push(Factor {
+            name,
+            formula,
+            value,
+        });
+        chain.upstream = (top + 1..stages.len())
+            .rev()
+            .map(|t| {
+                let gradient = head(&stages[t].gradient, self.limit);
+                format!("{} = {gradient}", self.vector_rule(t))
+            })
+            .collect();
+    }
+
+    /// `∂{stage t}[j]/∂{its input}[j]`: elementwise stage `t`'s local gradient at unit `j`,
+    /// with why it has its value.
+    fn local_factor(&self, t: usize, j: usize) -> Factor {
+        let st = &self.stages()[t];
+        let (input, _) = self.input_of(t);
+        let (short, why) = self.local_formula(t, j);
+        let local = st.local.as_ref().and_then(|l| l.get(j)).copied();
+        Factor {
+            name: format!("∂{}[{j}]/∂{input}[{j}]", st.symbol),
+            formula: format!("{short} ({why})"),
+            value: f64::from(local.unwrap_or(f32::NAN)),
         }
     }
 
+    /// The walk-through as a document: header, forward pass, backward pass, the gradient
+    /// checks, the chosen weight's full chain and the update.
     fn render(
         &self,
+        markup: Markup,
         path: &Path,
         sample: &Sample,
         c: &Chain,
-        md: bool,
         lr_from_model: bool,
-    ) -> Result<String> {
-        let mut s = String::new();
-        let t = self.trace;
-        let stages = self.stages();
-        let (open, close) = if md { ("```text\n", "```\n") } else { ("", "") };
-        let gap = if md { "\n" } else { "" };
-        if md {
-            writeln!(
-                s,
-                "# Backpropagation by hand: one training step of a trained model\n"
-            )?;
+    ) -> String {
+        let mut doc = Doc::new(markup);
+        doc.title(
+            "Backpropagation by hand: one training step of a trained model",
+            "nabla explain — one training step of a trained model, every number from the engine's tape",
+        );
+        doc.lines(&self.header(path, sample));
+        doc.heading("1. Forward pass");
+        doc.equations(&self.forward());
+        doc.heading("2. Backpropagation, layer by layer: upstream × local = downstream");
+        doc.equations(&self.backward());
+        doc.table(&self.weight_table());
+        doc.table(&self.tensor_table());
+        doc.heading(&format!("3. The full chain for {} ({})", c.weight, c.param));
+        doc.equations(&self.chain_lines(c));
+        let source = if lr_from_model {
+            ", the model's training learning rate"
         } else {
-            writeln!(
-                s,
-                "nabla explain — one training step of a trained model, every number from the engine's tape\n"
-            )?;
-        }
-        let nonzero = t.inputs.iter().filter(|&&v| v != 0.0).count();
-        writeln!(s, "Model:   {}: {}{gap}", path.display(), self.describe())?;
-        writeln!(
-            s,
-            "Sample:  row {} of the {} in {}, {}; x = the row after the model's preprocessing ({} inputs, {nonzero} not 0){gap}",
-            sample.row,
-            sample.rows,
-            sample.source,
-            sample.truth,
-            t.inputs.len()
-        )?;
-        writeln!(
-            s,
-            "Shown:   per layer {l} unit{s} that get{v} a gradient, per sum {l} term{s} whose input is \
-             not 0 (--limit); the rest are summed up. Dropout is off and batch norm uses its \
-             running statistics, as in evaluation.\n",
-            l = self.limit,
-            s = if self.limit == 1 { "" } else { "s" },
-            v = if self.limit == 1 { "s" } else { "" },
-        )?;
+            ""
+        };
+        doc.heading(&format!(
+            "4. The update: W ← W − lr·∂L/∂W with lr = {}{source}",
+            self.trace.learning_rate
+        ));
+        doc.equations(&self.update_lines(c));
+        doc.paragraph(&self.closing());
+        doc.finish()
+    }
 
-        heading(&mut s, "1. Forward pass", md);
-        s += open;
-        for (i, st) in stages.iter().enumerate() {
-            let (input, a) = self.input_of(i);
-            let units = self.units(i);
-            match &st.kind {
-                StageKind::Linear {
-                    number,
-                    weight,
-                    inputs,
-                    outputs,
-                    ..
-                } => {
-                    let k = *number;
-                    writeln!(
-                        s,
-                        "{} = W{k}·{input} + b{k}    (linear {inputs} → {outputs}; W{k} is {weight} in the model file)",
-                        st.symbol
-                    )?;
-                    let w = self.weight(st.layer);
-                    for &j in &units {
-                        let shown: Vec<&ModelWeight> = t
-                            .weights
-                            .iter()
-                            .filter(|w| w.stage == i && w.row == j && w.column.is_some())
-                            .collect();
-                        let bias = t
-                            .weights
-                            .iter()
-                            .find(|w| w.stage == i && w.row == j && w.column.is_none());
-                        let rest: f64 = w.map_or(0.0, |w| {
-                            (0..w.cols())
-                                .filter(|c| !shown.iter().any(|x| x.column == Some(*c)))
-                                .map(|c| f64::from(w.data()[j * w.cols() + c]) * f64::from(a[c]))
-                                .sum()
-                        });
-                        let more = a.len() - shown.len();
-                        let mut sym: Vec<String> = shown
-                            .iter()
-                            .map(|w| format!("{}·{}", w.trace.name, w.trace.local_name))
-                            .collect();
-                        let mut val: Vec<String> = shown
-                            .iter()
-                            .map(|w| format!("{}·{}", num(w.trace.value), num(w.trace.local)))
-                            .collect();
-                        if more > 0 {
-                            sym.push(format!("({more} more {})", plural_terms(more)));
-                            val.push(num(rest as f32));
-                        }
-                        let b = bias.map_or(0.0, |b| b.trace.value);
-                        let name = format!("{}[{j}]", st.symbol);
-                        let pad = " ".repeat(name.chars().count());
-                        writeln!(s, "{name} = {} + b{k}[{j}]", sym.join(" + "))?;
-                        writeln!(s, "{pad} = {} + {}", val.join(" + "), num(b))?;
-                        writeln!(s, "{pad} = {:.4}", st.value[j])?;
-                    }
-                    if st.value.len() > units.len() {
-                        writeln!(s, "… and {} more units", st.value.len() - units.len())?;
-                    }
-                }
-                StageKind::Activation { function } => {
-                    writeln!(s, "{} = {function}({input})", st.symbol)?;
-                    for &j in &units {
-                        writeln!(
-                            s,
-                            "{}[{j}] = {function}({input}[{j}]) = {function}({:.4}) = {:.4}",
-                            st.symbol, a[j], st.value[j]
-                        )?;
-                    }
-                    if function == "relu" {
-                        let active = st.value.iter().filter(|&&v| v > 0.0).count();
-                        writeln!(
-                            s,
-                            "{}: {active} of {} units active (> 0); the others pass no gradient back",
-                            st.symbol,
-                            st.value.len()
-                        )?;
-                    }
-                }
-                StageKind::BatchNorm { scale, shift } => {
-                    writeln!(
-                        s,
-                        "{} = {input}·s + t    (batch norm: s = γ/√(σ²_run + ε), t = β − μ_run·s)",
-                        st.symbol
-                    )?;
-                    for &j in &units {
-                        writeln!(
-                            s,
-                            "{}[{j}] = {}·{} + {} = {:.4}",
-                            st.symbol,
-                            num(a[j]),
-                            num(scale[j]),
-                            num(shift[j]),
-                            st.value[j]
-                        )?;
-                    }
-                }
-            }
-            writeln!(s)?;
+    /// The model, the sample and what is shown of them.
+    fn header(&self, path: &Path, sample: &Sample) -> Vec<String> {
+        let inputs = &self.trace.inputs;
+        let nonzero = inputs.iter().filter(|&&v| v != 0.0).count();
+        vec![
+            format!("Model:   {}: {}", path.display(), self.describe()),
+            format!(
+                "Sample:  row {} of the {} in {}, {}; x = the row after the model's preprocessing ({} inputs, {nonzero} not 0)",
+                sample.row,
+                sample.rows,
+                sample.source,
+                sample.truth,
+                inputs.len()
+            ),
+            format!(
+                "Shown:   per layer {l} unit{s} that get{v} a gradient, per sum {l} term{s} whose input is \
+                 not 0 (--limit); the rest are summed up. Dropout is off and batch norm uses its \
+                 running statistics, as in evaluation.",
+                l = self.limit,
+                s = if self.limit == 1 { "" } else { "s" },
+                v = if self.limit == 1 { "s" } else { "" },
+            ),
+        ]
+    }
+
+    /// Every stage's vector (its shown units, a blank line after each), then the prediction
+    /// and the loss.
+    fn forward(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for i in 0..self.stages().len() {
+            lines.extend(self.forward_stage(i));
+            lines.push(String::new());
         }
-        let last = &stages[stages.len() - 1];
+        let t = self.trace;
         match (t.target, &t.probabilities) {
-            (Target::Class(y), Some(p)) => {
-                let classes = &self.net.spec().classes;
-                writeln!(
-                    s,
-                    "p = softmax({z}):  p[c] = e^{z}[c] / Σ_m e^{z}[m]",
-                    z = last.symbol
-                )?;
-                let mut shown: Vec<usize> = (0..p.len()).collect();
-                if p.len() > 10 {
-                    shown.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-                    shown.truncate(self.limit);
-                    if !shown.contains(&y) {
-                        shown.push(y);
-                    }
-                }
-                let width = format!("p[{}]", p.len().saturating_sub(1)).len();
-                for &c in &shown {
-                    writeln!(
-                        s,
-                        "{:<width$} = {:<10} class {:?}{}",
-                        format!("p[{c}]"),
-                        short(p[c]),
-                        classes.get(c).map_or("", String::as_str),
-                        if c == y { "  ← true class" } else { "" }
-                    )?;
-                }
-                if shown.len() < p.len() {
-                    writeln!(
-                        s,
-                        "… and {} more classes, each below p = {}",
-                        p.len() - shown.len(),
-                        short(
-                            (0..p.len())
-                                .filter(|c| !shown.contains(c))
-                                .map(|c| p[c])
-                                .fold(0.0, f32::max)
-                        )
-                    )?;
-                }
-                let best = nabla::kernels::softmax::argmax(p);
-                writeln!(
-                    s,
-                    "prediction: class {:?} (p = {:.4})",
-                    classes.get(best).map_or("", String::as_str),
-                    p[best]
-                )?;
-                writeln!(
-                    s,
-                    "L = −log p[{y}] = −log {:.6} = {}",
-                    p[y],
-                    precise(t.loss.into())
-                )?;
-            }
-            (Target::Value(y), _) => {
-                let target = &self.file.preprocess.target;
-                let original = |v: f32| f64::from(v) * target.scale + target.center;
-                writeln!(
-                    s,
-                    "ŷ = {}[0] = {:.4}, y = {:.4} (in the target's scaled units; in {}'s own: ŷ = {:.4}, y = {:.4})",
-                    last.symbol,
-                    last.value[0],
-                    y,
-                    target.name,
-                    original(last.value[0]),
-                    original(y)
-                )?;
-                writeln!(s, "L = (ŷ − y)² = {}", precise(t.loss.into()))?;
-            }
+            (Target::Class(y), Some(p)) => lines.extend(self.softmax_lines(y, p)),
+            (Target::Value(y), _) => lines.extend(self.regression_lines(y)),
             _ => {}
         }
-        s += close;
-        writeln!(s)?;
+        lines
+    }
 
-        heading(
-            &mut s,
-            "2. Backpropagation, layer by layer: upstream × local = downstream",
-            md,
-        );
-        s += open;
+    /// How stage `i` computes its vector, as its kind of layer writes it.
+    fn forward_stage(&self, i: usize) -> Vec<String> {
+        match &self.stages()[i].kind {
+            StageKind::Linear {
+                number,
+                weight,
+                inputs,
+                outputs,
+                ..
+            } => self.forward_linear(
+                i,
+                *number,
+                &format!("linear {inputs} → {outputs}; W{number} is {weight} in the model file"),
+            ),
+            StageKind::Activation { function } => self.forward_activation(i, function),
+            StageKind::BatchNorm { scale, shift } => self.forward_batch_norm(i, scale, shift),
+        }
+    }
+
+    /// Linear stage `i` (`z = W{k}·x + b{k}`, described by `about`): each shown unit's sum,
+    /// then how many units are not shown.
+    fn forward_linear(&self, i: usize, k: usize, about: &str) -> Vec<String> {
+        let st = &self.stages()[i];
+        let (input, _) = self.input_of(i);
+        let units = self.units(i);
+        let mut lines = vec![format!("{} = W{k}·{input} + b{k}    ({about})", st.symbol)];
+        for &j in &units {
+            lines.extend(self.linear_sum(i, k, j));
+        }
+        if st.value.len() > units.len() {
+            lines.push(format!("… and {} more units", st.value.len() - units.len()));
+        }
+        lines
+    }
+
+    /// Unit `j` of linear stage `i`: its sum in symbols, in numbers (the terms not shown summed
+    /// up) and its value.
+    fn linear_sum(&self, i: usize, k: usize, j: usize) -> [String; 3] {
+        let st = &self.stages()[i];
+        let (_, a) = self.input_of(i);
+        let of_unit = |w: &&ModelWeight| w.stage == i && w.row == j;
+        let shown: Vec<&ModelWeight> = self
+            .trace
+            .weights
+            .iter()
+            .filter(|w| of_unit(w) && w.column.is_some())
+            .collect();
+        let bias = self
+            .trace
+            .weights
+            .iter()
+            .find(|w| of_unit(w) && w.column.is_none());
+        let rest: f64 = self.weight(st.layer).map_or(0.0, |w| {
+            (0..w.cols())
+                .filter(|c| !shown.iter().any(|x| x.column == Some(*c)))
+                .map(|c| f64::from(w.data()[j * w.cols() + c]) * f64::from(a[c]))
+                .sum()
+        });
+        let more = a.len() - shown.len();
+        let mut sym: Vec<String> = shown
+            .iter()
+            .map(|w| format!("{}·{}", w.trace.name, w.trace.local_name))
+            .collect();
+        let mut val: Vec<String> = shown
+            .iter()
+            .map(|w| format!("{}·{}", num(w.trace.value), num(w.trace.local)))
+            .collect();
+        if more > 0 {
+            sym.push(format!("({more} more {})", plural_terms(more)));
+            val.push(num(rest as f32));
+        }
+        let b = bias.map_or(0.0, |b| b.trace.value);
+        let name = format!("{}[{j}]", st.symbol);
+        let pad = " ".repeat(name.chars().count());
+        [
+            format!("{name} = {} + b{k}[{j}]", sym.join(" + ")),
+            format!("{pad} = {} + {}", val.join(" + "), num(b)),
+            format!("{pad} = {:.4}", st.value[j]),
+        ]
+    }
+
+    /// Activation stage `i`: `h = f(z)` on the shown units; for relu, how many are active.
+    fn forward_activation(&self, i: usize, function: &str) -> Vec<String> {
+        let st = &self.stages()[i];
+        let (input, a) = self.input_of(i);
+        let mut lines = vec![format!("{} = {function}({input})", st.symbol)];
+        for j in self.units(i) {
+            lines.push(format!(
+                "{}[{j}] = {function}({input}[{j}]) = {function}({:.4}) = {:.4}",
+                st.symbol, a[j], st.value[j]
+            ));
+        }
+        if function == "relu" {
+            let active = st.value.iter().filter(|&&v| v > 0.0).count();
+            lines.push(format!(
+                "{}: {active} of {} units active (> 0); the others pass no gradient back",
+                st.symbol,
+                st.value.len()
+            ));
+        }
+        lines
+    }
+
+    /// Batch-norm stage `i` in evaluation: `n = z·s + t` on the shown units.
+    fn forward_batch_norm(&self, i: usize, scale: &[f32], shift: &[f32]) -> Vec<String> {
+        let st = &self.stages()[i];
+        let (input, a) = self.input_of(i);
+        let mut lines = vec![format!(
+            "{} = {input}·s + t    (batch norm: s = γ/√(σ²_run + ε), t = β − μ_run·s)",
+            st.symbol
+        )];
+        for j in self.units(i) {
+            lines.push(format!(
+                "{}[{j}] = {}·{} + {} = {:.4}",
+                st.symbol,
+                num(a[j]),
+                num(scale[j]),
+                num(shift[j]),
+                st.value[j]
+            ));
+        }
+        lines
+    }
+
+    /// Classification: the softmax (every class when there are at most 10, else the likeliest
+    /// and the true one), the prediction and the cross-entropy loss.
+    fn softmax_lines(&self, y: usize, p: &[f32]) -> Vec<String> {
+        let classes = &self.net.spec().classes;
+        let class = |c: usize| classes.get(c).map_or("", String::as_str);
+        let z = &self.stages()[self.stages().len() - 1].symbol;
+        let mut lines = vec![format!("p = softmax({z}):  p[c] = e^{z}[c] / Σ_m e^{z}[m]")];
+        let mut shown: Vec<usize> = (0..p.len()).collect();
+        if p.len() > 10 {
+            shown.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+            shown.truncate(self.limit);
+            if !shown.contains(&y) {
+                shown.push(y);
+            }
+        }
+        let width = format!("p[{}]", p.len().saturating_sub(1)).len();
+        for &c in &shown {
+            lines.push(format!(
+                "{:<width$} = {:<10} class {:?}{}",
+                format!("p[{c}]"),
+                short(p[c]),
+                class(c),
+                if c == y { "  ← true class" } else { "" }
+            ));
+        }
+        if shown.len() < p.len() {
+            let largest_hidden = (0..p.len())
+                .filter(|c| !shown.contains(c))
+                .map(|c| p[c])
+                .fold(0.0, f32::max);
+            lines.push(format!(
+                "… and {} more classes, each below p = {}",
+                p.len() - shown.len(),
+                short(largest_hidden)
+            ));
+        }
+        let best = nabla::kernels::softmax::argmax(p);
+        lines.push(format!(
+            "prediction: class {:?} (p = {:.4})",
+            class(best),
+            p[best]
+        ));
+        lines.push(format!(
+            "L = −log p[{y}] = −log {:.6} = {}",
+            p[y],
+            precise(self.trace.loss.into())
+        ));
+        lines
+    }
+
+    /// Regression: the prediction and the target, scaled and in the target's own units, and
+    /// the squared error.
+    fn regression_lines(&self, y: f32) -> Vec<String> {
+        let last = &self.stages()[self.stages().len() - 1];
+        let target = &self.file.preprocess.target;
+        let original = |v: f32| f64::from(v) * target.scale + target.center;
+        vec![
+            format!(
+                "ŷ = {}[0] = {:.4}, y = {:.4} (in the target's scaled units; in {}'s own: ŷ = {:.4}, y = {:.4})",
+                last.symbol,
+                last.value[0],
+                y,
+                target.name,
+                original(last.value[0]),
+                original(y)
+            ),
+            format!("L = (ŷ − y)² = {}", precise(self.trace.loss.into())),
+        ]
+    }
+
+    /// Every stage's gradient from the loss down: the rule in vector form, then each shown
+    /// unit (a blank line after each stage).
+    fn backward(&self) -> Vec<String> {
+        let stages = self.stages();
+        let mut lines = Vec::new();
         for i in (0..stages.len()).rev() {
             let st = &stages[i];
-            writeln!(s, "{}", self.vector_rule(i))?;
-            let units: Vec<usize> = if i + 1 == stages.len() && st.value.len() <= 10 {
+            lines.push(self.vector_rule(i));
+            let last = i + 1 == stages.len();
+            let units: Vec<usize> = if last && st.value.len() <= 10 {
                 (0..st.value.len()).collect()
             } else {
                 self.units(i)
             };
-            if units.len() < st.value.len() && i + 1 == stages.len() {
-                writeln!(s, "(shown: {} of {} outputs)", units.len(), st.value.len())?;
+            if units.len() < st.value.len() && last {
+                lines.push(format!(
+                    "(shown: {} of {} outputs)",
+                    units.len(),
+                    st.value.len()
+                ));
             }
             for &j in &units {
-                let g = st.gradient[j];
-                match stages.get(i + 1).map(|n| &n.kind) {
-                    None => writeln!(
-                        s,
-                        "∂L/∂{}[{j}] = {} = {}",
-                        st.symbol,
-                        self.loss_formula(j),
-                        precise(g.into())
-                    )?,
-                    Some(StageKind::Linear { .. }) => {
-                        let (terms, more, rest) = self.sum_terms(i, j);
-                        let mut vals: Vec<String> =
-                            terms.iter().map(|f| f.formula.clone()).collect();
-                        if more > 0 {
-                            vals.push(format!(
-                                "({more} smaller {}: {})",
-                                plural_terms(more),
-                                num(rest as f32)
-                            ));
-                        }
-                        writeln!(
-                            s,
-                            "∂L/∂{}[{j}] = {} = {}",
-                            st.symbol,
-                            vals.join(" + "),
-                            precise(g.into())
-                        )?;
-                    }
-                    Some(_) => {
-                        let next = &stages[i + 1];
-                        let local = next.local.as_ref().map_or(f32::NAN, |l| l[j]);
-                        writeln!(
-                            s,
-                            "∂L/∂{}[{j}] = ∂L/∂{}[{j}] · {} = {} · {local:.4} = {}",
-                            st.symbol,
-                            next.symbol,
-                            self.local_formula(i + 1, j).0,
-                            num(next.gradient[j]),
-                            precise(g.into()),
-                        )?;
-                    }
-                }
+                lines.push(self.backward_unit(i, j));
             }
-            writeln!(s)?;
+            lines.push(String::new());
         }
-        s += close;
-        if md {
-            writeln!(
-                s,
-                "| weight | model file | upstream ∂L/∂z | × local ∂z/∂w | = downstream ∂L/∂w | finite difference |"
-            )?;
-            writeln!(s, "|---|---|---|---|---|---|")?;
-        } else {
-            writeln!(
-                s,
-                "{:<12} {:<26} {:<24} {:<20} {:<20} finite difference",
-                "weight", "model file", "upstream ∂L/∂z", "× local ∂z/∂w", "= downstream ∂L/∂w"
-            )?;
+        lines
+    }
+
+    /// `∂L/∂{stage i}[j]`, as the stage after it passes the gradient back: from the loss, as a
+    /// sum over a linear layer's units, or through an elementwise stage's local gradient.
+    fn backward_unit(&self, i: usize, j: usize) -> String {
+        let stages = self.stages();
+        let st = &stages[i];
+        let g = precise(st.gradient[j].into());
+        let Some(next) = stages.get(i + 1) else {
+            return format!("∂L/∂{}[{j}] = {} = {g}", st.symbol, self.loss_formula(j));
+        };
+        if is_linear(next) {
+            let (terms, more, rest) = self.sum_terms(i, j);
+            let mut vals: Vec<String> = terms.iter().map(|f| f.formula.clone()).collect();
+            if more > 0 {
+                vals.push(format!(
+                    "({more} smaller {}: {})",
+                    plural_terms(more),
+                    num(rest as f32)
+                ));
+            }
+            return format!("∂L/∂{}[{j}] = {} = {g}", st.symbol, vals.join(" + "));
         }
-        for w in &t.weights {
+        let local = next.local.as_ref().map_or(f32::NAN, |l| l[j]);
+        format!(
+            "∂L/∂{}[{j}] = ∂L/∂{}[{j}] · {} = {} · {local:.4} = {g}",
+            st.symbol,
+            next.symbol,
+            self.local_formula(i + 1, j).0,
+            num(next.gradient[j]),
+        )
+    }
+
+    /// Every shown weight: upstream × local = downstream, beside its finite difference.
+    fn weight_table(&self) -> Table {
+        let mut table = Table::new(&WEIGHT_COLUMNS);
+        for w in &self.trace.weights {
             let w8 = &w.trace;
-            let up = format!("∂L/∂{} = {}", w8.unit, precise(w8.upstream.into()));
-            let local = format!("{} = {:.4}", w8.local_name, w8.local);
-            let down = precise(w8.gradient.into());
-            let fd = precise(w8.numeric_gradient);
-            if md {
-                writeln!(
-                    s,
-                    "| {} | {} | {up} | {local} | {down} | {fd} |",
-                    w8.name, w.param
-                )?;
-            } else {
-                writeln!(
-                    s,
-                    "{:<12} {:<26} {up:<24} {local:<20} {down:<20} {fd}",
-                    w8.name, w.param
-                )?;
-            }
+            table.rows.push(vec![
+                w8.name.clone(),
+                w.param.clone(),
+                format!("∂L/∂{} = {}", w8.unit, precise(w8.upstream.into())),
+                format!("{} = {:.4}", w8.local_name, w8.local),
+                precise(w8.gradient.into()),
+                precise(w8.numeric_gradient),
+            ]);
         }
-        writeln!(s)?;
-        writeln!(
-            s,
-            "Every parameter tensor, checked whole: with u = ∇/‖∇‖, (L(W + εu) − L(W − εu)) / 2ε should equal ‖∇‖ (ε = {}):{gap}",
+        table
+    }
+
+    /// Every parameter tensor's gradient checked whole, along its own direction.
+    fn tensor_table(&self) -> Table {
+        let t = self.trace;
+        let mut table = Table::new(&TENSOR_COLUMNS);
+        table.caption = Some(format!(
+            "Every parameter tensor, checked whole: with u = ∇/‖∇‖, (L(W + εu) − L(W − εu)) / 2ε should equal ‖∇‖ (ε = {}):",
             short(t.tensors.first().map_or(0.0, |c| c.epsilon))
-        )?;
-        if md {
-            writeln!(
-                s,
-                "| tensor | shape | ‖∂L/∂W‖ | finite difference along ∇ | gap |"
-            )?;
-            writeln!(s, "|---|---|---|---|---|")?;
-        } else {
-            writeln!(
-                s,
-                "{:<20} {:<10} {:<14} {:<26} gap",
-                "tensor", "shape", "‖∂L/∂W‖", "finite difference along ∇"
-            )?;
-        }
+        ));
         for tc in &t.tensors {
-            let shape = tc
-                .shape
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join("×");
-            let (norm, numeric) = (precise(tc.gradient_norm), precise(tc.numeric_directional));
+            let shape: Vec<String> = tc.shape.iter().map(usize::to_string).collect();
             let gap = if tc.gradient_norm > 0.0 {
                 format!(
                     "{:+.2} %",
@@ -841,113 +880,81 @@ impl View<'_> {
             } else {
                 "(no gradient)".to_string()
             };
-            if md {
-                writeln!(s, "| {} | {shape} | {norm} | {numeric} | {gap} |", tc.name)?;
-            } else {
-                writeln!(
-                    s,
-                    "{:<20} {shape:<10} {norm:<14} {numeric:<26} {gap}",
-                    tc.name
-                )?;
-            }
+            table.rows.push(vec![
+                tc.name.clone(),
+                shape.join("×"),
+                precise(tc.gradient_norm),
+                precise(tc.numeric_directional),
+                gap,
+            ]);
         }
-        writeln!(
-            s,
-            "{gap}(Finite differences are approximate: their error grows with ε², and a step can cross \
-             a ReLU kink; a wrong gradient would be off by far more.)\n"
-        )?;
-
-        heading(
-            &mut s,
-            &format!("3. The full chain for {} ({})", c.weight, c.param),
-            md,
+        table.note = Some(
+            "(Finite differences are approximate: their error grows with ε², and a step can cross \
+             a ReLU kink; a wrong gradient would be off by far more.)"
+                .to_string(),
         );
-        s += open;
+        table
+    }
+
+    /// The chosen weight's chain rule factor by factor (the first, a sum, with its largest
+    /// terms), its product and the finite difference.
+    fn chain_lines(&self, c: &Chain) -> Vec<String> {
         let names: Vec<&str> = c.factors.iter().map(|f| f.name.as_str()).collect();
-        writeln!(s, "∂L/∂{} = {}", c.weight, names.join(" · "))?;
+        let mut lines = vec![format!("∂L/∂{} = {}", c.weight, names.join(" · "))];
         for (n, f) in c.factors.iter().enumerate() {
-            writeln!(s, "  {} = {} = {}", f.name, f.formula, precise(f.value))?;
+            lines.push(format!(
+                "  {} = {} = {}",
+                f.name,
+                f.formula,
+                precise(f.value)
+            ));
             if n == 0 && !c.terms.is_empty() {
-                for term in &c.terms {
-                    writeln!(
-                        s,
-                        "      {} = {} = {}",
-                        term.name,
-                        term.formula,
-                        precise(term.value)
-                    )?;
-                }
-                if c.terms_not_shown > 0 {
-                    writeln!(
-                        s,
-                        "      + {} smaller {} = {}",
-                        c.terms_not_shown,
-                        plural_terms(c.terms_not_shown),
-                        precise(c.terms_rest)
-                    )?;
-                }
-                writeln!(s, "    where, down from the loss:")?;
-                for u in &c.upstream {
-                    writeln!(s, "      {u}")?;
-                }
+                lines.extend(sum_lines(c));
             }
         }
         let vals: Vec<String> = c.factors.iter().map(|f| num(f.value as f32)).collect();
-        writeln!(
-            s,
+        lines.push(format!(
             "∂L/∂{} = {} = {}   (engine's backward pass: {})",
             c.weight,
             vals.join(" · "),
             precise(c.product),
             precise(c.gradient.into())
-        )?;
-        writeln!(
-            s,
+        ));
+        lines.push(format!(
             "finite difference: (L({w}+ε) − L({w}−ε)) / 2ε with ε = {} gives {}",
-            t.epsilon,
+            self.trace.epsilon,
             precise(c.numeric_gradient),
             w = c.weight
-        )?;
-        s += close;
-        writeln!(s)?;
+        ));
+        lines
+    }
 
-        let source = if lr_from_model {
-            ", the model's training learning rate"
-        } else {
-            ""
-        };
-        heading(
-            &mut s,
-            &format!(
-                "4. The update: W ← W − lr·∂L/∂W with lr = {}{source}",
-                t.learning_rate
-            ),
-            md,
-        );
-        s += open;
-        // The first shown unit of each layer (every shown weight is in the JSON).
-        let first_units: Vec<(usize, usize)> = stages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, _)| t.weights.iter().find(|w| w.stage == i).map(|w| (i, w.row)))
+    /// `W ← W − lr·∂L/∂W` for the first shown unit of each layer and the chosen weight (every
+    /// shown weight is in the JSON).
+    fn update_lines(&self, c: &Chain) -> Vec<String> {
+        let t = self.trace;
+        let first_units: Vec<(usize, usize)> = (0..self.stages().len())
+            .filter_map(|i| t.weights.iter().find(|w| w.stage == i).map(|w| (i, w.row)))
             .collect();
-        for w in t
-            .weights
+        t.weights
             .iter()
             .filter(|w| first_units.contains(&(w.stage, w.row)) || w.trace.name == c.weight)
-        {
-            writeln!(
-                s,
-                "{:<12} ← {:.6} − {}·{} = {:.6}   (change {:+.3e})",
-                w.trace.name,
-                w.trace.value,
-                t.learning_rate,
-                num(w.trace.gradient),
-                w.trace.updated,
-                w.trace.updated - w.trace.value
-            )?;
-        }
-        s += close;
+            .map(|w| {
+                format!(
+                    "{:<12} ← {:.6} − {}·{} = {:.6}   (change {:+.3e})",
+                    w.trace.name,
+                    w.trace.value,
+                    t.learning_rate,
+                    num(w.trace.gradient),
+                    w.trace.updated,
+                    w.trace.updated - w.trace.value
+                )
+            })
+            .collect()
+    }
+
+    /// The loss before and after one plain step, and what training's optimizer does instead.
+    fn closing(&self) -> String {
         let count = self.net.params().count();
         let optimizer = self
             .file
@@ -955,15 +962,95 @@ impl View<'_> {
             .get("optimizer")
             .and_then(|v| v.as_str())
             .filter(|o| *o != "sgd");
-        writeln!(
-            s,
-            "\nOne plain gradient step on this sample, applied to all {count} parameters, takes its loss from {} to {}.{}",
-            precise(t.loss.into()),
-            precise(t.loss_after.into()),
+        format!(
+            "One plain gradient step on this sample, applied to all {count} parameters, takes its loss from {} to {}.{}",
+            precise(self.trace.loss.into()),
+            precise(self.trace.loss_after.into()),
             optimizer.map_or(String::new(), |o| format!(
                 " (Training used {o}, which scales each step by its own statistics; the gradient it starts from is this one.)"
             ))
-        )?;
-        Ok(s)
+        )
     }
 }
+
+/// The first factor's sum: its largest terms, the rest summed up, and how the gradients it
+/// reads arise down from the loss.
+fn sum_lines(c: &Chain) -> Vec<String> {
+    let mut lines: Vec<String> = c
+        .terms
+        .iter()
+        .map(|term| {
+            format!(
+                "      {} = {} = {}",
+                term.name,
+                term.formula,
+                precise(term.value)
+            )
+        })
+        .collect();
+    if c.terms_not_shown > 0 {
+        lines.push(format!(
+            "      + {} smaller {} = {}",
+            c.terms_not_shown,
+            plural_terms(c.terms_not_shown),
+            precise(c.terms_rest)
+        ));
+    }
+    lines.push("    where, down from the loss:".to_string());
+    for u in &c.upstream {
+        lines.push(format!("      {u}"));
+    }
+    lines
+}
+
+/// Columns of the weight table.
+const WEIGHT_COLUMNS: [Column; 6] = [
+    Column {
+        title: "weight",
+        width: 12,
+    },
+    Column {
+        title: "model file",
+        width: 26,
+    },
+    Column {
+        title: "upstream ∂L/∂z",
+        width: 24,
+    },
+    Column {
+        title: "× local ∂z/∂w",
+        width: 20,
+    },
+    Column {
+        title: "= downstream ∂L/∂w",
+        width: 20,
+    },
+    Column {
+        title: "finite difference",
+        width: 0,
+    },
+];
+
+/// Columns of the tensor check.
+const TENSOR_COLUMNS: [Column; 5] = [
+    Column {
+        title: "tensor",
+        width: 20,
+    },
+    Column {
+        title: "shape",
+        width: 10,
+    },
+    Column {
+        title: "‖∂L/∂W‖",
+        width: 14,
+    },
+    Column {
+        title: "finite difference along ∇",
+        width: 26,
+    },
+    Column {
+        title: "gap",
+        width: 0,
+    },
+];

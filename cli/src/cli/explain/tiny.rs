@@ -2,11 +2,11 @@
 
 use anyhow::{Result, bail};
 use serde::Serialize;
-use std::fmt::Write as _;
 
-use nabla::explain::{Explanation, TinyNet, WeightTrace, explain};
+use nabla::explain::{Explanation, TinyNet, UnitTrace, WeightTrace, explain};
 
-use super::{ExplainArgs, Factor, Format, heading, num};
+use super::doc::{Column, Doc, Markup, Table};
+use super::{ExplainArgs, Factor, num};
 
 /// The default sample: three features, true class 1 (index 0).
 const SAMPLE: [f32; 3] = [0.5, 0.1, 0.9];
@@ -30,8 +30,8 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
         .into());
     };
     let chain = chain(&e, chosen);
-    let out = match args.format {
-        Format::Json => {
+    let out = match args.format.markup() {
+        None => {
             #[derive(Serialize)]
             struct Json<'a> {
                 network: &'static str,
@@ -45,8 +45,7 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
                 chain: &chain,
             })? + "\n"
         }
-        Format::Text => render(&e, &chain, false)?,
-        Format::Markdown => render(&e, &chain, true)?,
+        Some(markup) => render(&e, &chain, markup)?,
     };
     crate::cli::print(&out)?;
     Ok(())
@@ -123,22 +122,39 @@ fn chain(e: &Explanation, w: &WeightTrace) -> Chain {
     }
 }
 
-fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
-    let mut s = String::new();
-    let (open, close) = if md { ("```text\n", "```\n") } else { ("", "") };
-    if md {
-        writeln!(s, "# Backpropagation by hand: one training step\n")?;
-    } else {
-        writeln!(
-            s,
-            "nabla explain — one training step by hand, every number from the engine's tape\n"
-        )?;
+/// The walk-through as a document: header, forward pass, backward pass with every weight's
+/// gradient, the chosen weight's full chain, and the update.
+fn render(e: &Explanation, c: &Chain, markup: Markup) -> Result<String> {
+    if bad_unit(e) {
+        bail!("internal: the explanation has no units");
     }
-    writeln!(
-        s,
-        "Network: 3 inputs → 2 hidden units (sigmoid) → 2 outputs (softmax), cross-entropy loss.{}",
-        if md { "\n" } else { "" }
-    )?;
+    let mut doc = Doc::new(markup);
+    doc.title(
+        "Backpropagation by hand: one training step",
+        "nabla explain — one training step by hand, every number from the engine's tape",
+    );
+    doc.lines(&header(e));
+    doc.heading("1. Forward pass");
+    doc.equations(&forward(e));
+    doc.heading("2. Backpropagation: upstream × local = downstream");
+    doc.equations(&backward(e));
+    doc.table(&gradients(e));
+    doc.heading(&format!("3. The full chain for {}", c.weight));
+    doc.equations(&chain_lines(e, c));
+    doc.heading(&format!(
+        "4. The update: W ← W − lr·∂L/∂W with lr = {}",
+        e.learning_rate
+    ));
+    doc.equations(&update(e));
+    doc.paragraph(&format!(
+        "The loss on this sample falls from {:.4} to {:.4} after one step.",
+        e.loss, e.loss_after
+    ));
+    Ok(doc.finish())
+}
+
+/// The network and the sample.
+fn header(e: &Explanation) -> Vec<String> {
     let xs: Vec<String> = e
         .inputs
         .iter()
@@ -148,42 +164,24 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
     let target: Vec<&str> = (0..e.outputs.len())
         .map(|k| if k == e.label { "1" } else { "0" })
         .collect();
-    writeln!(
-        s,
-        "Sample:  {}; true class {} (target y = ({})).\n",
-        xs.join(", "),
-        e.label + 1,
-        target.join(", ")
-    )?;
-    if bad_unit(e) {
-        bail!("internal: the explanation has no units");
-    }
+    vec![
+        "Network: 3 inputs → 2 hidden units (sigmoid) → 2 outputs (softmax), cross-entropy loss."
+            .to_string(),
+        format!(
+            "Sample:  {}; true class {} (target y = ({})).",
+            xs.join(", "),
+            e.label + 1,
+            target.join(", ")
+        ),
+    ]
+}
 
-    heading(&mut s, "1. Forward pass", md);
-    s += open;
-    for (layer, act) in [(&e.hidden, true), (&e.outputs, false)] {
+/// Every unit's sum term by term, the sigmoids, the softmax and the loss.
+fn forward(e: &Explanation) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (layer, sigmoid) in [(&e.hidden, true), (&e.outputs, false)] {
         for u in layer {
-            let sym: Vec<String> = u.terms.iter().map(|t| format!("{}·{}", t.0, t.2)).collect();
-            let val: Vec<String> = u
-                .terms
-                .iter()
-                .map(|t| format!("{}·{}", num(t.1), num(t.3)))
-                .collect();
-            let name = format!("z_{}", u.name);
-            let pad = " ".repeat(name.chars().count());
-            writeln!(s, "{name} = {} + {}", sym.join(" + "), u.bias_name)?;
-            writeln!(s, "{pad} = {} + {}", val.join(" + "), num(u.bias))?;
-            writeln!(s, "{pad} = {:.4}", u.z)?;
-            if act {
-                writeln!(
-                    s,
-                    "{}{} = σ(z_{}) = 1 / (1 + e^−z) = {:.4}",
-                    u.name,
-                    &pad[u.name.len().min(pad.len())..],
-                    u.name,
-                    u.output
-                )?;
-            }
+            lines.extend(unit_sum(u, sigmoid));
         }
     }
     let denom: Vec<String> = e
@@ -192,42 +190,63 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
         .map(|o| format!("e^z_{}", o.name))
         .collect();
     for (k, o) in e.outputs.iter().enumerate() {
-        writeln!(
-            s,
+        lines.push(format!(
             "p{} = e^z_{} / ({}) = {:.4}",
             k + 1,
             o.name,
             denom.join(" + "),
             o.output
-        )?;
+        ));
     }
-    writeln!(
-        s,
+    lines.push(format!(
         "L  = −log p{} = −log {:.4} = {:.4}",
         e.label + 1,
         e.probabilities.get(e.label).copied().unwrap_or(f32::NAN),
         e.loss
-    )?;
-    s += close;
-    writeln!(s)?;
+    ));
+    lines
+}
 
-    heading(
-        &mut s,
-        "2. Backpropagation: upstream × local = downstream",
-        md,
-    );
-    s += open;
+/// `z_h1 = w1·x1 + … + b1` in symbols, in numbers and its value; with `sigmoid`, `h1 = σ(z_h1)`.
+fn unit_sum(u: &UnitTrace, sigmoid: bool) -> Vec<String> {
+    let sym: Vec<String> = u.terms.iter().map(|t| format!("{}·{}", t.0, t.2)).collect();
+    let val: Vec<String> = u
+        .terms
+        .iter()
+        .map(|t| format!("{}·{}", num(t.1), num(t.3)))
+        .collect();
+    let name = format!("z_{}", u.name);
+    let pad = " ".repeat(name.chars().count());
+    let mut lines = vec![
+        format!("{name} = {} + {}", sym.join(" + "), u.bias_name),
+        format!("{pad} = {} + {}", val.join(" + "), num(u.bias)),
+        format!("{pad} = {:.4}", u.z),
+    ];
+    if sigmoid {
+        lines.push(format!(
+            "{}{} = σ(z_{}) = 1 / (1 + e^−z) = {:.4}",
+            u.name,
+            &pad[u.name.len().min(pad.len())..],
+            u.name,
+            u.output
+        ));
+    }
+    lines
+}
+
+/// `∂L/∂z` of the outputs (p − y), then of each hidden unit through its sigmoid.
+fn backward(e: &Explanation) -> Vec<String> {
+    let mut lines = Vec::new();
     for (k, o) in e.outputs.iter().enumerate() {
         let y = if k == e.label { 1 } else { 0 };
-        writeln!(
-            s,
+        lines.push(format!(
             "∂L/∂z_{} = p{} − y{} = {:.4} − {y} = {:.4}",
             o.name,
             k + 1,
             k + 1,
             o.output,
             o.dl_dz
-        )?;
+        ));
     }
     for (j, h) in e.hidden.iter().enumerate() {
         let sym: Vec<String> = e
@@ -240,16 +259,14 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
             .iter()
             .map(|o| format!("{}·{}", num(o.terms[j].1), num(o.dl_dz)))
             .collect();
-        writeln!(
-            s,
+        lines.push(format!(
             "∂L/∂{}   = {} = {} = {:.4}",
             h.name,
             sym.join(" + "),
             val.join(" + "),
             h.dl_doutput.unwrap_or(f32::NAN)
-        )?;
-        writeln!(
-            s,
+        ));
+        lines.push(format!(
             "∂L/∂z_{} = ∂L/∂{} · {}(1 − {}) = {} · {:.4} = {:.4}",
             h.name,
             h.name,
@@ -258,94 +275,94 @@ fn render(e: &Explanation, c: &Chain, md: bool) -> Result<String> {
             num(h.dl_doutput.unwrap_or(f32::NAN)),
             h.output * (1.0 - h.output),
             h.dl_dz
-        )?;
+        ));
     }
-    s += close;
-    writeln!(s)?;
-    if md {
-        writeln!(
-            s,
-            "| weight | upstream ∂L/∂z | × local ∂z/∂w | = downstream ∂L/∂w | finite difference |"
-        )?;
-        writeln!(s, "|---|---|---|---|---|")?;
-    } else {
-        writeln!(
-            s,
-            "{:<6} {:<22} {:<14} {:<22} finite difference",
-            "weight", "upstream ∂L/∂z", "× local ∂z/∂w", "= downstream ∂L/∂w"
-        )?;
-    }
-    for w in &e.weights {
-        let up = format!("∂L/∂z_{} = {:.6}", w.unit, w.upstream);
-        let local = format!("{} = {:.4}", w.local_name, w.local);
-        let down = format!("{:.6}", w.gradient);
-        let fd = format!("{:.6}", w.numeric_gradient);
-        if md {
-            writeln!(s, "| {} | {up} | {local} | {down} | {fd} |", w.name)?;
-        } else {
-            writeln!(s, "{:<6} {up:<22} {local:<14} {down:<22} {fd}", w.name)?;
-        }
-    }
-    writeln!(s)?;
+    lines
+}
 
-    heading(&mut s, &format!("3. The full chain for {}", c.weight), md);
-    s += open;
+/// Columns of the gradient table.
+const GRADIENT_COLUMNS: [Column; 5] = [
+    Column {
+        title: "weight",
+        width: 6,
+    },
+    Column {
+        title: "upstream ∂L/∂z",
+        width: 22,
+    },
+    Column {
+        title: "× local ∂z/∂w",
+        width: 14,
+    },
+    Column {
+        title: "= downstream ∂L/∂w",
+        width: 22,
+    },
+    Column {
+        title: "finite difference",
+        width: 0,
+    },
+];
+
+/// Every weight: upstream × local = downstream, beside its finite difference.
+fn gradients(e: &Explanation) -> Table {
+    let mut table = Table::new(&GRADIENT_COLUMNS);
+    for w in &e.weights {
+        table.rows.push(vec![
+            w.name.clone(),
+            format!("∂L/∂z_{} = {:.6}", w.unit, w.upstream),
+            format!("{} = {:.4}", w.local_name, w.local),
+            format!("{:.6}", w.gradient),
+            format!("{:.6}", w.numeric_gradient),
+        ]);
+    }
+    table
+}
+
+/// The chosen weight's chain rule factor by factor, its product and the finite difference.
+fn chain_lines(e: &Explanation, c: &Chain) -> Vec<String> {
     let names: Vec<&str> = c.factors.iter().map(|f| f.name.as_str()).collect();
-    writeln!(s, "∂L/∂{} = {}", c.weight, names.join(" · "))?;
+    let mut lines = vec![format!("∂L/∂{} = {}", c.weight, names.join(" · "))];
     for f in &c.factors {
-        writeln!(s, "  {} = {} = {:.6}", f.name, f.formula, f.value)?;
+        lines.push(format!("  {} = {} = {:.6}", f.name, f.formula, f.value));
         if f.name.starts_with("∂L/∂h") {
             for p in &c.paths {
-                writeln!(s, "      {} = {} = {:.6}", p.name, p.formula, p.value)?;
+                lines.push(format!("      {} = {} = {:.6}", p.name, p.formula, p.value));
             }
         }
     }
     let vals: Vec<String> = c.factors.iter().map(|f| num(f.value as f32)).collect();
-    writeln!(
-        s,
+    lines.push(format!(
         "∂L/∂{} = {} = {:.6}   (engine's backward pass: {:.6})",
         c.weight,
         vals.join(" · "),
         c.product,
         c.gradient
-    )?;
-    writeln!(
-        s,
+    ));
+    lines.push(format!(
         "finite difference: (L({w}+ε) − L({w}−ε)) / 2ε with ε = {} gives {:.6}",
         e.epsilon,
         c.numeric_gradient,
         w = c.weight
-    )?;
-    s += close;
-    writeln!(s)?;
+    ));
+    lines
+}
 
-    heading(
-        &mut s,
-        &format!(
-            "4. The update: W ← W − lr·∂L/∂W with lr = {}",
-            e.learning_rate
-        ),
-        md,
-    );
-    s += open;
-    for w in &e.weights {
-        writeln!(
-            s,
-            "{:<4} ← {:.4} − {}·{} = {:.4}",
-            w.name,
-            w.value,
-            e.learning_rate,
-            num(w.gradient),
-            w.updated
-        )?;
-    }
-    s += close;
-    writeln!(
-        s,
-        "\nThe loss on this sample falls from {:.4} to {:.4} after one step.",
-        e.loss, e.loss_after
-    )?;
-    Ok(s)
+/// `w ← w − lr·∂L/∂w` for every weight.
+fn update(e: &Explanation) -> Vec<String> {
+    e.weights
+        .iter()
+        .map(|w| {
+            format!(
+                "{:<4} ← {:.4} − {}·{} = {:.4}",
+                w.name,
+                w.value,
+                e.learning_rate,
+                num(w.gradient),
+                w.updated
+            )
+        })
+        .collect()
 }
 
 fn bad_unit(e: &Explanation) -> bool {
