@@ -1,5 +1,5 @@
 //! Single-sample prediction latency of a saved 784-256-128-10 ReLU network through
-//! `nabla::io::Model` (load, preprocess, forward, softmax): the median over many calls, measured
+//! `nabla::io::Model::predict_into` (preprocess, forward, softmax): the median over many calls, measured
 //! with `std::time`. Run: `cargo bench --bench inference_latency`.
 
 use std::time::Instant;
@@ -17,14 +17,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     nabla::io::save(&path, &net, &pre, &serde_json::Value::Null)?;
     let model = Model::load(&path)?;
     std::fs::remove_file(&path)?;
+    let mut scratch = nabla::io::Scratch::new();
     let x: Vec<f32> = (0..784).map(|i| (i * 37 % 256) as f32).collect();
     for _ in 0..1000 {
-        std::hint::black_box(model.predict(std::hint::black_box(&x))?);
+        std::hint::black_box(model.predict_into(std::hint::black_box(&x), 1, &mut scratch)?);
     }
     let mut times = Vec::with_capacity(20_000);
     for _ in 0..20_000 {
         let t = Instant::now();
-        std::hint::black_box(model.predict(std::hint::black_box(&x))?);
+        std::hint::black_box(model.predict_into(std::hint::black_box(&x), 1, &mut scratch)?);
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     times.sort_by(f64::total_cmp);
@@ -39,12 +40,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let batch: Vec<f32> = x.iter().cycle().take(784 * 32).copied().collect();
     for _ in 0..100 {
-        std::hint::black_box(model.predict_batch(std::hint::black_box(&batch), 32)?);
+        std::hint::black_box(model.predict_into(std::hint::black_box(&batch), 32, &mut scratch)?);
     }
     let mut times = Vec::with_capacity(2_000);
     for _ in 0..2_000 {
         let t = Instant::now();
-        std::hint::black_box(model.predict_batch(std::hint::black_box(&batch), 32)?);
+        std::hint::black_box(model.predict_into(std::hint::black_box(&batch), 32, &mut scratch)?);
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     times.sort_by(f64::total_cmp);
