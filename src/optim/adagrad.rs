@@ -44,7 +44,7 @@ impl Adagrad {
     }
 
     /// One update of every parameter from the summed gradients.
-    pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
+    pub(crate) fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         ensure_state(&mut self.sum, params, 1);
         let (lr, eps, wd) = (self.lr as f32, self.eps as f32, self.weight_decay as f32);
         for_each_chunk(params, grads, &mut self.sum, 1, parallel, |p, g, s| {

@@ -73,7 +73,7 @@ impl Adam {
 
     /// One update of every parameter (chunks in parallel on the current rayon pool if
     /// `parallel`).
-    pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
+    pub(crate) fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         ensure_state(&mut self.moments, params, 2);
         self.t += 1;
         // Coefficients in f64 first (1 − β is exact there, as in PyTorch), then f32.

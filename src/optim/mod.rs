@@ -151,7 +151,7 @@ pub(crate) fn ensure_state(state: &mut Vec<Vec<f32>>, params: &[Tensor], width: 
 
 /// One or more gradient sets whose (scaled) sum is the gradient an optimizer applies.
 #[derive(Clone, Copy)]
-pub struct GradSources<'a> {
+pub(crate) struct GradSources<'a> {
     grads: &'a [Grads],
     scale: f32,
     /// Cleared when a chunk holds a non-finite value.

@@ -51,7 +51,7 @@ impl RmsProp {
     }
 
     /// One update of every parameter from the summed gradients.
-    pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
+    pub(crate) fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         ensure_state(&mut self.state, params, 2);
         // Coefficients in f64 first (1 − α is exact there, as in PyTorch), then f32.
         let (lr, alpha, eps, mu, wd) = (

@@ -52,7 +52,7 @@ impl Sgd {
 
     /// One update of every parameter (chunks in parallel on the current rayon pool if
     /// `parallel`).
-    pub fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
+    pub(crate) fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
         let (lr, mu, wd, nesterov, started) = (
             self.lr as f32,
             self.momentum as f32,
