@@ -3,6 +3,8 @@
 //! saving its tensors and loading them by name into the same struct, checkpoints and an exact
 //! resume.
 
+use nabla::explain::{Target, explain_model};
+use nabla::nn::Traced;
 use nabla::prelude::*;
 use nabla::train::checkpoint;
 
@@ -14,6 +16,21 @@ struct Residual {
 impl Module for Residual {
     fn forward(&self, tape: &mut Tape, h: Var, ctx: &mut Ctx) -> Result<Var, NablaError> {
         let z = self.inner.forward(tape, h, ctx)?;
+        let a = tape.relu(z);
+        tape.add(h, a)
+    }
+}
+
+impl Residual {
+    /// Shows the inner layer to `nabla explain` (the skip connection is this module's own).
+    fn traced(
+        &self,
+        tape: &mut Tape,
+        h: Var,
+        ctx: &mut Ctx,
+        trace: &mut Vec<Traced>,
+    ) -> Result<Var, NablaError> {
+        let z = self.inner.forward_traced(tape, h, ctx, trace)?;
         let a = tape.relu(z);
         tape.add(h, a)
     }
@@ -32,6 +49,19 @@ impl Module for ResNet {
         let h = tape.relu(h);
         let h = self.block.forward(tape, h, ctx)?;
         self.output.forward(tape, h, ctx)
+    }
+
+    fn forward_traced(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        ctx: &mut Ctx,
+        trace: &mut Vec<Traced>,
+    ) -> Result<Var, NablaError> {
+        let h = self.input.forward_traced(tape, x, ctx, trace)?;
+        let h = tape.relu(h);
+        let h = self.block.traced(tape, h, ctx, trace)?;
+        self.output.forward_traced(tape, h, ctx, trace)
     }
 }
 
@@ -163,4 +193,63 @@ fn a_user_module_trains_saves_reloads_and_resumes_exactly() {
     };
     assert_eq!(losses(&resumed_report), losses(&report));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn explain_shows_a_user_modules_layers_from_the_values_they_read() {
+    let net = resnet(3);
+    let digits = builtin::digits().unwrap();
+    let mut x = vec![0.0; 64];
+    digits.gather(&[5], &mut x);
+    let t = explain_model(
+        &net,
+        &x,
+        Target::Class(digits.labels()[5] as usize),
+        3,
+        None,
+        0.1,
+        1e-2,
+    )
+    .unwrap();
+    // Its three linear layers, named as the module named them; the skip connection's inputs are
+    // values the module computed itself.
+    let names: Vec<(String, String)> = t
+        .stages
+        .iter()
+        .map(|s| (s.symbol.clone(), s.input.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [("z1", "x"), ("z2", "v1"), ("z3", "v2")].map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert!(
+        t.weights
+            .iter()
+            .any(|w| w.param.starts_with("block.inner.weight["))
+    );
+    for w in &t.weights {
+        let tr = &w.trace;
+        assert!(
+            (tr.upstream * tr.local - tr.gradient).abs() <= 1e-6 * (1.0 + tr.gradient.abs()),
+            "{}",
+            tr.name
+        );
+        assert!(
+            (tr.numeric_gradient - f64::from(tr.gradient)).abs() < 2e-3,
+            "{}: {} vs {}",
+            tr.name,
+            tr.numeric_gradient,
+            tr.gradient
+        );
+    }
+    for c in &t.tensors {
+        let gap = (c.numeric_directional - c.gradient_norm).abs();
+        assert!(
+            gap <= 0.02 * c.gradient_norm + 1e-6,
+            "{}: {} vs {}",
+            c.name,
+            c.numeric_directional,
+            c.gradient_norm
+        );
+    }
 }

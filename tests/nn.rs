@@ -151,7 +151,12 @@ fn evaluation_forward_with_batch_norm_passes_gradients_to_every_parameter() {
     let mut ws = Workspace::new();
     let mut tape = Tape::new(model.params(), &mut ws);
     let xv = tape.input(&x);
-    let trace = model.forward_traced(&mut tape, xv).unwrap();
+    let trace: Vec<_> = model
+        .forward_traced(&mut tape, xv)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.output)
+        .collect();
     assert_eq!(trace.len(), spec.layers.len());
     let traced = tape.value(*trace.last().unwrap()).clone();
     assert_eq!(traced.data(), model.logits(&x).unwrap().data());

@@ -10,11 +10,11 @@
 use serde::Serialize;
 
 use super::WeightTrace;
-use crate::autograd::{Grads, ParamId, Tape, Var, Workspace};
+use crate::autograd::{Grads, ParamId, Params, Tape, Var, Workspace};
 use crate::error::NablaError;
 use crate::kernels::activation::Activation;
 use crate::nn::batchnorm::eval_affine;
-use crate::nn::{LayerSpec, Network, Sequential};
+use crate::nn::{Ctx, LayerInfo, LayerSpec, Module, Network, Sequential, Traced};
 use crate::optim::{Optimizer, Sgd};
 use crate::tensor::Tensor;
 
@@ -258,31 +258,44 @@ pub struct ModelTrace {
     pub loss_after: f32,
 }
 
-/// Records the evaluation forward pass and the loss; returns every layer's output and the loss.
-fn record(
-    net: &Network<Sequential>,
+/// Records the evaluation forward pass and the loss; returns every layer applied and the loss.
+fn record<M: Module>(
+    net: &Network<M>,
     tape: &mut Tape,
     x: &Tensor,
     target: Target,
-) -> Result<(Vec<Var>, Var), NablaError> {
+) -> Result<(Vec<Traced>, Var), NablaError> {
     let xv = tape.input(x);
     let trace = net.forward_traced(tape, xv)?;
-    let out = trace.last().copied().unwrap_or(xv);
-    let loss = match target {
-        Target::Class(c) => tape.softmax_cross_entropy(out, &[c as u32])?,
-        Target::Value(v) => {
-            let t = tape.input(&Tensor::from_vec(1, 1, vec![v])?);
-            tape.mse(out, t)?
-        }
-    };
-    Ok((trace, loss))
+    let out = trace.last().map_or(xv, |t| t.output);
+    Ok((trace, loss_var(tape, out, target)?))
 }
 
-/// The loss of `net` on `(x, target)`: the forward pass on a fresh tape.
-fn loss_of(net: &Network<Sequential>, x: &Tensor, target: Target) -> Result<f64, NablaError> {
+fn loss_var(tape: &mut Tape, out: Var, target: Target) -> Result<Var, NablaError> {
+    match target {
+        Target::Class(c) => tape.softmax_cross_entropy(out, &[c as u32]),
+        Target::Value(v) => {
+            let t = tape.input(&Tensor::from_vec(1, 1, vec![v])?);
+            tape.mse(out, t)
+        }
+    }
+}
+
+/// The loss of `net`'s module with the parameters `params` (the network's, or a probe copy of
+/// them) on `(x, target)`: the forward pass on a fresh tape.
+fn loss_of<M: Module>(
+    net: &Network<M>,
+    params: &Params,
+    x: &Tensor,
+    target: Target,
+) -> Result<f64, NablaError> {
     let mut ws = Workspace::new();
-    let mut tape = Tape::new(net.params(), &mut ws);
-    let (_, loss) = record(net, &mut tape, x, target)?;
+    let mut tape = Tape::new(params, &mut ws);
+    let xv = tape.input(x);
+    let out = net
+        .module()
+        .forward(&mut tape, xv, &mut Ctx::eval(net.buffers()))?;
+    let loss = loss_var(&mut tape, out, target)?;
     Ok(f64::from(tape.value(loss).data()[0]))
 }
 
@@ -304,7 +317,9 @@ fn pick(n: usize, limit: usize, keep: impl Fn(usize) -> bool) -> Vec<usize> {
 
 /// Traces one SGD step (`W ← W − lr·∂L/∂W` for every parameter) of `net` on the network input
 /// `inputs` with `target`, showing `limit` units and inputs per linear layer (plus `also`), with
-/// finite differences of step `epsilon`.
+/// finite differences of step `epsilon`. Any module works: its built-in layers (those its
+/// `forward_traced` shows) are explained one by one, each from the value it really read; every
+/// parameter tensor is checked whole.
 ///
 /// ```
 /// use nabla::explain::{Target, explain_model};
@@ -318,8 +333,8 @@ fn pick(n: usize, limit: usize, keep: impl Fn(usize) -> bool) -> Vec<usize> {
 ///     assert!((w.trace.numeric_gradient - w.trace.gradient as f64).abs() < 1e-3);
 /// }
 /// ```
-pub fn explain_model(
-    net: &Network<Sequential>,
+pub fn explain_model<M: Module>(
+    net: &Network<M>,
     inputs: &[f32],
     target: Target,
     limit: usize,
@@ -327,7 +342,7 @@ pub fn explain_model(
     learning_rate: f32,
     epsilon: f32,
 ) -> Result<ModelTrace, NablaError> {
-    check_sample(net, inputs, target)?;
+    check_sample(net.inputs(), net.outputs(), inputs, target)?;
     let x = Tensor::from_vec(1, inputs.len(), inputs.to_vec())?;
     let mut grads = Grads::zeros_like(net.params());
     let mut ws = Workspace::new();
@@ -336,10 +351,11 @@ pub fn explain_model(
         let mut tape = Tape::new(net.params(), &mut ws);
         let (trace, loss) = record(net, &mut tape, &x, target)?;
         tape.backward(loss, &mut grads)?;
-        let stages = trace_stages(net, &tape, &trace, inputs)?;
+        let stages = trace_stages(net, &tape, &trace)?;
         let probabilities = tape.probabilities(loss).map(|p| p.data().to_vec());
         (stages, probabilities, tape.value(loss).data()[0])
     };
+    let (stages, layers): (Vec<Stage>, Vec<Layer>) = stages.into_iter().unzip();
     let sample = Sample {
         net,
         x: &x,
@@ -349,7 +365,7 @@ pub fn explain_model(
     };
     let mut weights = Vec::new();
     for s in 0..stages.len() {
-        weights.extend(shown_weights(&sample, &stages, s, limit, also)?);
+        weights.extend(shown_weights(&sample, &stages, &layers[s], s, limit, also)?);
     }
     let tensors = tensor_checks(&sample)?;
     let loss_after = update(&sample, learning_rate, &mut weights)?;
@@ -369,8 +385,8 @@ pub fn explain_model(
 
 /// One sample's step: the network, its input, target and gradients, and the finite-difference
 /// step.
-struct Sample<'a> {
-    net: &'a Network<Sequential>,
+struct Sample<'a, M> {
+    net: &'a Network<M>,
     x: &'a Tensor,
     target: Target,
     grads: &'a Grads,
@@ -378,117 +394,126 @@ struct Sample<'a> {
 }
 
 fn check_sample(
-    net: &Network<Sequential>,
+    n_in: usize,
+    n_out: usize,
     inputs: &[f32],
     target: Target,
 ) -> Result<(), NablaError> {
-    let spec = net.spec();
-    if inputs.len() != spec.inputs {
+    if inputs.len() != n_in {
         return Err(NablaError::Usage(format!(
-            "the model takes {} inputs, the sample has {}",
-            spec.inputs,
+            "the model takes {n_in} inputs, the sample has {}",
             inputs.len()
         )));
     }
     if let Target::Class(c) = target
-        && c >= spec.outputs()
+        && c >= n_out
     {
         return Err(NablaError::Usage(format!(
-            "class {c} is out of range for the model's {} classes",
-            spec.outputs()
+            "class {c} is out of range for the model's {n_out} classes"
         )));
     }
     Ok(())
 }
 
-/// Every layer's output (dropout, which does nothing in evaluation, left out) with its value,
-/// gradient and local derivative, read off the tape.
-fn trace_stages(
-    net: &Network<Sequential>,
+/// What a stage's layer is and the value it read (not shown, used for the weights' local
+/// derivatives).
+struct Layer {
+    info: LayerInfo,
+    input: Vec<f32>,
+}
+
+/// Every built-in layer's output (dropout, which does nothing in evaluation, and modules that
+/// show only their output left out) with its value, gradient and local derivative, read off the
+/// tape. A stage's input is named by the stage that made it, `x` for the network's input, or
+/// `v{i}` for a value the module computed between its layers.
+fn trace_stages<M: Module>(
+    net: &Network<M>,
     tape: &Tape,
-    trace: &[Var],
-    inputs: &[f32],
-) -> Result<Vec<Stage>, NablaError> {
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut input = "x".to_string();
-    let mut before: Option<Var> = None;
+    trace: &[Traced],
+) -> Result<Vec<(Stage, Layer)>, NablaError> {
+    let mut stages: Vec<(Stage, Layer)> = Vec::new();
+    let mut made_by: Vec<(Var, String)> = Vec::new();
+    let first = trace.first().map(|t| t.input);
     let mut number = 0;
-    for ((layer, spec_layer), &var) in net.spec().layers.iter().enumerate().zip(trace) {
-        if matches!(spec_layer, LayerSpec::Dropout { .. }) {
+    for (layer, t) in trace.iter().enumerate() {
+        let shown = t.layer.clone();
+        let Some(info) = shown.filter(|i| !matches!(i.spec, LayerSpec::Dropout { .. })) else {
             continue;
-        }
-        let value = tape.value(var).data().to_vec();
+        };
+        let value = tape.value(t.output).data().to_vec();
         let gradient = tape
-            .grad(var)
+            .grad(t.output)
             .map(|g| g.data().to_vec())
             .unwrap_or_else(|| vec![0.0; value.len()]);
-        if matches!(spec_layer, LayerSpec::Linear { .. }) {
+        if matches!(info.spec, LayerSpec::Linear { .. }) {
             number += 1;
         }
-        let z = before.map_or_else(|| inputs.to_vec(), |v| tape.value(v).data().to_vec());
-        let (kind, symbol, local) = stage_kind(net, layer, number, &z, &value)?;
-        stages.push(Stage {
+        let z = tape.value(t.input).data().to_vec();
+        let (kind, symbol, local) = stage_kind(net, &info, layer, number, &z, &value)?;
+        let input = match made_by.iter().rev().find(|(v, _)| *v == t.input) {
+            Some((_, name)) => name.clone(),
+            None if Some(t.input) == first => "x".to_string(),
+            None => format!("v{layer}"),
+        };
+        made_by.push((t.output, symbol.clone()));
+        let stage = Stage {
             layer,
-            symbol: symbol.clone(),
-            input: std::mem::replace(&mut input, symbol),
+            symbol,
+            input,
             kind,
             value,
             gradient,
             local,
-        });
-        before = Some(var);
+        };
+        stages.push((stage, Layer { info, input: z }));
     }
     Ok(stages)
 }
 
-/// What layer `layer` (in linear block `number`) computes, its symbol and its local derivative
-/// at its input `z` (output `value`).
-fn stage_kind(
-    net: &Network<Sequential>,
+/// What the layer `info` (trace step `layer`, in linear block `number`) computes, its symbol and
+/// its local derivative at its input `z` (output `value`).
+fn stage_kind<M: Module>(
+    net: &Network<M>,
+    info: &LayerInfo,
     layer: usize,
     number: usize,
     z: &[f32],
     value: &[f32],
 ) -> Result<(StageKind, String, Option<Vec<f32>>), NablaError> {
-    let name = |tensor: &str| net.module().tensor_name(layer, tensor);
-    Ok(match net.spec().layers[layer] {
+    let (params, buffers) = (net.params(), net.buffers());
+    let missing = || NablaError::Shape(format!("step {layer}: a layer without its tensors"));
+    Ok(match info.spec {
         LayerSpec::Linear { inputs, outputs } => {
+            let [w, b] = info.params[..] else {
+                return Err(missing());
+            };
             let kind = StageKind::Linear {
                 number,
-                weight: name("weight"),
-                bias: name("bias"),
+                weight: params.name(w).to_string(),
+                bias: params.name(b).to_string(),
                 inputs,
                 outputs,
             };
             (kind, format!("z{number}"), None)
         }
         LayerSpec::BatchNorm { eps, .. } => {
-            let tensor = |t: &str| {
-                let (full, buffers) = (name(t), net.buffers());
-                buffers
-                    .find(&full)
-                    .map_or_else(|| param(net, &full), |id| buffers.get(id).data())
+            let ([g, b], [m, v]) = (&info.params[..], &info.buffers[..]) else {
+                return Err(missing());
             };
             let (scale, shift) = eval_affine(
-                tensor("weight"),
-                tensor("bias"),
-                tensor("running_mean"),
-                tensor("running_var"),
+                params.get(*g).data(),
+                params.get(*b).data(),
+                buffers.get(*m).data(),
+                buffers.get(*v).data(),
                 eps,
             );
             let local = Some(scale.clone());
-            (
-                StageKind::BatchNorm { scale, shift },
-                format!("n{number}"),
-                local,
-            )
+            let kind = StageKind::BatchNorm { scale, shift };
+            (kind, format!("n{number}"), local)
         }
         other => {
             let f: Activation = other.activation().ok_or_else(|| {
-                NablaError::Usage(format!(
-                    "{}: cannot explain {other:?}",
-                    name("").trim_end_matches('.')
-                ))
+                NablaError::Usage(format!("step {layer}: cannot explain {other:?}"))
             })?;
             let ones = vec![1.0; z.len()];
             let mut local = vec![0.0; z.len()];
@@ -504,25 +529,26 @@ fn stage_kind(
 }
 
 /// The loss with one parameter element set to `value`, for central differences.
-fn loss_with(
-    sample: &Sample,
-    probe: &mut Network<Sequential>,
+fn loss_with<M: Module>(
+    sample: &Sample<M>,
+    probe: &mut Params,
     id: ParamId,
     e: usize,
     value: f32,
 ) -> Result<f64, NablaError> {
-    let original = probe.params().get(id).data()[e];
-    probe.params_mut().get_mut(id).data_mut()[e] = value;
-    let loss = loss_of(probe, sample.x, sample.target);
-    probe.params_mut().get_mut(id).data_mut()[e] = original;
+    let original = probe.get(id).data()[e];
+    probe.get_mut(id).data_mut()[e] = value;
+    let loss = loss_of(sample.net, probe, sample.x, sample.target);
+    probe.get_mut(id).data_mut()[e] = original;
     loss
 }
 
 /// The shown weights of linear stage `s`: units that get a gradient and inputs that are not 0
 /// (the true class's unit in the output layer, and `also`), each with a finite difference.
-fn shown_weights(
-    sample: &Sample,
+fn shown_weights<M: Module>(
+    sample: &Sample<M>,
     stages: &[Stage],
+    layer: &Layer,
     s: usize,
     limit: usize,
     also: Option<WeightRef>,
@@ -538,10 +564,7 @@ fn shown_weights(
         return Ok(Vec::new());
     };
     let net = sample.net;
-    let (a, a_name): (&[f32], &str) = match s.checked_sub(1) {
-        Some(p) => (&stages[p].value, &stages[p].symbol),
-        None => (sample.x.data(), "x"),
-    };
+    let (a, a_name): (&[f32], &str) = (&layer.input, &stage.input);
     let mut units = pick(n_out, limit, |j| stage.gradient[j] != 0.0);
     // In the output layer, the true class's unit is the one the loss pulls on hardest.
     if let Target::Class(c) = sample.target
@@ -561,12 +584,11 @@ fn shown_weights(
             cols.push(i);
         }
     }
-    let (w_name, b_name) = (
-        net.module().tensor_name(stage.layer, "weight"),
-        net.module().tensor_name(stage.layer, "bias"),
-    );
-    let (w_id, b_id) = (param_id(net, &w_name)?, param_id(net, &b_name)?);
-    let mut probe = net.clone();
+    let [w_id, b_id] = layer.info.params[..] else {
+        return Ok(Vec::new());
+    };
+    let (w_name, b_name) = (net.params().name(w_id), net.params().name(b_id));
+    let mut probe = net.params().clone();
     let mut weights = Vec::new();
     for &j in &units {
         for input in cols.iter().map(|&i| Some(i)).chain(std::iter::once(None)) {
@@ -617,9 +639,9 @@ fn shown_weights(
 
 /// Every parameter tensor checked along its own gradient direction: the directional derivative
 /// `‖g‖` against a central difference of the loss.
-fn tensor_checks(sample: &Sample) -> Result<Vec<TensorCheck>, NablaError> {
+fn tensor_checks<M: Module>(sample: &Sample<M>) -> Result<Vec<TensorCheck>, NablaError> {
     let (net, grads) = (sample.net, sample.grads);
-    let mut probe = net.clone();
+    let mut probe = net.params().clone();
     let mut tensors = Vec::new();
     for id in net.params().ids() {
         let g = grads.get(id);
@@ -633,14 +655,14 @@ fn tensor_checks(sample: &Sample) -> Result<Vec<TensorCheck>, NablaError> {
         let numeric = if norm > 0.0 {
             let original = net.params().get(id);
             let mut step = |sign: f64| {
-                let w = probe.params_mut().get_mut(id).data_mut();
+                let w = probe.get_mut(id).data_mut();
                 for ((w, &o), &d) in w.iter_mut().zip(original.data()).zip(g.data()) {
                     *w = (f64::from(o) + sign * f64::from(eps) * f64::from(d) / norm) as f32;
                 }
-                loss_of(&probe, sample.x, sample.target)
+                loss_of(net, &probe, sample.x, sample.target)
             };
             let (plus, minus) = (step(1.0)?, step(-1.0)?);
-            *probe.params_mut().get_mut(id) = original.clone();
+            *probe.get_mut(id) = original.clone();
             (plus - minus) / (2.0 * f64::from(eps))
         } else {
             0.0
@@ -658,15 +680,15 @@ fn tensor_checks(sample: &Sample) -> Result<Vec<TensorCheck>, NablaError> {
 
 /// The update `W ← W − lr·∂L/∂W` by the engine's optimizer: each shown weight's new value, and
 /// the loss after it.
-fn update(
-    sample: &Sample,
+fn update<M: Module>(
+    sample: &Sample<M>,
     learning_rate: f32,
     weights: &mut [ModelWeight],
 ) -> Result<f32, NablaError> {
     let net = sample.net;
-    let mut probe = net.clone();
+    let mut probe = net.params().clone();
     let mut sgd = Optimizer::Sgd(Sgd::new(f64::from(learning_rate), 0.0));
-    sgd.step(probe.params_mut(), sample.grads);
+    sgd.step(&mut probe, sample.grads);
     for w in weights.iter_mut() {
         let name = w.param.split('[').next().unwrap_or_default();
         let id = param_id(net, name)?;
@@ -674,18 +696,13 @@ fn update(
             Some(i) => w.row * net.params().get(id).cols() + i,
             None => w.row,
         };
-        w.trace.updated = probe.params().get(id).data()[e];
+        w.trace.updated = probe.get(id).data()[e];
     }
-    Ok(loss_of(&probe, sample.x, sample.target)? as f32)
+    Ok(loss_of(net, &probe, sample.x, sample.target)? as f32)
 }
 
-fn param_id(net: &Network<Sequential>, name: &str) -> Result<ParamId, NablaError> {
+fn param_id<M: Module>(net: &Network<M>, name: &str) -> Result<ParamId, NablaError> {
     net.params()
         .find(name)
         .ok_or_else(|| NablaError::Shape(format!("the model has no parameter {name}")))
-}
-
-fn param<'a>(net: &'a Network<Sequential>, name: &str) -> &'a [f32] {
-    let params = net.params();
-    params.find(name).map_or(&[], |id| params.get(id).data())
 }

@@ -8,7 +8,8 @@
 
 use super::buffers::{BufferId, Buffers, Dtype};
 use super::builder::Builder;
-use super::module::{Ctx, Module};
+use super::module::{Ctx, LayerInfo, Module};
+use super::spec::LayerSpec;
 use crate::autograd::{ParamId, Tape, Var};
 use crate::error::NablaError;
 
@@ -24,6 +25,8 @@ pub struct BatchNorm1d {
     pub running_mean: BufferId,
     /// Running (unbiased) variance, starts at 1.
     pub running_var: BufferId,
+    /// Features (columns) normalised.
+    pub features: usize,
     /// Added to the variance.
     pub eps: f32,
     /// Weight of each new batch in the running statistics.
@@ -43,6 +46,7 @@ impl BatchNorm1d {
             bias,
             running_mean,
             running_var,
+            features,
             eps,
             momentum,
         }
@@ -83,6 +87,18 @@ impl Module for BatchNorm1d {
             stats.record(self, tape.shape(x).0, mean, var);
         }
         Ok(y)
+    }
+
+    fn layer(&self) -> Option<LayerInfo> {
+        Some(LayerInfo {
+            spec: LayerSpec::BatchNorm {
+                features: self.features,
+                eps: self.eps,
+                momentum: self.momentum,
+            },
+            params: vec![self.weight, self.bias],
+            buffers: vec![self.running_mean, self.running_var],
+        })
     }
 }
 

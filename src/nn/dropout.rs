@@ -1,6 +1,7 @@
 //! [`Dropout`]: inverted dropout, active only in training (see the tape's `dropout` op).
 
-use super::module::{Ctx, Module};
+use super::module::{Ctx, LayerInfo, Module};
+use super::spec::LayerSpec;
 use crate::autograd::{Tape, Var};
 use crate::error::NablaError;
 
@@ -18,5 +19,13 @@ impl Module for Dropout {
             Some((rng, _)) if self.p > 0.0 => tape.dropout(x, self.p, rng),
             _ => Ok(x),
         }
+    }
+
+    fn layer(&self) -> Option<LayerInfo> {
+        Some(LayerInfo {
+            spec: LayerSpec::Dropout { p: self.p },
+            params: Vec::new(),
+            buffers: Vec::new(),
+        })
     }
 }

@@ -3,7 +3,8 @@
 
 use super::builder::Builder;
 use super::init::Init;
-use super::module::{Ctx, Module};
+use super::module::{Ctx, LayerInfo, Module};
+use super::spec::LayerSpec;
 use crate::autograd::{ParamId, Tape, Var};
 use crate::error::NablaError;
 use crate::kernels::Transpose;
@@ -43,5 +44,16 @@ impl Module for Linear {
         let b = tape.param(self.bias);
         let z = tape.matmul_t(x, Transpose::No, w, Transpose::Yes)?;
         tape.add_row(z, b)
+    }
+
+    fn layer(&self) -> Option<LayerInfo> {
+        Some(LayerInfo {
+            spec: LayerSpec::Linear {
+                inputs: self.inputs,
+                outputs: self.outputs,
+            },
+            params: vec![self.weight, self.bias],
+            buffers: Vec::new(),
+        })
     }
 }

@@ -23,7 +23,7 @@ pub use builder::Builder;
 pub use dropout::Dropout;
 pub use init::Init;
 pub use linear::Linear;
-pub use module::{Ctx, Module};
+pub use module::{Ctx, LayerInfo, Module, Traced};
 pub use network::{Network, Snapshot, TensorRef};
 pub use sequential::Sequential;
 pub use spec::{LayerSpec, ModelSpec, Task};

@@ -29,7 +29,8 @@
 
 use super::batchnorm::BatchStats;
 use super::buffers::{BufferId, Buffers};
-use crate::autograd::{Tape, Var};
+use super::spec::LayerSpec;
+use crate::autograd::{ParamId, Tape, Var};
 use crate::error::NablaError;
 use crate::rng::ChaCha8Rng;
 use crate::tensor::Tensor;
@@ -76,24 +77,60 @@ impl<'c> Ctx<'c> {
     }
 }
 
+/// A built-in kind of layer as `nabla explain` sees it: what it is and the tensors it uses, in
+/// the order its kind names them (linear: weight, bias; batch norm: weight, bias and the
+/// running mean and variance).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerInfo {
+    /// The kind of layer and its settings.
+    pub spec: LayerSpec,
+    /// Its parameters.
+    pub params: Vec<ParamId>,
+    /// Its buffers.
+    pub buffers: Vec<BufferId>,
+}
+
+/// One layer applied during a traced forward pass: its input and output on the tape and, for a
+/// built-in layer, what it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Traced {
+    /// The value the layer read.
+    pub input: Var,
+    /// The value it produced.
+    pub output: Var,
+    /// The layer, when it is a built-in kind (`None`: a module that shows only its output).
+    pub layer: Option<LayerInfo>,
+}
+
 /// A piece of a network: layers, [`crate::nn::Sequential`], and user-defined blocks.
 pub trait Module: Send + Sync {
     /// Records the forward pass of the batch `x` (`batch × features`) on `tape`, in the mode
     /// `ctx` says, and returns the output.
     fn forward(&self, tape: &mut Tape, x: Var, ctx: &mut Ctx) -> Result<Var, NablaError>;
 
-    /// Records the forward pass like [`Module::forward`], pushing the output of every layer it
-    /// is made of onto `trace` (for looking inside: `nabla explain`). A module that is not a
-    /// sequence of layers pushes its output once, as this default does.
+    /// What this module is when it is one built-in layer (for `nabla explain`); `None` for
+    /// modules made of others.
+    fn layer(&self) -> Option<LayerInfo> {
+        None
+    }
+
+    /// Records the forward pass like [`Module::forward`], pushing every layer it applies onto
+    /// `trace` (for looking inside: `nabla explain`). This default pushes the module as one
+    /// step; a module made of layers calls their `forward_traced` instead of `forward`, so that
+    /// each of them shows.
     fn forward_traced(
         &self,
         tape: &mut Tape,
         x: Var,
         ctx: &mut Ctx,
-        trace: &mut Vec<Var>,
+        trace: &mut Vec<Traced>,
     ) -> Result<Var, NablaError> {
         let y = self.forward(tape, x, ctx)?;
-        trace.push(y);
+        trace.push(Traced {
+            input: x,
+            output: y,
+            layer: self.layer(),
+        });
         Ok(y)
     }
 }
@@ -103,12 +140,16 @@ impl<M: Module + ?Sized> Module for Box<M> {
         (**self).forward(tape, x, ctx)
     }
 
+    fn layer(&self) -> Option<LayerInfo> {
+        (**self).layer()
+    }
+
     fn forward_traced(
         &self,
         tape: &mut Tape,
         x: Var,
         ctx: &mut Ctx,
-        trace: &mut Vec<Var>,
+        trace: &mut Vec<Traced>,
     ) -> Result<Var, NablaError> {
         (**self).forward_traced(tape, x, ctx, trace)
     }

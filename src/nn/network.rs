@@ -6,7 +6,7 @@ use super::batchnorm::BatchStats;
 use super::buffers::{Buffers, Dtype};
 use super::builder::Builder;
 use super::init::Init;
-use super::module::{Ctx, Module};
+use super::module::{Ctx, Module, Traced};
 use super::sequential::Sequential;
 use super::spec::ModelSpec;
 use crate::autograd::{Params, Tape, Var, Workspace};
@@ -110,9 +110,9 @@ impl<M: Module> Network<M> {
         self.module.forward(tape, x, &mut Ctx::eval(&self.buffers))
     }
 
-    /// As [`Network::forward`], returning every layer's output in order (see
-    /// [`Module::forward_traced`]); the last is the output scores.
-    pub fn forward_traced(&self, tape: &mut Tape, x: Var) -> Result<Vec<Var>, NablaError> {
+    /// As [`Network::forward`], returning every layer applied, in order (see
+    /// [`Module::forward_traced`]); the last output is the output scores.
+    pub fn forward_traced(&self, tape: &mut Tape, x: Var) -> Result<Vec<Traced>, NablaError> {
         let mut trace = Vec::new();
         let mut ctx = Ctx::eval(&self.buffers);
         self.module.forward_traced(tape, x, &mut ctx, &mut trace)?;

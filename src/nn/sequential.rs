@@ -4,7 +4,7 @@
 
 use super::builder::Builder;
 use super::init::Init;
-use super::module::{Ctx, Module};
+use super::module::{Ctx, Module, Traced};
 use super::spec::ModelSpec;
 use crate::autograd::{Tape, Var};
 use crate::error::NablaError;
@@ -73,19 +73,17 @@ impl Module for Sequential {
             .try_fold(x, |h, layer| layer.forward(tape, h, ctx))
     }
 
-    /// One var per layer of the spec, in order (a layer that does nothing in evaluation, like
-    /// dropout, hands on its input's var); the last is the output.
+    /// One step per layer of the spec, in order (a layer that does nothing in evaluation, like
+    /// dropout, hands on its input's var); the last output is the network's.
     fn forward_traced(
         &self,
         tape: &mut Tape,
         x: Var,
         ctx: &mut Ctx,
-        trace: &mut Vec<Var>,
+        trace: &mut Vec<Traced>,
     ) -> Result<Var, NablaError> {
-        self.layers.iter().try_fold(x, |h, layer| {
-            let y = layer.forward(tape, h, ctx)?;
-            trace.push(y);
-            Ok(y)
-        })
+        self.layers
+            .iter()
+            .try_fold(x, |h, layer| layer.forward_traced(tape, h, ctx, trace))
     }
 }
