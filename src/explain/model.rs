@@ -364,8 +364,8 @@ pub fn explain_model<M: Module>(
         epsilon,
     };
     let mut weights = Vec::new();
-    for s in 0..stages.len() {
-        weights.extend(shown_weights(&sample, &stages, &layers[s], s, limit, also)?);
+    for (s, layer) in layers.iter().enumerate() {
+        weights.extend(shown_weights(&sample, &stages, layer, s, limit, also)?);
     }
     let tensors = tensor_checks(&sample)?;
     let loss_after = update(&sample, learning_rate, &mut weights)?;
