@@ -1,7 +1,7 @@
 //! CSV files in: one streaming pass from bytes to a [`RawTable`] of `f32` cells.
 //!
 //! What this module owns: the byte-level reading of a delimited text file (plain or gzip), the
-//! header, column selection (`--target`, `--features`, `--drop`), delimiter detection, and the
+//! header, column selection (the `target`, `features` and `drop` settings), delimiter detection, and the
 //! classification of every cell as a number, a category, or missing. What it must not do: decide
 //! the task, split, impute or scale — that is [`crate::data::table`], which sees the whole table.
 //!
@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 
 /// The most distinct texts a categorical feature column may have before one-hot encoding it is
 /// refused as too wide.
@@ -395,13 +395,14 @@ impl Builder {
             )
         })?;
         if !self.is_target && self.names.len() >= MAX_CATEGORIES {
-            return Err(NablaError::data(
+            return Err(NablaError::data_with(
                 path,
                 at(),
-                format!(
-                    "more than {MAX_CATEGORIES} distinct texts in a feature column (one-hot encoding would be too wide); leave it out with --drop {:?}",
-                    self.name
-                ),
+                Message::new()
+                    .text(format!(
+                        "more than {MAX_CATEGORIES} distinct texts in a feature column (one-hot encoding would be too wide); leave it out with "
+                    ))
+                    .value(Setting::Drop, format!("{:?}", self.name)),
             ));
         }
         let code = self.names.len() as u32;
@@ -489,17 +490,20 @@ fn parse(
         names.push(name.to_string());
     }
     if names.len() < 2 {
-        return Err(NablaError::data(
+        return Err(NablaError::data_with(
             path,
             format!("line {header_line}"),
-            format!(
-                "the header has 1 column ({}) when split at {}s, expected a target and at least one feature; set --delimiter if the file uses another separator",
-                show(record.get(0).unwrap_or_default()),
-                delimiter_name(delimiter)
-            ),
+            Message::new()
+                .text(format!(
+                    "the header has 1 column ({}) when split at {}s, expected a target and at least one feature; set ",
+                    show(record.get(0).unwrap_or_default()),
+                    delimiter_name(delimiter)
+                ))
+                .setting(Setting::Delimiter)
+                .text(" if the file uses another separator"),
         ));
     }
-    let find = |name: &str, flag: &str| -> Result<usize, NablaError> {
+    let find = |name: &str, setting: Setting| -> Result<usize, NablaError> {
         names
             .iter()
             .position(|n| n == name)
@@ -513,37 +517,46 @@ fn parse(
                         list(&names)
                     ),
                 ),
-                None => NablaError::Usage(format!(
-                    "{}: {flag} {name:?}: no such column; the header has {}",
-                    path.display(),
-                    list(&names)
-                )),
+                None => NablaError::Settings(
+                    Message::new()
+                        .text(format!("{}: ", path.display()))
+                        .value(setting, format!("{name:?}"))
+                        .text(format!(": no such column; the header has {}", list(&names))),
+                ),
             })
     };
     let target = match &options.target {
-        Some(t) => find(t, "--target")?,
+        Some(t) => find(t, Setting::Target)?,
         None => names.len() - 1,
     };
     for d in &options.drop {
-        find(d, "--drop")?;
+        find(d, Setting::Drop)?;
         if names[target] == *d {
-            return Err(NablaError::Usage(format!(
-                "--drop {d:?} names the target column"
-            )));
+            return Err(NablaError::Settings(
+                Message::new()
+                    .value(Setting::Drop, format!("{d:?}"))
+                    .text(" names the target column"),
+            ));
         }
     }
     let selected: Vec<usize> = match &options.features {
         Some(list) => {
             let mut out = Vec::new();
             for f in list {
-                let i = find(f, "--features")?;
+                let i = find(f, Setting::Features)?;
                 if i == target {
-                    return Err(NablaError::Usage(format!(
-                        "--features {f:?} names the target column"
-                    )));
+                    return Err(NablaError::Settings(
+                        Message::new()
+                            .value(Setting::Features, format!("{f:?}"))
+                            .text(" names the target column"),
+                    ));
                 }
                 if out.contains(&i) {
-                    return Err(NablaError::Usage(format!("--features lists {f:?} twice")));
+                    return Err(NablaError::Settings(
+                        Message::new()
+                            .setting(Setting::Features)
+                            .text(format!(" lists {f:?} twice")),
+                    ));
                 }
                 out.push(i);
             }
@@ -646,10 +659,15 @@ fn parse(
     }
     for c in &columns {
         if c.kind.is_none() {
-            return Err(NablaError::data(
+            return Err(NablaError::data_with(
                 path,
                 format!("column {:?}", c.name),
-                format!("all {rows} cells are missing, expected some values (or --drop it)"),
+                Message::new()
+                    .text(format!(
+                        "all {rows} cells are missing, expected some values (or "
+                    ))
+                    .setting(Setting::Drop)
+                    .text(" it)"),
             ));
         }
     }

@@ -21,7 +21,7 @@ use super::csv::{ColumnKind, MISSING_CODE, RawTable, RawTarget};
 use super::dataset::{Dataset, Features};
 use super::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding, fit_column};
 use super::split;
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 use crate::task::Task;
 
 /// An integer target with at most this many distinct values is taken as class labels.
@@ -155,13 +155,15 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
     let plan = match &raw.target {
         RawTarget::Text { names, .. } => {
             if task == Some(Task::Regression) {
-                return Err(NablaError::data(
+                return Err(NablaError::data_with(
                     &raw.path,
                     format!("column {name:?}"),
-                    format!(
-                        "--task regression, but the target holds text (e.g. {:?}), expected numbers",
-                        names.first().map_or("", |s| s.as_str())
-                    ),
+                    Message::new()
+                        .value(Setting::Task, "regression")
+                        .text(format!(
+                            ", but the target holds text (e.g. {:?}), expected numbers",
+                            names.first().map_or("", |s| s.as_str())
+                        )),
                 ));
             }
             let mut classes = names.clone();
@@ -182,13 +184,15 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
                 return Ok(TargetPlan::Regression);
             }
             if distinct.len() > MAX_CLASSES {
-                return Err(NablaError::data(
+                return Err(NablaError::data_with(
                     &raw.path,
                     format!("column {name:?}"),
-                    format!(
-                        "{} distinct target values, more than the {MAX_CLASSES} classes nabla accepts; use --task regression",
-                        distinct.len()
-                    ),
+                    Message::new()
+                        .text(format!(
+                            "{} distinct target values, more than the {MAX_CLASSES} classes nabla accepts; use ",
+                            distinct.len()
+                        ))
+                        .value(Setting::Task, "regression"),
                 ));
             }
             TargetPlan::Classes(distinct.into_iter().map(number_name).collect())
@@ -301,12 +305,14 @@ fn handle_missing(
             ),
             None => ("content".to_string(), "a missing value".to_string()),
         };
-        return Err(NablaError::data(
+        return Err(NablaError::data_with(
             path,
             location,
-            format!(
-                "found a missing value {found}, one of {missing} missing cells in the file (empty, NA, NaN or null); expected a value, or pass --impute mean|median|drop-rows"
-            ),
+            Message::new()
+                .text(format!(
+                    "found a missing value {found}, one of {missing} missing cells in the file (empty, NA, NaN or null); expected a value, or pass "
+                ))
+                .value(Setting::Impute, "mean|median|drop-rows"),
         ));
     }
     let rows = part.rows(stride);
@@ -377,15 +383,19 @@ fn split_part(
         ));
     }
     if fraction > 0.0 && s.held.is_empty() {
-        return Err(NablaError::Usage(format!(
-            "{rows} row{} cannot be split into training and {what} sets; add rows{}",
+        let message = Message::new().text(format!(
+            "{rows} row{} cannot be split into training and {what} sets; add rows",
             if rows == 1 { "" } else { "s" },
-            if what == "test" {
-                ", pass --test-data FILE or --test-split 0"
-            } else {
-                " or pass --val-split 0"
-            }
-        )));
+        ));
+        return Err(NablaError::Settings(if what == "test" {
+            message
+                .text(", pass ")
+                .value(Setting::TestData, "FILE")
+                .text(" or ")
+                .value(Setting::TestSplit, "0")
+        } else {
+            message.text(" or pass ").value(Setting::ValSplit, "0")
+        }));
     }
     let held = part.take(stride, &s.held);
     part.keep(stride, &s.kept);
@@ -604,7 +614,7 @@ pub fn prepare(
         )));
     }
 
-    // Regression targets are standardised inside, whatever --scale says.
+    // Regression targets are standardised inside, whatever the scaling setting says.
     let (target_center, target_scale) = match plan {
         TargetPlan::Regression => fit_column(train.targets.iter().copied(), Scaling::Standard),
         TargetPlan::Classes(_) => (0.0, 1.0),
@@ -792,10 +802,14 @@ pub fn carve_validation(
         ));
     }
     if s.held.is_empty() {
-        return Err(NablaError::Usage(format!(
-            "{} rows cannot be split into training and validation sets; pass --val-split 0",
-            train.len()
-        )));
+        return Err(NablaError::Settings(
+            Message::new()
+                .text(format!(
+                    "{} rows cannot be split into training and validation sets; pass ",
+                    train.len()
+                ))
+                .value(Setting::ValSplit, "0"),
+        ));
     }
     Ok((
         train.subset(&s.kept, train.name()),

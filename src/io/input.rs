@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::data::csv::is_missing;
 use crate::data::idx;
 use crate::data::preprocess::{ColumnEncoding, Preprocess};
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 use crate::task::Task;
 
 /// Targets read alongside the rows.
@@ -200,10 +200,13 @@ pub fn read_csv_bytes(
         };
         let at = |name: &str| format!("line {line}, column {name:?}");
         let missing = |name: &str| {
-            NablaError::data(
+            NablaError::data_with(
                 path,
                 at(name),
-                "missing value (the model was trained without --impute)",
+                Message::new()
+                    .text("missing value (the model was trained without ")
+                    .setting(Setting::Impute)
+                    .text(")"),
             )
         };
         let start = values.len();
