@@ -106,7 +106,7 @@ impl NablaError {
     }
 
     /// The error as `Display` shows it, but with every [`Mention`] worded by `words`: how a
-    /// front end names the settings (the CLI's `--val-split 0`). `Display` is
+    /// front end names the settings (a flag, a form field). `Display` is
     /// `render(Mention::library_words)`.
     pub fn render(&self, words: impl Fn(&Mention) -> String) -> String {
         match self {
@@ -222,13 +222,13 @@ impl Setting {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mention {
-    /// A setting by name: `` `dropout` `` (the CLI: `--dropout`).
+    /// A setting by name: `` `dropout` ``.
     Setting(Setting),
     /// A setting given a value, written as the user would type it (a column name quoted):
-    /// `` `drop = "id"` `` (the CLI: `--drop "id"`).
+    /// `` `drop = "id"` ``.
     Value(Setting, String),
     /// A learning-rate sweep: a short run that raises the rate exponentially and suggests one
-    /// below where the loss was lowest (the CLI: `nabla lr-find`).
+    /// below where the loss was lowest (a front end may offer one as a command).
     LrSweep,
 }
 
