@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Some(train) => match cli::config::expand(argv, train) {
             Ok(argv) => argv,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", cli::hints::error_chain(&e));
                 return ExitCode::from(2);
             }
         },
@@ -71,7 +71,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors name settings by key; the user reads flags.
+            eprintln!("error: {}", cli::hints::error_chain(&e));
             let user = e.chain().any(|c| {
                 c.downcast_ref::<nabla::NablaError>()
                     .is_some_and(|n| n.is_user_error())

@@ -1,9 +1,9 @@
 //! The built-in dataset: UCI optical digits (1,797 8×8 images, pixel values 0–16, CC BY 4.0),
-//! embedded in the binary so `nabla train` works with no file at all.
+//! embedded in the library so a run needs no file at all.
 //!
 //! It is read by the same CSV reader and table pipeline as a file on disk (same task detection,
-//! split and default scaling), so `nabla train` and `nabla train --data digits.csv` give the
-//! same numbers for the same seed.
+//! split and default scaling), so the built-in data and the same `digits.csv` read from disk
+//! give the same numbers for the same seed.
 
 use std::path::Path;
 
@@ -27,7 +27,8 @@ pub fn digits_table() -> Result<RawTable, NablaError> {
 }
 
 /// The built-in digits dataset unsplit: 1,797 samples, 64 features scaled by 1/16 to [0, 1],
-/// classes "0".."9". (`nabla train` instead standardises, fitted on its training split.)
+/// classes "0".."9". ([`crate::data::table::prepare`], which training runs use, instead
+/// standardises, fitted on the training split.)
 pub fn digits() -> Result<Dataset, NablaError> {
     let table = digits_table()?;
     let path = table.path.clone();

@@ -1,7 +1,7 @@
 //! CSV files in: one streaming pass from bytes to a [`RawTable`] of `f32` cells.
 //!
 //! What this module owns: the byte-level reading of a delimited text file (plain or gzip), the
-//! header, column selection (`--target`, `--features`, `--drop`), delimiter detection, and the
+//! header, column selection (the `target`, `features` and `drop` settings), delimiter detection, and the
 //! classification of every cell as a number, a category, or missing. What it must not do: decide
 //! the task, split, impute or scale — that is [`crate::data::table`], which sees the whole table.
 //!
@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 
 /// The most distinct texts a categorical feature column may have before one-hot encoding it is
 /// refused as too wide.
@@ -326,89 +326,89 @@ impl Builder {
     /// Returns the cell's value: a number, a category code, or NaN for missing.
     fn cell(&mut self, path: &Path, line: u64, raw: &[u8]) -> Result<Cell, NablaError> {
         let cell = trim(raw);
-        let at = || format!("line {line}, column {:?}", self.name);
         if is_missing(cell) {
             self.missing += 1;
             return Ok(Cell::Missing);
         }
         if self.kind.is_none() {
-            let numeric = !matches!(parse_number(cell), Number::Text);
-            if !numeric && looks_like_decimal_comma(cell) {
-                return Err(NablaError::data(
-                    path,
-                    at(),
-                    format!(
-                        "found {}, a number with a decimal comma? nabla expects a decimal point",
-                        show(cell)
-                    ),
-                ));
-            }
-            self.kind = Some(numeric);
+            let kind = first_kind(cell).map_err(|m| self.error(path, line, m))?;
+            self.kind = Some(kind);
         }
         if self.kind == Some(true) {
-            return match parse_number(cell) {
-                Number::Value(v) => Ok(Cell::Number(v)),
-                Number::Infinite => Err(NablaError::data(
-                    path,
-                    at(),
-                    format!("found {}, expected a finite number", show(cell)),
-                )),
-                Number::TooLarge => Err(NablaError::data(
-                    path,
-                    at(),
-                    format!(
-                        "found {}, beyond the ±3.4e38 (f32) range nabla computes in; rescale this column",
-                        show(cell)
-                    ),
-                )),
-                Number::Text => {
-                    let hint = if std::str::from_utf8(cell).is_err() {
-                        " (the bytes are not valid UTF-8)"
-                    } else if cell.contains(&b',') {
-                        " (a decimal comma? nabla expects a decimal point)"
-                    } else {
-                        ""
-                    };
-                    Err(NablaError::data(
-                        path,
-                        at(),
-                        format!(
-                            "found {}, expected a number like the column's earlier cells{hint}",
-                            show(cell)
-                        ),
-                    ))
-                }
-            };
+            number(cell)
+                .map(Cell::Number)
+                .map_err(|m| self.error(path, line, m))
+        } else {
+            self.category(cell)
+                .map(Cell::Code)
+                .map_err(|m| self.error(path, line, m))
         }
+    }
+
+    /// A text cell's category code; a text not seen before becomes the next category.
+    fn category(&mut self, cell: &[u8]) -> Result<u32, Message> {
         if let Some(&code) = self.lookup.get(cell) {
-            return Ok(Cell::Code(code));
+            return Ok(code);
         }
         let text = std::str::from_utf8(cell).map_err(|e| {
-            NablaError::data(
-                path,
-                at(),
-                format!(
-                    "found invalid UTF-8 (byte 0x{:02x} at offset {}), expected text",
-                    cell[e.valid_up_to()],
-                    e.valid_up_to()
-                ),
-            )
+            Message::from(format!(
+                "found invalid UTF-8 (byte 0x{:02x} at offset {}), expected text",
+                cell[e.valid_up_to()],
+                e.valid_up_to()
+            ))
         })?;
         if !self.is_target && self.names.len() >= MAX_CATEGORIES {
-            return Err(NablaError::data(
-                path,
-                at(),
-                format!(
-                    "more than {MAX_CATEGORIES} distinct texts in a feature column (one-hot encoding would be too wide); leave it out with --drop {:?}",
-                    self.name
-                ),
-            ));
+            return Err(Message::new()
+                .text(format!(
+                    "more than {MAX_CATEGORIES} distinct texts in a feature column (one-hot encoding would be too wide); leave it out with "
+                ))
+                .value(Setting::Drop, format!("{:?}", self.name)));
         }
         let code = self.names.len() as u32;
         self.names.push(text.to_string());
         self.lookup.insert(cell.to_vec(), code);
-        Ok(Cell::Code(code))
+        Ok(code)
     }
+
+    /// An error about this column's cell on `line`.
+    fn error(&self, path: &Path, line: u64, message: Message) -> NablaError {
+        NablaError::data_with(
+            path,
+            format!("line {line}, column {:?}", self.name),
+            message,
+        )
+    }
+}
+
+/// The kind a column's first non-missing cell gives it: numeric (`true`) or text. A number
+/// with a decimal comma is refused rather than taken for text.
+fn first_kind(cell: &[u8]) -> Result<bool, Message> {
+    let numeric = !matches!(parse_number(cell), Number::Text);
+    if !numeric && looks_like_decimal_comma(cell) {
+        return Err(format!(
+            "found {}, a number with a decimal comma? nabla expects a decimal point",
+            show(cell)
+        )
+        .into());
+    }
+    Ok(numeric)
+}
+
+/// A numeric column's cell: a finite number within `f32`'s range.
+fn number(cell: &[u8]) -> Result<f64, Message> {
+    let problem = match parse_number(cell) {
+        Number::Value(v) => return Ok(v),
+        Number::Infinite => "expected a finite number",
+        Number::TooLarge => "beyond the ±3.4e38 (f32) range nabla computes in; rescale this column",
+        Number::Text if std::str::from_utf8(cell).is_err() => {
+            "expected a number like the column's earlier cells (the bytes are not valid UTF-8)"
+        }
+        Number::Text if cell.contains(&b',') => {
+            "expected a number like the column's earlier cells (a decimal comma? nabla expects a decimal point)"
+        }
+        Number::Text => "expected a number like the column's earlier cells",
+    };
+    Err(format!("found {}, {problem}", show(cell)).into())
 }
 
 enum Cell {
@@ -438,16 +438,44 @@ fn parse(
         .buffer_capacity(1 << 16)
         .from_reader(Cursor::new(head).chain(rest));
     let mut record = csv::ByteRecord::new();
-    // Read errors (a corrupt gzip stream) name the line being read when they struck.
-    let csv_error = |e: csv::Error, line: u64| -> NablaError {
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => read_error(path, line as usize, io),
-            other => NablaError::data(path, format!("line {line}"), format!("{other:?}")),
+    let header = read_header(path, &mut reader, &mut record, delimiter)?;
+    let selection = select(path, &header, options)?;
+    let mut table = Filling::new(&header.names, selection, options);
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => table.push(path, &record)?,
+            Ok(false) => break,
+            Err(e) => return Err(csv_error(path, e, reader.position().line())),
         }
-    };
+    }
+    table.finish(path, header.line, delimiter)
+}
+
+/// A read error (a corrupt gzip stream) or a CSV syntax error, naming the line being read
+/// when it struck.
+fn csv_error(path: &Path, e: csv::Error, line: u64) -> NablaError {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => read_error(path, line as usize, io),
+        other => NablaError::data(path, format!("line {line}"), format!("{other:?}")),
+    }
+}
+
+/// The header row: the column names and the line they are on.
+struct Header {
+    names: Vec<String>,
+    line: u64,
+}
+
+/// Reads the header row: valid UTF-8, non-empty unique names, at least two of them.
+fn read_header(
+    path: &Path,
+    reader: &mut csv::Reader<impl Read>,
+    record: &mut csv::ByteRecord,
+    delimiter: u8,
+) -> Result<Header, NablaError> {
     if !reader
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(e, 1))?
+        .read_byte_record(record)
+        .map_err(|e| csv_error(path, e, 1))?
     {
         return Err(NablaError::data(
             path,
@@ -455,95 +483,93 @@ fn parse(
             "no header row (only blank lines), expected column names",
         ));
     }
-    let header_line = record.position().map_or(1, |p| p.line());
+    let line = record.position().map_or(1, |p| p.line());
     let mut names = Vec::with_capacity(record.len());
     for (i, raw) in record.iter().enumerate() {
-        let at = || format!("line {header_line}, column {}", i + 1);
-        let name = std::str::from_utf8(trim(raw)).map_err(|_| {
-            NablaError::data(
-                path,
-                at(),
-                format!(
-                    "header name {} is not valid UTF-8; expected a text header row (is this a CSV file?)",
-                    show(raw)
-                ),
-            )
-        })?;
-        if name.is_empty() {
-            return Err(NablaError::data(
-                path,
-                at(),
-                "empty header name, expected a column name",
-            ));
-        }
-        if let Some(j) = names.iter().position(|n: &String| n == name) {
-            return Err(NablaError::data(
-                path,
-                at(),
-                format!(
-                    "duplicate header name {name:?} (also column {}), expected unique names",
-                    j + 1
-                ),
-            ));
-        }
-        names.push(name.to_string());
+        let name = header_name(raw, &names)
+            .map_err(|m| NablaError::data(path, format!("line {line}, column {}", i + 1), m))?;
+        names.push(name);
     }
     if names.len() < 2 {
-        return Err(NablaError::data(
+        return Err(NablaError::data_with(
             path,
-            format!("line {header_line}"),
-            format!(
-                "the header has 1 column ({}) when split at {}s, expected a target and at least one feature; set --delimiter if the file uses another separator",
-                show(record.get(0).unwrap_or_default()),
-                delimiter_name(delimiter)
-            ),
+            format!("line {line}"),
+            Message::new()
+                .text(format!(
+                    "the header has 1 column ({}) when split at {}s, expected a target and at least one feature; set ",
+                    show(record.get(0).unwrap_or_default()),
+                    delimiter_name(delimiter)
+                ))
+                .setting(Setting::Delimiter)
+                .text(" if the file uses another separator"),
         ));
     }
-    let find = |name: &str, flag: &str| -> Result<usize, NablaError> {
-        names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| match &options.columns_of {
-                Some(train) => NablaError::data(
-                    path,
-                    format!("line {header_line}"),
-                    format!(
-                        "no column {name:?}, expected the columns of {} (the header has {})",
-                        train.display(),
-                        list(&names)
-                    ),
-                ),
-                None => NablaError::Usage(format!(
-                    "{}: {flag} {name:?}: no such column; the header has {}",
-                    path.display(),
-                    list(&names)
-                )),
-            })
-    };
+    Ok(Header { names, line })
+}
+
+/// One header cell as a column name, checked against the names before it.
+fn header_name(raw: &[u8], before: &[String]) -> Result<String, String> {
+    let name = std::str::from_utf8(trim(raw)).map_err(|_| {
+        format!(
+            "header name {} is not valid UTF-8; expected a text header row (is this a CSV file?)",
+            show(raw)
+        )
+    })?;
+    if name.is_empty() {
+        return Err("empty header name, expected a column name".to_string());
+    }
+    if let Some(j) = before.iter().position(|n| n == name) {
+        return Err(format!(
+            "duplicate header name {name:?} (also column {}), expected unique names",
+            j + 1
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// Which columns are read: the target's index and the features' indices, in reading order.
+struct Selection {
+    target: usize,
+    features: Vec<usize>,
+}
+
+/// Resolves [`CsvOptions::target`], [`CsvOptions::features`] and [`CsvOptions::drop`] against
+/// the header.
+fn select(path: &Path, header: &Header, options: &CsvOptions) -> Result<Selection, NablaError> {
+    let names = &header.names;
+    let find = |name: &str, setting| find_column(path, header, options, name, setting);
     let target = match &options.target {
-        Some(t) => find(t, "--target")?,
+        Some(t) => find(t, Setting::Target)?,
         None => names.len() - 1,
     };
     for d in &options.drop {
-        find(d, "--drop")?;
+        find(d, Setting::Drop)?;
         if names[target] == *d {
-            return Err(NablaError::Usage(format!(
-                "--drop {d:?} names the target column"
-            )));
+            return Err(NablaError::Settings(
+                Message::new()
+                    .value(Setting::Drop, format!("{d:?}"))
+                    .text(" names the target column"),
+            ));
         }
     }
-    let selected: Vec<usize> = match &options.features {
+    let features = match &options.features {
         Some(list) => {
             let mut out = Vec::new();
             for f in list {
-                let i = find(f, "--features")?;
+                let i = find(f, Setting::Features)?;
                 if i == target {
-                    return Err(NablaError::Usage(format!(
-                        "--features {f:?} names the target column"
-                    )));
+                    return Err(NablaError::Settings(
+                        Message::new()
+                            .value(Setting::Features, format!("{f:?}"))
+                            .text(" names the target column"),
+                    ));
                 }
                 if out.contains(&i) {
-                    return Err(NablaError::Usage(format!("--features lists {f:?} twice")));
+                    return Err(NablaError::Settings(
+                        Message::new()
+                            .setting(Setting::Features)
+                            .text(format!(" lists {f:?} twice")),
+                    ));
                 }
                 out.push(i);
             }
@@ -553,143 +579,227 @@ fn parse(
             .filter(|&i| i != target && !options.drop.contains(&names[i]))
             .collect(),
     };
-    if selected.is_empty() {
+    if features.is_empty() {
         return Err(NablaError::Usage(format!(
             "{}: no feature columns left (target {:?})",
             path.display(),
             names[target]
         )));
     }
-    let width = names.len();
-    let mut columns: Vec<Builder> = selected
+    Ok(Selection { target, features })
+}
+
+/// The index of column `name`, which `setting` named. Not found: a usage error, or, when this
+/// file must have another file's columns ([`CsvOptions::columns_of`]), a data error.
+fn find_column(
+    path: &Path,
+    header: &Header,
+    options: &CsvOptions,
+    name: &str,
+    setting: Setting,
+) -> Result<usize, NablaError> {
+    let names = &header.names;
+    names
         .iter()
-        .map(|&i| Builder::new(names[i].clone(), false, options))
-        .collect();
-    let mut target_col = Builder::new(names[target].clone(), true, options);
-    let mut values: Vec<f32> = Vec::new();
-    let mut numeric_target: Vec<f64> = Vec::new();
-    let mut codes: Vec<u32> = Vec::new();
-    let mut first_missing: Option<MissingAt> = None;
-    let mut rows = 0usize;
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(csv_error(e, reader.position().line())),
+        .position(|n| n == name)
+        .ok_or_else(|| match &options.columns_of {
+            Some(train) => NablaError::data(
+                path,
+                format!("line {}", header.line),
+                format!(
+                    "no column {name:?}, expected the columns of {} (the header has {})",
+                    train.display(),
+                    list(names)
+                ),
+            ),
+            None => NablaError::Settings(
+                Message::new()
+                    .text(format!("{}: ", path.display()))
+                    .value(setting, format!("{name:?}"))
+                    .text(format!(": no such column; the header has {}", list(names))),
+            ),
+        })
+}
+
+/// The table being filled, one record at a time.
+struct Filling {
+    selection: Selection,
+    /// Fields per record (the header's).
+    width: usize,
+    columns: Vec<Builder>,
+    target: Builder,
+    /// Feature cells, row-major.
+    values: Vec<f32>,
+    /// The target while it looks numeric (only missing cells so far count as numeric).
+    numeric_target: Vec<f64>,
+    /// The target once it holds text.
+    codes: Vec<u32>,
+    first_missing: Option<MissingAt>,
+    rows: usize,
+}
+
+impl Filling {
+    fn new(names: &[String], selection: Selection, options: &CsvOptions) -> Self {
+        Filling {
+            width: names.len(),
+            columns: selection
+                .features
+                .iter()
+                .map(|&i| Builder::new(names[i].clone(), false, options))
+                .collect(),
+            target: Builder::new(names[selection.target].clone(), true, options),
+            selection,
+            values: Vec::new(),
+            numeric_target: Vec::new(),
+            codes: Vec::new(),
+            first_missing: None,
+            rows: 0,
         }
+    }
+
+    /// Adds one data record: its feature cells, then its target.
+    fn push(&mut self, path: &Path, record: &csv::ByteRecord) -> Result<(), NablaError> {
         let line = record.position().map_or(0, |p| p.line());
-        if record.len() != width {
+        if record.len() != self.width {
             // A trailing delimiter at the end of every line is common; so is a stray blank
             // field. Neither is guessed at: the row must match the header.
             return Err(NablaError::data(
                 path,
                 format!("line {line}"),
                 format!(
-                    "{} field{}, expected {width} like the header (a ragged row, or a delimiter inside an unquoted field?)",
+                    "{} field{}, expected {} like the header (a ragged row, or a delimiter inside an unquoted field?)",
                     record.len(),
-                    if record.len() == 1 { "" } else { "s" }
+                    if record.len() == 1 { "" } else { "s" },
+                    self.width
                 ),
             ));
         }
-        for (c, &i) in selected.iter().enumerate() {
+        for (c, &i) in self.selection.features.iter().enumerate() {
             let raw = &record[i];
-            let v = match columns[c].cell(path, line, raw)? {
+            let v = match self.columns[c].cell(path, line, raw)? {
                 Cell::Number(v) => v as f32,
                 Cell::Code(code) => code as f32,
                 Cell::Missing => {
-                    if first_missing.is_none() {
-                        first_missing = Some(MissingAt {
-                            line,
-                            column: columns[c].name.clone(),
-                            text: String::from_utf8_lossy(trim(raw)).into_owned(),
-                        });
-                    }
+                    note_missing(&mut self.first_missing, line, &self.columns[c].name, raw);
                     f32::NAN
                 }
             };
-            values.push(v);
+            self.values.push(v);
         }
-        let raw = &record[target];
-        let cell = target_col.cell(path, line, raw)?;
-        if matches!(cell, Cell::Missing) && first_missing.is_none() {
-            first_missing = Some(MissingAt {
-                line,
-                column: target_col.name.clone(),
-                text: String::from_utf8_lossy(trim(raw)).into_owned(),
-            });
+        self.push_target(path, line, &record[self.selection.target])?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Adds a record's target cell. A target column is numeric until its first text cell; the
+    /// missing cells before that become missing codes.
+    fn push_target(&mut self, path: &Path, line: u64, raw: &[u8]) -> Result<(), NablaError> {
+        let cell = self.target.cell(path, line, raw)?;
+        if matches!(cell, Cell::Missing) {
+            note_missing(&mut self.first_missing, line, &self.target.name, raw);
         }
-        match target_col.kind {
+        match self.target.kind {
             Some(false) => {
-                if !numeric_target.is_empty() {
+                if !self.numeric_target.is_empty() {
                     // Only missing cells so far: they become missing codes.
-                    codes.extend(std::iter::repeat_n(MISSING_CODE, numeric_target.len()));
-                    numeric_target.clear();
+                    let n = self.numeric_target.len();
+                    self.codes.extend(std::iter::repeat_n(MISSING_CODE, n));
+                    self.numeric_target.clear();
                 }
-                codes.push(match cell {
+                self.codes.push(match cell {
                     Cell::Code(c) => c,
                     _ => MISSING_CODE,
                 });
             }
-            _ => numeric_target.push(match cell {
+            _ => self.numeric_target.push(match cell {
                 Cell::Number(v) => v,
                 _ => f64::NAN,
             }),
         }
-        rows += 1;
+        Ok(())
     }
-    if rows == 0 {
-        return Err(NablaError::data(
-            path,
-            format!("line {}", header_line + 1),
-            "no data rows after the header, expected at least one",
-        ));
-    }
-    for c in &columns {
-        if c.kind.is_none() {
+
+    /// The table, once every record is in: refuses a file without data rows and columns
+    /// without a single value.
+    fn finish(
+        mut self,
+        path: &Path,
+        header_line: u64,
+        delimiter: u8,
+    ) -> Result<RawTable, NablaError> {
+        let rows = self.rows;
+        if rows == 0 {
             return Err(NablaError::data(
                 path,
-                format!("column {:?}", c.name),
-                format!("all {rows} cells are missing, expected some values (or --drop it)"),
+                format!("line {}", header_line + 1),
+                "no data rows after the header, expected at least one",
             ));
         }
-    }
-    if target_col.kind.is_none() {
-        return Err(NablaError::data(
-            path,
-            format!("column {:?}", target_col.name),
-            format!("all {rows} target cells are missing"),
-        ));
-    }
-    values.shrink_to_fit();
-    let target = if target_col.kind == Some(false) {
-        RawTarget::Text {
-            codes,
-            names: target_col.names,
+        if let Some(c) = self.columns.iter().find(|c| c.kind.is_none()) {
+            return Err(NablaError::data_with(
+                path,
+                format!("column {:?}", c.name),
+                Message::new()
+                    .text(format!(
+                        "all {rows} cells are missing, expected some values (or "
+                    ))
+                    .setting(Setting::Drop)
+                    .text(" it)"),
+            ));
         }
-    } else {
-        RawTarget::Numeric(numeric_target)
-    };
-    Ok(RawTable {
-        path: path.to_path_buf(),
-        columns: columns
-            .into_iter()
-            .map(|b| Column {
-                name: b.name,
-                kind: if b.kind == Some(true) {
-                    ColumnKind::Numeric
-                } else {
-                    ColumnKind::Categorical(b.names)
-                },
-                missing: b.missing,
-            })
-            .collect(),
-        values,
-        target_name: target_col.name,
-        target,
-        target_missing: target_col.missing,
-        first_missing,
-        delimiter,
-    })
+        if self.target.kind.is_none() {
+            return Err(NablaError::data(
+                path,
+                format!("column {:?}", self.target.name),
+                format!("all {rows} target cells are missing"),
+            ));
+        }
+        self.values.shrink_to_fit();
+        let target = if self.target.kind == Some(false) {
+            RawTarget::Text {
+                codes: self.codes,
+                names: self.target.names,
+            }
+        } else {
+            RawTarget::Numeric(self.numeric_target)
+        };
+        Ok(RawTable {
+            path: path.to_path_buf(),
+            columns: self.columns.into_iter().map(Builder::into_column).collect(),
+            values: self.values,
+            target_name: self.target.name,
+            target,
+            target_missing: self.target.missing,
+            first_missing: self.first_missing,
+            delimiter,
+        })
+    }
+}
+
+impl Builder {
+    /// The finished feature column.
+    fn into_column(self) -> Column {
+        Column {
+            name: self.name,
+            kind: if self.kind == Some(true) {
+                ColumnKind::Numeric
+            } else {
+                ColumnKind::Categorical(self.names)
+            },
+            missing: self.missing,
+        }
+    }
+}
+
+/// Records the first missing cell of the file (for the message refusing missing values).
+fn note_missing(first: &mut Option<MissingAt>, line: u64, column: &str, raw: &[u8]) {
+    if first.is_none() {
+        *first = Some(MissingAt {
+            line,
+            column: column.to_string(),
+            text: String::from_utf8_lossy(trim(raw)).into_owned(),
+        });
+    }
 }
 
 /// `"a", "b", "c"` (at most 12 names).
@@ -764,6 +874,29 @@ mod tests {
         assert!(e.contains("line 3") && e.contains("3 fields"), "{e}");
         let e = read_str("a,a\n1,0\n", &o).unwrap_err().to_string();
         assert!(e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_settings_by_key() {
+        let text = "id,a,y\n1,2,3\n";
+        let e = |options: CsvOptions| read_str(text, &options).unwrap_err().to_string();
+        let drop_target = e(CsvOptions {
+            drop: vec!["y".into()],
+            ..Default::default()
+        });
+        assert_eq!(drop_target, "`drop = \"y\"` names the target column");
+        let twice = e(CsvOptions {
+            features: Some(vec!["a".into(), "a".into()]),
+            ..Default::default()
+        });
+        assert_eq!(twice, "`features` lists \"a\" twice");
+        let one_column = read_str("a|y\n1|2\n", &CsvOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(one_column.contains("set `delimiter` if"), "{one_column}");
+        for message in [drop_target, twice, one_column] {
+            assert!(!message.contains("--"), "{message}");
+        }
     }
 
     #[test]

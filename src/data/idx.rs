@@ -76,8 +76,30 @@ fn parse(
     file_len: Option<u64>,
     expected_dims: usize,
 ) -> Result<IdxArray, NablaError> {
+    read_magic(path, &mut r, expected_dims)?;
+    let dims = read_dims(path, &mut r, expected_dims)?;
+    let declared = declared_bytes(path, &dims)?;
+    let header_len = 4 + 4 * expected_dims as u64;
+    if let Some(len) = file_len {
+        let present = len.saturating_sub(header_len);
+        if present < declared {
+            return Err(NablaError::data(
+                path,
+                format!("byte {len}"),
+                format!(
+                    "file is cut short: dimensions {dims:?} declare {declared} data bytes, only {present} present"
+                ),
+            ));
+        }
+    }
+    let data = read_data(path, &mut r, &dims, declared, header_len)?;
+    Ok(IdxArray { dims, data })
+}
+
+/// Reads the 4-byte magic number: two zero bytes, 0x08 (unsigned bytes), `expected_dims`.
+fn read_magic(path: &Path, r: &mut impl Read, expected_dims: usize) -> Result<(), NablaError> {
     let mut magic = [0u8; 4];
-    let got = read_up_to(&mut r, &mut magic).map_err(|e| read_error(path, "header", e))?;
+    let got = read_up_to(r, &mut magic).map_err(|e| read_error(path, "header", e))?;
     if got == 0 {
         return Err(NablaError::data(
             path,
@@ -104,10 +126,15 @@ fn parse(
             ),
         ));
     }
-    let mut dims = Vec::with_capacity(expected_dims);
-    for d in 0..expected_dims {
+    Ok(())
+}
+
+/// Reads the size of each dimension (big-endian u32s).
+fn read_dims(path: &Path, r: &mut impl Read, count: usize) -> Result<Vec<usize>, NablaError> {
+    let mut dims = Vec::with_capacity(count);
+    for d in 0..count {
         let mut b = [0u8; 4];
-        let got = read_up_to(&mut r, &mut b).map_err(|e| read_error(path, "header", e))?;
+        let got = read_up_to(r, &mut b).map_err(|e| read_error(path, "header", e))?;
         if got < 4 {
             return Err(NablaError::data(
                 path,
@@ -117,8 +144,12 @@ fn parse(
         }
         dims.push(u32::from_be_bytes(b) as usize);
     }
-    let declared = dims
-        .iter()
+    Ok(dims)
+}
+
+/// The data bytes the dimensions declare, refused beyond [`MAX_IDX_BYTES`] (or on overflow).
+fn declared_bytes(path: &Path, dims: &[usize]) -> Result<u64, NablaError> {
+    dims.iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
         .filter(|&total| total <= MAX_IDX_BYTES)
         .ok_or_else(|| {
@@ -129,20 +160,17 @@ fn parse(
                     "dimensions {dims:?} declare more than the {MAX_IDX_BYTES} bytes nabla accepts in one IDX file"
                 ),
             )
-        })?;
-    let header_len = 4 + 4 * expected_dims as u64;
-    if let Some(len) = file_len {
-        let present = len.saturating_sub(header_len);
-        if present < declared {
-            return Err(NablaError::data(
-                path,
-                format!("byte {len}"),
-                format!(
-                    "file is cut short: dimensions {dims:?} declare {declared} data bytes, only {present} present"
-                ),
-            ));
-        }
-    }
+        })
+}
+
+/// Reads exactly `declared` data bytes and checks nothing follows them.
+fn read_data(
+    path: &Path,
+    r: &mut impl Read,
+    dims: &[usize],
+    declared: u64,
+    header_len: u64,
+) -> Result<Vec<u8>, NablaError> {
     // Grow as bytes arrive (capped reservation), so a compressed file that lies about its size
     // fails on the missing bytes, not on the allocation.
     let mut data = Vec::with_capacity(declared.min(64 << 20) as usize);
@@ -161,14 +189,14 @@ fn parse(
         ));
     }
     let mut extra = [0u8; 1];
-    if read_up_to(&mut r, &mut extra).map_err(|e| read_error(path, "data", e))? > 0 {
+    if read_up_to(r, &mut extra).map_err(|e| read_error(path, "data", e))? > 0 {
         return Err(NablaError::data(
             path,
             format!("byte {}", header_len + declared),
             format!("unexpected bytes after the {declared} data bytes the header declares"),
         ));
     }
-    Ok(IdxArray { dims, data })
+    Ok(data)
 }
 
 /// Finds `name` or `name.gz` in `dir`.

@@ -49,7 +49,7 @@ pub enum ColumnEncoding {
     Numeric {
         /// The header name.
         name: String,
-        /// The value that replaces a missing cell (`--impute mean|median`), if imputing.
+        /// The value that replaces a missing cell (the `impute` setting: mean or median), if imputing.
         impute: Option<f64>,
     },
     /// One input per category: 1 for the row's category, 0 elsewhere.

@@ -17,11 +17,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::csv::{ColumnKind, MISSING_CODE, RawTable, RawTarget};
+use super::csv::{Column, ColumnKind, MISSING_CODE, RawTable, RawTarget};
 use super::dataset::{Dataset, Features};
 use super::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding, fit_column};
 use super::split;
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 use crate::task::Task;
 
 /// An integer target with at most this many distinct values is taken as class labels.
@@ -155,13 +155,15 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
     let plan = match &raw.target {
         RawTarget::Text { names, .. } => {
             if task == Some(Task::Regression) {
-                return Err(NablaError::data(
+                return Err(NablaError::data_with(
                     &raw.path,
                     format!("column {name:?}"),
-                    format!(
-                        "--task regression, but the target holds text (e.g. {:?}), expected numbers",
-                        names.first().map_or("", |s| s.as_str())
-                    ),
+                    Message::new()
+                        .value(Setting::Task, "regression")
+                        .text(format!(
+                            ", but the target holds text (e.g. {:?}), expected numbers",
+                            names.first().map_or("", |s| s.as_str())
+                        )),
                 ));
             }
             let mut classes = names.clone();
@@ -182,13 +184,15 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
                 return Ok(TargetPlan::Regression);
             }
             if distinct.len() > MAX_CLASSES {
-                return Err(NablaError::data(
+                return Err(NablaError::data_with(
                     &raw.path,
                     format!("column {name:?}"),
-                    format!(
-                        "{} distinct target values, more than the {MAX_CLASSES} classes nabla accepts; use --task regression",
-                        distinct.len()
-                    ),
+                    Message::new()
+                        .text(format!(
+                            "{} distinct target values, more than the {MAX_CLASSES} classes nabla accepts; use ",
+                            distinct.len()
+                        ))
+                        .value(Setting::Task, "regression"),
                 ));
             }
             TargetPlan::Classes(distinct.into_iter().map(number_name).collect())
@@ -301,12 +305,14 @@ fn handle_missing(
             ),
             None => ("content".to_string(), "a missing value".to_string()),
         };
-        return Err(NablaError::data(
+        return Err(NablaError::data_with(
             path,
             location,
-            format!(
-                "found a missing value {found}, one of {missing} missing cells in the file (empty, NA, NaN or null); expected a value, or pass --impute mean|median|drop-rows"
-            ),
+            Message::new()
+                .text(format!(
+                    "found a missing value {found}, one of {missing} missing cells in the file (empty, NA, NaN or null); expected a value, or pass "
+                ))
+                .value(Setting::Impute, "mean|median|drop-rows"),
         ));
     }
     let rows = part.rows(stride);
@@ -377,15 +383,19 @@ fn split_part(
         ));
     }
     if fraction > 0.0 && s.held.is_empty() {
-        return Err(NablaError::Usage(format!(
-            "{rows} row{} cannot be split into training and {what} sets; add rows{}",
+        let message = Message::new().text(format!(
+            "{rows} row{} cannot be split into training and {what} sets; add rows",
             if rows == 1 { "" } else { "s" },
-            if what == "test" {
-                ", pass --test-data FILE or --test-split 0"
-            } else {
-                " or pass --val-split 0"
-            }
-        )));
+        ));
+        return Err(NablaError::Settings(if what == "test" {
+            message
+                .text(", pass ")
+                .value(Setting::TestData, "FILE")
+                .text(" or ")
+                .value(Setting::TestSplit, "0")
+        } else {
+            message.text(" or pass ").value(Setting::ValSplit, "0")
+        }));
     }
     let held = part.take(stride, &s.held);
     part.keep(stride, &s.kept);
@@ -403,264 +413,51 @@ pub fn prepare(
     let mut warnings = Vec::new();
     let stride = raw.columns.len();
     let plan = plan_target(&raw, options.task)?;
-    let class_names: Vec<String> = match &plan {
-        TargetPlan::Classes(c) => c.clone(),
-        TargetPlan::Regression => Vec::new(),
-    };
     let columns = raw.columns.clone();
     let target_name = raw.target_name.clone();
-
     if let Some(t) = &test_raw {
         check_same_columns(&raw, t)?;
     }
-    let raw_info = raw.clone_header();
-    let (mut train, path) = to_part(raw, &plan)?;
-    handle_missing(&raw_info, &mut train, stride, options.impute, &mut warnings)?;
-
-    // The test file's categories are renumbered into the training file's codes.
-    let test = match test_raw {
-        Some(mut t) => {
-            for (c, (train_col, test_col)) in columns.iter().zip(&t.columns).enumerate() {
-                if let (ColumnKind::Categorical(train_names), ColumnKind::Categorical(test_names)) =
-                    (&train_col.kind, &test_col.kind)
-                {
-                    let index: HashMap<&str, usize> = train_names
-                        .iter()
-                        .enumerate()
-                        .map(|(i, n)| (n.as_str(), i))
-                        .collect();
-                    let map: Vec<f32> = test_names
-                        .iter()
-                        .map(|n| index.get(n.as_str()).map_or(UNSEEN, |&i| i as f32))
-                        .collect();
-                    for v in t.values.iter_mut().skip(c).step_by(stride.max(1)) {
-                        if !v.is_nan() {
-                            *v = map.get(*v as usize).copied().unwrap_or(UNSEEN);
-                        }
-                    }
-                }
-            }
-            let test_missing_info = t.clone_header();
-            let (mut part, path) = to_part(t, &plan)?;
-            handle_missing(
-                &test_missing_info,
-                &mut part,
-                stride,
-                options.impute,
-                &mut warnings,
-            )?;
-            Some((part, path))
+    let (train, path) = load_part(raw, &plan, stride, options.impute, &mut warnings)?;
+    let test_file = match test_raw {
+        Some(t) => {
+            let t = renumber_categories(&columns, t);
+            Some(load_part(t, &plan, stride, options.impute, &mut warnings)?)
         }
         None => None,
     };
-
-    let (mut test, test_name) = match test {
-        Some((part, test_path)) => (part, test_path.display().to_string()),
-        None => {
-            let held = split_part(
-                &mut train,
-                stride,
-                options.test_split,
-                options.seed,
-                0,
-                &class_names,
-                &mut warnings,
-            )?;
-            (held, format!("{name} (test)"))
-        }
-    };
-    let mut val = if options.val_split > 0.0 {
-        Some(split_part(
-            &mut train,
-            stride,
-            options.val_split,
-            options.seed,
-            1,
-            &class_names,
-            &mut warnings,
-        )?)
-    } else {
-        None
-    };
+    let (mut parts, test_name) = hold_out(
+        name,
+        train,
+        test_file,
+        stride,
+        options,
+        plan.class_names(),
+        &mut warnings,
+    )?;
 
     // Fit on the training rows only, then encode every part.
-    let mut encodings = Vec::with_capacity(stride);
-    let mut features = Vec::new();
-    let (mut center, mut scale) = (Vec::new(), Vec::new());
-    // Per column: the one-hot position of each training code (None: unseen in training).
-    let mut onehot: Vec<Option<Vec<Option<usize>>>> = Vec::with_capacity(stride);
-    for (c, column) in columns.iter().enumerate() {
-        let cells = || train.values.iter().skip(c).step_by(stride.max(1)).copied();
-        match &column.kind {
-            ColumnKind::Numeric => {
-                let present = || cells().filter(|v| !v.is_nan()).map(f64::from);
-                let fill = match options.impute {
-                    Impute::Mean | Impute::Median
-                        if column.missing > 0 || test_has_missing(&test, &val, c, stride) =>
-                    {
-                        let mut v: Vec<f64> = present().collect();
-                        if v.is_empty() {
-                            return Err(NablaError::data(
-                                &path,
-                                format!("column {:?}", column.name),
-                                "no value in the training split to impute from",
-                            ));
-                        }
-                        Some(if options.impute == Impute::Mean {
-                            v.iter().sum::<f64>() / v.len() as f64
-                        } else {
-                            v.sort_by(f64::total_cmp);
-                            let m = v.len() / 2;
-                            if v.len() % 2 == 1 {
-                                v[m]
-                            } else {
-                                (v[m - 1] + v[m]) / 2.0
-                            }
-                        })
-                    }
-                    _ => None,
-                };
-                if let Some(f) = fill {
-                    let f = f as f32;
-                    for part in std::iter::once(&mut train)
-                        .chain(val.as_mut())
-                        .chain(std::iter::once(&mut test))
-                    {
-                        for v in part.values.iter_mut().skip(c).step_by(stride.max(1)) {
-                            if v.is_nan() {
-                                *v = f;
-                            }
-                        }
-                    }
-                }
-                let (ce, sc) = fit_column(
-                    train
-                        .values
-                        .iter()
-                        .skip(c)
-                        .step_by(stride.max(1))
-                        .map(|&v| f64::from(v)),
-                    options.scaling,
-                );
-                features.push(column.name.clone());
-                center.push(ce);
-                scale.push(sc);
-                encodings.push(ColumnEncoding::Numeric {
-                    name: column.name.clone(),
-                    impute: fill,
-                });
-                onehot.push(None);
-            }
-            ColumnKind::Categorical(names) => {
-                let mut counts = vec![0usize; names.len()];
-                for v in cells() {
-                    if v >= 0.0 && (v as usize) < counts.len() {
-                        counts[v as usize] += 1;
-                    }
-                }
-                let mut seen: Vec<usize> = (0..names.len()).filter(|&i| counts[i] > 0).collect();
-                seen.sort_by(|&a, &b| names[a].cmp(&names[b]));
-                let mut position = vec![None; names.len()];
-                for (p, &code) in seen.iter().enumerate() {
-                    position[code] = Some(p);
-                }
-                let mode = (0..names.len())
-                    .filter(|&i| counts[i] > 0)
-                    .max_by_key(|&i| (counts[i], std::cmp::Reverse(names[i].clone())));
-                let fill = match options.impute {
-                    Impute::Mean | Impute::Median => mode,
-                    _ => None,
-                };
-                if let Some(f) = fill {
-                    for part in std::iter::once(&mut train)
-                        .chain(val.as_mut())
-                        .chain(std::iter::once(&mut test))
-                    {
-                        for v in part.values.iter_mut().skip(c).step_by(stride.max(1)) {
-                            if v.is_nan() {
-                                *v = f as f32;
-                            }
-                        }
-                    }
-                }
-                for &code in &seen {
-                    features.push(format!("{}={}", column.name, names[code]));
-                    center.push(0.0);
-                    scale.push(1.0);
-                }
-                encodings.push(ColumnEncoding::Categorical {
-                    name: column.name.clone(),
-                    categories: seen.iter().map(|&i| names[i].clone()).collect(),
-                    impute: fill.map(|i| names[i].clone()),
-                });
-                onehot.push(Some(position));
-            }
-        }
-    }
-    if features.is_empty() {
+    let fitted = Fitted::fit(&columns, &mut parts, options, &path)?;
+    if fitted.features.is_empty() {
         return Err(NablaError::Usage(format!(
             "{}: the training split gives no input features",
             path.display()
         )));
     }
+    let target = target_encoding(target_name, plan, &parts.train);
+    let (preprocess, onehot) = fitted.into_preprocess(options.scaling, target);
 
-    // Regression targets are standardised inside, whatever --scale says.
-    let (target_center, target_scale) = match plan {
-        TargetPlan::Regression => fit_column(train.targets.iter().copied(), Scaling::Standard),
-        TargetPlan::Classes(_) => (0.0, 1.0),
+    let mut unseen = vec![0usize; stride];
+    let mut build = |part: Part, name: String| {
+        to_dataset(part, name, stride, &onehot, &preprocess, &mut unseen)
     };
-    let preprocess = Preprocess {
-        features,
-        center,
-        scale,
-        scaling: options.scaling,
-        columns: encodings,
-        target: TargetEncoding {
-            name: target_name.clone(),
-            task: if class_names.is_empty() {
-                Task::Regression
-            } else {
-                Task::Classification
-            },
-            classes: class_names.clone(),
-            center: target_center,
-            scale: target_scale,
-        },
-    };
-
-    let mut unseen_total = vec![0usize; stride];
-    let mut build = |part: Part, name: String| -> Result<Dataset, NablaError> {
-        let (features, unseen) = encode(part.values, stride, &onehot, &preprocess);
-        for (t, u) in unseen_total.iter_mut().zip(unseen) {
-            *t += u;
-        }
-        let dim = preprocess.inputs();
-        if class_names.is_empty() {
-            let targets = part
-                .targets
-                .iter()
-                .map(|&t| ((t - target_center) / target_scale) as f32)
-                .collect();
-            Dataset::regression(name, features, dim, targets, target_center, target_scale)
-        } else {
-            Dataset::new(name, features, dim, part.labels, class_names.clone())
-        }
-    };
-    let test = build(test, test_name)?;
-    let val = match val {
+    let test = build(parts.test, test_name)?;
+    let val = match parts.val {
         Some(v) => Some(build(v, format!("{name} (validation)"))?),
         None => None,
     };
-    let train = build(train, name.to_string())?;
-    for (c, &u) in unseen_total.iter().enumerate() {
-        if u > 0 {
-            warnings.push(format!(
-                "column {:?}: {u} validation/test row{} had a category not seen in training; encoded as all zeros",
-                columns[c].name,
-                if u == 1 { "" } else { "s" }
-            ));
-        }
-    }
+    let train = build(parts.train, name.to_string())?;
+    warn_unseen(&columns, &unseen, &mut warnings);
     Ok(Prepared {
         train,
         val,
@@ -670,14 +467,375 @@ pub fn prepare(
     })
 }
 
-fn test_has_missing(test: &Part, val: &Option<Part>, c: usize, stride: usize) -> bool {
-    std::iter::once(test).chain(val.as_ref()).any(|p| {
-        p.values
+/// The target's classes, or (regression) its center and scale: regression targets are
+/// standardised inside, whatever the scaling setting says.
+fn target_encoding(name: String, plan: TargetPlan, train: &Part) -> TargetEncoding {
+    match plan {
+        TargetPlan::Regression => {
+            let (center, scale) = fit_column(train.targets.iter().copied(), Scaling::Standard);
+            TargetEncoding {
+                name,
+                task: Task::Regression,
+                classes: Vec::new(),
+                center,
+                scale,
+            }
+        }
+        TargetPlan::Classes(classes) => TargetEncoding {
+            name,
+            task: Task::Classification,
+            classes,
+            center: 0.0,
+            scale: 1.0,
+        },
+    }
+}
+
+impl TargetPlan {
+    /// The class names; empty for regression.
+    fn class_names(&self) -> &[String] {
+        match self {
+            TargetPlan::Classes(c) => c,
+            TargetPlan::Regression => &[],
+        }
+    }
+}
+
+/// A table's rows as a [`Part`] with labels or targets, less the rows its missing cells rule
+/// out (or an error refusing them). Returns the part and the table's path.
+fn load_part(
+    raw: RawTable,
+    plan: &TargetPlan,
+    stride: usize,
+    impute: Impute,
+    warnings: &mut Vec<String>,
+) -> Result<(Part, std::path::PathBuf), NablaError> {
+    let info = raw.clone_header();
+    let (mut part, path) = to_part(raw, plan)?;
+    handle_missing(&info, &mut part, stride, impute, warnings)?;
+    Ok((part, path))
+}
+
+/// Renumbers a test file's category codes into the training file's (`UNSEEN` for a text the
+/// training file does not have).
+fn renumber_categories(train_columns: &[Column], mut test: RawTable) -> RawTable {
+    let stride = test.columns.len();
+    for (c, (train_col, test_col)) in train_columns.iter().zip(&test.columns).enumerate() {
+        if let (ColumnKind::Categorical(train_names), ColumnKind::Categorical(test_names)) =
+            (&train_col.kind, &test_col.kind)
+        {
+            let index: HashMap<&str, usize> = train_names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i))
+                .collect();
+            let map: Vec<f32> = test_names
+                .iter()
+                .map(|n| index.get(n.as_str()).map_or(UNSEEN, |&i| i as f32))
+                .collect();
+            for v in test.values.iter_mut().skip(c).step_by(stride.max(1)) {
+                if !v.is_nan() {
+                    *v = map.get(*v as usize).copied().unwrap_or(UNSEEN);
+                }
+            }
+        }
+    }
+    test
+}
+
+/// The training, validation and test rows, `stride` cells per row.
+struct Parts {
+    stride: usize,
+    train: Part,
+    val: Option<Part>,
+    test: Part,
+}
+
+impl Parts {
+    /// Column `c` of the training rows.
+    fn train_column(&self, c: usize) -> impl Iterator<Item = f32> + Clone + '_ {
+        self.train
+            .values
             .iter()
             .skip(c)
-            .step_by(stride.max(1))
-            .any(|v| v.is_nan())
+            .step_by(self.stride.max(1))
+            .copied()
+    }
+
+    /// True if column `c` has a missing cell in the validation or test rows.
+    fn held_out_missing(&self, c: usize) -> bool {
+        std::iter::once(&self.test)
+            .chain(self.val.as_ref())
+            .any(|p| {
+                p.values
+                    .iter()
+                    .skip(c)
+                    .step_by(self.stride.max(1))
+                    .any(|v| v.is_nan())
+            })
+    }
+
+    /// Replaces the missing cells of column `c` in every part with `value`.
+    fn fill(&mut self, c: usize, value: f32) {
+        let stride = self.stride.max(1);
+        for part in std::iter::once(&mut self.train)
+            .chain(self.val.as_mut())
+            .chain(std::iter::once(&mut self.test))
+        {
+            for v in part.values.iter_mut().skip(c).step_by(stride) {
+                if v.is_nan() {
+                    *v = value;
+                }
+            }
+        }
+    }
+}
+
+/// Splits the test rows (unless a separate test file gave them) and then the validation rows
+/// off the training rows. Returns the parts and the test set's name.
+fn hold_out(
+    name: &str,
+    mut train: Part,
+    test_file: Option<(Part, std::path::PathBuf)>,
+    stride: usize,
+    options: &TableOptions,
+    class_names: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<(Parts, String), NablaError> {
+    let seed = options.seed;
+    let (test, test_name) = match test_file {
+        Some((part, test_path)) => (part, test_path.display().to_string()),
+        None => {
+            let held = split_part(
+                &mut train,
+                stride,
+                options.test_split,
+                seed,
+                0,
+                class_names,
+                warnings,
+            )?;
+            (held, format!("{name} (test)"))
+        }
+    };
+    let val = if options.val_split > 0.0 {
+        Some(split_part(
+            &mut train,
+            stride,
+            options.val_split,
+            seed,
+            1,
+            class_names,
+            warnings,
+        )?)
+    } else {
+        None
+    };
+    let parts = Parts {
+        stride,
+        train,
+        val,
+        test,
+    };
+    Ok((parts, test_name))
+}
+
+/// A categorical column's one-hot position of each category code (`None`: the category does
+/// not occur in the training rows).
+type Positions = Vec<Option<usize>>;
+
+/// What fitting on the training rows gives, column by column.
+#[derive(Default)]
+struct Fitted {
+    encodings: Vec<ColumnEncoding>,
+    /// Input names (one per one-hot category), with each input's center and scale.
+    features: Vec<String>,
+    center: Vec<f64>,
+    scale: Vec<f64>,
+    /// Per column: the one-hot positions of its codes; `None` for a numeric column.
+    onehot: Vec<Option<Positions>>,
+}
+
+impl Fitted {
+    /// Fits every column on the training rows, filling missing cells in every part when
+    /// imputing.
+    fn fit(
+        columns: &[Column],
+        parts: &mut Parts,
+        options: &TableOptions,
+        path: &Path,
+    ) -> Result<Fitted, NablaError> {
+        let mut fitted = Fitted::default();
+        for (c, column) in columns.iter().enumerate() {
+            match &column.kind {
+                ColumnKind::Numeric => fitted.numeric(parts, c, column, options, path)?,
+                ColumnKind::Categorical(names) => {
+                    fitted.categorical(parts, c, &column.name, names, options.impute)
+                }
+            }
+        }
+        Ok(fitted)
+    }
+
+    /// A numeric column: the imputed value (mean or median of the training rows, when the
+    /// column has missing cells anywhere), then its center and scale.
+    fn numeric(
+        &mut self,
+        parts: &mut Parts,
+        c: usize,
+        column: &Column,
+        options: &TableOptions,
+        path: &Path,
+    ) -> Result<(), NablaError> {
+        let fill = match options.impute {
+            Impute::Mean | Impute::Median if column.missing > 0 || parts.held_out_missing(c) => {
+                let value = impute_value(parts.train_column(c), options.impute);
+                Some(value.ok_or_else(|| {
+                    NablaError::data(
+                        path,
+                        format!("column {:?}", column.name),
+                        "no value in the training split to impute from",
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        if let Some(f) = fill {
+            parts.fill(c, f as f32);
+        }
+        let (center, scale) = fit_column(parts.train_column(c).map(f64::from), options.scaling);
+        self.features.push(column.name.clone());
+        self.center.push(center);
+        self.scale.push(scale);
+        self.encodings.push(ColumnEncoding::Numeric {
+            name: column.name.clone(),
+            impute: fill,
+        });
+        self.onehot.push(None);
+        Ok(())
+    }
+
+    /// A categorical column: one input per category seen in the training rows (sorted by
+    /// text), and the most frequent category as the imputed value when imputing.
+    fn categorical(
+        &mut self,
+        parts: &mut Parts,
+        c: usize,
+        name: &str,
+        names: &[String],
+        impute: Impute,
+    ) {
+        let mut counts = vec![0usize; names.len()];
+        for v in parts.train_column(c) {
+            if v >= 0.0 && (v as usize) < counts.len() {
+                counts[v as usize] += 1;
+            }
+        }
+        let mut seen: Vec<usize> = (0..names.len()).filter(|&i| counts[i] > 0).collect();
+        seen.sort_by(|&a, &b| names[a].cmp(&names[b]));
+        let mut position = vec![None; names.len()];
+        for (p, &code) in seen.iter().enumerate() {
+            position[code] = Some(p);
+        }
+        let mode = (0..names.len())
+            .filter(|&i| counts[i] > 0)
+            .max_by_key(|&i| (counts[i], std::cmp::Reverse(names[i].clone())));
+        let fill = match impute {
+            Impute::Mean | Impute::Median => mode,
+            _ => None,
+        };
+        if let Some(f) = fill {
+            parts.fill(c, f as f32);
+        }
+        for &code in &seen {
+            self.features.push(format!("{name}={}", names[code]));
+            self.center.push(0.0);
+            self.scale.push(1.0);
+        }
+        self.encodings.push(ColumnEncoding::Categorical {
+            name: name.to_string(),
+            categories: seen.iter().map(|&i| names[i].clone()).collect(),
+            impute: fill.map(|i| names[i].clone()),
+        });
+        self.onehot.push(Some(position));
+    }
+
+    /// The preprocessing a saved model keeps, and the one-hot positions for encoding.
+    fn into_preprocess(
+        self,
+        scaling: Scaling,
+        target: TargetEncoding,
+    ) -> (Preprocess, Vec<Option<Positions>>) {
+        let preprocess = Preprocess {
+            features: self.features,
+            center: self.center,
+            scale: self.scale,
+            scaling,
+            columns: self.encodings,
+            target,
+        };
+        (preprocess, self.onehot)
+    }
+}
+
+/// The mean or median of the present (non-missing) values; `None` if there are none.
+fn impute_value(values: impl Iterator<Item = f32>, impute: Impute) -> Option<f64> {
+    let mut v: Vec<f64> = values.filter(|v| !v.is_nan()).map(f64::from).collect();
+    if v.is_empty() {
+        return None;
+    }
+    Some(if impute == Impute::Mean {
+        v.iter().sum::<f64>() / v.len() as f64
+    } else {
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        if v.len() % 2 == 1 {
+            v[m]
+        } else {
+            (v[m - 1] + v[m]) / 2.0
+        }
     })
+}
+
+/// Encodes a part's cells into a dataset; adds, per column, the rows whose category the
+/// training rows never had to `unseen`.
+fn to_dataset(
+    part: Part,
+    name: String,
+    stride: usize,
+    onehot: &[Option<Positions>],
+    preprocess: &Preprocess,
+    unseen: &mut [usize],
+) -> Result<Dataset, NablaError> {
+    let (features, part_unseen) = encode(part.values, stride, onehot, preprocess);
+    for (total, u) in unseen.iter_mut().zip(part_unseen) {
+        *total += u;
+    }
+    let dim = preprocess.inputs();
+    let target = &preprocess.target;
+    if target.classes.is_empty() {
+        let targets = part
+            .targets
+            .iter()
+            .map(|&t| ((t - target.center) / target.scale) as f32)
+            .collect();
+        Dataset::regression(name, features, dim, targets, target.center, target.scale)
+    } else {
+        Dataset::new(name, features, dim, part.labels, target.classes.clone())
+    }
+}
+
+/// A warning per column with categories that validation or test rows had and training did not.
+fn warn_unseen(columns: &[Column], unseen: &[usize], warnings: &mut Vec<String>) {
+    for (c, &u) in unseen.iter().enumerate() {
+        if u > 0 {
+            warnings.push(format!(
+                "column {:?}: {u} validation/test row{} had a category not seen in training; encoded as all zeros",
+                columns[c].name,
+                if u == 1 { "" } else { "s" }
+            ));
+        }
+    }
 }
 
 /// Encodes and scales a part's cells; returns the features and, per column, how many rows had
@@ -685,7 +843,7 @@ fn test_has_missing(test: &Part, val: &Option<Part>, c: usize, stride: usize) ->
 fn encode(
     mut values: Vec<f32>,
     stride: usize,
-    onehot: &[Option<Vec<Option<usize>>>],
+    onehot: &[Option<Positions>],
     pre: &Preprocess,
 ) -> (Features, Vec<usize>) {
     let mut unseen = vec![0usize; stride];
@@ -792,10 +950,14 @@ pub fn carve_validation(
         ));
     }
     if s.held.is_empty() {
-        return Err(NablaError::Usage(format!(
-            "{} rows cannot be split into training and validation sets; pass --val-split 0",
-            train.len()
-        )));
+        return Err(NablaError::Settings(
+            Message::new()
+                .text(format!(
+                    "{} rows cannot be split into training and validation sets; pass ",
+                    train.len()
+                ))
+                .value(Setting::ValSplit, "0"),
+        ));
     }
     Ok((
         train.subset(&s.kept, train.name()),

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::WeightTrace;
 use crate::autograd::{Grads, ParamId, Params, Tape, Var, Workspace};
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 use crate::kernels::activation::Activation;
 use crate::nn::batchnorm::eval_affine;
 use crate::nn::{Ctx, LayerInfo, LayerSpec, Module, Network, Sequential, Traced};
@@ -135,10 +135,10 @@ impl WeightRef {
     /// `layers.2.weight[3,10]` / `layers.2.bias[3]`, checking that it exists in `net`.
     pub fn parse(net: &Network<Sequential>, name: &str) -> Result<Self, NablaError> {
         let usage = |why: String| {
-            NablaError::Usage(format!(
-                "--weight {name}: {why}; name a linear layer's weight or bias as W1[j,i] / b1[j] \
+            NablaError::Settings(Message::new().value(Setting::Weight, name).text(format!(
+                ": {why}; name a linear layer's weight or bias as W1[j,i] / b1[j] \
                  or layers.0.weight[j,i] / layers.0.bias[j]"
-            ))
+            )))
         };
         let name = name.trim();
         let (head, index) = name

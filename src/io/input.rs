@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::data::csv::is_missing;
 use crate::data::idx;
-use crate::data::preprocess::{ColumnEncoding, Preprocess};
-use crate::error::NablaError;
+use crate::data::preprocess::{ColumnEncoding, Preprocess, TargetEncoding};
+use crate::error::{Message, NablaError, Setting};
 use crate::task::Task;
 
 /// Targets read alongside the rows.
@@ -154,14 +154,52 @@ pub fn read_csv_bytes(
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
-    let position = |name: &str| header.iter().position(|h| h == name);
+    let wanted = wanted_columns(path, &header, preprocess)?;
+    let target = &preprocess.target;
+    let target_at = header.iter().position(|h| *h == target.name);
+    let mut targets = target_at.map(|_| match target.task {
+        Task::Classification => Targets::Classes(Vec::new()),
+        Task::Regression => Targets::Values(Vec::new()),
+    });
+    let mut values = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0usize;
+    while reader
+        .read_byte_record(&mut record)
+        .map_err(|e| NablaError::data(path, csv_location(&e), e.to_string()))?
+    {
+        let row = Row {
+            path,
+            line: record.position().map_or(0, |p| p.line()),
+            record: &record,
+        };
+        encode_row(&row, preprocess, &wanted, &mut values)?;
+        if let (Some(t), Some(targets)) = (target_at, targets.as_mut()) {
+            push_target(&row, t, target, targets)?;
+        }
+        rows += 1;
+    }
+    Ok(Rows {
+        values,
+        rows,
+        targets,
+    })
+}
+
+/// The header position of each column the model reads, in the model's order; an error names
+/// every missing column (up to 20).
+fn wanted_columns(
+    path: &Path,
+    header: &[String],
+    preprocess: &Preprocess,
+) -> Result<Vec<usize>, NablaError> {
     let mut missing = Vec::new();
     let mut wanted = Vec::with_capacity(preprocess.columns.len());
     for c in &preprocess.columns {
         let name = match c {
             ColumnEncoding::Numeric { name, .. } | ColumnEncoding::Categorical { name, .. } => name,
         };
-        match position(name) {
+        match header.iter().position(|h| h == name) {
             Some(i) => wanted.push(i),
             None => missing.push(name.clone()),
         }
@@ -179,116 +217,132 @@ pub fn read_csv_bytes(
             ),
         ));
     }
-    let target = &preprocess.target;
-    let target_at = position(&target.name);
-    let width = preprocess.inputs();
-    let mut values = Vec::new();
-    let mut classes = Vec::new();
-    let mut reals = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    let mut rows = 0usize;
-    loop {
-        let more = reader
-            .read_byte_record(&mut record)
-            .map_err(|e| NablaError::data(path, csv_location(&e), e.to_string()))?;
-        if !more {
-            break;
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        let cell_text = |i: usize| {
-            String::from_utf8_lossy(record.get(i).unwrap_or(b"").trim_ascii()).into_owned()
-        };
-        let at = |name: &str| format!("line {line}, column {name:?}");
-        let missing = |name: &str| {
-            NablaError::data(
-                path,
-                at(name),
-                "missing value (the model was trained without --impute)",
-            )
-        };
-        let start = values.len();
-        for (c, &i) in preprocess.columns.iter().zip(&wanted) {
-            let raw = record.get(i).unwrap_or(b"").trim_ascii();
-            match c {
-                ColumnEncoding::Numeric { name, impute } => {
-                    let v = if is_missing(raw) {
-                        impute.ok_or_else(|| missing(name))?
-                    } else {
-                        let text = cell_text(i);
-                        text.parse::<f64>().map_err(|_| {
-                            NablaError::data(path, at(name), format!("{text:?} is not a number"))
-                        })?
-                    };
-                    values.push(v as f32);
-                }
-                ColumnEncoding::Categorical {
-                    name,
-                    categories,
-                    impute,
-                } => {
-                    let text = if is_missing(raw) {
-                        impute.clone().ok_or_else(|| missing(name))?
-                    } else {
-                        cell_text(i)
-                    };
-                    // An unseen category encodes as all zeros, as in training.
-                    values.extend(categories.iter().map(|c| f32::from(u8::from(*c == text))));
-                }
-            }
-        }
-        if values.len() - start != width {
-            return Err(NablaError::data(
-                path,
-                format!("line {line}"),
-                format!(
-                    "the row encodes to {} inputs, the model takes {width}",
-                    values.len() - start
-                ),
-            ));
-        }
-        if let Some(t) = target_at {
-            let text = cell_text(t);
-            match target.task {
-                Task::Classification => {
-                    let found = target.classes.iter().position(|c| *c == text).or_else(|| {
-                        let v: f64 = text.parse().ok()?;
-                        target
-                            .classes
-                            .iter()
-                            .position(|c| c.parse::<f64>().ok() == Some(v))
-                    });
-                    let k = found.ok_or_else(|| {
-                        NablaError::data(
-                            path,
-                            at(&target.name),
-                            format!("{text:?} is not one of the model's classes"),
-                        )
-                    })?;
-                    classes.push(k as u32);
-                }
-                Task::Regression => {
-                    let v: f64 = text.parse().map_err(|_| {
-                        NablaError::data(
-                            path,
-                            at(&target.name),
-                            format!("{text:?} is not a number"),
-                        )
-                    })?;
-                    reals.push(v);
-                }
-            }
-        }
-        rows += 1;
+    Ok(wanted)
+}
+
+/// A data record being read, for its cells and for messages.
+struct Row<'a> {
+    path: &'a Path,
+    line: u64,
+    record: &'a csv::ByteRecord,
+}
+
+impl Row<'_> {
+    /// Field `i`, trimmed (empty if the record is short).
+    fn raw(&self, i: usize) -> &[u8] {
+        self.record.get(i).unwrap_or(b"").trim_ascii()
     }
-    let targets = target_at.map(|_| match target.task {
-        Task::Classification => Targets::Classes(classes),
-        Task::Regression => Targets::Values(reals),
-    });
-    Ok(Rows {
-        values,
-        rows,
-        targets,
-    })
+
+    /// Field `i` as text, trimmed.
+    fn text(&self, i: usize) -> String {
+        String::from_utf8_lossy(self.raw(i)).into_owned()
+    }
+
+    /// An error about column `name` on this record's line.
+    fn error(&self, name: &str, message: impl Into<Message>) -> NablaError {
+        NablaError::data_with(
+            self.path,
+            format!("line {}, column {name:?}", self.line),
+            message.into(),
+        )
+    }
+
+    /// A missing cell in column `name` that the model has no imputed value for.
+    fn missing(&self, name: &str) -> NablaError {
+        self.error(
+            name,
+            Message::new()
+                .text("missing value (the model was trained without ")
+                .setting(Setting::Impute)
+                .text(")"),
+        )
+    }
+}
+
+/// Appends a record's inputs, encoded in the model's feature order, to `values`.
+fn encode_row(
+    row: &Row,
+    preprocess: &Preprocess,
+    wanted: &[usize],
+    values: &mut Vec<f32>,
+) -> Result<(), NablaError> {
+    let start = values.len();
+    for (c, &i) in preprocess.columns.iter().zip(wanted) {
+        let raw = row.raw(i);
+        match c {
+            ColumnEncoding::Numeric { name, impute } => {
+                let v = if is_missing(raw) {
+                    impute.ok_or_else(|| row.missing(name))?
+                } else {
+                    let text = row.text(i);
+                    text.parse::<f64>()
+                        .map_err(|_| row.error(name, format!("{text:?} is not a number")))?
+                };
+                values.push(v as f32);
+            }
+            ColumnEncoding::Categorical {
+                name,
+                categories,
+                impute,
+            } => {
+                let text = if is_missing(raw) {
+                    impute.clone().ok_or_else(|| row.missing(name))?
+                } else {
+                    row.text(i)
+                };
+                // An unseen category encodes as all zeros, as in training.
+                values.extend(categories.iter().map(|c| f32::from(u8::from(*c == text))));
+            }
+        }
+    }
+    let width = preprocess.inputs();
+    if values.len() - start != width {
+        return Err(NablaError::data(
+            row.path,
+            format!("line {}", row.line),
+            format!(
+                "the row encodes to {} inputs, the model takes {width}",
+                values.len() - start
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Appends field `t`, the target, to `targets`: a class index into the model's classes (by
+/// name, or by numeric value: `1.0` is class `"1"`), or a value.
+fn push_target(
+    row: &Row,
+    t: usize,
+    target: &TargetEncoding,
+    targets: &mut Targets,
+) -> Result<(), NablaError> {
+    let text = row.text(t);
+    match targets {
+        Targets::Classes(classes) => {
+            let found = target.classes.iter().position(|c| *c == text).or_else(|| {
+                let v: f64 = text.parse().ok()?;
+                target
+                    .classes
+                    .iter()
+                    .position(|c| c.parse::<f64>().ok() == Some(v))
+            });
+            let k = found.ok_or_else(|| {
+                row.error(
+                    &target.name,
+                    format!("{text:?} is not one of the model's classes"),
+                )
+            })?;
+            classes.push(k as u32);
+        }
+        Targets::Values(values) => {
+            let v: f64 = text
+                .parse()
+                .map_err(|_| row.error(&target.name, format!("{text:?} is not a number")))?;
+            values.push(v);
+        }
+    }
+    Ok(())
 }
 
 fn csv_location(e: &csv::Error) -> String {

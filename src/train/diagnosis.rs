@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fit::EpochMetrics;
+use crate::error::{Mention, Message, Setting};
 
 /// Under-, over- or well fitted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,106 +39,196 @@ pub struct Diagnosis {
     pub monitored: String,
     /// Why, in one sentence with the numbers.
     pub reason: String,
-    /// What to try next.
-    pub suggestion: String,
+    /// What to try next. The settings it names are [`Mention`]s, so each front end words them
+    /// its own way ([`Message::render`]).
+    pub suggestion: Message,
 }
 
 /// Diagnoses a run from its per-epoch metrics; `None` for an empty history.
 pub fn diagnose(history: &[EpochMetrics]) -> Option<Diagnosis> {
-    let last = history.last()?;
-    let (monitored, curve): (&str, Vec<f64>) = if history.iter().all(|m| m.val_loss.is_some()) {
-        (
-            "val_loss",
-            history.iter().filter_map(|m| m.val_loss).collect(),
-        )
-    } else {
-        ("test_loss", history.iter().map(|m| m.test_loss).collect())
-    };
-    let (best_index, best) =
-        curve
-            .iter()
-            .copied()
-            .enumerate()
-            .fold(
-                (0, f64::INFINITY),
-                |acc, (i, v)| if v < acc.1 { (i, v) } else { acc },
-            );
-    let best_epoch = best_index + 1;
-    let n = history.len();
-    let end = curve[n - 1];
-    let since_best = n - best_epoch;
-    let train_fell = last.train_loss < history[best_index].train_loss;
-    let monitored_acc = if monitored == "val_loss" {
-        last.val_accuracy
-    } else {
-        last.test_accuracy
-    };
-    let gap = match (last.train_accuracy, monitored_acc) {
-        (Some(t), Some(m)) => Some((t, m)),
-        _ => None,
-    };
-    let diagnosis = |verdict, reason: String, suggestion: &str| Diagnosis {
-        verdict,
-        best_epoch,
-        monitored: monitored.to_string(),
-        reason,
-        suggestion: suggestion.to_string(),
-    };
+    let curves = Curves::read(history)?;
+    let finding = rising_loss(&curves)
+        .or_else(|| accuracy_gap(&curves))
+        .or_else(|| low_accuracy(&curves))
+        .or_else(|| still_falling(&curves))
+        .unwrap_or_else(|| levelled_off(&curves));
+    Some(Diagnosis {
+        verdict: finding.verdict,
+        best_epoch: curves.best_epoch,
+        monitored: curves.monitored.to_string(),
+        reason: finding.reason,
+        suggestion: finding.suggestion,
+    })
+}
 
-    if since_best >= 3 && end > best * 1.1 && train_fell {
-        return Some(diagnosis(
-            Verdict::Overfitting,
-            format!(
-                "{monitored} rose from {best:.4} at epoch {best_epoch} to {end:.4} at epoch {n} while the training loss kept falling"
-            ),
-            "use --early-stopping (keeps the best epoch's weights), more data, --dropout or --weight-decay, or fewer epochs",
-        ));
+/// What the rules read off the history.
+struct Curves<'a> {
+    history: &'a [EpochMetrics],
+    last: &'a EpochMetrics,
+    /// `"val_loss"` when every epoch has a validation loss, else `"test_loss"`.
+    monitored: &'static str,
+    /// The epoch (from 1) with the lowest monitored loss (the first, on a tie), and that loss.
+    best_epoch: usize,
+    best: f64,
+    /// The monitored loss at the last epoch.
+    end: f64,
+}
+
+impl<'a> Curves<'a> {
+    fn read(history: &'a [EpochMetrics]) -> Option<Self> {
+        let last = history.last()?;
+        let (monitored, curve): (&str, Vec<f64>) = if history.iter().all(|m| m.val_loss.is_some()) {
+            (
+                "val_loss",
+                history.iter().filter_map(|m| m.val_loss).collect(),
+            )
+        } else {
+            ("test_loss", history.iter().map(|m| m.test_loss).collect())
+        };
+        let (best_index, best) =
+            curve
+                .iter()
+                .copied()
+                .enumerate()
+                .fold(
+                    (0, f64::INFINITY),
+                    |acc, (i, v)| if v < acc.1 { (i, v) } else { acc },
+                );
+        Some(Curves {
+            history,
+            last,
+            monitored,
+            best_epoch: best_index + 1,
+            best,
+            end: curve[history.len() - 1],
+        })
     }
-    if let Some((t, m)) = gap
-        && t > 0.98
-        && t - m > 0.08
-    {
-        return Some(diagnosis(
-            Verdict::Overfitting,
-            format!(
-                "training accuracy {t:.4} but {} accuracy {m:.4}",
-                &monitored[..monitored.len() - 5]
-            ),
-            "add regularisation (--dropout, --weight-decay), more data, or stop earlier (--early-stopping)",
-        ));
+
+    /// The number of epochs.
+    fn epochs(&self) -> usize {
+        self.history.len()
     }
-    if let Some(t) = last.train_accuracy
-        && t < 0.9
-    {
-        return Some(diagnosis(
-            Verdict::Underfitting,
-            format!(
-                "training accuracy is only {t:.4} after {n} epoch{}",
-                if n == 1 { "" } else { "s" }
-            ),
-            "train for more epochs, raise the learning rate (try nabla lr-find), or use a larger network",
-        ));
+
+    /// The last epoch's training accuracy and monitored accuracy (classification only).
+    fn accuracies(&self) -> Option<(f64, f64)> {
+        let monitored = if self.monitored == "val_loss" {
+            self.last.val_accuracy
+        } else {
+            self.last.test_accuracy
+        };
+        Some((self.last.train_accuracy?, monitored?))
     }
-    if n >= 2 {
-        let (prev, now) = (history[n - 2].train_loss, last.train_loss);
-        if now < prev * 0.95 && prev - now > 0.01 {
-            return Some(diagnosis(
-                Verdict::Underfitting,
-                format!(
-                    "the training loss still fell {:.0} % in the last epoch ({prev:.4} → {now:.4})",
-                    (1.0 - now / prev) * 100.0
-                ),
-                "train for more epochs or raise the learning rate",
-            ));
-        }
+}
+
+/// A rule's verdict, why, and what to try.
+struct Finding {
+    verdict: Verdict,
+    reason: String,
+    suggestion: Message,
+}
+
+/// Overfitting: the monitored loss rose for 3+ epochs past its best, to 10 % above it, while
+/// the training loss kept falling.
+fn rising_loss(c: &Curves) -> Option<Finding> {
+    let (n, best_epoch, best, end) = (c.epochs(), c.best_epoch, c.best, c.end);
+    let train_fell = c.last.train_loss < c.history[best_epoch - 1].train_loss;
+    // Written as the condition that holds, so a NaN loss never counts as overfitting.
+    let overfitting = n - best_epoch >= 3 && end > best * 1.1 && train_fell;
+    if !overfitting {
+        return None;
     }
-    Some(diagnosis(
-        Verdict::Good,
-        format!(
+    let monitored = c.monitored;
+    Some(Finding {
+        verdict: Verdict::Overfitting,
+        reason: format!(
+            "{monitored} rose from {best:.4} at epoch {best_epoch} to {end:.4} at epoch {n} while the training loss kept falling"
+        ),
+        suggestion: Message::new()
+            .text("use ")
+            .setting(Setting::EarlyStopping)
+            .text(" (keeps the best epoch's weights), more data, ")
+            .setting(Setting::Dropout)
+            .text(" or ")
+            .setting(Setting::WeightDecay)
+            .text(", or fewer epochs"),
+    })
+}
+
+/// Overfitting: training accuracy above 0.98 with the monitored accuracy 0.08 or more behind.
+fn accuracy_gap(c: &Curves) -> Option<Finding> {
+    let (t, m) = c.accuracies()?;
+    let overfitting = t > 0.98 && t - m > 0.08;
+    if !overfitting {
+        return None;
+    }
+    Some(Finding {
+        verdict: Verdict::Overfitting,
+        reason: format!(
+            "training accuracy {t:.4} but {} accuracy {m:.4}",
+            &c.monitored[..c.monitored.len() - 5]
+        ),
+        suggestion: Message::new()
+            .text("add regularisation (")
+            .setting(Setting::Dropout)
+            .text(", ")
+            .setting(Setting::WeightDecay)
+            .text("), more data, or stop earlier (")
+            .setting(Setting::EarlyStopping)
+            .text(")"),
+    })
+}
+
+/// Underfitting: training accuracy below 0.90.
+fn low_accuracy(c: &Curves) -> Option<Finding> {
+    let t = c.last.train_accuracy.filter(|&t| t < 0.9)?;
+    let n = c.epochs();
+    Some(Finding {
+        verdict: Verdict::Underfitting,
+        reason: format!(
+            "training accuracy is only {t:.4} after {n} epoch{}",
+            if n == 1 { "" } else { "s" }
+        ),
+        suggestion: Message::new()
+            .text("train for more epochs, raise the learning rate (try ")
+            .mention(Mention::LrSweep)
+            .text("), or use a larger network"),
+    })
+}
+
+/// Underfitting: the training loss still fell by more than 5 % (and 0.01) over the last epoch.
+fn still_falling(c: &Curves) -> Option<Finding> {
+    let n = c.epochs();
+    if n < 2 {
+        return None;
+    }
+    let (prev, now) = (c.history[n - 2].train_loss, c.last.train_loss);
+    let falling = now < prev * 0.95 && prev - now > 0.01;
+    if !falling {
+        return None;
+    }
+    Some(Finding {
+        verdict: Verdict::Underfitting,
+        reason: format!(
+            "the training loss still fell {:.0} % in the last epoch ({prev:.4} → {now:.4})",
+            (1.0 - now / prev) * 100.0
+        ),
+        suggestion: "train for more epochs or raise the learning rate".into(),
+    })
+}
+
+/// Good: none of the rules above.
+fn levelled_off(c: &Curves) -> Finding {
+    let (monitored, best_epoch, best) = (c.monitored, c.best_epoch, c.best);
+    Finding {
+        verdict: Verdict::Good,
+        reason: format!(
             "{monitored} is lowest at epoch {best_epoch} ({best:.4}) and the training loss has levelled off"
         ),
-        "nothing pressing; --early-stopping keeps the best epoch's weights",
-    ))
+        suggestion: Message::new()
+            .text("nothing pressing; ")
+            .setting(Setting::EarlyStopping)
+            .text(" keeps the best epoch's weights"),
+    }
 }
 
 #[cfg(test)]
@@ -184,5 +275,39 @@ mod tests {
     fn a_flat_curve_is_good() {
         let h: Vec<_> = (1..=5).map(|e| epoch(e, 0.1, 0.12, 0.97, 0.96)).collect();
         assert_eq!(diagnose(&h).unwrap().verdict, Verdict::Good);
+    }
+
+    #[test]
+    fn a_wide_accuracy_gap_is_overfitting() {
+        let h: Vec<_> = (1..=2).map(|e| epoch(e, 0.1, 0.1, 0.99, 0.85)).collect();
+        let d = diagnose(&h).unwrap();
+        assert_eq!(d.verdict, Verdict::Overfitting);
+        assert_eq!(
+            d.reason,
+            "training accuracy 0.9900 but test accuracy 0.8500"
+        );
+    }
+
+    #[test]
+    fn suggestions_name_settings_by_key_not_by_flag() {
+        let histories = [
+            vec![epoch(1, 2.0, 2.0, 0.3, 0.3)],
+            (1..=2).map(|e| epoch(e, 0.1, 0.1, 0.99, 0.85)).collect(),
+            (1..=5).map(|e| epoch(e, 0.1, 0.12, 0.97, 0.96)).collect(),
+        ];
+        for h in &histories {
+            let text = diagnose(h).unwrap().suggestion.to_string();
+            assert!(!text.contains("--") && !text.contains("nabla"), "{text}");
+        }
+        let d = diagnose(&histories[2]).unwrap();
+        assert_eq!(
+            d.suggestion.to_string(),
+            "nothing pressing; `early_stopping` keeps the best epoch's weights"
+        );
+    }
+
+    #[test]
+    fn an_empty_history_has_no_diagnosis() {
+        assert_eq!(diagnose(&[]), None);
     }
 }

@@ -8,7 +8,7 @@ use super::diagnosis::{Diagnosis, diagnose};
 use super::{EVAL_CHUNK, MICRO_BATCH, iterations_per_epoch};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 use crate::loss::{Loss, Targets};
 use crate::nn::{BatchStats, Module, Network, Snapshot};
 use crate::optim::{LrScheduler, Optimizer, Schedule, global_norm};
@@ -264,10 +264,18 @@ impl Trainer {
     /// A trainer for `config`; fails on a zero batch size or thread count.
     pub fn new(config: TrainConfig) -> Result<Self, NablaError> {
         if config.batch_size == 0 {
-            return Err(NablaError::Usage("--batch-size must be at least 1".into()));
+            return Err(NablaError::Settings(
+                Message::new()
+                    .setting(Setting::BatchSize)
+                    .text(" must be at least 1"),
+            ));
         }
         if config.threads == 0 {
-            return Err(NablaError::Usage("--threads must be at least 1".into()));
+            return Err(NablaError::Settings(
+                Message::new()
+                    .setting(Setting::Threads)
+                    .text(" must be at least 1"),
+            ));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads)
@@ -554,10 +562,16 @@ fn diverged(
             format!("{l:.3e}")
         }
     });
-    NablaError::Diverged(format!(
-        "training diverged: {what} at epoch {epoch}, iteration {iteration}/{iterations} (last finite loss {last}); no weights were updated with it. Try a lower --lr, e.g. {} (now {lr}), or --clip-grad-norm 1",
-        lr / 10.0
-    ))
+    NablaError::Diverged(
+        Message::new()
+            .text(format!(
+                "training diverged: {what} at epoch {epoch}, iteration {iteration}/{iterations} (last finite loss {last}); no weights were updated with it. Try a lower "
+            ))
+            .setting(Setting::LearningRate)
+            .text(", e.g. ")
+            .text(format!("{} (now {lr}), or ", lr / 10.0))
+            .value(Setting::ClipGradNorm, "1"),
+    )
 }
 
 impl Trainer {

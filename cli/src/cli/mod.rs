@@ -4,6 +4,7 @@
 pub mod config;
 pub mod evaluate;
 pub mod explain;
+pub mod hints;
 pub mod inspect;
 pub mod lr_find;
 pub mod plot;

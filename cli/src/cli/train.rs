@@ -17,10 +17,11 @@ use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Network, Task};
 use nabla::optim::{Adagrad, Adam, Optimizer, RmsProp, Schedule, Sgd};
 use nabla::train::{
-    Diagnosis, EpochMetrics, Hooks, IterationStats, Splits, TrainConfig, Trainer, confusion_matrix,
+    EpochMetrics, Hooks, IterationStats, Splits, TrainConfig, Trainer, confusion_matrix,
     iterations_per_epoch,
 };
 
+use super::hints;
 use super::plot::{self, History};
 
 use super::{parse_fraction, parse_hidden, parse_momentum, parse_non_negative, parse_positive};
@@ -386,7 +387,7 @@ struct MetricsReport<'a> {
     kept_epoch: usize,
     epochs: &'a [EpochMetrics],
     #[serde(skip_serializing_if = "Option::is_none")]
-    diagnosis: Option<&'a Diagnosis>,
+    diagnosis: Option<hints::DiagnosisJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     test_accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -846,18 +847,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         )?;
     }
     if let Some(d) = &report.diagnosis {
-        writeln!(
-            out,
-            "diagnosis: {} — {}; best epoch {}. Suggestion: {}.",
-            match d.verdict {
-                nabla::train::Verdict::Underfitting => "underfitting",
-                nabla::train::Verdict::Overfitting => "overfitting",
-                nabla::train::Verdict::Good => "good",
-            },
-            d.reason,
-            d.best_epoch,
-            d.suggestion
-        )?;
+        writeln!(out, "{}", hints::diagnosis_line(d))?;
     }
     let eval_started = std::time::Instant::now();
     let final_eval = trainer.evaluate(&model, &test)?;
@@ -946,7 +936,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             stopped_early: report.stopped_early,
             kept_epoch: report.kept_epoch,
             epochs: history,
-            diagnosis: report.diagnosis.as_ref(),
+            diagnosis: report.diagnosis.as_ref().map(hints::DiagnosisJson::new),
             test_accuracy: final_eval.accuracy,
             test_r2: final_eval.regression.map(|r| r.r2),
             test_mae: final_eval.regression.map(|r| r.mae),
