@@ -38,6 +38,7 @@
 //! ```
 
 pub mod autograd;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod explain;

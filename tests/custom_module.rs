@@ -151,7 +151,14 @@ fn a_user_module_trains_saves_reloads_and_resumes_exactly() {
     let mut killed = resnet(1);
     let mut adam = Optimizer::Adam(Adam::new(0.003));
     let hooks = Hooks::new().on_checkpoint(|state, net: &Network<ResNet>, opt: &Optimizer| {
-        checkpoint::save_state(&ckpt_dir, state, net, &opt.state(), &[], Default::default())?;
+        checkpoint::save_state(
+            &ckpt_dir,
+            state,
+            net,
+            &opt.state(),
+            &Default::default(),
+            Default::default(),
+        )?;
         if state.epoch == 3 {
             return Err(NablaError::Usage("killed".into()));
         }

@@ -2,7 +2,7 @@
 //! (for a [`Sequential`] network with its spec and preprocessing, a model file loadable by
 //! `nabla predict` like any other) and, beside them, the optimizer's state, the best epoch's weights and, in the
 //! `checkpoint` metadata entry, the epoch, the step counter, the schedule's state, the history
-//! and the command line that started the run. Written atomically as
+//! and the run's resolved [`RunConfig`]. Written atomically as
 //! `DIR/epoch-NNNNN.safetensors`; the newest few and the best are kept.
 //!
 //! Restoring these is enough for an exact resume: shuffles are per-epoch streams of the seed and
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::RunConfig;
 use crate::data::Preprocess;
 use crate::error::NablaError;
 use crate::io::model_file::{self, EXTRA_PREFIX, Extras};
@@ -34,6 +35,11 @@ struct Meta {
     scheduler: (u64, u64, usize),
     optimizer_counter: u64,
     optimizer_buffers: usize,
+    /// The run's settings (checkpoints written before it existed have `argv` instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<RunConfig>,
+    /// The command line that started the run: only in checkpoints from before `config`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     argv: Vec<String>,
 }
 
@@ -46,14 +52,17 @@ pub struct Checkpoint {
     pub state: FitState,
     /// The optimizer's state at that moment.
     pub optimizer: OptimizerState,
-    /// The command line that started the run.
+    /// The run's resolved settings; `None` in checkpoints written before they were stored.
+    pub config: Option<RunConfig>,
+    /// Checkpoints written before `config` existed: the command line that started the run
+    /// (empty otherwise).
     pub argv: Vec<String>,
 }
 
 /// A checkpoint of a model file's network, read back with the network itself.
 #[derive(Debug)]
 pub struct ModelCheckpoint {
-    /// The run's state, optimizer state and command line.
+    /// The run's state, optimizer state and settings.
     pub checkpoint: Checkpoint,
     /// The network at that moment.
     pub model: Network<Sequential>,
@@ -86,11 +95,14 @@ pub fn save(
     model: &Network<Sequential>,
     optimizer: &OptimizerState,
     preprocess: &Preprocess,
-    argv: &[String],
+    config: &RunConfig,
 ) -> Result<PathBuf, NablaError> {
-    let training = serde_json::json!({ "checkpoint_epoch": state.epoch, "argv": argv });
+    let training = serde_json::json!({
+        "checkpoint_epoch": state.epoch,
+        "config": config.settings_only(),
+    });
     let metadata = model_file::model_metadata(model, preprocess, &training)?;
-    save_state(dir, state, model, optimizer, argv, metadata)
+    save_state(dir, state, model, optimizer, config, metadata)
 }
 
 /// Saves the state after an epoch of any network into `dir` (created if needed), atomically,
@@ -101,7 +113,7 @@ pub fn save_state<M: Module>(
     state: &FitState,
     model: &Network<M>,
     optimizer: &OptimizerState,
-    argv: &[String],
+    config: &RunConfig,
     metadata: BTreeMap<String, String>,
 ) -> Result<PathBuf, NablaError> {
     std::fs::create_dir_all(dir).map_err(|e| NablaError::io(dir, e))?;
@@ -118,7 +130,7 @@ pub fn save_state<M: Module>(
     if let Some((_, _, best)) = &state.best {
         best_tensors(best, &mut extras);
     }
-    let json = serde_json::to_string(&meta_of(state, optimizer, argv))
+    let json = serde_json::to_string(&meta_of(state, optimizer, config))
         .map_err(|e| NablaError::Usage(format!("cannot encode the checkpoint: {e}")))?;
     extras.metadata.insert("checkpoint".into(), json);
     let bytes = model_file::encode_tensors(&model.tensors(), &extras)?;
@@ -128,7 +140,7 @@ pub fn save_state<M: Module>(
     Ok(path)
 }
 
-fn meta_of(state: &FitState, optimizer: &OptimizerState, argv: &[String]) -> Meta {
+fn meta_of(state: &FitState, optimizer: &OptimizerState, config: &RunConfig) -> Meta {
     Meta {
         epoch: state.epoch,
         steps: state.steps,
@@ -141,7 +153,8 @@ fn meta_of(state: &FitState, optimizer: &OptimizerState, argv: &[String]) -> Met
         ),
         optimizer_counter: optimizer.counter,
         optimizer_buffers: optimizer.buffers.len(),
-        argv: argv.to_vec(),
+        config: Some(config.clone()),
+        argv: Vec::new(),
     }
 }
 
@@ -275,6 +288,7 @@ fn restore<M: Module>(
             buffers,
             counter: meta.optimizer_counter,
         },
+        config: meta.config,
         argv: meta.argv,
     })
 }

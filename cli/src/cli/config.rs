@@ -11,7 +11,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use clap::{ArgMatches, Command};
+use clap::Command;
+use nabla::config::RunConfig;
 
 /// Flags that are about where and how a run is reported, not what it computes: they are never
 /// written to config.toml and may not appear in a config file.
@@ -142,56 +143,63 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
     Ok(flags)
 }
 
-/// The text of a run's `config.toml`: every setting flag's value (given or default); a flag
-/// with no value is written as its resolved value from `resolved` (`lr`, `epochs`) or, when
-/// the run does not depend on it, as a comment.
-pub fn to_toml(train: &Command, m: &ArgMatches, resolved: &[(&str, String)]) -> String {
+/// The text of a run's `config.toml`: the resolved [`RunConfig`] (serialized by serde), one
+/// line per setting flag in the flags' order; a setting left unset (the run does not depend on
+/// it) is written as a comment. Lists are written as the flag takes them (`"256,128"`).
+pub fn to_toml(train: &Command, config: &RunConfig) -> Result<String> {
+    let serde_json::Value::Object(values) = serde_json::to_value(config)? else {
+        anyhow::bail!("a run config serializes to a map");
+    };
     let mut s = String::from(
         "# Every setting of this run: `nabla train --config config.toml` repeats it exactly\n\
          # (flags given as well override these values).\n",
     );
-    for arg in train.get_arguments().filter(|a| !a.is_positional()) {
-        let id = arg.get_id().as_str();
-        if NOT_SETTINGS.contains(&id) {
-            continue;
-        }
-        if !arg.get_action().takes_values() {
-            let on = m
-                .try_get_one::<bool>(id)
-                .ok()
-                .flatten()
-                .copied()
-                .unwrap_or(false);
-            s += &format!("{id} = {on}\n");
-            continue;
-        }
-        let values: Vec<String> = m
-            .get_raw(id)
-            .map(|v| v.map(|x| x.to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
-        match values.as_slice() {
-            [] => match resolved.iter().find(|(k, _)| *k == id) {
-                Some((_, v)) => s += &format!("{id} = {}\n", literal(v)),
-                None => s += &format!("# {id}: not set (its default)\n"),
-            },
-            [one] if PATH_KEYS.contains(&id) => {
-                let p = std::fs::canonicalize(one).unwrap_or_else(|_| PathBuf::from(one));
-                s += &format!(
-                    "{id} = {}\n",
-                    toml::Value::String(p.to_string_lossy().into())
-                );
+    for id in keys(train) {
+        let line = match values.get(&id) {
+            None | Some(serde_json::Value::Null) if is_switch(train, &id) => {
+                format!("{id} = false")
             }
-            [one] => s += &format!("{id} = {}\n", literal(one)),
-            many => {
-                let items: Vec<String> = many
+            None | Some(serde_json::Value::Null) => format!("# {id}: not set (its default)"),
+            Some(serde_json::Value::Bool(b)) => format!("{id} = {b}"),
+            Some(serde_json::Value::String(v)) if PATH_KEYS.contains(&id.as_str()) => {
+                let p = std::fs::canonicalize(v).unwrap_or_else(|_| PathBuf::from(v));
+                format!("{id} = {}", toml::Value::String(p.to_string_lossy().into()))
+            }
+            Some(serde_json::Value::String(v)) => format!("{id} = {}", literal(v)),
+            Some(serde_json::Value::Number(n)) => format!("{id} = {}", literal(&n.to_string())),
+            Some(serde_json::Value::Array(items)) => {
+                let items: Vec<String> = items
                     .iter()
-                    .map(|v| toml::Value::String(v.clone()).to_string())
+                    .map(|v| match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
                     .collect();
-                s += &format!("{id} = [{}]\n", items.join(", "));
+                match id.as_str() {
+                    // `--hidden 256,128` is one value; `--features a,b` splits on commas.
+                    "hidden" => format!("{id} = {}", literal(&items.join(","))),
+                    _ => {
+                        let quoted: Vec<String> = items
+                            .into_iter()
+                            .map(|v| toml::Value::String(v).to_string())
+                            .collect();
+                        format!("{id} = [{}]", quoted.join(", "))
+                    }
+                }
             }
-        }
+            Some(other) => format!("# {id}: {other}"),
+        };
+        s += &line;
+        s.push('\n');
     }
-    s
+    Ok(s)
+}
+
+/// Whether the flag `id` is a switch (`--batch-norm`) rather than one taking a value.
+fn is_switch(train: &Command, id: &str) -> bool {
+    train
+        .get_arguments()
+        .any(|a| a.get_id() == id && !a.get_action().takes_values())
 }
 
 /// A number as a TOML number, anything else as a TOML string.

@@ -8,11 +8,12 @@ use std::io::Write;
 use anyhow::Result;
 use clap::Args;
 
+use nabla::config::RunData;
 use nabla::rng::{self, Stream};
 use nabla::train::{TrainConfig, Trainer};
 
 use super::parse_positive;
-use super::train::{Loaded, TrainArgs, build, load};
+use super::train::TrainArgs;
 
 /// Flags of `nabla lr-find`: the training flags, plus the range to sweep.
 #[derive(Debug, Args)]
@@ -56,15 +57,22 @@ pub fn sweep(args: &LrFindArgs) -> Result<Vec<Point>> {
             args.end_lr, args.start_lr
         )));
     }
-    let Loaded { train, .. } = load(&args.train)?;
-    let (_, mut model, mut optimizer) = build(&args.train, &train)?;
-    let threads = args.train.threads.map(|t| t as usize).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let batch = args.train.batch_size as usize;
-    let mut trainer = Trainer::new(TrainConfig::new(1, batch, args.train.seed, threads))?;
+    // The sweep trains on the whole training set, whatever --limit-train says.
+    let config = nabla::config::RunConfig {
+        limit_train: None,
+        ..args.train.config()
+    };
+    let RunData { train, .. } = config.load_data()?;
+    let config = config.resolve(train.len());
+    let (_, mut model) = config.network(&train)?;
+    let mut optimizer = config.optimizer()?;
+    let TrainConfig {
+        batch_size: batch,
+        seed,
+        threads,
+        ..
+    } = config.train_config();
+    let mut trainer = Trainer::new(TrainConfig::new(1, batch, seed, threads))?;
     let steps = args.steps as usize;
     let ratio = (args.end_lr / args.start_lr).powf(1.0 / (steps - 1) as f64);
     let mut order: Vec<usize> = Vec::new();
@@ -75,7 +83,7 @@ pub fn sweep(args: &LrFindArgs) -> Result<Vec<Point>> {
     for i in 0..steps {
         if pos >= order.len() {
             order = (0..train.len()).collect();
-            let mut r = rng::sub_stream(args.train.seed, Stream::Shuffle, 1_000_000 + epoch);
+            let mut r = rng::sub_stream(seed, Stream::Shuffle, 1_000_000 + epoch);
             rng::shuffle(&mut r, &mut order);
             pos = 0;
             epoch += 1;

@@ -10,15 +10,19 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use nabla::data::csv::CsvOptions;
-use nabla::data::{self, Dataset, Impute, Preprocess, Scaling, TableOptions};
+use nabla::config::{
+    ActivationKind, ImputeKind, OptimizerKind, Output, RunConfig, RunData, ScaleKind, ScheduleKind,
+    defaults,
+};
+use nabla::data::{Dataset, Scaling};
 use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Network, Task};
-use nabla::optim::{Adagrad, Adam, Optimizer, RmsProp, Schedule, Sgd};
+use nabla::optim::Optimizer;
+use nabla::train::checkpoint::ModelCheckpoint;
 use nabla::train::{
-    EpochMetrics, Hooks, IterationStats, Splits, TrainConfig, Trainer, confusion_matrix,
-    iterations_per_epoch,
+    EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, Splits, Trainer,
+    confusion_matrix, iterations_per_epoch,
 };
 
 use super::hints;
@@ -39,18 +43,6 @@ pub enum ActivationArg {
     LeakyRelu,
     /// x·Φ(x) (Gaussian error linear unit).
     Gelu,
-}
-
-impl ActivationArg {
-    fn activation(self) -> Activation {
-        match self {
-            ActivationArg::Relu => Activation::Relu,
-            ActivationArg::Sigmoid => Activation::Sigmoid,
-            ActivationArg::Tanh => Activation::Tanh,
-            ActivationArg::LeakyRelu => Activation::LeakyRelu { slope: 0.01 },
-            ActivationArg::Gelu => Activation::Gelu,
-        }
-    }
 }
 
 /// Optimizers selectable on the command line.
@@ -188,7 +180,7 @@ pub struct TrainArgs {
     pub scale: Option<ScaleArg>,
 
     /// Hidden layer sizes, comma-separated (two or more makes the network deep).
-    #[arg(long, value_name = "SIZES", default_value = "256,128", value_parser = parse_hidden)]
+    #[arg(long, value_name = "SIZES", default_value = defaults::HIDDEN, value_parser = parse_hidden)]
     pub hidden: std::vec::Vec<usize>,
 
     /// Activation after each hidden layer.
@@ -205,11 +197,11 @@ pub struct TrainArgs {
     pub lr: Option<f64>,
 
     /// Momentum for sgd, in [0, 1).
-    #[arg(long, default_value_t = 0.9, value_parser = parse_momentum)]
+    #[arg(long, default_value_t = defaults::MOMENTUM, value_parser = parse_momentum)]
     pub momentum: f64,
 
     /// Samples per mini-batch.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = defaults::BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
 
     /// Passes over the training data [default: 30, more for small datasets so training runs at
@@ -231,7 +223,7 @@ pub struct TrainArgs {
     pub schedule: ScheduleArg,
 
     /// Epochs between decays of the step schedule.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = defaults::STEP_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
     pub step_size: u32,
 
     /// Decay factor of the step (default 0.1) and exponential (default 0.95) schedules.
@@ -239,23 +231,23 @@ pub struct TrainArgs {
     pub gamma: Option<f64>,
 
     /// Final learning rate of the cosine schedule.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_non_negative)]
+    #[arg(long, default_value_t = defaults::MIN_LR, value_parser = parse_non_negative)]
     pub min_lr: f64,
 
     /// Epochs without improvement before the plateau schedule reduces the rate.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = defaults::PLATEAU_PATIENCE)]
     pub plateau_patience: usize,
 
     /// Factor the plateau schedule multiplies the rate by.
-    #[arg(long, default_value_t = 0.1, value_parser = parse_fraction)]
+    #[arg(long, default_value_t = defaults::PLATEAU_FACTOR, value_parser = parse_fraction)]
     pub plateau_factor: f64,
 
     /// Linear warm-up epochs before the schedule (combines with any schedule).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults::WARMUP)]
     pub warmup: usize,
 
     /// Dropout probability after each hidden activation (training only).
-    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    #[arg(long, default_value_t = defaults::DROPOUT, value_parser = parse_fraction)]
     pub dropout: f64,
 
     /// Batch normalisation after each hidden linear layer.
@@ -281,15 +273,15 @@ pub struct TrainArgs {
     pub limit_train: Option<u32>,
 
     /// Fraction held out as the test set when the data has no test set of its own.
-    #[arg(long, default_value_t = 0.2, value_parser = parse_fraction)]
+    #[arg(long, default_value_t = defaults::TEST_SPLIT, value_parser = parse_fraction)]
     pub test_split: f64,
 
     /// Fraction of the training part held out as a validation set, evaluated every epoch.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    #[arg(long, default_value_t = defaults::VAL_SPLIT, value_parser = parse_fraction)]
     pub val_split: f64,
 
     /// Seed for weight initialisation, the split and shuffling (same seed, same numbers).
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
 
     /// Worker threads [default: all cores].
@@ -403,127 +395,109 @@ struct MetricsReport<'a> {
     inference_seconds: f64,
 }
 
-/// Training, optional validation and test sets, and warnings for the user.
-pub(crate) struct Loaded {
-    pub(crate) train: Dataset,
-    pub(crate) val: Option<Dataset>,
-    pub(crate) test: Dataset,
-    pub(crate) warnings: Vec<String>,
-    /// How the data's rows became network inputs (saved with the model).
-    pub(crate) preprocess: Preprocess,
+impl TrainArgs {
+    /// The run settings these flags stand for (clap's defaults are the library's, so a value
+    /// left at its default equals the one [`RunConfig::resolve`] would fill in).
+    pub fn config(&self) -> RunConfig {
+        RunConfig {
+            data: self.data.clone(),
+            test_data: self.test_data.clone(),
+            target: self.target.clone(),
+            features: self.features.clone(),
+            drop: self.drop.clone(),
+            delimiter: self.delimiter.map(char::from),
+            task: self.task.map(|t| match t {
+                TaskArg::Classification => Task::Classification,
+                TaskArg::Regression => Task::Regression,
+            }),
+            impute: self.impute.map(|i| match i {
+                ImputeArg::Mean => ImputeKind::Mean,
+                ImputeArg::Median => ImputeKind::Median,
+                ImputeArg::DropRows => ImputeKind::DropRows,
+            }),
+            scale: self.scale.map(|s| match s {
+                ScaleArg::Standard => ScaleKind::Standard,
+                ScaleArg::Minmax => ScaleKind::Minmax,
+                ScaleArg::None => ScaleKind::None,
+            }),
+            hidden: Some(self.hidden.clone()),
+            activation: Some(self.activation.kind()),
+            optimizer: Some(self.optimizer.kind()),
+            lr: self.lr,
+            momentum: Some(self.momentum),
+            batch_size: Some(self.batch_size as usize),
+            epochs: self.epochs,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+            schedule: Some(self.schedule.kind()),
+            step_size: Some(self.step_size as usize),
+            gamma: self.gamma,
+            min_lr: Some(self.min_lr),
+            plateau_patience: Some(self.plateau_patience),
+            plateau_factor: Some(self.plateau_factor),
+            warmup: Some(self.warmup),
+            dropout: Some(self.dropout),
+            batch_norm: self.batch_norm,
+            clip_grad_norm: self.clip_grad_norm,
+            init: self.init.map(|i| match i {
+                InitArg::HeNormal => Init::HeNormal,
+                InitArg::HeUniform => Init::HeUniform,
+                InitArg::GlorotNormal => Init::GlorotNormal,
+                InitArg::GlorotUniform => Init::GlorotUniform,
+            }),
+            early_stopping: self.early_stopping.map(|p| p as usize),
+            limit_train: self.limit_train.map(|n| n as usize),
+            test_split: Some(self.test_split),
+            val_split: Some(self.val_split),
+            seed: Some(self.seed),
+            threads: self.threads.map(|t| t as usize),
+            output: Output {
+                save: self.save.clone(),
+                checkpoint_dir: self.checkpoint_dir.clone(),
+                metrics_out: self.metrics_out.clone(),
+                name: self.name.clone(),
+                run_dir: self.run_dir.clone(),
+                no_save: self.no_save,
+                quiet: self.quiet,
+                verbose: self.verbose,
+            },
+        }
+    }
 }
 
-/// Loads the training, validation and test sets the flags ask for.
-pub(crate) fn load(args: &TrainArgs) -> Result<Loaded> {
-    let csv_options = CsvOptions {
-        target: args.target.clone(),
-        features: args.features.clone(),
-        drop: args.drop.clone(),
-        delimiter: args.delimiter,
-        ..Default::default()
-    };
-    let table_options = TableOptions {
-        task: args.task.map(|t| match t {
-            TaskArg::Classification => Task::Classification,
-            TaskArg::Regression => Task::Regression,
-        }),
-        impute: match args.impute {
-            None => Impute::Refuse,
-            Some(ImputeArg::Mean) => Impute::Mean,
-            Some(ImputeArg::Median) => Impute::Median,
-            Some(ImputeArg::DropRows) => Impute::DropRows,
-        },
-        scaling: match args.scale {
-            None | Some(ScaleArg::Standard) => Scaling::Standard,
-            Some(ScaleArg::Minmax) => Scaling::MinMax,
-            Some(ScaleArg::None) => Scaling::None,
-        },
-        test_split: args.test_split,
-        val_split: args.val_split,
-        seed: args.seed,
-    };
-    let from_table = |p: data::Prepared| Loaded {
-        train: p.train,
-        val: p.val,
-        test: p.test,
-        warnings: p.warnings,
-        preprocess: p.preprocess,
-    };
-    let csv_only = |what: &str| -> Result<()> {
-        Err(nabla::NablaError::Usage(format!(
-            "{what} applies to CSV data; IDX folders hold images and labels (pixels are scaled by 1/255)"
-        ))
-        .into())
-    };
-    match &args.data {
-        None => {
-            let raw = data::builtin::digits_table()?;
-            let test = match &args.test_data {
-                Some(t) => Some(data::csv::read(t, &data::table::test_options(&raw, &csv_options))?),
-                None => None,
-            };
-            Ok(from_table(data::table::prepare(
-                data::builtin::DIGITS_NAME,
-                raw,
-                test,
-                &table_options,
-            )?))
+impl ActivationArg {
+    fn kind(self) -> ActivationKind {
+        match self {
+            ActivationArg::Relu => ActivationKind::Relu,
+            ActivationArg::Sigmoid => ActivationKind::Sigmoid,
+            ActivationArg::Tanh => ActivationKind::Tanh,
+            ActivationArg::LeakyRelu => ActivationKind::LeakyRelu,
+            ActivationArg::Gelu => ActivationKind::Gelu,
         }
-        Some(path) if path.is_dir() => {
-            for (given, flag) in [
-                (args.test_data.is_some(), "--test-data"),
-                (args.target.is_some(), "--target"),
-                (args.features.is_some(), "--features"),
-                (!args.drop.is_empty(), "--drop"),
-                (args.delimiter.is_some(), "--delimiter"),
-                (args.impute.is_some(), "--impute"),
-                (args.task == Some(TaskArg::Regression), "--task regression"),
-            ] {
-                if given {
-                    csv_only(flag)?;
-                }
-            }
-            let (train, test) = data::idx::read_dir(path)?;
-            let (train, val, warnings) = if args.val_split > 0.0 {
-                let (train, val, warnings) =
-                    data::table::carve_validation(&train, args.val_split, args.seed)?;
-                (train, Some(val), warnings)
-            } else {
-                (train, None, Vec::new())
-            };
-            // Pixels are /255 unless --scale asks for a fit on the training images.
-            let scaling = match args.scale {
-                None => Scaling::Pixels,
-                Some(ScaleArg::Standard) => Scaling::Standard,
-                Some(ScaleArg::Minmax) => Scaling::MinMax,
-                Some(ScaleArg::None) => Scaling::None,
-            };
-            let preprocess = Preprocess::pixels_fitted(&train, scaling)?;
-            // Pixels / 255 and `none` keep the bytes; standard and minmax store f32.
-            let rescale = |d: Dataset| -> Result<Dataset> {
-                Ok(d.rescale_bytes(&preprocess.center, &preprocess.scale)?)
-            };
-            Ok(Loaded {
-                train: rescale(train)?,
-                val: val.map(rescale).transpose()?,
-                test: rescale(test)?,
-                warnings,
-                preprocess,
-            })
+    }
+}
+
+impl OptimizerArg {
+    fn kind(self) -> OptimizerKind {
+        match self {
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Adamw => OptimizerKind::Adamw,
+            OptimizerArg::Rmsprop => OptimizerKind::Rmsprop,
+            OptimizerArg::Adagrad => OptimizerKind::Adagrad,
         }
-        Some(path) if path.is_file() => Ok(from_table(data::table::load_csv(
-            path,
-            args.test_data.as_deref(),
-            &csv_options,
-            &table_options,
-        )?)),
-        Some(path) if path.exists() => Err(nabla::NablaError::data(
-            path,
-            "path",
-            "expected a CSV file or a folder of MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...)",
-        )
-        .into()),
-        Some(path) => Err(nabla::NablaError::data(path, "path", "no such file or folder").into()),
+    }
+}
+
+impl ScheduleArg {
+    fn kind(self) -> ScheduleKind {
+        match self {
+            ScheduleArg::Constant => ScheduleKind::Constant,
+            ScheduleArg::Step => ScheduleKind::Step,
+            ScheduleArg::Exponential => ScheduleKind::Exponential,
+            ScheduleArg::Cosine => ScheduleKind::Cosine,
+            ScheduleArg::Plateau => ScheduleKind::Plateau,
+        }
     }
 }
 
@@ -589,86 +563,24 @@ impl Progress {
     }
 }
 
-/// Runs `nabla train`; `matches` are the parsed flags, from which config.toml is written.
-pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
-    // With --resume, the settings are the saved command line's, parsed again as at the start.
-    let resumed_matches: ArgMatches;
-    let (args, matches, argv, resume) = match &args.resume {
+/// Runs `nabla train`: the flags (or, with `--resume`, the checkpoint's settings) become one
+/// [`RunConfig`], resolved once the data is loaded; everything after reads only that.
+pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
+    let (config, resume) = match &args.resume {
         Some(dir) => {
-            let ckpt =
-                nabla::train::checkpoint::load_latest(dir).context("reading the checkpoint")?;
-            let not_train = || {
-                nabla::NablaError::data(
-                    &ckpt.path,
-                    "__metadata__.checkpoint",
-                    "the saved command line is not a nabla train command",
-                )
-            };
-            let command = super::Cli::command();
-            let saved: Vec<std::ffi::OsString> = ckpt.argv.iter().map(Into::into).collect();
-            let saved = match command.find_subcommand("train") {
-                Some(train) => super::config::expand(saved, train)?,
-                None => saved,
-            };
-            resumed_matches = command
-                .try_get_matches_from(saved)
-                .map_err(|_| not_train())?;
-            let Some(sub) = resumed_matches.subcommand_matches("train") else {
-                anyhow::bail!(not_train());
-            };
-            let parsed = TrainArgs::from_arg_matches(sub).map_err(|_| not_train())?;
-            if std::env::args().count() > 4 {
-                eprintln!(
-                    "warning: --resume continues with the settings the run was started with; other flags are ignored"
-                );
-            }
-            eprintln!(
-                "resuming from {} (epoch {} done)",
-                ckpt.path.display(),
-                ckpt.state.epoch
-            );
-            let argv = ckpt.argv.clone();
-            (parsed, sub, argv, Some(ckpt))
+            let (config, ckpt) = resumed(dir)?;
+            (config, Some(ckpt))
         }
-        None => (args, matches, std::env::args().collect::<Vec<_>>(), None),
+        None => (args.config(), None),
     };
-    let run_dir = if args.no_save {
-        None
-    } else {
-        Some(match (&args.run_dir, &args.name) {
-            (Some(dir), _) => dir.clone(),
-            (None, Some(name)) => Path::new("runs").join(name),
-            (None, None) => fresh(Path::new("runs").join(utc_timestamp())),
-        })
-    };
-    // Fail before training, not after, when the run folder cannot be written.
-    if let Some(dir) = &run_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| nabla::NablaError::io(dir, e))
-            .context("creating the run folder")?;
-    }
-    let threads = args.threads.map(|t| t as usize).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let Loaded {
-        train,
-        val,
-        test,
-        warnings,
-        preprocess,
-    } = load(&args)?;
-    let train = match args.limit_train {
-        Some(n) if (n as usize) < train.len() => limit(&train, n as usize, args.seed)?,
-        _ => train,
-    };
-    for w in &warnings {
+    let run_dir = run_folder(&config.output)?;
+    let data = config.load_data()?;
+    for w in &data.warnings {
         eprintln!("warning: {w}");
     }
-    let activation = args.activation.activation();
-    let regression = train.task() == Task::Regression;
-    let (spec, mut model, mut optimizer) = build(&args, &train)?;
+    let config = config.resolve(data.train.len());
+    let (spec, mut model) = config.network(&data.train)?;
+    let mut optimizer = config.optimizer()?;
     let resume_state = match resume {
         Some(ckpt) => {
             if ckpt.model.spec() != &spec {
@@ -684,33 +596,115 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         }
         None => None,
     };
-    let batch_size = args.batch_size as usize;
-    let iterations = iterations_per_epoch(train.len(), batch_size);
-    let epochs = args.epochs.unwrap_or_else(|| default_epochs(iterations));
-    if args.early_stopping.is_some() && val.is_none() {
+    if config.early_stopping.is_some() && data.val.is_none() {
         eprintln!(
             "warning: --early-stopping without --val-split watches the test loss, so the test set also picks the epoch; add --val-split 0.1 for an unbiased test score"
         );
     }
+    print_setup(&config, &data, &spec, &model, &optimizer)?;
+    let base_lr = optimizer.learning_rate();
+    let report = fit(&config, &data, &mut model, &mut optimizer, resume_state)?;
+    let finished = Finished {
+        config: &config,
+        data: &data,
+        spec: &spec,
+        model: &model,
+        base_lr,
+        report: &report,
+    };
+    finished.report(run_dir)
+}
 
+/// The settings of the run whose checkpoints are in `dir`, and its latest checkpoint.
+fn resumed(dir: &Path) -> Result<(RunConfig, ModelCheckpoint)> {
+    let ckpt = nabla::train::checkpoint::load_latest(dir).context("reading the checkpoint")?;
+    let config = match &ckpt.config {
+        Some(config) => config.clone(),
+        None => config_from_argv(&ckpt)?,
+    };
+    if std::env::args().count() > 4 {
+        eprintln!(
+            "warning: --resume continues with the settings the run was started with; other flags are ignored"
+        );
+    }
+    eprintln!(
+        "resuming from {} (epoch {} done)",
+        ckpt.path.display(),
+        ckpt.state.epoch
+    );
+    Ok((config, ckpt))
+}
+
+/// A checkpoint written before checkpoints held their [`RunConfig`]: its command line, parsed
+/// again as at the start.
+fn config_from_argv(ckpt: &ModelCheckpoint) -> Result<RunConfig> {
+    let not_train = || {
+        nabla::NablaError::data(
+            &ckpt.path,
+            "__metadata__.checkpoint",
+            "the saved command line is not a nabla train command",
+        )
+    };
+    let command = super::Cli::command();
+    let saved: Vec<std::ffi::OsString> = ckpt.argv.iter().map(Into::into).collect();
+    let saved = match command.find_subcommand("train") {
+        Some(train) => super::config::expand(saved, train)?,
+        None => saved,
+    };
+    let matches = command
+        .try_get_matches_from(saved)
+        .map_err(|_| not_train())?;
+    let Some(sub) = matches.subcommand_matches("train") else {
+        anyhow::bail!(not_train());
+    };
+    let parsed = TrainArgs::from_arg_matches(sub).map_err(|_| not_train())?;
+    Ok(parsed.config())
+}
+
+/// The run folder the output settings ask for, created now so a run that cannot save it fails
+/// before training, not after.
+fn run_folder(output: &Output) -> Result<Option<PathBuf>> {
+    if output.no_save {
+        return Ok(None);
+    }
+    let dir = match (&output.run_dir, &output.name) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(name)) => Path::new("runs").join(name),
+        (None, None) => fresh(Path::new("runs").join(utc_timestamp())),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| nabla::NablaError::io(&dir, e))
+        .context("creating the run folder")?;
+    Ok(Some(dir))
+}
+
+/// Prints the data, network and training lines before the first epoch.
+fn print_setup(
+    config: &RunConfig,
+    data: &RunData,
+    spec: &ModelSpec,
+    model: &Network,
+    optimizer: &Optimizer,
+) -> Result<()> {
     let mut out = super::Stdout::lock();
-    let val_desc = val
+    let train = &data.train;
+    let val_desc = data
+        .val
         .as_ref()
         .map(|v| format!(", {} validation samples", v.len()))
         .unwrap_or_default();
-    let target_desc = if regression {
-        "regression".to_string()
-    } else {
-        format!("{} classes", train.classes().len())
+    let target_desc = match train.task() {
+        Task::Regression => "regression".to_string(),
+        Task::Classification => format!("{} classes", train.classes().len()),
     };
     writeln!(
         out,
         "data: {} — {} training samples{val_desc}, {} test samples, {} features ({}), {target_desc}",
         train.name(),
         train.len(),
-        test.len(),
+        data.test.len(),
         train.dim(),
-        match preprocess.scaling {
+        match data.preprocess.scaling {
             Scaling::Standard => "standardised",
             Scaling::MinMax => "min-max scaled",
             Scaling::None => "unscaled",
@@ -720,10 +714,28 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     writeln!(
         out,
         "network: {} ({} parameters)",
-        describe(&spec, activation),
+        describe(spec, config.activation()),
         model.params().count()
     )?;
-    let mut opt_desc = match &optimizer {
+    let tc = config.train_config();
+    writeln!(
+        out,
+        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3} epochs, {4}, {5} thread{6}, seed {7}",
+        tc.batch_size,
+        iterations_per_epoch(train.len(), tc.batch_size),
+        train.len(),
+        tc.epochs,
+        describe_optimizer(config, optimizer),
+        tc.threads,
+        if tc.threads == 1 { "" } else { "s" },
+        tc.seed
+    )?;
+    Ok(())
+}
+
+/// `sgd (lr 0.05, momentum 0.9, nesterov), step schedule after 2 warm-up epochs`.
+fn describe_optimizer(config: &RunConfig, optimizer: &Optimizer) -> String {
+    let mut desc = match optimizer {
         Optimizer::Sgd(s) => format!(
             "sgd (lr {}, momentum {}{})",
             s.lr,
@@ -732,211 +744,269 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         ),
         other => format!("{} (lr {})", other.name(), other.learning_rate()),
     };
-    if args.schedule != ScheduleArg::Constant || args.warmup > 0 {
-        opt_desc += &format!(
+    let warmup = config.warmup.unwrap_or_default();
+    if config.schedule.unwrap_or_default() != ScheduleKind::Constant || warmup > 0 {
+        desc += &format!(
             ", {} schedule{}",
-            schedule(&args).name(),
-            if args.warmup > 0 {
-                format!(" after {} warm-up epochs", args.warmup)
+            config.schedule().name(),
+            if warmup > 0 {
+                format!(" after {warmup} warm-up epochs")
             } else {
                 String::new()
             }
         );
     }
-    writeln!(
-        out,
-        "training: batch size {batch_size} → {iterations} iterations per epoch (ceil({} / {batch_size})), {} epochs, {opt_desc}, {threads} thread{}, seed {}",
-        train.len(),
-        epochs,
-        if threads == 1 { "" } else { "s" },
-        args.seed
-    )?;
+    desc
+}
 
-    let mut trainer = Trainer::new(TrainConfig {
-        schedule: schedule(&args),
-        warmup: args.warmup,
-        early_stopping: args.early_stopping.map(|p| p as usize),
-        clip_grad_norm: args.clip_grad_norm,
-        ..TrainConfig::new(epochs, batch_size, args.seed, threads)
-    })?;
-    let width = epochs.to_string().len();
-    let base_lr = optimizer.learning_rate();
-    drop(out);
+/// Trains (or continues) the run, showing progress and writing checkpoints.
+fn fit(
+    config: &RunConfig,
+    data: &RunData,
+    model: &mut Network,
+    optimizer: &mut Optimizer,
+    resume_state: Option<FitState>,
+) -> Result<FitReport> {
+    let tc = config.train_config();
+    let epochs = tc.epochs;
+    let mut trainer = Trainer::new(tc)?;
     let progress = std::cell::RefCell::new(Progress {
-        terminal: !args.quiet && std::io::stdout().is_terminal(),
-        verbose: args.verbose,
+        terminal: !config.output.quiet && std::io::stdout().is_terminal(),
+        verbose: config.output.verbose,
         bar: None,
         started: Instant::now(),
         samples: 0,
         loss_sum: 0.0,
         epochs,
     });
-    let checkpoint_dir = args.checkpoint_dir.clone();
+    let checkpoint_dir = config.output.checkpoint_dir.clone();
     let hooks = Hooks::new()
         .on_iteration(|it| progress.borrow_mut().iteration(it))
-        .on_epoch(|m| {
-            let mut line = format!(
-                "epoch {:>width$}/{epochs}  train loss {:.4}",
-                m.epoch, m.train_loss
-            );
-            if let Some(a) = m.train_accuracy {
-                line += &format!("  train acc {a:.4}");
-            }
-            if let Some(l) = m.val_loss {
-                line += &format!("  val loss {l:.4}");
-            }
-            if let Some(a) = m.val_accuracy {
-                line += &format!("  val acc {a:.4}");
-            }
-            if let Some(r) = m.val_r2 {
-                line += &format!("  val R² {r:.4}");
-            }
-            line += &format!("  test loss {:.4}", m.test_loss);
-            if let Some(a) = m.test_accuracy {
-                line += &format!("  test acc {a:.4}");
-            }
-            if let (Some(r), Some(e)) = (m.test_r2, m.test_rmse) {
-                line += &format!("  test R² {r:.4}  test RMSE {e:.4}");
-            }
-            progress.borrow_mut().epoch(&format!(
-                "{line}  lr {:.3e}  {:.2}s",
-                m.learning_rate, m.seconds
-            ));
-        })
+        .on_epoch(|m| progress.borrow_mut().epoch(&epoch_line(m, epochs)))
         .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
             Some(dir) => nabla::train::checkpoint::save(
                 dir,
                 state,
                 model,
                 &optimizer.state(),
-                &preprocess,
-                &argv,
+                &data.preprocess,
+                config,
             )
             .map(|_| ()),
             None => Ok(()),
         });
-    let splits = Splits::new(&train, &test).with_validation(val.as_ref());
+    let splits = Splits::new(&data.train, &data.test).with_validation(data.val.as_ref());
     let report = match resume_state {
-        Some(state) => trainer.resume(&mut model, &mut optimizer, splits, state, hooks),
-        None => trainer.fit(&mut model, &mut optimizer, splits, hooks),
+        Some(state) => trainer.resume(model, optimizer, splits, state, hooks),
+        None => trainer.fit(model, optimizer, splits, hooks),
     };
     if let Some(bar) = progress.borrow_mut().bar.take() {
         bar.abandon();
     }
-    let report = report?;
-    let mut out = super::Stdout::lock();
-    let history = &report.history;
-    if report.stopped_early {
-        writeln!(
-            out,
-            "early stopping: no improvement for {} epochs; stopped after epoch {}",
-            args.early_stopping.unwrap_or(0),
-            history.len()
-        )?;
+    Ok(report?)
+}
+
+/// One epoch's line: losses, accuracies, R², the rate in force and the time.
+fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
+    let width = epochs.to_string().len();
+    let mut line = format!(
+        "epoch {:>width$}/{epochs}  train loss {:.4}",
+        m.epoch, m.train_loss
+    );
+    if let Some(a) = m.train_accuracy {
+        line += &format!("  train acc {a:.4}");
     }
-    if report.kept_epoch != history.len() {
-        writeln!(
-            out,
-            "kept the weights of epoch {} (lowest {})",
-            report.kept_epoch,
-            if val.is_some() {
-                "validation loss"
-            } else {
-                "test loss"
-            }
-        )?;
+    if let Some(l) = m.val_loss {
+        line += &format!("  val loss {l:.4}");
     }
-    if let Some(d) = &report.diagnosis {
-        writeln!(out, "{}", hints::diagnosis_line(d))?;
+    if let Some(a) = m.val_accuracy {
+        line += &format!("  val acc {a:.4}");
     }
-    let eval_started = std::time::Instant::now();
-    let final_eval = trainer.evaluate(&model, &test)?;
-    let inference_seconds = eval_started.elapsed().as_secs_f64();
-    let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
-    match (final_eval.accuracy, final_eval.regression) {
-        (_, Some(r)) => writeln!(
-            out,
-            "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {:.4}, {:.2}s training",
-            r.r2, r.mae, r.rmse, final_eval.loss, train_seconds
-        )?,
-        (accuracy, None) => writeln!(
-            out,
-            "done: test accuracy {:.4}, test loss {:.4}, {:.2}s training",
-            accuracy.unwrap_or(f64::NAN),
-            final_eval.loss,
-            train_seconds
-        )?,
+    if let Some(r) = m.val_r2 {
+        line += &format!("  val R² {r:.4}");
+    }
+    line += &format!("  test loss {:.4}", m.test_loss);
+    if let Some(a) = m.test_accuracy {
+        line += &format!("  test acc {a:.4}");
+    }
+    if let (Some(r), Some(e)) = (m.test_r2, m.test_rmse) {
+        line += &format!("  test R² {r:.4}  test RMSE {e:.4}");
+    }
+    format!("{line}  lr {:.3e}  {:.2}s", m.learning_rate, m.seconds)
+}
+
+/// A trained run, to be reported and saved.
+struct Finished<'a> {
+    config: &'a RunConfig,
+    data: &'a RunData,
+    spec: &'a ModelSpec,
+    model: &'a Network,
+    /// The learning rate before any schedule.
+    base_lr: f64,
+    report: &'a FitReport,
+}
+
+impl Finished<'_> {
+    /// Prints the outcome, then writes the model files, the metrics file and the run folder.
+    fn report(&self, run_dir: Option<PathBuf>) -> Result<()> {
+        self.print_outcome()?;
+        let trainer = Trainer::new(self.config.train_config())?;
+        let eval_started = Instant::now();
+        let final_eval = trainer.evaluate(self.model, &self.data.test)?;
+        let inference_seconds = eval_started.elapsed().as_secs_f64();
+        let train_seconds: f64 = self.report.history.iter().map(|m| m.seconds).sum();
+        let mut out = super::Stdout::lock();
+        match (final_eval.accuracy, final_eval.regression) {
+            (_, Some(r)) => writeln!(
+                out,
+                "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {:.4}, {:.2}s training",
+                r.r2, r.mae, r.rmse, final_eval.loss, train_seconds
+            )?,
+            (accuracy, None) => writeln!(
+                out,
+                "done: test accuracy {:.4}, test loss {:.4}, {:.2}s training",
+                accuracy.unwrap_or(f64::NAN),
+                final_eval.loss,
+                train_seconds
+            )?,
+        }
+        drop(out);
+        let run_model = run_dir.as_ref().map(|d| d.join("model.safetensors"));
+        self.save_models(run_model.as_ref(), &final_eval)?;
+        if let Some(path) = &self.config.output.metrics_out {
+            self.write_metrics(path, &final_eval, train_seconds, inference_seconds)?;
+        }
+        if let Some(dir) = run_dir {
+            self.save_run_folder(&dir)?;
+        }
+        Ok(())
     }
 
-    // The model goes to --save and, unless --no-save, into the run folder as model.safetensors.
-    let run_model = run_dir.as_ref().map(|d| d.join("model.safetensors"));
-    let targets: Vec<&PathBuf> = args.save.iter().chain(run_model.iter()).collect();
-    if !targets.is_empty() {
+    /// Early stopping, the kept epoch and the diagnosis.
+    fn print_outcome(&self) -> Result<()> {
+        let mut out = super::Stdout::lock();
+        let (report, history) = (self.report, &self.report.history);
+        if report.stopped_early {
+            writeln!(
+                out,
+                "early stopping: no improvement for {} epochs; stopped after epoch {}",
+                self.config.early_stopping.unwrap_or(0),
+                history.len()
+            )?;
+        }
+        if report.kept_epoch != history.len() {
+            writeln!(
+                out,
+                "kept the weights of epoch {} (lowest {})",
+                report.kept_epoch,
+                if self.data.val.is_some() {
+                    "validation loss"
+                } else {
+                    "test loss"
+                }
+            )?;
+        }
+        if let Some(d) = &report.diagnosis {
+            writeln!(out, "{}", hints::diagnosis_line(d))?;
+        }
+        Ok(())
+    }
+
+    /// The model goes to --save and, unless --no-save, into the run folder; its `training`
+    /// metadata holds the settings (`config`, without the output part) and the results.
+    fn save_models(&self, run_model: Option<&PathBuf>, final_eval: &Evaluation) -> Result<()> {
+        let targets: Vec<&PathBuf> = self.config.output.save.iter().chain(run_model).collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let c = self.config;
+        let optimizer = c.optimizer.unwrap_or_default();
         let training = serde_json::json!({
-            "data": train.name(),
-            "train_samples": train.len(),
-            "hidden": args.hidden,
-            "activation": activation.name(),
-            "optimizer": optimizer.name(),
-            "learning_rate": base_lr,
-            "momentum": matches!(optimizer, Optimizer::Sgd(_)).then_some(args.momentum),
-            "nesterov": args.nesterov,
-            "weight_decay": weight_decay(&args),
-            "batch_size": batch_size,
-            "epochs": epochs,
-            "epochs_run": history.len(),
-            "kept_epoch": report.kept_epoch,
-            "schedule": schedule(&args).name(),
-            "warmup": args.warmup,
-            "dropout": args.dropout,
-            "batch_norm": args.batch_norm,
-            "clip_grad_norm": args.clip_grad_norm,
-            "early_stopping": args.early_stopping,
-            "val_split": args.val_split,
-            "test_split": args.test_split,
-            "seed": args.seed,
+            "data": self.data.train.name(),
+            "train_samples": self.data.train.len(),
+            "hidden": c.hidden,
+            "activation": c.activation().name(),
+            "optimizer": optimizer_name(optimizer),
+            "learning_rate": self.base_lr,
+            "momentum": (optimizer == OptimizerKind::Sgd).then_some(c.momentum).flatten(),
+            "nesterov": c.nesterov,
+            "weight_decay": c.weight_decay,
+            "batch_size": c.batch_size,
+            "epochs": c.epochs,
+            "epochs_run": self.report.history.len(),
+            "kept_epoch": self.report.kept_epoch,
+            "schedule": c.schedule().name(),
+            "warmup": c.warmup,
+            "dropout": c.dropout,
+            "batch_norm": c.batch_norm,
+            "clip_grad_norm": c.clip_grad_norm,
+            "early_stopping": c.early_stopping,
+            "val_split": c.val_split,
+            "test_split": c.test_split,
+            "seed": c.seed,
             "test_loss": final_eval.loss,
             "test_accuracy": final_eval.accuracy,
             "test_r2": final_eval.regression.map(|r| r.r2),
             "nabla_version": env!("CARGO_PKG_VERSION"),
+            "config": c.settings_only(),
         });
+        let mut out = super::Stdout::lock();
         for path in targets {
-            nabla::io::save(path, &model, &preprocess, &training).context("saving the model")?;
-            if Some(path) != run_model.as_ref() {
+            nabla::io::save(path, self.model, &self.data.preprocess, &training)
+                .context("saving the model")?;
+            if Some(path) != run_model {
                 writeln!(out, "saved the model to {}", path.display())?;
             }
         }
+        Ok(())
     }
 
-    if let Some(path) = &args.metrics_out {
+    /// The metrics file (--metrics-out): results, and the settings (read off the resolved
+    /// config) they came from.
+    fn write_metrics(
+        &self,
+        path: &Path,
+        final_eval: &Evaluation,
+        train_seconds: f64,
+        inference_seconds: f64,
+    ) -> Result<()> {
+        let (c, train) = (self.config, &self.data.train);
+        let optimizer = c.optimizer.unwrap_or_default();
+        let tc = c.train_config();
         let metrics = MetricsReport {
             dataset: train.name(),
-            task: spec.task.name(),
+            task: self.spec.task.name(),
             train_samples: train.len(),
-            val_samples: val.as_ref().map(Dataset::len),
-            test_samples: test.len(),
+            val_samples: self.data.val.as_ref().map(Dataset::len),
+            test_samples: self.data.test.len(),
             features: train.dim(),
-            classes: &spec.classes,
-            batch_size,
-            iterations_per_epoch: iterations,
-            hidden: args.hidden.clone(),
-            activation: activation.name(),
-            optimizer: optimizer.name(),
-            learning_rate: base_lr,
-            momentum: matches!(optimizer, Optimizer::Sgd(_)).then_some(args.momentum),
-            seed: args.seed,
-            threads,
-            parameters: model.params().count(),
-            schedule: schedule(&args).name(),
-            warmup: args.warmup,
-            weight_decay: weight_decay(&args),
-            dropout: args.dropout,
-            batch_norm: args.batch_norm,
-            early_stopping: args.early_stopping,
-            stopped_early: report.stopped_early,
-            kept_epoch: report.kept_epoch,
-            epochs: history,
-            diagnosis: report.diagnosis.as_ref().map(hints::DiagnosisJson::new),
+            classes: &self.spec.classes,
+            batch_size: tc.batch_size,
+            iterations_per_epoch: iterations_per_epoch(train.len(), tc.batch_size),
+            hidden: c.hidden.clone().unwrap_or_default(),
+            activation: c.activation().name(),
+            optimizer: optimizer_name(optimizer),
+            learning_rate: self.base_lr,
+            momentum: (optimizer == OptimizerKind::Sgd)
+                .then_some(c.momentum)
+                .flatten(),
+            seed: tc.seed,
+            threads: tc.threads,
+            parameters: self.model.params().count(),
+            schedule: tc.schedule.name(),
+            warmup: tc.warmup,
+            weight_decay: c.weight_decay.unwrap_or_default(),
+            dropout: c.dropout.unwrap_or_default(),
+            batch_norm: c.batch_norm,
+            early_stopping: c.early_stopping.map(|p| p as u32),
+            stopped_early: self.report.stopped_early,
+            kept_epoch: self.report.kept_epoch,
+            epochs: &self.report.history,
+            diagnosis: self
+                .report
+                .diagnosis
+                .as_ref()
+                .map(hints::DiagnosisJson::new),
             test_accuracy: final_eval.accuracy,
             test_r2: final_eval.regression.map(|r| r.r2),
             test_mae: final_eval.regression.map(|r| r.mae),
@@ -949,36 +1019,35 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         std::fs::write(path, json + "\n")
             .map_err(|e| nabla::NablaError::io(path, e))
             .context("writing the metrics file")?;
+        Ok(())
     }
 
-    if let Some(dir) = run_dir {
+    /// The run folder: config.toml, metrics.csv, history.json and the plots.
+    fn save_run_folder(&self, dir: &Path) -> Result<()> {
+        let history = &self.report.history;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| dir.display().to_string());
         let record = History {
             name,
-            dataset: train.name().to_string(),
-            classes: spec.classes.clone(),
+            dataset: self.data.train.name().to_string(),
+            classes: self.spec.classes.clone(),
             best_epoch: best_epoch(history).map(|b| b.epoch),
-            early_stop_epoch: report.stopped_early.then_some(history.len()),
-            confusion_matrix: match spec.task {
-                Task::Classification => confusion_matrix(&model, &test)?,
+            early_stop_epoch: self.report.stopped_early.then_some(history.len()),
+            confusion_matrix: match self.spec.task {
+                Task::Classification => confusion_matrix(self.model, &self.data.test)?,
                 Task::Regression => Vec::new(),
             },
             epochs: history.clone(),
         };
         let config = super::Cli::command()
             .find_subcommand("train")
-            .map(|train| {
-                super::config::to_toml(
-                    train,
-                    matches,
-                    &[("lr", base_lr.to_string()), ("epochs", epochs.to_string())],
-                )
-            })
+            .map(|train| super::config::to_toml(train, self.config))
+            .transpose()?
             .unwrap_or_default();
-        save_run(&dir, config, &record)?;
+        save_run(dir, config, &record)?;
+        let mut out = super::Stdout::lock();
         writeln!(
             out,
             "run saved to {}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
@@ -989,8 +1058,19 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
             "  repeat it: nabla train --config {}",
             dir.join("config.toml").display()
         )?;
+        Ok(())
     }
-    Ok(())
+}
+
+/// The optimizer's name as the metrics and model files have always written it.
+fn optimizer_name(kind: OptimizerKind) -> &'static str {
+    match kind {
+        OptimizerKind::Sgd => "sgd",
+        OptimizerKind::Adam => "adam",
+        OptimizerKind::Adamw => "adamw",
+        OptimizerKind::Rmsprop => "rmsprop",
+        OptimizerKind::Adagrad => "adagrad",
+    }
 }
 
 /// The epoch with the lowest monitored loss: validation loss, else test loss (the epoch early
@@ -1071,128 +1151,6 @@ fn utc_timestamp() -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// The preprocessing of IDX images (see [`Preprocess::pixels`]).
-/// A seeded subset of `n` training samples (stratified by class for classification).
-fn limit(train: &Dataset, n: usize, seed: u64) -> Result<Dataset> {
-    let fraction = n as f64 / train.len() as f64;
-    let mut keep = match train.task() {
-        Task::Classification => {
-            data::split::stratified_stream(
-                train.labels(),
-                train.classes().len(),
-                fraction,
-                seed,
-                7,
-            )?
-            .held
-        }
-        Task::Regression => data::split::random(train.len(), fraction, seed, 7)?.held,
-    };
-    keep.truncate(n);
-    Ok(train.subset(&keep, train.name()))
-}
-
-/// The default epoch count: 30, or enough for at least 1,000 iterations on small datasets
-/// (at most 200 epochs).
-fn default_epochs(iterations_per_epoch: usize) -> usize {
-    1000usize
-        .div_ceil(iterations_per_epoch.max(1))
-        .clamp(30, 200)
-}
-
-/// The weight decay in force: the flag, else 0.01 for adamw and 0 otherwise.
-fn weight_decay(args: &TrainArgs) -> f64 {
-    args.weight_decay
-        .unwrap_or(if args.optimizer == OptimizerArg::Adamw {
-            0.01
-        } else {
-            0.0
-        })
-}
-
-/// The schedule the flags ask for.
-fn schedule(args: &TrainArgs) -> Schedule {
-    match args.schedule {
-        ScheduleArg::Constant => Schedule::Constant,
-        ScheduleArg::Step => Schedule::Step {
-            step_size: args.step_size as usize,
-            gamma: args.gamma.unwrap_or(0.1),
-        },
-        ScheduleArg::Exponential => Schedule::Exponential {
-            gamma: args.gamma.unwrap_or(0.95),
-        },
-        ScheduleArg::Cosine => Schedule::Cosine {
-            min_lr: args.min_lr,
-        },
-        ScheduleArg::Plateau => Schedule::Plateau {
-            factor: args.plateau_factor,
-            patience: args.plateau_patience,
-        },
-    }
-}
-
-/// Builds the network and optimizer the flags ask for, for the data in `train`.
-pub fn build(args: &TrainArgs, train: &Dataset) -> Result<(ModelSpec, Network, Optimizer)> {
-    let activation = args.activation.activation();
-    let outputs = match train.task() {
-        Task::Regression => 1,
-        Task::Classification => train.classes().len(),
-    };
-    let mut spec = ModelSpec::mlp_with(
-        train.dim(),
-        &args.hidden,
-        activation,
-        outputs,
-        args.batch_norm,
-        args.dropout as f32,
-    );
-    spec.task = train.task();
-    spec.classes = train.classes().to_vec();
-    let init = args.init.map(|i| match i {
-        InitArg::HeNormal => Init::HeNormal,
-        InitArg::HeUniform => Init::HeUniform,
-        InitArg::GlorotNormal => Init::GlorotNormal,
-        InitArg::GlorotUniform => Init::GlorotUniform,
-    });
-    let model =
-        Network::from_spec_with_init(&spec, args.seed, init).context("building the network")?;
-    let wd = weight_decay(args);
-    let optimizer = match args.optimizer {
-        OptimizerArg::Sgd => {
-            let mut o = Sgd::new(args.lr.unwrap_or(0.05), args.momentum);
-            o.nesterov = args.nesterov;
-            o.weight_decay = wd;
-            if args.nesterov && args.momentum == 0.0 {
-                anyhow::bail!(nabla::NablaError::Usage(
-                    "--nesterov needs a momentum above 0".into()
-                ));
-            }
-            Optimizer::Sgd(o)
-        }
-        OptimizerArg::Adam => {
-            let default_lr = match activation {
-                Activation::Sigmoid | Activation::Tanh => 0.01,
-                Activation::Relu | Activation::LeakyRelu { .. } | Activation::Gelu => 0.001,
-            };
-            let mut o = Adam::new(args.lr.unwrap_or(default_lr));
-            o.weight_decay = wd;
-            Optimizer::Adam(o)
-        }
-        OptimizerArg::Adamw => Optimizer::Adam(Adam::adamw(args.lr.unwrap_or(0.001), wd)),
-        OptimizerArg::Rmsprop => {
-            let mut o = RmsProp::new(args.lr.unwrap_or(0.001));
-            o.weight_decay = wd;
-            Optimizer::RmsProp(o)
-        }
-        OptimizerArg::Adagrad => {
-            let mut o = Adagrad::new(args.lr.unwrap_or(0.01));
-            o.weight_decay = wd;
-            Optimizer::Adagrad(o)
-        }
-    };
-    Ok((spec, model, optimizer))
 }
 
 /// `64 → 256 (relu) → 128 (relu) → 10 (softmax)`.

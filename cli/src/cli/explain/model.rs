@@ -41,7 +41,7 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
         .as_deref()
         .map(|w| WeightRef::parse(&file.network, w))
         .transpose()?;
-    let trained_lr = file.training.get("learning_rate").and_then(|v| v.as_f64());
+    let trained_lr = nabla::config::RunConfig::from_training(&file.training).and_then(|c| c.lr);
     let lr = args.lr.or(trained_lr).unwrap_or(0.01);
     let trace = explain_model(
         &file.network,
