@@ -150,47 +150,7 @@ impl WeightRef {
             .map(|v| v.trim().parse::<usize>())
             .collect::<Result<_, _>>()
             .map_err(|_| usage(format!("[{index}] is not a list of numbers")))?;
-        let linears: Vec<usize> = linear_layers(net).map(|(i, _, _)| i).collect();
-        let (layer, is_weight) = if let Some(rest) = head.strip_prefix("layers.") {
-            let (layer, kind) = rest
-                .split_once('.')
-                .ok_or_else(|| usage("expected layers.N.weight or layers.N.bias".into()))?;
-            let layer: usize = layer
-                .parse()
-                .map_err(|_| usage(format!("{layer:?} is not a layer number")))?;
-            let is_weight = match kind {
-                "weight" => true,
-                "bias" => false,
-                other => return Err(usage(format!("unknown parameter {other:?}"))),
-            };
-            if !linears.contains(&layer) {
-                let what = match net.spec().layers.get(layer) {
-                    Some(l) => format!("layers.{layer} is {}, not a linear layer", l.name()),
-                    None => format!("the model has {} layers", net.spec().layers.len()),
-                };
-                return Err(usage(what));
-            }
-            (layer, is_weight)
-        } else {
-            let (is_weight, number) = if let Some(n) = head.strip_prefix('W') {
-                (true, n)
-            } else if let Some(n) = head.strip_prefix('b') {
-                (false, n)
-            } else {
-                return Err(usage(format!("unknown name {head:?}")));
-            };
-            let k: usize = number
-                .parse()
-                .map_err(|_| usage(format!("{number:?} is not a layer number")))?;
-            let layer = k
-                .checked_sub(1)
-                .and_then(|k| linears.get(k))
-                .copied()
-                .ok_or_else(|| {
-                    usage(format!("the model has linear layers 1..={}", linears.len()))
-                })?;
-            (layer, is_weight)
-        };
+        let (layer, is_weight) = layer_of(net, head, &usage)?;
         let (outputs, inputs) = linear_layers(net)
             .find(|(i, _, _)| *i == layer)
             .map(|(_, inputs, outputs)| (outputs, inputs))
@@ -215,6 +175,54 @@ impl WeightRef {
             )));
         }
         Ok(r)
+    }
+}
+
+/// The layer index and whether a weight (else a bias) is meant by `head`: `layers.2.weight`,
+/// `W2` or `b2`; `usage` words the error.
+fn layer_of(
+    net: &Network<Sequential>,
+    head: &str,
+    usage: &dyn Fn(String) -> NablaError,
+) -> Result<(usize, bool), NablaError> {
+    let linears: Vec<usize> = linear_layers(net).map(|(i, _, _)| i).collect();
+    if let Some(rest) = head.strip_prefix("layers.") {
+        let (layer, kind) = rest
+            .split_once('.')
+            .ok_or_else(|| usage("expected layers.N.weight or layers.N.bias".into()))?;
+        let layer: usize = layer
+            .parse()
+            .map_err(|_| usage(format!("{layer:?} is not a layer number")))?;
+        let is_weight = match kind {
+            "weight" => true,
+            "bias" => false,
+            other => return Err(usage(format!("unknown parameter {other:?}"))),
+        };
+        if !linears.contains(&layer) {
+            let what = match net.spec().layers.get(layer) {
+                Some(l) => format!("layers.{layer} is {}, not a linear layer", l.name()),
+                None => format!("the model has {} layers", net.spec().layers.len()),
+            };
+            return Err(usage(what));
+        }
+        Ok((layer, is_weight))
+    } else {
+        let (is_weight, number) = if let Some(n) = head.strip_prefix('W') {
+            (true, n)
+        } else if let Some(n) = head.strip_prefix('b') {
+            (false, n)
+        } else {
+            return Err(usage(format!("unknown name {head:?}")));
+        };
+        let k: usize = number
+            .parse()
+            .map_err(|_| usage(format!("{number:?} is not a layer number")))?;
+        let layer = k
+            .checked_sub(1)
+            .and_then(|k| linears.get(k))
+            .copied()
+            .ok_or_else(|| usage(format!("the model has linear layers 1..={}", linears.len())))?;
+        Ok((layer, is_weight))
     }
 }
 
@@ -543,6 +551,40 @@ fn loss_with<M: Module>(
     loss
 }
 
+/// The units (rows) and inputs (columns) of linear stage `stage` to show: units that get a
+/// gradient, inputs that are not 0, the true class's unit in the output layer (`last`), and
+/// `also`.
+fn chosen(
+    target: Target,
+    stage: &Stage,
+    a: &[f32],
+    (n_in, n_out): (usize, usize),
+    last: bool,
+    limit: usize,
+    also: Option<WeightRef>,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut units = pick(n_out, limit, |j| stage.gradient[j] != 0.0);
+    // In the output layer, the true class's unit is the one the loss pulls on hardest.
+    if let Target::Class(c) = target
+        && last
+        && !units.contains(&c)
+    {
+        units.pop();
+        units.push(c);
+        units.sort_unstable();
+    }
+    let mut cols = pick(n_in, limit, |i| a[i] != 0.0);
+    if let Some(w) = also.filter(|w| w.layer == stage.layer) {
+        if !units.contains(&w.unit) {
+            units.push(w.unit);
+        }
+        if let Some(i) = w.input.filter(|i| !cols.contains(i)) {
+            cols.push(i);
+        }
+    }
+    (units, cols)
+}
+
 /// The shown weights of linear stage `s`: units that get a gradient and inputs that are not 0
 /// (the true class's unit in the output layer, and `also`), each with a finite difference.
 fn shown_weights<M: Module>(
@@ -565,25 +607,8 @@ fn shown_weights<M: Module>(
     };
     let net = sample.net;
     let (a, a_name): (&[f32], &str) = (&layer.input, &stage.input);
-    let mut units = pick(n_out, limit, |j| stage.gradient[j] != 0.0);
-    // In the output layer, the true class's unit is the one the loss pulls on hardest.
-    if let Target::Class(c) = sample.target
-        && s + 1 == stages.len()
-        && !units.contains(&c)
-    {
-        units.pop();
-        units.push(c);
-        units.sort_unstable();
-    }
-    let mut cols = pick(n_in, limit, |i| a[i] != 0.0);
-    if let Some(w) = also.filter(|w| w.layer == stage.layer) {
-        if !units.contains(&w.unit) {
-            units.push(w.unit);
-        }
-        if let Some(i) = w.input.filter(|i| !cols.contains(i)) {
-            cols.push(i);
-        }
-    }
+    let last = s + 1 == stages.len();
+    let (units, cols) = chosen(sample.target, stage, a, (n_in, n_out), last, limit, also);
     let [w_id, b_id] = layer.info.params[..] else {
         return Ok(Vec::new());
     };
