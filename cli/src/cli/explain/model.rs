@@ -308,7 +308,7 @@ impl View<'_> {
 
     /// The weight matrix `[outputs, inputs]` of the linear layer `layer`.
     fn weight(&self, layer: usize) -> Option<&nabla::tensor::Tensor> {
-        let name = format!("layers.{layer}.weight");
+        let name = self.net.module().tensor_name(layer, "weight");
         let params = self.net.params();
         params.find(&name).map(|id| params.get(id))
     }
