@@ -267,13 +267,3 @@ impl Network<Sequential> {
         self.module.spec()
     }
 }
-
-impl Clone for Network<Sequential> {
-    fn clone(&self) -> Self {
-        // Layers hold only ids, so rebuilding from the spec and copying the tensors is exact.
-        let mut copy = Self::from_spec(self.spec(), 0).expect("the spec was valid when built");
-        copy.params = self.params.clone();
-        copy.buffers = self.buffers.clone();
-        copy
-    }
-}
