@@ -63,6 +63,9 @@ pub enum NablaError {
     /// Training produced a non-finite loss or gradient; the message advises on the settings.
     #[error("{0}")]
     Diverged(Message),
+    /// Another process of a distributed run failed, or did not answer in time.
+    #[error("{0}")]
+    Distributed(String),
 }
 
 impl NablaError {

@@ -40,6 +40,7 @@
 pub mod autograd;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod explain;
 pub mod io;

@@ -8,6 +8,7 @@ use super::diagnosis::{Diagnosis, diagnose};
 use super::{EVAL_CHUNK, MICRO_BATCH, iterations_per_epoch};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
+use crate::dist::Collective;
 use crate::error::{Message, NablaError, Setting};
 use crate::loss::{Loss, Targets};
 use crate::nn::{BatchStats, Module, Network, Snapshot};
@@ -239,25 +240,29 @@ pub struct RegressionMetrics {
 }
 
 /// Per-micro-batch state, kept across steps so a step allocates nothing.
-struct Worker {
+pub(super) struct Worker {
     ws: Workspace,
-    stats: BatchStats,
+    pub(super) stats: BatchStats,
     targets: Targets,
-    loss_sum: f64,
-    correct: usize,
+    pub(super) loss_sum: f64,
+    pub(super) correct: usize,
 }
 
 /// Runs mini-batch training; owns the thread pool and the reusable buffers.
 pub struct Trainer {
-    config: TrainConfig,
-    pool: rayon::ThreadPool,
-    workers: Vec<Worker>,
+    pub(super) config: TrainConfig,
+    pub(super) pool: rayon::ThreadPool,
+    pub(super) workers: Vec<Worker>,
     /// One gradient set per micro-batch (beside `workers`, so the optimizer can take them all
     /// as one slice and sum them as it updates).
-    grads: Vec<Grads>,
+    pub(super) grads: Vec<Grads>,
     order: Vec<usize>,
     /// Training steps taken so far: names each step's dropout stream.
     steps: u64,
+    /// The other processes of a distributed run (see [`Trainer::distributed`]).
+    pub(super) group: Option<Box<dyn Collective>>,
+    /// A distributed step's summed gradient.
+    pub(super) sum: Option<Grads>,
 }
 
 impl Trainer {
@@ -294,7 +299,18 @@ impl Trainer {
             grads: Vec::new(),
             order: Vec::new(),
             steps: 0,
+            group: None,
+            sum: None,
         })
+    }
+
+    /// Makes this trainer one rank of a data-parallel run over `group` (see [`crate::dist`]):
+    /// it computes its share of every batch's micro-batches and combines the results with the
+    /// other ranks, so every rank ends each step with the weights one process would have.
+    /// Every rank must be given the same model, data, settings and seed.
+    pub fn distributed(mut self, group: Box<dyn Collective>) -> Self {
+        self.group = (group.size() > 1).then_some(group);
+        self
     }
 
     /// The settings.
@@ -608,8 +624,11 @@ impl Trainer {
             });
         }
         let k = batch.len().div_ceil(MICRO_BATCH);
+        if self.group.is_some() {
+            return self.step_distributed(model, optimizer, data, loss, batch);
+        }
         self.grow(k, model);
-        self.micro_batches(model, data, loss, batch)?;
+        self.micro_batches(model, data, loss, batch, 0..k)?;
         let workers = &self.workers[..k];
         let loss_sum: f64 = workers.iter().map(|w| w.loss_sum).sum();
         let mut stats = StepStats {
@@ -621,12 +640,12 @@ impl Trainer {
             return Ok(stats);
         }
         model.fold_batch_stats(workers.iter().map(|w| &w.stats));
-        stats.finite_gradient = self.update(model, optimizer, k);
+        stats.finite_gradient = apply(&self.config, &self.pool, model, optimizer, &self.grads[..k]);
         Ok(stats)
     }
 
     /// Makes room for `k` micro-batches.
-    fn grow<M: Module>(&mut self, k: usize, model: &Network<M>) {
+    pub(super) fn grow<M: Module>(&mut self, k: usize, model: &Network<M>) {
         while self.workers.len() < k {
             self.workers.push(Worker {
                 ws: Workspace::new(),
@@ -639,23 +658,28 @@ impl Trainer {
         }
     }
 
-    /// Forward and backward of every micro-batch of `batch` into its worker's buffers.
-    fn micro_batches<M: Module>(
+    /// Forward and backward of the micro-batches `mine` of `batch` (all of them in one
+    /// process), each into its own worker's buffers, in order from the first.
+    pub(super) fn micro_batches<M: Module>(
         &mut self,
         model: &Network<M>,
         data: &Dataset,
         loss: Loss,
         batch: &[usize],
+        mine: std::ops::Range<usize>,
     ) -> Result<(), NablaError> {
-        let k = batch.len().div_ceil(MICRO_BATCH);
+        let k = mine.len();
         let workers = &mut self.workers[..k];
         let grads = &mut self.grads[..k];
         let total = batch.len();
+        let first = mine.start;
+        let rows = &batch[(first * MICRO_BATCH).min(total)..(mine.end * MICRO_BATCH).min(total)];
         let (seed, step_index) = (self.config.seed, self.steps);
         self.steps += 1;
         let run = |(i, ((w, g), chunk)): (usize, ((&mut Worker, &mut Grads), &[usize]))| {
             // Each micro-batch's dropout masks come from its own stream, named by the step and
             // the micro-batch's position: the same masks whichever thread runs it.
+            let i = first + i;
             let mut rng = rng::sub_stream(seed, Stream::Dropout, (step_index << 12) | i as u64);
             micro_step(model, data, loss, chunk, total, w, g, &mut rng)
         };
@@ -664,7 +688,7 @@ impl Trainer {
                 workers
                     .par_iter_mut()
                     .zip(grads.par_iter_mut())
-                    .zip(batch.par_chunks(MICRO_BATCH))
+                    .zip(rows.par_chunks(MICRO_BATCH))
                     .enumerate()
                     .try_for_each(run)
             })
@@ -672,39 +696,38 @@ impl Trainer {
             workers
                 .iter_mut()
                 .zip(grads.iter_mut())
-                .zip(batch.chunks(MICRO_BATCH))
+                .zip(rows.chunks(MICRO_BATCH))
                 .enumerate()
                 .try_for_each(run)
         }
     }
+}
 
-    /// The optimizer step over the first `k` micro-batch gradients (clipped when configured);
-    /// false when a gradient chunk was not finite.
-    fn update<M: Module>(
-        &mut self,
-        model: &mut Network<M>,
-        optimizer: &mut Optimizer,
-        k: usize,
-    ) -> bool {
-        // The optimizer sums the micro-batch gradients chunk by chunk as it updates.
-        let grads = &self.grads[..k];
-        let scale = match self.config.clip_grad_norm {
-            Some(max) => {
-                let norm = global_norm(grads);
-                if norm > max {
-                    (max / (norm + 1e-6)) as f32
-                } else {
-                    1.0
-                }
+/// The optimizer step over the micro-batch gradients `grads` (summed in order, clipped when
+/// configured); false when a gradient chunk was not finite.
+pub(super) fn apply<M: Module>(
+    config: &TrainConfig,
+    pool: &rayon::ThreadPool,
+    model: &mut Network<M>,
+    optimizer: &mut Optimizer,
+    grads: &[Grads],
+) -> bool {
+    // The optimizer sums the micro-batch gradients chunk by chunk as it updates.
+    let scale = match config.clip_grad_norm {
+        Some(max) => {
+            let norm = global_norm(grads);
+            if norm > max {
+                (max / (norm + 1e-6)) as f32
+            } else {
+                1.0
             }
-            None => 1.0,
-        };
-        if self.config.threads > 1 {
-            self.pool
-                .install(|| optimizer.step_sum(model.params_mut(), grads, true, scale))
-        } else {
-            optimizer.step_sum(model.params_mut(), grads, false, scale)
         }
+        None => 1.0,
+    };
+    if config.threads > 1 {
+        pool.install(|| optimizer.step_sum(model.params_mut(), grads, true, scale))
+    } else {
+        optimizer.step_sum(model.params_mut(), grads, false, scale)
     }
 }
 

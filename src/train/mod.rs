@@ -17,6 +17,7 @@
 //! so 1 and 2 threads give bit-identical weights.
 
 pub mod checkpoint;
+mod combine;
 pub mod diagnosis;
 mod fit;
 

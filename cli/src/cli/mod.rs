@@ -2,6 +2,7 @@
 //! become one-line messages and exit codes (2: bad data or usage, 1: anything else).
 
 pub mod config;
+pub mod distributed;
 pub mod evaluate;
 pub mod explain;
 pub mod hints;

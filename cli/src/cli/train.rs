@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, ValueEnum};
@@ -21,10 +21,11 @@ use nabla::nn::{ModelSpec, Network, Task};
 use nabla::optim::Optimizer;
 use nabla::train::checkpoint::ModelCheckpoint;
 use nabla::train::{
-    EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, Splits, Trainer,
-    confusion_matrix, iterations_per_epoch,
+    EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH, Splits,
+    Trainer, confusion_matrix, iterations_per_epoch,
 };
 
+use super::distributed::World;
 use super::hints;
 use super::plot::{self, History};
 
@@ -288,6 +289,11 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
 
+    /// Under `mpirun` (a build with `--features mpi`): seconds a rank waits for another before
+    /// it stops the whole run (longer than any evaluation or checkpoint pause).
+    #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = parse_timeout)]
+    pub mpi_timeout: f64,
+
     /// Write the run's metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
@@ -335,6 +341,15 @@ pub struct TrainArgs {
 }
 
 /// Parses `--delimiter`: one ASCII character, or `tab`.
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e6 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 1e6"
+        )),
+    }
+}
+
 fn parse_delimiter(s: &str) -> Result<u8, String> {
     match s {
         "tab" | "\\t" | "\t" => Ok(b'\t'),
@@ -566,6 +581,7 @@ impl Progress {
 /// Runs `nabla train`: the flags (or, with `--resume`, the checkpoint's settings) become one
 /// [`RunConfig`], resolved once the data is loaded; everything after reads only that.
 pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
+    let mut world = World::join(Duration::from_secs_f64(args.mpi_timeout))?;
     let (config, resume) = match &args.resume {
         Some(dir) => {
             let (config, ckpt) = resumed(dir)?;
@@ -573,9 +589,18 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         }
         None => (args.config(), None),
     };
-    let run_dir = run_folder(&config.output)?;
+    // Rank 0 checks the output paths before any rank loads data.
+    let run_dir = match world.is_root() {
+        true => run_folder(&config.output),
+        false => Ok(None),
+    };
+    if !world.agree(run_dir.is_ok())? {
+        run_dir?;
+        anyhow::bail!("rank 0 could not start the run (its message says why)");
+    }
+    let run_dir = run_dir?;
     let data = config.load_data()?;
-    for w in &data.warnings {
+    for w in data.warnings.iter().filter(|_| world.is_root()) {
         eprintln!("warning: {w}");
     }
     let config = config.resolve(data.train.len());
@@ -601,9 +626,19 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
             "warning: --early-stopping without --val-split watches the test loss, so the test set also picks the epoch; add --val-split 0.1 for an unbiased test score"
         );
     }
-    print_setup(&config, &data, &spec, &model, &optimizer)?;
+    print_setup(&config, &data, &spec, &model, &optimizer, &world)?;
     let base_lr = optimizer.learning_rate();
-    let report = fit(&config, &data, &mut model, &mut optimizer, resume_state)?;
+    let report = fit(
+        &config,
+        &data,
+        &mut model,
+        &mut optimizer,
+        resume_state,
+        &mut world,
+    )?;
+    if !world.is_root() {
+        return Ok(());
+    }
     let finished = Finished {
         config: &config,
         data: &data,
@@ -685,6 +720,7 @@ fn print_setup(
     spec: &ModelSpec,
     model: &Network,
     optimizer: &Optimizer,
+    world: &World,
 ) -> Result<()> {
     let mut out = super::Stdout::lock();
     let train = &data.train;
@@ -718,16 +754,23 @@ fn print_setup(
         model.params().count()
     )?;
     let tc = config.train_config();
+    let workers = match world.size {
+        1 => format!(
+            "{} thread{}",
+            tc.threads,
+            if tc.threads == 1 { "" } else { "s" }
+        ),
+        _ => world.describe(tc.threads, tc.batch_size.div_ceil(MICRO_BATCH)),
+    };
     writeln!(
         out,
-        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3} epochs, {4}, {5} thread{6}, seed {7}",
+        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3} epochs, {4}, {5}, seed {6}",
         tc.batch_size,
         iterations_per_epoch(train.len(), tc.batch_size),
         train.len(),
         tc.epochs,
         describe_optimizer(config, optimizer),
-        tc.threads,
-        if tc.threads == 1 { "" } else { "s" },
+        workers,
         tc.seed
     )?;
     Ok(())
@@ -766,10 +809,14 @@ fn fit(
     model: &mut Network,
     optimizer: &mut Optimizer,
     resume_state: Option<FitState>,
+    world: &mut World,
 ) -> Result<FitReport> {
     let tc = config.train_config();
     let epochs = tc.epochs;
     let mut trainer = Trainer::new(tc)?;
+    if let Some(group) = world.take_group() {
+        trainer = trainer.distributed(group);
+    }
     let progress = std::cell::RefCell::new(Progress {
         terminal: !config.output.quiet && std::io::stdout().is_terminal(),
         verbose: config.output.verbose,
@@ -779,7 +826,11 @@ fn fit(
         loss_sum: 0.0,
         epochs,
     });
-    let checkpoint_dir = config.output.checkpoint_dir.clone();
+    let checkpoint_dir = config
+        .output
+        .checkpoint_dir
+        .clone()
+        .filter(|_| world.is_root());
     let hooks = Hooks::new()
         .on_iteration(|it| progress.borrow_mut().iteration(it))
         .on_epoch(|m| progress.borrow_mut().epoch(&epoch_line(m, epochs)))

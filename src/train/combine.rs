@@ -1,0 +1,190 @@
+//! One step's micro-batch results, combined across the ranks of a distributed run in the order
+//! one process combines them (see [`crate::dist`]): the loss sum and correct count, the
+//! batch-norm running statistics, and the gradient sum, each reduced along the chain of ranks
+//! `0 → 1 → … → N − 1` and broadcast back along the ring `N − 1 → 0 → … → N − 2`.
+
+use super::MICRO_BATCH;
+use super::fit::{StepStats, apply};
+use crate::autograd::Grads;
+use crate::data::Dataset;
+use crate::dist::{Collective, broadcast, share, sum_in_order};
+use crate::error::NablaError;
+use crate::loss::Loss;
+use crate::nn::{BatchStats, Buffers, Dtype, Module, Network};
+use crate::optim::Optimizer;
+
+/// What this rank's micro-batches of one step produced.
+pub(crate) struct Local<'a> {
+    /// Each micro-batch's summed loss and count of correct answers, in order.
+    pub results: &'a [(f64, usize)],
+    /// Each micro-batch's batch-norm statistics, in order.
+    pub stats: &'a [&'a BatchStats],
+    /// Each micro-batch's gradients, in order.
+    pub grads: &'a [Grads],
+}
+
+/// The step's totals, the same on every rank.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Totals {
+    /// Sum of every micro-batch's summed loss, in micro-batch order.
+    pub loss_sum: f64,
+    /// Samples classified correctly.
+    pub correct: usize,
+}
+
+/// Combines the loss sums and correct counts of every rank.
+pub(crate) fn totals(group: &mut dyn Collective, local: &Local) -> Result<Totals, NablaError> {
+    let (rank, size) = (group.rank(), group.size());
+    // `Sum for f64` starts from -0.0 (the exact identity); so does the chain.
+    let mut h = [-0.0f64, 0.0];
+    if rank > 0 {
+        group.receive_f64(rank - 1, &mut h)?;
+    }
+    for &(loss, correct) in local.results {
+        h[0] += loss;
+        h[1] += correct as f64;
+    }
+    if rank + 1 < size {
+        group.send_f64(rank + 1, &h)?;
+    }
+    broadcast_f64(group, &mut h)?;
+    Ok(Totals {
+        loss_sum: h[0],
+        correct: h[1] as usize,
+    })
+}
+
+/// Folds every rank's batch statistics into the running statistics of `model`, in order.
+pub(crate) fn fold_stats<M: Module>(
+    group: &mut dyn Collective,
+    model: &mut Network<M>,
+    local: &Local,
+) -> Result<(), NablaError> {
+    let (rank, size) = (group.rank(), group.size());
+    let buffers = model.buffers_mut();
+    if !buffers.ids().any(|id| buffers.dtype(id) == Dtype::F32) {
+        return Ok(());
+    }
+    if rank > 0 {
+        each_f32(buffers, |b| group.receive(rank - 1, b))?;
+    }
+    for stats in local.stats {
+        stats.fold_into(buffers);
+    }
+    if rank + 1 < size {
+        each_f32(buffers, |b| group.send(rank + 1, b))?;
+    }
+    each_f32(buffers, |b| broadcast(group, b))
+}
+
+/// Calls `f` on every `f32` buffer's values, in buffer order.
+fn each_f32(
+    buffers: &mut Buffers,
+    mut f: impl FnMut(&mut [f32]) -> Result<(), NablaError>,
+) -> Result<(), NablaError> {
+    let ids: Vec<_> = buffers
+        .ids()
+        .filter(|&id| buffers.dtype(id) == Dtype::F32)
+        .collect();
+    for id in ids {
+        f(buffers.get_mut(id).data_mut())?;
+    }
+    Ok(())
+}
+
+/// Writes into `sum` the sum over every rank's micro-batch gradients, added in micro-batch
+/// order exactly as [`crate::optim::Optimizer::step_sum`] adds them in one process.
+pub(crate) fn sum_gradients(
+    group: &mut dyn Collective,
+    local: &Local,
+    sum: &mut Grads,
+) -> Result<(), NablaError> {
+    let mut mine: Vec<&[f32]> = Vec::with_capacity(local.grads.len());
+    for (p, out) in sum.tensors_mut().iter_mut().enumerate() {
+        mine.clear();
+        mine.extend(local.grads.iter().map(|g| g.tensors()[p].data()));
+        sum_in_order(group, &mine, out.data_mut())?;
+    }
+    Ok(())
+}
+
+/// [`crate::dist::broadcast`] for a few `f64` values.
+fn broadcast_f64(group: &mut dyn Collective, data: &mut [f64]) -> Result<(), NablaError> {
+    let (rank, size) = (group.rank(), group.size());
+    let root = size - 1;
+    if rank != root {
+        group.receive_f64(if rank == 0 { root } else { rank - 1 }, data)?;
+    }
+    let next = if rank == root { 0 } else { rank + 1 };
+    if next != root {
+        group.send_f64(next, data)?;
+    }
+    Ok(())
+}
+
+impl super::Trainer {
+    /// [`super::Trainer::step_with`] as one rank of a distributed run: this rank's share of
+    /// the micro-batches, then the results of every rank combined in the one-process order.
+    pub(super) fn step_distributed<M: Module>(
+        &mut self,
+        model: &mut Network<M>,
+        optimizer: &mut Optimizer,
+        data: &Dataset,
+        loss: Loss,
+        batch: &[usize],
+    ) -> Result<StepStats, NablaError> {
+        let Some(mut group) = self.group.take() else {
+            return Err(NablaError::Distributed("not a distributed trainer".into()));
+        };
+        let result = self.combined_step(&mut *group, model, optimizer, data, loss, batch);
+        self.group = Some(group);
+        result
+    }
+
+    fn combined_step<M: Module>(
+        &mut self,
+        group: &mut dyn Collective,
+        model: &mut Network<M>,
+        optimizer: &mut Optimizer,
+        data: &Dataset,
+        loss: Loss,
+        batch: &[usize],
+    ) -> Result<StepStats, NablaError> {
+        let k = batch.len().div_ceil(MICRO_BATCH);
+        let mine = share(k, group.rank(), group.size());
+        let n = mine.len();
+        self.grow(n, model);
+        let mut sum = match self.sum.take() {
+            Some(sum) => sum,
+            None => Grads::zeros_like(model.params()),
+        };
+        self.micro_batches(model, data, loss, batch, mine)?;
+        let workers = &self.workers[..n];
+        let results: Vec<(f64, usize)> = workers.iter().map(|w| (w.loss_sum, w.correct)).collect();
+        let stats: Vec<&BatchStats> = workers.iter().map(|w| &w.stats).collect();
+        let local = Local {
+            results: &results,
+            stats: &stats,
+            grads: &self.grads[..n],
+        };
+        let t = totals(group, &local)?;
+        let mut step = StepStats {
+            loss: t.loss_sum / batch.len() as f64,
+            correct: t.correct,
+            finite_gradient: true,
+        };
+        if step.loss.is_finite() {
+            fold_stats(group, model, &local)?;
+            sum_gradients(group, &local, &mut sum)?;
+            step.finite_gradient = apply(
+                &self.config,
+                &self.pool,
+                model,
+                optimizer,
+                std::slice::from_ref(&sum),
+            );
+        }
+        self.sum = Some(sum);
+        Ok(step)
+    }
+}

@@ -1,0 +1,184 @@
+//! Data-parallel training is bit-identical to one process: ranks run as threads joined by
+//! channels ([`LocalGroup`], the same `Collective` seam MPI uses), and every rank ends with the
+//! weights, running statistics and per-epoch metrics of the one-process run with the same
+//! seed, for 1–4 ranks and 1 or 2 threads per rank.
+
+use std::time::Duration;
+
+use nabla::dist::{Collective, LocalGroup};
+use nabla::prelude::*;
+use nabla::train::{FitReport, MICRO_BATCH};
+
+/// 1,100 training rows in batches of 512: 8 micro-batches per full batch (at least 2 per rank
+/// for 4 ranks) and a partial last batch of 76 rows (2 micro-batches, the second partial), so
+/// identity cannot hold by accident.
+fn digits() -> (Dataset, Dataset) {
+    let d = builtin::digits().unwrap();
+    let train: Vec<usize> = (0..1100).collect();
+    let test: Vec<usize> = (1100..d.len()).collect();
+    (d.subset(&train, "train"), d.subset(&test, "test"))
+}
+
+/// Batch norm (running statistics folded across ranks) and dropout (masks per micro-batch).
+fn network() -> Network {
+    let spec = ModelSpec::mlp_with(64, &[48, 32], Activation::Relu, 10, true, 0.1);
+    Network::from_spec(&spec, 7).unwrap()
+}
+
+fn config(threads: usize, clip: bool) -> TrainConfig {
+    let mut c = TrainConfig::new(3, 512, 11, threads);
+    if clip {
+        c.clip_grad_norm = Some(0.5);
+    }
+    c
+}
+
+/// Every tensor (parameters and buffers) as raw bits, by name.
+fn bits(model: &Network) -> Vec<(String, Vec<u32>)> {
+    model
+        .tensors()
+        .iter()
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.data.iter().map(|v| v.to_bits()).collect(),
+            )
+        })
+        .collect()
+}
+
+fn optimizer(adam: bool) -> Optimizer {
+    if adam {
+        Optimizer::Adam(Adam::new(0.01))
+    } else {
+        Optimizer::Sgd(Sgd::new(0.1, 0.9))
+    }
+}
+
+fn train_one(
+    threads: usize,
+    adam: bool,
+    clip: bool,
+    group: Option<Box<dyn Collective>>,
+) -> (Vec<(String, Vec<u32>)>, FitReport) {
+    let (train, test) = digits();
+    let mut model = network();
+    let mut opt = optimizer(adam);
+    let mut trainer = Trainer::new(config(threads, clip)).unwrap();
+    if let Some(group) = group {
+        trainer = trainer.distributed(group);
+    }
+    let report = trainer
+        .fit(
+            &mut model,
+            &mut opt,
+            Splits::new(&train, &test),
+            Hooks::new(),
+        )
+        .unwrap();
+    (bits(&model), report)
+}
+
+fn train_group(
+    size: usize,
+    threads: usize,
+    adam: bool,
+    clip: bool,
+) -> Vec<(Vec<(String, Vec<u32>)>, FitReport)> {
+    let members = LocalGroup::new(size, Duration::from_secs(60));
+    let handles: Vec<_> = members
+        .into_iter()
+        .map(|m| std::thread::spawn(move || train_one(threads, adam, clip, Some(Box::new(m)))))
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+fn same_history(a: &FitReport, b: &FitReport, what: &str) {
+    assert_eq!(a.history.len(), b.history.len(), "{what}");
+    for (x, y) in a.history.iter().zip(&b.history) {
+        assert_eq!(x.train_loss.to_bits(), y.train_loss.to_bits(), "{what}");
+        assert_eq!(x.train_accuracy, y.train_accuracy, "{what}");
+        assert_eq!(x.test_loss.to_bits(), y.test_loss.to_bits(), "{what}");
+        assert_eq!(x.test_accuracy, y.test_accuracy, "{what}");
+    }
+}
+
+#[test]
+fn the_batches_are_big_enough_to_split() {
+    assert_eq!(MICRO_BATCH, 64);
+    assert_eq!(512 / MICRO_BATCH, 8);
+    assert_eq!(1100 % 512, 76);
+}
+
+#[test]
+fn any_number_of_ranks_trains_the_one_process_weights() {
+    for adam in [false, true] {
+        let (single, report) = train_one(1, adam, false, None);
+        for size in [1, 2, 3, 4] {
+            for threads in [1, 2] {
+                let what = format!("adam {adam}, {size} ranks × {threads} threads");
+                for (rank, (w, r)) in train_group(size, threads, adam, false)
+                    .into_iter()
+                    .enumerate()
+                {
+                    assert!(w == single, "{what}: rank {rank}'s weights differ");
+                    same_history(&r, &report, &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gradient_clipping_sees_the_whole_batch() {
+    let (single, _) = train_one(2, false, true, None);
+    for (rank, (w, _)) in train_group(3, 1, false, true).into_iter().enumerate() {
+        assert!(w == single, "rank {rank}'s weights differ with clipping");
+    }
+}
+
+#[test]
+fn a_rank_that_stops_is_named_by_the_others() {
+    let mut members = LocalGroup::new(2, Duration::from_secs(5));
+    let second = members.pop().unwrap();
+    let first = members.pop().unwrap();
+    drop(second);
+    let (train, test) = digits();
+    let mut model = network();
+    let mut opt = optimizer(false);
+    let err = Trainer::new(config(1, false))
+        .unwrap()
+        .distributed(Box::new(first))
+        .fit(
+            &mut model,
+            &mut opt,
+            Splits::new(&train, &test),
+            Hooks::new(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("rank 1"), "{err}");
+}
+
+#[test]
+fn a_silent_rank_times_out() {
+    let mut members = LocalGroup::new(2, Duration::from_millis(300));
+    let second = members.pop().unwrap();
+    let first = members.pop().unwrap();
+    let (train, test) = digits();
+    let mut model = network();
+    let mut opt = optimizer(false);
+    let started = std::time::Instant::now();
+    let err = Trainer::new(config(1, false))
+        .unwrap()
+        .distributed(Box::new(first))
+        .fit(
+            &mut model,
+            &mut opt,
+            Splits::new(&train, &test),
+            Hooks::new(),
+        )
+        .unwrap_err();
+    drop(second);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(err.to_string().contains("rank 1 sent nothing"), "{err}");
+}
