@@ -33,8 +33,11 @@ fn config(threads: usize, clip: bool) -> TrainConfig {
     c
 }
 
+/// Tensor names and raw bits.
+type Bits = Vec<(String, Vec<u32>)>;
+
 /// Every tensor (parameters and buffers) as raw bits, by name.
-fn bits(model: &Network) -> Vec<(String, Vec<u32>)> {
+fn bits(model: &Network) -> Bits {
     model
         .tensors()
         .iter()
@@ -60,7 +63,7 @@ fn train_one(
     adam: bool,
     clip: bool,
     group: Option<Box<dyn Collective>>,
-) -> (Vec<(String, Vec<u32>)>, FitReport) {
+) -> (Bits, FitReport) {
     let (train, test) = digits();
     let mut model = network();
     let mut opt = optimizer(adam);
@@ -79,12 +82,7 @@ fn train_one(
     (bits(&model), report)
 }
 
-fn train_group(
-    size: usize,
-    threads: usize,
-    adam: bool,
-    clip: bool,
-) -> Vec<(Vec<(String, Vec<u32>)>, FitReport)> {
+fn train_group(size: usize, threads: usize, adam: bool, clip: bool) -> Vec<(Bits, FitReport)> {
     let members = LocalGroup::new(size, Duration::from_secs(60));
     let handles: Vec<_> = members
         .into_iter()

@@ -8,8 +8,7 @@ mod common;
 use common::temp_dir;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 /// Built-in digits (1,437 training rows) in batches of 512: 8 micro-batches per full batch (2
 /// per rank for 4 ranks) and a partial last batch of 413 rows; batch norm, dropout and a
@@ -42,218 +41,219 @@ fn flags(dir: &Path, tag: &str, threads: usize) -> Vec<String> {
     f
 }
 
+/// The runs under `mpirun` (a build with `--features mpi`).
 #[cfg(feature = "mpi")]
-fn mpirun(ranks: usize, args: &[String]) -> Command {
-    let mut c = Command::new("mpirun");
-    c.args(["--oversubscribe", "-np", &ranks.to_string()])
-        .arg(env!("CARGO_BIN_EXE_nabla"))
-        .args(args)
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
-        .env("OMPI_MCA_mpi_yield_when_idle", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
-    c
-}
+mod ranks {
+    use super::*;
+    use std::process::{Output, Stdio};
+    use std::time::{Duration, Instant};
 
-fn ok(out: Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+    fn mpirun(ranks: usize, args: &[String]) -> Command {
+        let mut c = Command::new("mpirun");
+        c.args(["--oversubscribe", "-np", &ranks.to_string()])
+            .arg(env!("CARGO_BIN_EXE_nabla"))
+            .args(args)
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+            .env("OMPI_MCA_mpi_yield_when_idle", "1")
+            .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
+        c
+    }
 
-/// The model's tensor bytes: the file after its JSON header, which holds the timings.
-fn tensors(path: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    bytes[8 + n..].to_vec()
-}
+    fn ok(out: Output, what: &str) -> String {
+        assert!(
+            out.status.success(),
+            "{what}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 
-/// The per-epoch metrics without the timings.
-fn epochs(path: &Path) -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    v["epochs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let mut e = e.clone();
-            e.as_object_mut().unwrap().remove("seconds");
-            e
-        })
-        .collect()
-}
+    /// The model's tensor bytes: the file after its JSON header, which holds the timings.
+    fn tensors(path: &Path) -> Vec<u8> {
+        let bytes = std::fs::read(path).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        bytes[8 + n..].to_vec()
+    }
 
-fn single(dir: &Path) -> (Vec<u8>, Vec<serde_json::Value>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nabla"))
-        .args(flags(dir, "single", 2))
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    ok(out, "one process");
-    (
-        tensors(&dir.join("single.safetensors")),
-        epochs(&dir.join("single.json")),
-    )
-}
+    /// The per-epoch metrics without the timings.
+    fn epochs(path: &Path) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        v["epochs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e.as_object_mut().unwrap().remove("seconds");
+                e
+            })
+            .collect()
+    }
 
-#[cfg(feature = "mpi")]
-#[test]
-fn one_two_and_four_ranks_train_the_one_process_bits() {
-    let dir = temp_dir("ranks");
-    let (weights, history) = single(&dir);
-    for (ranks, threads) in [(1, 2), (2, 1), (2, 2), (4, 1)] {
-        let tag = format!("np{ranks}t{threads}");
-        let out = mpirun(ranks, &flags(&dir, &tag, threads))
-            .current_dir(&dir)
+    fn single(dir: &Path) -> (Vec<u8>, Vec<serde_json::Value>) {
+        let out = Command::new(env!("CARGO_BIN_EXE_nabla"))
+            .args(flags(dir, "single", 2))
+            .current_dir(dir)
             .output()
             .unwrap();
-        let stdout = ok(out, &tag);
-        if ranks > 1 {
-            assert!(
-                stdout.contains(&format!("{ranks} MPI ranks × {threads} thread")),
-                "{stdout}"
-            );
+        ok(out, "one process");
+        (
+            tensors(&dir.join("single.safetensors")),
+            epochs(&dir.join("single.json")),
+        )
+    }
+
+    #[test]
+    fn one_two_and_four_ranks_train_the_one_process_bits() {
+        let dir = temp_dir("ranks");
+        let (weights, history) = single(&dir);
+        for (ranks, threads) in [(1, 2), (2, 1), (2, 2), (4, 1)] {
+            let tag = format!("np{ranks}t{threads}");
+            let out = mpirun(ranks, &flags(&dir, &tag, threads))
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            let stdout = ok(out, &tag);
+            if ranks > 1 {
+                assert!(
+                    stdout.contains(&format!("{ranks} MPI ranks × {threads} thread")),
+                    "{stdout}"
+                );
+            }
+            let file = dir.join(format!("{tag}.safetensors"));
+            assert!(tensors(&file) == weights, "{tag}: the weights differ");
+            assert_eq!(epochs(&dir.join(format!("{tag}.json"))), history, "{tag}");
+            // Only rank 0 prints: one "done" line.
+            assert_eq!(stdout.matches("done:").count(), 1, "{stdout}");
         }
-        let file = dir.join(format!("{tag}.safetensors"));
-        assert!(tensors(&file) == weights, "{tag}: the weights differ");
-        assert_eq!(epochs(&dir.join(format!("{tag}.json"))), history, "{tag}");
-        // Only rank 0 prints: one "done" line.
-        assert_eq!(stdout.matches("done:").count(), 1, "{stdout}");
     }
-}
 
-/// The pid of rank `rank` among the processes whose command line holds `marker`.
-#[cfg(feature = "mpi")]
-fn rank_pid(marker: &str, rank: usize) -> Option<u32> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains(marker)
-            && !cmd.contains("mpirun")
-            && String::from_utf8_lossy(&env).contains(&format!("OMPI_COMM_WORLD_RANK={rank}\0"))
-        {
-            return Some(pid);
+    /// The pid of rank `rank` among the processes whose command line holds `marker`.
+    fn rank_pid(marker: &str, rank: usize) -> Option<u32> {
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let env = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains(marker)
+                && !cmd.contains("mpirun")
+                && String::from_utf8_lossy(&env).contains(&format!("OMPI_COMM_WORLD_RANK={rank}\0"))
+            {
+                return Some(pid);
+            }
         }
+        None
     }
-    None
-}
 
-/// Starts `ranks` ranks checkpointing into `dir/ckpt`, waits for the first checkpoint, sends
-/// `signal` to rank 1 and returns how long the run took to end and what it printed.
-#[cfg(feature = "mpi")]
-fn break_a_rank(dir: &Path, ranks: usize, signal: &str, extra: &[&str]) -> (Duration, String) {
-    let mut args = flags(dir, "broken", 1);
-    args.extend([
-        "--checkpoint-dir".into(),
-        dir.join("ckpt").display().to_string(),
-    ]);
-    args.extend([
-        "--batch-size".into(),
-        "128".into(),
-        "--epochs".into(),
-        "100".into(),
-    ]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let child = mpirun(ranks, &args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let marker = dir.join("broken.safetensors").display().to_string();
-    let started = Instant::now();
-    while std::fs::read_dir(dir.join("ckpt")).map_or(true, |d| d.count() == 0) {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = rank_pid(&marker, 1).expect("rank 1 is running");
-    let hit = Instant::now();
-    Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (hit.elapsed(), text)
-}
-
-#[cfg(feature = "mpi")]
-#[test]
-fn a_dead_rank_stops_the_run_and_its_checkpoint_resumes_with_other_ranks() {
-    let dir = temp_dir("dead");
-    let (elapsed, text) = break_a_rank(&dir, 2, "-KILL", &[]);
-    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}: {text}");
-    assert!(text.contains("rank 1"), "{text}");
-
-    // The reference: the same 100 epochs in one process.
-    let mut args = flags(&dir, "whole", 2);
-    args.extend([
-        "--batch-size".into(),
-        "128".into(),
-        "--epochs".into(),
-        "100".into(),
-    ]);
-    ok(
-        Command::new(env!("CARGO_BIN_EXE_nabla"))
-            .args(&args)
-            .output()
-            .unwrap(),
-        "whole",
-    );
-    let resumed = mpirun(
-        4,
-        &[
-            "train".into(),
-            "--resume".into(),
+    /// Starts `ranks` ranks checkpointing into `dir/ckpt`, waits for the first checkpoint, sends
+    /// `signal` to rank 1 and returns how long the run took to end and what it printed.
+    fn break_a_rank(dir: &Path, ranks: usize, signal: &str, extra: &[&str]) -> (Duration, String) {
+        let mut args = flags(dir, "broken", 1);
+        args.extend([
+            "--checkpoint-dir".into(),
             dir.join("ckpt").display().to_string(),
-        ],
-    )
-    .current_dir(&dir)
-    .output()
-    .unwrap();
-    ok(resumed, "resume with 4 ranks");
-    assert!(
-        tensors(&dir.join("broken.safetensors")) == tensors(&dir.join("whole.safetensors")),
-        "the resumed weights differ"
-    );
-}
+        ]);
+        args.extend([
+            "--batch-size".into(),
+            "128".into(),
+            "--epochs".into(),
+            "100".into(),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = mpirun(ranks, &args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let marker = dir.join("broken.safetensors").display().to_string();
+        let started = Instant::now();
+        while std::fs::read_dir(dir.join("ckpt")).map_or(true, |d| d.count() == 0) {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "no checkpoint"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let pid = rank_pid(&marker, 1).expect("rank 1 is running");
+        let hit = Instant::now();
+        Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (hit.elapsed(), text)
+    }
 
-#[cfg(feature = "mpi")]
-#[test]
-fn a_hung_rank_is_noticed_within_the_timeout() {
-    let dir = temp_dir("hung");
-    let (elapsed, text) = break_a_rank(&dir, 2, "-STOP", &["--mpi-timeout", "3"]);
-    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {text}");
-    assert!(text.contains("rank 1 did not"), "{text}");
-}
+    #[test]
+    fn a_dead_rank_stops_the_run_and_its_checkpoint_resumes_with_other_ranks() {
+        let dir = temp_dir("dead");
+        let (elapsed, text) = break_a_rank(&dir, 2, "-KILL", &[]);
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}: {text}");
+        assert!(text.contains("rank 1"), "{text}");
 
-#[cfg(feature = "mpi")]
-#[test]
-fn rank_zero_checks_the_outputs_before_anyone_loads_data() {
-    let dir = temp_dir("preflight");
-    let mut args = flags(&dir, "x", 1);
-    args.extend(["--run-dir".into(), "/proc/forbidden/run".into()]);
-    args.retain(|a| a != "--no-save");
-    let started = Instant::now();
-    let out = mpirun(2, &args).current_dir(&dir).output().unwrap();
-    assert!(!out.status.success());
-    assert!(started.elapsed() < Duration::from_secs(20));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/proc/forbidden/run"), "{err}");
+        // The reference: the same 100 epochs in one process.
+        let mut args = flags(&dir, "whole", 2);
+        args.extend([
+            "--batch-size".into(),
+            "128".into(),
+            "--epochs".into(),
+            "100".into(),
+        ]);
+        ok(
+            Command::new(env!("CARGO_BIN_EXE_nabla"))
+                .args(&args)
+                .output()
+                .unwrap(),
+            "whole",
+        );
+        let resumed = mpirun(
+            4,
+            &[
+                "train".into(),
+                "--resume".into(),
+                dir.join("ckpt").display().to_string(),
+            ],
+        )
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+        ok(resumed, "resume with 4 ranks");
+        assert!(
+            tensors(&dir.join("broken.safetensors")) == tensors(&dir.join("whole.safetensors")),
+            "the resumed weights differ"
+        );
+    }
+
+    #[test]
+    fn a_hung_rank_is_noticed_within_the_timeout() {
+        let dir = temp_dir("hung");
+        let (elapsed, text) = break_a_rank(&dir, 2, "-STOP", &["--mpi-timeout", "3"]);
+        assert!(elapsed < Duration::from_secs(15), "{elapsed:?}: {text}");
+        assert!(text.contains("rank 1 did not"), "{text}");
+    }
+
+    #[test]
+    fn rank_zero_checks_the_outputs_before_anyone_loads_data() {
+        let dir = temp_dir("preflight");
+        let mut args = flags(&dir, "x", 1);
+        args.extend(["--run-dir".into(), "/proc/forbidden/run".into()]);
+        args.retain(|a| a != "--no-save");
+        let started = Instant::now();
+        let out = mpirun(2, &args).current_dir(&dir).output().unwrap();
+        assert!(!out.status.success());
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("/proc/forbidden/run"), "{err}");
+    }
 }
 
 #[cfg(not(feature = "mpi"))]

@@ -65,7 +65,7 @@ impl Mpi {
             } else {
                 std::thread::sleep(Duration::from_micros(50));
             }
-            if polls % 64 == 0 && started.elapsed() > self.timeout {
+            if polls.is_multiple_of(64) && started.elapsed() > self.timeout {
                 eprintln!(
                     "error: rank {}: rank {peer} did not {what} within {:.0} s (the MPI timeout); stopping every rank",
                     self.world.rank(),
