@@ -70,6 +70,10 @@ fn main() -> ExitCode {
         {
             ExitCode::SUCCESS
         }
+        Err(e) if e.downcast_ref::<cli::signals::Interrupted>().is_some() => ExitCode::from(
+            e.downcast_ref::<cli::signals::Interrupted>()
+                .map_or(130, |i| i.0),
+        ),
         Err(e) => {
             // Library errors name settings by key; the user reads flags.
             eprintln!("error: {}", cli::hints::error_chain(&e));

@@ -1,6 +1,6 @@
 //! The typed run settings: `RunConfig` round-trips through TOML and JSON, and `--resume` rebuilds
-//! the run from the config stored in the checkpoint (or, for checkpoints written before configs
-//! were stored, from their command line).
+//! the run from the config stored in the checkpoint (checkpoints written before configs were
+//! stored, holding only a command line, are refused).
 
 mod common;
 use common::{nabla_in, temp_dir};
@@ -107,7 +107,9 @@ fn resume_rebuilds_the_run_from_the_stored_config() {
 }
 
 #[test]
-fn a_checkpoint_with_only_a_command_line_still_resumes() {
+fn a_checkpoint_with_only_a_command_line_is_refused_clearly() {
+    // Issue 13: a stored command line never drives a run (editing it redirected the writes);
+    // such checkpoints, from before typed settings were stored, are refused with a message.
     let dir = temp_dir("resume-argv");
     let file = one_epoch_checkpoint(&dir);
     edit_checkpoint(&file, |c| {
@@ -123,12 +125,12 @@ fn a_checkpoint_with_only_a_command_line_still_resumes() {
         map.insert("argv".into(), argv.into());
     });
     let out = nabla_in(&dir, &["train", "--resume", "ckpt"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("older nabla") && stderr.contains("never replayed"),
+        "{stderr}"
     );
-    assert!(stdout.contains("epoch 2/2"), "{stdout}");
+    assert!(!dir.join("ckpt").join("epoch-00002.safetensors").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -150,27 +150,98 @@ impl RawTable {
 /// Reads a CSV file (gzip-compressed if it starts with the gzip magic bytes, whatever its name).
 pub fn read(path: &Path, options: &CsvOptions) -> Result<RawTable, NablaError> {
     let file = File::open(path).map_err(|e| NablaError::io(path, e))?;
-    read_from(path, file, options)
+    let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX / 2);
+    read_from(path, file, size, options)
 }
 
 /// Reads CSV bytes already in memory; `name` is used in messages. The fuzz targets and the
 /// built-in dataset come in here.
 pub fn read_bytes(name: &Path, bytes: &[u8], options: &CsvOptions) -> Result<RawTable, NablaError> {
-    read_from(name, bytes, options)
+    read_from(name, bytes, bytes.len() as u64, options)
+}
+
+/// The longest line read: real rows are kilobytes (a 300,000-column header is 2.3 MB); a longer
+/// "line" is a file that is not CSV (a sparse file, a binary), refused before it fills memory.
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
+/// A gzip file may decompress to at most this many times its size (or 64 MiB, if more):
+/// CSV text compresses about 3-10×; a stream far beyond that is a decompression bomb.
+pub const MAX_GZIP_RATIO: u64 = 200;
+
+/// Why reading stopped at a limit.
+#[derive(Debug)]
+struct Limit(String);
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Limit {}
+
+/// Passes bytes through, failing past [`MAX_LINE_BYTES`] without a line break or past `total`
+/// bytes in all.
+struct Limited<R> {
+    inner: R,
+    line: u64,
+    read: u64,
+    total: u64,
+    total_name: &'static str,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.total {
+            return Err(std::io::Error::other(Limit(format!(
+                "more than {} bytes {} (MAX_GZIP_RATIO: {MAX_GZIP_RATIO}× the file, at least 64 MiB); refusing a decompression bomb",
+                self.total, self.total_name
+            ))));
+        }
+        match buf[..n].iter().rposition(|&b| b == b'\n') {
+            Some(i) => self.line = (n - 1 - i) as u64,
+            None => self.line += n as u64,
+        }
+        if self.line > MAX_LINE_BYTES {
+            return Err(std::io::Error::other(Limit(format!(
+                "a line longer than {MAX_LINE_BYTES} bytes (MAX_LINE_BYTES); not a CSV file?"
+            ))));
+        }
+        Ok(n)
+    }
+}
+
+fn limited<R: Read>(inner: R, total: u64, total_name: &'static str) -> Limited<R> {
+    Limited {
+        inner,
+        line: 0,
+        read: 0,
+        total,
+        total_name,
+    }
 }
 
 /// How much of the file is looked at to detect gzip and the delimiter.
 const PEEK: usize = 64 * 1024;
 
-fn read_from(path: &Path, mut r: impl Read, options: &CsvOptions) -> Result<RawTable, NablaError> {
+fn read_from(
+    path: &Path,
+    r: impl Read,
+    size: u64,
+    options: &CsvOptions,
+) -> Result<RawTable, NablaError> {
+    let mut r = limited(r, u64::MAX, "read");
     let mut head = Vec::with_capacity(PEEK);
     (&mut r)
         .take(PEEK as u64)
         .read_to_end(&mut head)
         .map_err(|e| NablaError::io(path, e))?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        let gz = MultiGzDecoder::new(Cursor::new(head).chain(r));
-        let mut r = gz;
+        let gz = MultiGzDecoder::new(Cursor::new(head).chain(r.inner));
+        let total = size.saturating_mul(MAX_GZIP_RATIO).max(64 << 20);
+        let mut r = limited(gz, total, "decompressed");
         let mut head = Vec::with_capacity(PEEK);
         if let Err(e) = (&mut r).take(PEEK as u64).read_to_end(&mut head) {
             let line = head.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -183,6 +254,9 @@ fn read_from(path: &Path, mut r: impl Read, options: &CsvOptions) -> Result<RawT
 }
 
 fn read_error(path: &Path, line: usize, e: std::io::Error) -> NablaError {
+    if let Some(limit) = e.get_ref().and_then(|i| i.downcast_ref::<Limit>()) {
+        return NablaError::data(path, format!("line {line}"), limit.to_string());
+    }
     NablaError::data(
         path,
         format!("line {line}"),
@@ -394,8 +468,9 @@ fn first_kind(cell: &[u8]) -> Result<bool, Message> {
     Ok(numeric)
 }
 
-/// A numeric column's cell: a finite number within `f32`'s range.
-fn number(cell: &[u8]) -> Result<f64, Message> {
+/// A numeric column's cell: a finite number within `f32`'s range (the one rule for values,
+/// used for training data and for new rows alike).
+pub(crate) fn number(cell: &[u8]) -> Result<f64, Message> {
     let problem = match parse_number(cell) {
         Number::Value(v) => return Ok(v),
         Number::Infinite => "expected a finite number",
@@ -485,8 +560,9 @@ fn read_header(
     }
     let line = record.position().map_or(1, |p| p.line());
     let mut names = Vec::with_capacity(record.len());
+    let mut seen = std::collections::HashMap::with_capacity(record.len());
     for (i, raw) in record.iter().enumerate() {
-        let name = header_name(raw, &names)
+        let name = header_name(raw, &mut seen, i)
             .map_err(|m| NablaError::data(path, format!("line {line}, column {}", i + 1), m))?;
         names.push(name);
     }
@@ -507,8 +583,13 @@ fn read_header(
     Ok(Header { names, line })
 }
 
-/// One header cell as a column name, checked against the names before it.
-fn header_name(raw: &[u8], before: &[String]) -> Result<String, String> {
+/// One header cell (column `i`) as a column name, checked against the names before it
+/// (`seen`: name → column index, so the check is linear in the header's length).
+fn header_name(
+    raw: &[u8],
+    seen: &mut std::collections::HashMap<String, usize>,
+    i: usize,
+) -> Result<String, String> {
     let name = std::str::from_utf8(trim(raw)).map_err(|_| {
         format!(
             "header name {} is not valid UTF-8; expected a text header row (is this a CSV file?)",
@@ -518,12 +599,13 @@ fn header_name(raw: &[u8], before: &[String]) -> Result<String, String> {
     if name.is_empty() {
         return Err("empty header name, expected a column name".to_string());
     }
-    if let Some(j) = before.iter().position(|n| n == name) {
+    if let Some(j) = seen.get(name) {
         return Err(format!(
             "duplicate header name {name:?} (also column {}), expected unique names",
             j + 1
         ));
     }
+    seen.insert(name.to_string(), i);
     Ok(name.to_string())
 }
 

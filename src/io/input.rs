@@ -274,9 +274,7 @@ fn encode_row(
                 let v = if is_missing(raw) {
                     impute.ok_or_else(|| row.missing(name))?
                 } else {
-                    let text = row.text(i);
-                    text.parse::<f64>()
-                        .map_err(|_| row.error(name, format!("{text:?} is not a number")))?
+                    crate::data::csv::number(raw).map_err(|m| row.error(name, m))?
                 };
                 values.push(v as f32);
             }
@@ -336,9 +334,7 @@ fn push_target(
             classes.push(k as u32);
         }
         Targets::Values(values) => {
-            let v: f64 = text
-                .parse()
-                .map_err(|_| row.error(&target.name, format!("{text:?} is not a number")))?;
+            let v = crate::data::csv::number(row.raw(t)).map_err(|m| row.error(&target.name, m))?;
             values.push(v);
         }
     }

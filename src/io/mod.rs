@@ -5,6 +5,7 @@
 
 pub mod input;
 pub mod model_file;
+pub mod output;
 
 pub use model_file::{
     EXTRA_PREFIX, Extras, FORMAT, FORMAT_VERSION, Model, ModelFile, STATE_FORMAT, Scratch, decode,

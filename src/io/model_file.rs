@@ -22,7 +22,7 @@
 //! is allocated for it, every tensor's offsets against its dtype and shape and the data's size,
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,7 @@ pub const STATE_FORMAT: &str = "nabla-state";
 /// The `format_version` this build writes and reads.
 pub const FORMAT_VERSION: &str = "1";
 /// The largest header accepted (as the safetensors reference implementation: 100 MB).
-const MAX_HEADER: u64 = 100_000_000;
+const MAX_HEADER: u64 = 16 << 20;
 
 /// A model as stored: the network (spec, weights, running statistics), the preprocessing that
 /// turns a file's row into its input, and the training settings.
@@ -63,34 +63,9 @@ struct TensorInfo {
     data_offsets: [u64; 2],
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk
-/// (fsync), then renamed over `path`. A crash leaves either the old file or the new one.
+/// Writes `bytes` to `path` safely and atomically (see [`crate::io::output`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NablaError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| NablaError::Usage(format!("{}: not a file name", path.display())))?;
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(&tmp);
-        NablaError::io(path, e)
-    })
+    crate::io::output::write_atomic(path, bytes)
 }
 
 /// Tensors and metadata stored beside a model (checkpoints: optimizer state, best weights).
@@ -340,13 +315,40 @@ fn read_file(path: &Path) -> Result<Vec<u8>, NablaError> {
     let mut len = [0u8; 8];
     file.read_exact(&mut len)
         .map_err(|e| NablaError::io(path, e))?;
-    check_header_len(path, u64::from_le_bytes(len), size)?;
+    let n = u64::from_le_bytes(len);
+    check_header_len(path, n, size)?;
     // Bounded by the file's real size, never by a number read from it.
-    let mut all = Vec::with_capacity(size as usize);
+    let mut all = Vec::with_capacity(8 + n as usize);
     all.extend_from_slice(&len);
+    (&mut file)
+        .take(n)
+        .read_to_end(&mut all)
+        .map_err(|e| NablaError::io(path, e))?;
+    // Trailing bytes are refused before they are read (a huge sparse file costs nothing).
+    if let Some(end) = data_end(&all[8..]) {
+        let data = size - 8 - n;
+        if data > end {
+            return Err(trailing(path, data - end));
+        }
+    }
+    all.reserve_exact((size - 8 - n) as usize);
     file.read_to_end(&mut all)
         .map_err(|e| NablaError::io(path, e))?;
     Ok(all)
+}
+
+/// The end of the last tensor's data as the header says (`None` if the header does not parse:
+/// [`parse`] reports it).
+fn data_end(header: &[u8]) -> Option<u64> {
+    let header: BTreeMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    Some(
+        header
+            .iter()
+            .filter(|(n, _)| *n != "__metadata__")
+            .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+            .max()
+            .unwrap_or(0),
+    )
 }
 
 fn bad(path: &Path, location: &str, message: impl Into<String>) -> NablaError {
@@ -422,6 +424,7 @@ pub fn decode_with(path: &Path, bytes: &[u8]) -> Result<(ModelFile, Extras), Nab
             .map_err(|e| bad(path, "__metadata__.training", format!("invalid JSON: {e}")))?,
         None => serde_json::Value::Null,
     };
+    check_spec_fits(path, &spec, &tensors)?;
     let extras = take_extras(&mut tensors, metadata.clone());
     let mut network =
         Network::from_spec(&spec, 0).map_err(|e| bad(path, "__metadata__.spec", e.to_string()))?;
@@ -432,6 +435,35 @@ pub fn decode_with(path: &Path, bytes: &[u8]) -> Result<(ModelFile, Extras), Nab
         training,
     };
     Ok((file, extras))
+}
+
+/// The spec's tensors must fit in the file's network tensors before any is allocated (a spec
+/// saying `linear 4 → 4e9` in a small file is refused here, not by the allocator).
+fn check_spec_fits(
+    path: &Path,
+    spec: &ModelSpec,
+    tensors: &BTreeMap<String, RawTensor>,
+) -> Result<(), NablaError> {
+    let have: u64 = tensors
+        .iter()
+        .filter(|(n, _)| !n.starts_with(EXTRA_PREFIX))
+        .map(|(_, (_, _, raw))| raw.len() as u64)
+        .sum();
+    let need = spec
+        .layers
+        .iter()
+        .try_fold(0u64, |acc, l| acc.checked_add(l.tensor_bytes()?));
+    match need {
+        Some(need) if need <= have => Ok(()),
+        need => Err(bad(
+            path,
+            "__metadata__.spec",
+            format!(
+                "the spec's layers need {} bytes of tensors but the file holds {have}",
+                need.map_or("more than 2^64".to_string(), |n| n.to_string())
+            ),
+        )),
+    }
 }
 
 fn check_format(path: &Path, format: &str, version: &str) -> Result<(), NablaError> {
@@ -471,11 +503,24 @@ fn read_preprocess(path: &Path, json: &str, inputs: usize) -> Result<Preprocess,
             ),
         ));
     }
-    if let Some(s) = p.scale.iter().find(|s| !(s.is_finite() && **s != 0.0)) {
+    // Inputs are scaled in f32: each value must be a finite f32, and a scale non-zero in f32.
+    let f32_ok = |v: f64| (v as f32).is_finite();
+    if let Some(s) = p
+        .scale
+        .iter()
+        .find(|s| !(f32_ok(**s) && (**s as f32) != 0.0 && (1.0 / (**s as f32)).is_finite()))
+    {
         return Err(bad(
             path,
             at,
-            format!("scale {s} (must be a finite non-zero number)"),
+            format!("scale {s} (must be a finite non-zero number in f32)"),
+        ));
+    }
+    if let Some(c) = p.center.iter().find(|c| !f32_ok(**c)) {
+        return Err(bad(
+            path,
+            at,
+            format!("center {c} (must be a finite number in f32)"),
         ));
     }
     Ok(preprocess)
@@ -519,11 +564,51 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<Parsed<'a>, NablaError> {
         }
     };
     let mut tensors = BTreeMap::new();
+    let mut ranges = Vec::new();
     for (name, value) in header.into_iter().filter(|(n, _)| n != "__metadata__") {
-        let raw = tensor(path, &name, value, data)?;
+        let (raw, range) = tensor(path, &name, value, data)?;
+        ranges.push((range, name.clone()));
         tensors.insert(name, raw);
     }
+    check_layout(path, &mut ranges, data.len() as u64)?;
     Ok(Parsed { metadata, tensors })
+}
+
+/// Tensors may not share bytes, and nothing may follow the last one.
+fn check_layout(
+    path: &Path,
+    ranges: &mut [([u64; 2], String)],
+    data_len: u64,
+) -> Result<(), NablaError> {
+    ranges.sort();
+    for pair in ranges.windows(2) {
+        let ((a, a_name), (b, b_name)) = (&pair[0], &pair[1]);
+        if b[0] < a[1] && b[0] < b[1] && a[0] < a[1] {
+            return Err(bad(
+                path,
+                &format!("tensor {b_name}"),
+                format!(
+                    "offsets [{}, {}] overlap those of {a_name} [{}, {}]",
+                    b[0], b[1], a[0], a[1]
+                ),
+            ));
+        }
+    }
+    let end = ranges.iter().map(|(r, _)| r[1]).max().unwrap_or(0);
+    if end != data_len {
+        return Err(trailing(path, data_len - end));
+    }
+    Ok(())
+}
+
+fn trailing(path: &Path, extra: u64) -> NablaError {
+    bad(
+        path,
+        "file",
+        format!(
+            "{extra} bytes after the last tensor (trailing garbage, or not a nabla model file)"
+        ),
+    )
 }
 
 /// One header entry checked against the data: its dtype, shape and bytes.
@@ -532,7 +617,7 @@ fn tensor<'a>(
     name: &str,
     value: serde_json::Value,
     data: &'a [u8],
-) -> Result<RawTensor<'a>, NablaError> {
+) -> Result<(RawTensor<'a>, [u64; 2]), NablaError> {
     let at = format!("tensor {name}");
     let info: TensorInfo = serde_json::from_value(value)
         .map_err(|e| bad(path, &at, format!("bad header entry: {e}")))?;
@@ -565,7 +650,8 @@ fn tensor<'a>(
             ),
         ));
     }
-    Ok((info.dtype, info.shape, &data[begin as usize..end as usize]))
+    let raw = &data[begin as usize..end as usize];
+    Ok(((info.dtype, info.shape, raw), [begin, end]))
 }
 
 fn f32s(raw: &[u8]) -> impl Iterator<Item = f32> + '_ {
@@ -628,7 +714,16 @@ fn fill<M: Module>(
             ));
         }
         match dtype {
-            Dtype::F32 => dst.iter_mut().zip(f32s(raw)).for_each(|(d, v)| *d = v),
+            Dtype::F32 => {
+                dst.iter_mut().zip(f32s(raw)).for_each(|(d, v)| *d = v);
+                if let Some(i) = dst.iter().position(|v| !v.is_finite()) {
+                    return Err(bad(
+                        path,
+                        &format!("tensor {name}"),
+                        format!("element {i} is {} (weights must be finite numbers)", dst[i]),
+                    ));
+                }
+            }
             Dtype::I64 => {
                 for (d, c) in dst.iter_mut().zip(raw.chunks_exact(8)) {
                     let mut b = [0u8; 8];

@@ -134,6 +134,21 @@ impl LayerSpec {
         }
     }
 
+    /// The bytes of the tensors this layer holds as F32 (`None` on overflow), known before
+    /// building it: a model file's data must hold at least this much before anything is
+    /// allocated for the layer.
+    pub fn tensor_bytes(&self) -> Option<u64> {
+        let elements = match *self {
+            LayerSpec::Linear { inputs, outputs } => (inputs as u64)
+                .checked_mul(outputs as u64)?
+                .checked_add(outputs as u64)?,
+            // weight, bias, running mean and variance.
+            LayerSpec::BatchNorm { features, .. } => (features as u64).checked_mul(4)?,
+            _ => 0,
+        };
+        elements.checked_mul(4)
+    }
+
     /// The activation layer for `f`.
     pub fn from_activation(f: Activation) -> Self {
         match f {

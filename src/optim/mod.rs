@@ -74,6 +74,38 @@ impl Optimizer {
         }
     }
 
+    /// Checks a saved state against the parameters it is to update: no buffers (no step taken
+    /// yet), or one per parameter of exactly the size this optimizer keeps for it. A state of
+    /// the wrong shape would otherwise be accepted and training would silently drift.
+    pub fn check_state(&self, state: &OptimizerState, params: &[Tensor]) -> Result<(), String> {
+        if state.buffers.is_empty() {
+            return Ok(());
+        }
+        let width = match self {
+            Optimizer::Sgd(o) => usize::from(o.momentum != 0.0),
+            Optimizer::Adam(_) | Optimizer::RmsProp(_) => 2,
+            Optimizer::Adagrad(_) => 1,
+        };
+        if state.buffers.len() != params.len() {
+            return Err(format!(
+                "{} optimizer buffers for {} parameter tensors",
+                state.buffers.len(),
+                params.len()
+            ));
+        }
+        for (k, (b, p)) in state.buffers.iter().zip(params).enumerate() {
+            if b.len() != p.len() * width {
+                return Err(format!(
+                    "optimizer buffer {k} holds {} values; {} expects {} for its parameter",
+                    b.len(),
+                    self.name(),
+                    p.len() * width
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one update to every parameter from its gradient, on the calling thread.
     /// Returns false (and leaves the affected chunks unchanged) if the gradient holds a NaN or
     /// an infinity.

@@ -39,8 +39,85 @@ struct Meta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     config: Option<RunConfig>,
     /// The command line that started the run: only in checkpoints from before `config`.
+    /// Never used to drive a run (such checkpoints are refused by the CLI).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     argv: Vec<String>,
+    /// The run this checkpoint belongs to (absent in checkpoints written before run ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    run_id: Option<String>,
+    /// The data the run trains on, when the writer gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<DataFingerprint>,
+}
+
+/// Which run a checkpoint belongs to, and the data it trained on: pruning touches only the
+/// run's own checkpoints, and a resume can tell when the data changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunIdentity {
+    /// A unique id of the run (see [`RunIdentity::new`]); empty for anonymous writers.
+    pub id: String,
+    /// The data's fingerprint, when known.
+    pub data: Option<DataFingerprint>,
+}
+
+impl RunIdentity {
+    /// A fresh run id (time and process id) with the data's fingerprint.
+    pub fn new(data: Option<DataFingerprint>) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Self {
+            id: format!("{nanos:x}-{:x}", std::process::id()),
+            data,
+        }
+    }
+}
+
+/// The size and a hash (64-bit FNV-1a, hex) of a run's data files, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// Total bytes.
+    pub size: u64,
+    /// FNV-1a of every byte, file after file.
+    pub hash: String,
+}
+
+impl DataFingerprint {
+    /// Fingerprints `files` (a folder stands for its files, sorted by name).
+    pub fn of(files: &[PathBuf]) -> Result<Self, NablaError> {
+        use std::io::Read;
+        let mut all = Vec::new();
+        for f in files {
+            match std::fs::read_dir(f) {
+                Ok(entries) => {
+                    let mut inner: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                    inner.sort();
+                    all.extend(inner.into_iter().filter(|p| p.is_file()));
+                }
+                Err(_) => all.push(f.clone()),
+            }
+        }
+        let (mut size, mut hash) = (0u64, 0xcbf2_9ce4_8422_2325u64);
+        let mut buf = vec![0u8; 1 << 16];
+        for path in all {
+            let mut file = std::fs::File::open(&path).map_err(|e| NablaError::io(&path, e))?;
+            loop {
+                let n = file.read(&mut buf).map_err(|e| NablaError::io(&path, e))?;
+                if n == 0 {
+                    break;
+                }
+                size += n as u64;
+                for &b in &buf[..n] {
+                    hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+        Ok(Self {
+            size,
+            hash: format!("{hash:016x}"),
+        })
+    }
 }
 
 /// A checkpoint read back: what [`crate::train::Trainer::resume`] needs to continue.
@@ -57,6 +134,8 @@ pub struct Checkpoint {
     /// Checkpoints written before `config` existed: the command line that started the run
     /// (empty otherwise).
     pub argv: Vec<String>,
+    /// The run it belongs to and its data (`id` empty in checkpoints from before run ids).
+    pub identity: RunIdentity,
 }
 
 /// A checkpoint of a model file's network, read back with the network itself.
@@ -91,6 +170,7 @@ fn epoch_of(path: &Path) -> Option<usize> {
 /// `preprocess`) with the checkpoint beside it. See [`save_state`].
 pub fn save(
     dir: &Path,
+    identity: &RunIdentity,
     state: &FitState,
     model: &Network<Sequential>,
     optimizer: &OptimizerState,
@@ -102,7 +182,7 @@ pub fn save(
         "config": config.settings_only(),
     });
     let metadata = model_file::model_metadata(model, preprocess, &training)?;
-    save_state(dir, state, model, optimizer, config, metadata)
+    save_state_as(dir, identity, state, model, optimizer, config, metadata)
 }
 
 /// Saves the state after an epoch of any network into `dir` (created if needed), atomically,
@@ -110,6 +190,21 @@ pub fn save(
 /// the file's header as it is. Returns the file written.
 pub fn save_state<M: Module>(
     dir: &Path,
+    state: &FitState,
+    model: &Network<M>,
+    optimizer: &OptimizerState,
+    config: &RunConfig,
+    metadata: BTreeMap<String, String>,
+) -> Result<PathBuf, NablaError> {
+    let anonymous = RunIdentity::default();
+    save_state_as(dir, &anonymous, state, model, optimizer, config, metadata)
+}
+
+/// [`save_state`] for the run `identity`: the file records it, and pruning deletes only this
+/// run's older checkpoints.
+pub fn save_state_as<M: Module>(
+    dir: &Path,
+    identity: &RunIdentity,
     state: &FitState,
     model: &Network<M>,
     optimizer: &OptimizerState,
@@ -130,17 +225,22 @@ pub fn save_state<M: Module>(
     if let Some((_, _, best)) = &state.best {
         best_tensors(best, &mut extras);
     }
-    let json = serde_json::to_string(&meta_of(state, optimizer, config))
+    let json = serde_json::to_string(&meta_of(state, optimizer, config, identity))
         .map_err(|e| NablaError::Usage(format!("cannot encode the checkpoint: {e}")))?;
     extras.metadata.insert("checkpoint".into(), json);
     let bytes = model_file::encode_tensors(&model.tensors(), &extras)?;
     let path = dir.join(file_name(state.epoch));
     model_file::write_atomic(&path, &bytes)?;
-    prune(dir, state)?;
+    prune(dir, state, &identity.id)?;
     Ok(path)
 }
 
-fn meta_of(state: &FitState, optimizer: &OptimizerState, config: &RunConfig) -> Meta {
+fn meta_of(
+    state: &FitState,
+    optimizer: &OptimizerState,
+    config: &RunConfig,
+    identity: &RunIdentity,
+) -> Meta {
     Meta {
         epoch: state.epoch,
         steps: state.steps,
@@ -155,6 +255,8 @@ fn meta_of(state: &FitState, optimizer: &OptimizerState, config: &RunConfig) -> 
         optimizer_buffers: optimizer.buffers.len(),
         config: Some(config.clone()),
         argv: Vec::new(),
+        run_id: Some(identity.id.clone()).filter(|id| !id.is_empty()),
+        data: identity.data.clone(),
     }
 }
 
@@ -174,8 +276,9 @@ fn best_tensors(best: &Snapshot, extras: &mut Extras) {
     }
 }
 
-/// Keeps the newest [`KEEP`] checkpoints and the best one.
-fn prune(dir: &Path, state: &FitState) -> Result<(), NablaError> {
+/// Keeps the newest [`KEEP`] checkpoints of the run `id` and its best one; other runs'
+/// checkpoints are never touched.
+fn prune(dir: &Path, state: &FitState, id: &str) -> Result<(), NablaError> {
     let best_epoch = state.best.as_ref().map(|(_, e, _)| *e).or_else(|| {
         state
             .history
@@ -187,7 +290,10 @@ fn prune(dir: &Path, state: &FitState) -> Result<(), NablaError> {
             })
             .map(|m| m.epoch)
     });
-    let mut epochs = list(dir)?;
+    let mut epochs: Vec<usize> = list(dir)?
+        .into_iter()
+        .filter(|&e| run_id(&dir.join(file_name(e))).as_deref() == Some(id))
+        .collect();
     epochs.sort_unstable();
     let n = epochs.len();
     for (i, e) in epochs.into_iter().enumerate() {
@@ -204,6 +310,37 @@ fn list(dir: &Path) -> Result<Vec<usize>, NablaError> {
         .filter_map(|e| e.ok())
         .filter_map(|e| epoch_of(&e.path()))
         .collect())
+}
+
+/// The run id stored in a checkpoint file's header (`""` for checkpoints without one), read
+/// without reading the tensors; `None` if the file cannot be read as a checkpoint.
+pub fn run_id(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).ok()?;
+    let n = u64::from_le_bytes(len);
+    if n > 16 << 20 {
+        return None;
+    }
+    let mut header = Vec::new();
+    file.take(n).read_to_end(&mut header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    let text = header.get("__metadata__")?.get("checkpoint")?.as_str()?;
+    let meta: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(
+        meta.get("run_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// The checkpoint files in `dir` (`epoch-NNNNN.safetensors`), oldest first.
+pub fn files(dir: &Path) -> Result<Vec<PathBuf>, NablaError> {
+    let mut epochs = list(dir)?;
+    epochs.sort_unstable();
+    Ok(epochs.into_iter().map(|e| dir.join(file_name(e))).collect())
 }
 
 /// The latest checkpoint file in `dir`.
@@ -290,6 +427,10 @@ fn restore<M: Module>(
         },
         config: meta.config,
         argv: meta.argv,
+        identity: RunIdentity {
+            id: meta.run_id.unwrap_or_default(),
+            data: meta.data,
+        },
     })
 }
 
@@ -333,4 +474,45 @@ fn best_snapshot<M: Module>(
         put(&name, best.buffers.get_mut(id).data_mut(), v)?;
     }
     Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file with just a checkpoint header naming `run_id` (enough for listing and pruning).
+    fn fake(dir: &Path, epoch: usize, run_id: &str) {
+        let meta = serde_json::json!({ "run_id": run_id }).to_string();
+        let header = serde_json::json!({ "__metadata__": { "checkpoint": meta } }).to_string();
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        std::fs::write(dir.join(file_name(epoch)), bytes).unwrap();
+    }
+
+    #[test]
+    fn pruning_touches_only_the_runs_own_checkpoints() {
+        let dir = std::env::temp_dir().join(format!("nabla-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Another run's later epochs, and this run's five.
+        for e in 10..15 {
+            fake(&dir, e, "other");
+        }
+        for e in 1..=5 {
+            fake(&dir, e, "mine");
+        }
+        let state = FitState {
+            epoch: 5,
+            steps: 0,
+            history: Vec::new(),
+            best: None,
+            scheduler: (0.0, 0.0, 0),
+        };
+        prune(&dir, &state, "mine").unwrap();
+        let mut left = list(&dir).unwrap();
+        left.sort_unstable();
+        assert_eq!(left, vec![3, 4, 5, 10, 11, 12, 13, 14]);
+        assert_eq!(run_id(&dir.join(file_name(12))).as_deref(), Some("other"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

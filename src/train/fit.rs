@@ -63,6 +63,7 @@ pub struct Hooks<'h, M = crate::nn::Sequential> {
     on_iteration: Box<dyn FnMut(&IterationStats) + 'h>,
     on_epoch: Box<dyn FnMut(&EpochMetrics) + 'h>,
     on_checkpoint: CheckpointHook<'h, M>,
+    stop: Option<&'h std::sync::atomic::AtomicBool>,
 }
 
 impl<M> Default for Hooks<'_, M> {
@@ -78,7 +79,16 @@ impl<'h, M> Hooks<'h, M> {
             on_iteration: Box::new(|_| {}),
             on_epoch: Box::new(|_| {}),
             on_checkpoint: Box::new(|_, _, _| Ok(())),
+            stop: None,
         }
+    }
+
+    /// Ends the run after the step in progress once `flag` is set (a Ctrl-C handler sets it):
+    /// the partial epoch is not recorded, the model holds the weights after that step (or the
+    /// best epoch's, as at a normal end), and [`FitReport::interrupted`] is true.
+    pub fn stop_when(mut self, flag: &'h std::sync::atomic::AtomicBool) -> Self {
+        self.stop = Some(flag);
+        self
     }
 
     /// Calls `f` after every iteration.
@@ -155,6 +165,8 @@ pub struct FitReport {
     pub kept_epoch: usize,
     /// True when early stopping ended the run before the last epoch.
     pub stopped_early: bool,
+    /// True when the run was stopped from outside ([`Hooks::stop_when`]) before its end.
+    pub interrupted: bool,
     /// The fit verdict from the curves.
     pub diagnosis: Option<Diagnosis>,
 }
@@ -430,16 +442,13 @@ impl Trainer {
             },
         };
         let mut stopped_early = false;
+        let mut interrupted = false;
         for epoch in state.epoch + 1..=epochs {
             optimizer.set_learning_rate(scheduler.lr(epoch));
-            let m = self.epoch(
-                model,
-                optimizer,
-                &splits,
-                loss,
-                epoch,
-                &mut hooks.on_iteration,
-            )?;
+            let Some(m) = self.epoch(model, optimizer, &splits, loss, epoch, &mut hooks)? else {
+                interrupted = true;
+                break;
+            };
             (hooks.on_epoch)(&m);
             let monitored = m.val_loss.unwrap_or(m.test_loss);
             scheduler.observe(epoch, monitored);
@@ -471,6 +480,7 @@ impl Trainer {
             history: state.history,
             kept_epoch,
             stopped_early,
+            interrupted,
         })
     }
 
@@ -482,11 +492,20 @@ impl Trainer {
         splits: &Splits,
         loss: Loss,
         epoch: usize,
-        on_iteration: &mut dyn FnMut(&IterationStats),
-    ) -> Result<EpochMetrics, NablaError> {
+        hooks: &mut Hooks<M>,
+    ) -> Result<Option<EpochMetrics>, NablaError> {
         let started = Instant::now();
-        let (loss_sum, correct) =
-            self.train_epoch(model, optimizer, splits.train, loss, epoch, on_iteration)?;
+        let stop = hooks.stop;
+        let Some((loss_sum, correct)) = self.train_epoch(
+            model,
+            optimizer,
+            (splits.train, loss, epoch),
+            &mut hooks.on_iteration,
+            stop,
+        )?
+        else {
+            return Ok(None);
+        };
         let seconds = started.elapsed().as_secs_f64();
         let eval = |data: Option<&Dataset>| -> Result<Option<Evaluation>, NablaError> {
             data.map(|d| self.pool.install(|| evaluate_with(model, d, loss)))
@@ -495,7 +514,7 @@ impl Trainer {
         let (test, val) = (eval(splits.test)?, eval(splits.val)?);
         let n = splits.train.len() as f64;
         let reg = test.and_then(|e| e.regression);
-        Ok(EpochMetrics {
+        Ok(Some(EpochMetrics {
             epoch,
             train_loss: loss_sum / n,
             train_accuracy: (loss == Loss::CrossEntropy).then_some(correct as f64 / n),
@@ -509,19 +528,19 @@ impl Trainer {
             test_r2: reg.map(|r| r.r2),
             seconds,
             learning_rate: optimizer.learning_rate(),
-        })
+        }))
     }
 
-    /// One pass over `train`; returns (sum of per-sample losses, correct predictions).
+    /// One pass over `train`; returns (sum of per-sample losses, correct predictions), or
+    /// `None` when `stop` was set (checked after every step).
     fn train_epoch<M: Module>(
         &mut self,
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
-        train: &Dataset,
-        loss: Loss,
-        epoch: usize,
+        (train, loss, epoch): (&Dataset, Loss, usize),
         on_iteration: &mut dyn FnMut(&IterationStats),
-    ) -> Result<(f64, usize), NablaError> {
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<Option<(f64, usize)>, NablaError> {
         let batch_size = self.config.batch_size;
         self.order.clear();
         self.order.extend(0..train.len());
@@ -539,7 +558,12 @@ impl Trainer {
                 let stats = self.step_with(model, optimizer, train, loss, batch)?;
                 if !stats.loss.is_finite() || !stats.finite_gradient {
                     let at = (epoch, iteration + 1, iterations);
-                    return Err(diverged(&stats, at, last_finite, optimizer.learning_rate()));
+                    return Err(Some(diverged(
+                        &stats,
+                        at,
+                        last_finite,
+                        optimizer.learning_rate(),
+                    )));
                 }
                 last_finite = Some(stats.loss);
                 loss_sum += stats.loss * batch.len() as f64;
@@ -551,11 +575,17 @@ impl Trainer {
                     samples: batch.len(),
                     loss: stats.loss,
                 });
-                Ok(())
+                match stop.is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
+                    true => Err(None),
+                    false => Ok(()),
+                }
             });
         self.order = order;
-        result?;
-        Ok((loss_sum, correct))
+        match result {
+            Ok(()) => Ok(Some((loss_sum, correct))),
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e),
+        }
     }
 }
 

@@ -16,8 +16,10 @@ use nabla::config::RunConfig;
 
 /// Flags that are about where and how a run is reported, not what it computes: they are never
 /// written to config.toml and may not appear in a config file.
-pub const NOT_SETTINGS: [&str; 8] = [
+pub const NOT_SETTINGS: [&str; 10] = [
     "config",
+    "overwrite",
+    "accept_changed_data",
     "name",
     "run_dir",
     "no_save",
@@ -67,6 +69,44 @@ pub fn expand(argv: Vec<OsString>, train: &Command) -> Result<Vec<OsString>> {
     Ok(out)
 }
 
+/// A config file's size limit: a run's settings take a few hundred bytes.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// Tables nested deeper than this are refused before parsing (settings are flat keys).
+pub const MAX_CONFIG_NESTING: usize = 8;
+
+/// Refuses a config file too large or too deeply nested to be a run's settings, before the
+/// TOML parser spends memory on it.
+fn check_shape(text: &str) -> std::result::Result<(), String> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "{} bytes; a config file holds at most {MAX_CONFIG_BYTES} (settings are a few hundred bytes)",
+            text.len()
+        ));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for line in text.lines().map(str::trim) {
+        if let Some(header) = line.strip_prefix('[') {
+            deepest = deepest.max(header.matches('.').count() + 1);
+        }
+        for c in line.bytes() {
+            match c {
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                b'#' => break,
+                _ => {}
+            }
+            deepest = deepest.max(depth);
+        }
+    }
+    if deepest > MAX_CONFIG_NESTING {
+        return Err(format!(
+            "tables or lists nested {deepest} deep; settings are flat keys (at most {MAX_CONFIG_NESTING} levels are read)"
+        ));
+    }
+    Ok(())
+}
+
 /// The flags a config file stands for.
 pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
     let bad = |location: String, message: String| -> anyhow::Error {
@@ -75,6 +115,7 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| nabla::NablaError::io(path, e))
         .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
+    check_shape(&text).map_err(|m| bad("file".into(), m))?;
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| bad("toml".into(), e.message().trim().to_string()))?;

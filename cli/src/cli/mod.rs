@@ -8,8 +8,12 @@ pub mod explain;
 pub mod hints;
 pub mod inspect;
 pub mod lr_find;
+pub mod memory;
+pub mod outputs;
 pub mod plot;
 pub mod predict;
+pub mod resume;
+pub mod signals;
 pub mod train;
 
 use clap::{Parser, Subcommand};

@@ -34,6 +34,9 @@ pub struct History {
     pub early_stop_epoch: Option<usize>,
     /// `confusion_matrix[true][predicted]` of the final model on the test set.
     pub confusion_matrix: Vec<Vec<usize>>,
+    /// `finished`, or `interrupted` when a signal stopped the run (absent in older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 impl History {
@@ -73,35 +76,66 @@ fn err(e: Box<dyn std::error::Error>) -> anyhow::Error {
     anyhow!("{e}")
 }
 
+/// Draws one plot file atomically: into a temporary file beside `path` (same extension, so
+/// the backend picks the format), renamed into place when complete.
+fn atomic(path: &Path, draw: impl FnOnce(&Path) -> Res) -> Result<()> {
+    let mut failed = None;
+    let result = nabla::io::output::commit(path, true, |tmp| {
+        draw(tmp).map_err(|e| {
+            failed = Some(err(e));
+            std::io::Error::other("drawing failed")
+        })
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err(nabla::io::output::Committed::Failed(e)) => Err(e.into()),
+        Err(nabla::io::output::Committed::Stream(p)) => Err(anyhow!(
+            "{}: plots are written as files, not into a device or FIFO",
+            p.display()
+        )),
+    }
+}
+
+/// Classes beyond which the confusion matrix is not drawn (the plot would be unreadable and
+/// huge); the matrix stays in history.json.
+pub const MAX_PLOTTED_CLASSES: usize = 50;
+
 /// Redraws every plot of a run into `dir`.
 pub fn draw_run(dir: &Path, h: &History) -> Result<()> {
     register_font();
     let runs = [h];
-    let png = dir.join("learning_curves.png");
-    curves(&BitMapBackend::new(&png, SIZE).into_drawing_area(), &runs).map_err(err)?;
-    let svg = dir.join("learning_curves.svg");
-    curves(&SVGBackend::new(&svg, SIZE).into_drawing_area(), &runs).map_err(err)?;
+    atomic(&dir.join("learning_curves.png"), |p| {
+        curves(&BitMapBackend::new(p, SIZE).into_drawing_area(), &runs)
+    })?;
+    atomic(&dir.join("learning_curves.svg"), |p| {
+        curves(&SVGBackend::new(p, SIZE).into_drawing_area(), &runs)
+    })?;
     // Regression runs have no classes, so no confusion matrix.
-    if !h.confusion_matrix.is_empty() {
-        let n = h.confusion_matrix.len() as u32;
-        let side = (420 + 40 * n).min(1000);
-        let png = dir.join("confusion_matrix.png");
-        confusion(
-            &BitMapBackend::new(&png, (side + 120, side)).into_drawing_area(),
-            h,
-        )
-        .map_err(err)?;
-        let svg = dir.join("confusion_matrix.svg");
-        confusion(
-            &SVGBackend::new(&svg, (side + 120, side)).into_drawing_area(),
-            h,
-        )
-        .map_err(err)?;
+    let n = h.confusion_matrix.len();
+    if n > 0 && n <= MAX_PLOTTED_CLASSES {
+        let side = (420 + 40 * n as u32).min(1000);
+        atomic(&dir.join("confusion_matrix.png"), |p| {
+            confusion(
+                &BitMapBackend::new(p, (side + 120, side)).into_drawing_area(),
+                h,
+            )
+        })?;
+        atomic(&dir.join("confusion_matrix.svg"), |p| {
+            confusion(
+                &SVGBackend::new(p, (side + 120, side)).into_drawing_area(),
+                h,
+            )
+        })?;
     }
-    let png = dir.join("lr_schedule.png");
-    lr_schedule(&BitMapBackend::new(&png, (800, 400)).into_drawing_area(), h).map_err(err)?;
-    let svg = dir.join("lr_schedule.svg");
-    lr_schedule(&SVGBackend::new(&svg, (800, 400)).into_drawing_area(), h).map_err(err)?;
+    atomic(&dir.join("lr_schedule.png"), |p| {
+        lr_schedule(&BitMapBackend::new(p, (800, 400)).into_drawing_area(), h)
+    })?;
+    atomic(&dir.join("lr_schedule.svg"), |p| {
+        lr_schedule(&SVGBackend::new(p, (800, 400)).into_drawing_area(), h)
+    })?;
     Ok(())
 }
 
@@ -632,9 +666,13 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| nabla::NablaError::io(&args.out, e))?;
     let runs = [&a, &b];
     let png = args.out.join("compare.png");
-    curves(&BitMapBackend::new(&png, SIZE).into_drawing_area(), &runs).map_err(err)?;
+    atomic(&png, |p| {
+        curves(&BitMapBackend::new(p, SIZE).into_drawing_area(), &runs)
+    })?;
     let svg = args.out.join("compare.svg");
-    curves(&SVGBackend::new(&svg, SIZE).into_drawing_area(), &runs).map_err(err)?;
+    atomic(&svg, |p| {
+        curves(&SVGBackend::new(p, SIZE).into_drawing_area(), &runs)
+    })?;
     super::print(&format!("wrote {} and {}\n", png.display(), svg.display()))?;
     Ok(())
 }

@@ -34,6 +34,10 @@ pub(crate) const BATCH: usize = 256;
 
 /// Runs `nabla predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
+    if let Some(out) = &args.out {
+        let inputs = super::outputs::input_files(&[args.model.clone(), args.data.clone()]);
+        super::outputs::check_output_file(out, &inputs)?;
+    }
     let model = Model::load(&args.model).context("loading the model")?;
     let rows =
         nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, ValueEnum};
+use clap::{ArgMatches, Args, CommandFactory, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -19,7 +19,7 @@ use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Network, Task};
 use nabla::optim::Optimizer;
-use nabla::train::checkpoint::ModelCheckpoint;
+use nabla::train::checkpoint::{DataFingerprint, RunIdentity};
 use nabla::train::{
     EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH, Splits,
     Trainer, confusion_matrix, iterations_per_epoch,
@@ -330,14 +330,27 @@ pub struct TrainArgs {
 
     /// After every epoch, save a checkpoint (model, optimizer state, epoch, step counter,
     /// schedule, history, best weights) atomically into this folder, keeping the last 3 and the
-    /// best.
+    /// best. A folder holding another run's checkpoints is refused. On Ctrl-C the run saves its
+    /// outputs marked "interrupted" and exits 130 (143 on SIGTERM).
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
 
     /// Continue the run whose checkpoints are in DIR from its latest one, with the settings it
-    /// was started with (other flags are ignored). Ends bit-identical to an uninterrupted run.
+    /// was started with. --epochs N extends it to N epochs; output flags replace the stored
+    /// ones; other flags are ignored. Refuses changed data (see --accept-changed-data). Ends
+    /// bit-identical to an uninterrupted run.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+
+    /// Replace the run folder of --name or --run-dir if it already holds a run (the files a
+    /// run writes are removed first); without it such a folder is refused.
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// With --resume: continue although the data files differ from the ones the checkpoint was
+    /// trained on (size and hash); without it such a resume is refused.
+    #[arg(long, requires = "resume")]
+    pub accept_changed_data: bool,
 }
 
 /// Parses `--delimiter`: one ASCII character, or `tab`.
@@ -392,6 +405,8 @@ struct MetricsReport<'a> {
     stopped_early: bool,
     /// The epoch whose weights the final model holds.
     kept_epoch: usize,
+    /// `finished`, or `interrupted` (a signal stopped the run; see `nabla train --help`).
+    status: &'a str,
     epochs: &'a [EpochMetrics],
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnosis: Option<hints::DiagnosisJson<'a>>,
@@ -579,47 +594,57 @@ impl Progress {
 }
 
 /// Runs `nabla train`: the flags (or, with `--resume`, the checkpoint's settings) become one
-/// [`RunConfig`], resolved once the data is loaded; everything after reads only that.
-pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
+/// [`RunConfig`], resolved once the data is loaded; everything after reads only that. Every
+/// output is checked before the data is loaded.
+pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let mut world = World::join(Duration::from_secs_f64(args.mpi_timeout))?;
     let (config, resume) = match &args.resume {
-        Some(dir) => {
-            let (config, ckpt) = resumed(dir)?;
-            (config, Some(ckpt))
-        }
+        Some(dir) => match super::resume::resumed(dir, &args, matches)? {
+            Some((config, ckpt)) => (config, Some(ckpt)),
+            None => return Ok(()),
+        },
         None => (args.config(), None),
     };
     // Rank 0 checks the output paths before any rank loads data.
-    let run_dir = match world.is_root() {
-        true => run_folder(&config.output),
+    let folder = match world.is_root() {
+        true => preflight(&args, &config, resume.is_some()),
         false => Ok(None),
     };
-    if !world.agree(run_dir.is_ok())? {
-        run_dir?;
+    if !world.agree(folder.is_ok())? {
+        folder?;
         anyhow::bail!("rank 0 could not start the run (its message says why)");
     }
-    let run_dir = run_dir?;
+    let folder = folder?;
+    let run_dir = folder.as_ref().map(|f| f.dir.clone());
+    let data_files: Vec<PathBuf> = config
+        .data
+        .iter()
+        .chain(&config.test_data)
+        .cloned()
+        .collect();
     let data = config.load_data()?;
     for w in data.warnings.iter().filter(|_| world.is_root()) {
         eprintln!("warning: {w}");
     }
     let config = config.resolve(data.train.len());
+    super::memory::check_run(&config, &data)?;
     let (spec, mut model) = config.network(&data.train)?;
     let mut optimizer = config.optimizer()?;
-    let resume_state = match resume {
+    let (identity, resume_state) = match resume {
         Some(ckpt) => {
-            if ckpt.model.spec() != &spec {
-                anyhow::bail!(nabla::NablaError::data(
-                    &ckpt.path,
-                    "__metadata__.spec",
-                    "the checkpoint's network differs from the one its settings build (different data?)"
-                ));
-            }
-            model = ckpt.model;
-            optimizer.set_state(ckpt.checkpoint.optimizer);
-            Some(ckpt.checkpoint.state)
+            let fingerprint = DataFingerprint::of(&data_files)?;
+            let (identity, state) = super::resume::restore(
+                ckpt,
+                (&spec, &fingerprint, args.accept_changed_data),
+                &mut model,
+                &mut optimizer,
+            )?;
+            (identity, Some(state))
         }
-        None => None,
+        None => (
+            RunIdentity::new(Some(DataFingerprint::of(&data_files)?)),
+            None,
+        ),
     };
     if config.early_stopping.is_some() && data.val.is_none() {
         eprintln!(
@@ -628,8 +653,12 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
     }
     print_setup(&config, &data, &spec, &model, &optimizer, &world)?;
     let base_lr = optimizer.learning_rate();
+    let stop = match world.size {
+        1 => super::signals::Stop::install(),
+        _ => super::signals::Stop::inactive(),
+    };
     let report = fit(
-        &config,
+        (&config, &identity, &stop),
         &data,
         &mut model,
         &mut optimizer,
@@ -647,70 +676,51 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         base_lr,
         report: &report,
     };
-    finished.report(run_dir)
+    finished.report(run_dir)?;
+    drop(folder);
+    interrupted(&config, &report, &stop)
 }
 
-/// The settings of the run whose checkpoints are in `dir`, and its latest checkpoint.
-fn resumed(dir: &Path) -> Result<(RunConfig, ModelCheckpoint)> {
-    let ckpt = nabla::train::checkpoint::load_latest(dir).context("reading the checkpoint")?;
-    let config = match &ckpt.config {
-        Some(config) => config.clone(),
-        None => config_from_argv(&ckpt)?,
-    };
-    if std::env::args().count() > 4 {
-        eprintln!(
-            "warning: --resume continues with the settings the run was started with; other flags are ignored"
-        );
+/// Every output checked, and the run folder claimed (rank 0 only).
+fn preflight(
+    args: &TrainArgs,
+    config: &RunConfig,
+    resuming: bool,
+) -> Result<Option<super::outputs::RunFolder>> {
+    if !resuming && let Some(dir) = &config.output.checkpoint_dir {
+        super::resume::fresh_checkpoint_dir(dir)?;
     }
-    eprintln!(
-        "resuming from {} (epoch {} done)",
-        ckpt.path.display(),
-        ckpt.state.epoch
-    );
-    Ok((config, ckpt))
+    let extra_inputs: Vec<PathBuf> = args.config.iter().cloned().collect();
+    super::outputs::preflight(config, args.overwrite, &extra_inputs)
 }
 
-/// A checkpoint written before checkpoints held their [`RunConfig`]: its command line, parsed
-/// again as at the start.
-fn config_from_argv(ckpt: &ModelCheckpoint) -> Result<RunConfig> {
-    let not_train = || {
-        nabla::NablaError::data(
-            &ckpt.path,
-            "__metadata__.checkpoint",
-            "the saved command line is not a nabla train command",
-        )
+/// After an interrupted run was saved: where its checkpoint is, and the signal's exit code.
+fn interrupted(config: &RunConfig, report: &FitReport, stop: &super::signals::Stop) -> Result<()> {
+    let Some(code) = stop.requested().filter(|_| report.interrupted) else {
+        return Ok(());
     };
-    let command = super::Cli::command();
-    let saved: Vec<std::ffi::OsString> = ckpt.argv.iter().map(Into::into).collect();
-    let saved = match command.find_subcommand("train") {
-        Some(train) => super::config::expand(saved, train)?,
-        None => saved,
-    };
-    let matches = command
-        .try_get_matches_from(saved)
-        .map_err(|_| not_train())?;
-    let Some(sub) = matches.subcommand_matches("train") else {
-        anyhow::bail!(not_train());
-    };
-    let parsed = TrainArgs::from_arg_matches(sub).map_err(|_| not_train())?;
-    Ok(parsed.config())
-}
-
-/// The run folder the output settings ask for, created now so a run that cannot save it fails
-/// before training, not after.
-fn run_folder(output: &Output) -> Result<Option<PathBuf>> {
-    if output.no_save {
-        return Ok(None);
+    match &config.output.checkpoint_dir {
+        Some(dir) => eprintln!(
+            "interrupted after epoch {}: its checkpoint is in {}; continue with nabla train --resume {}",
+            report.history.len(),
+            dir.display(),
+            dir.display()
+        ),
+        None => {
+            let out = &config.output;
+            let saved = !out.no_save || out.save.is_some() || out.metrics_out.is_some();
+            eprintln!(
+                "interrupted after epoch {} (and part of the next); {}",
+                report.history.len(),
+                if saved {
+                    "the model and results are saved as shown, marked \"interrupted\""
+                } else {
+                    "nothing was saved (--no-save)"
+                }
+            )
+        }
     }
-    let dir = match (&output.run_dir, &output.name) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(name)) => Path::new("runs").join(name),
-        (None, None) => fresh(Path::new("runs").join(utc_timestamp())),
-    };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| nabla::NablaError::io(&dir, e))
-        .context("creating the run folder")?;
-    Ok(Some(dir))
+    Err(super::signals::Interrupted(code).into())
 }
 
 /// Prints the data, network and training lines before the first epoch.
@@ -804,7 +814,7 @@ fn describe_optimizer(config: &RunConfig, optimizer: &Optimizer) -> String {
 
 /// Trains (or continues) the run, showing progress and writing checkpoints.
 fn fit(
-    config: &RunConfig,
+    (config, identity, stop): (&RunConfig, &RunIdentity, &super::signals::Stop),
     data: &RunData,
     model: &mut Network,
     optimizer: &mut Optimizer,
@@ -837,6 +847,7 @@ fn fit(
         .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
             Some(dir) => nabla::train::checkpoint::save(
                 dir,
+                identity,
                 state,
                 model,
                 &optimizer.state(),
@@ -846,6 +857,11 @@ fn fit(
             .map(|_| ()),
             None => Ok(()),
         });
+    // Ranks would stop at different steps: a signal under mpirun keeps its default action.
+    let hooks = match world.size {
+        1 => hooks.stop_when(&stop.flag),
+        _ => hooks,
+    };
     let splits = Splits::new(&data.train, &data.test).with_validation(data.val.as_ref());
     let report = match resume_state {
         Some(state) => trainer.resume(model, optimizer, splits, state, hooks),
@@ -898,6 +914,15 @@ struct Finished<'a> {
 }
 
 impl Finished<'_> {
+    /// `"finished"`, or `"interrupted"` for a run stopped by a signal.
+    fn status(&self) -> &'static str {
+        if self.report.interrupted {
+            "interrupted"
+        } else {
+            "finished"
+        }
+    }
+
     /// Prints the outcome, then writes the model files, the metrics file and the run folder.
     fn report(&self, run_dir: Option<PathBuf>) -> Result<()> {
         self.print_outcome()?;
@@ -999,6 +1024,7 @@ impl Finished<'_> {
             "test_accuracy": final_eval.accuracy,
             "test_r2": final_eval.regression.map(|r| r.r2),
             "nabla_version": env!("CARGO_PKG_VERSION"),
+            "status": self.status(),
             "config": c.settings_only(),
         });
         let mut out = super::Stdout::lock();
@@ -1052,6 +1078,7 @@ impl Finished<'_> {
             early_stopping: c.early_stopping.map(|p| p as u32),
             stopped_early: self.report.stopped_early,
             kept_epoch: self.report.kept_epoch,
+            status: self.status(),
             epochs: &self.report.history,
             diagnosis: self
                 .report
@@ -1067,8 +1094,7 @@ impl Finished<'_> {
             inference_seconds,
         };
         let json = serde_json::to_string_pretty(&metrics)?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| nabla::NablaError::io(path, e))
+        nabla::io::write_atomic(path, (json + "\n").as_bytes())
             .context("writing the metrics file")?;
         Ok(())
     }
@@ -1086,7 +1112,12 @@ impl Finished<'_> {
             classes: self.spec.classes.clone(),
             best_epoch: best_epoch(history).map(|b| b.epoch),
             early_stop_epoch: self.report.stopped_early.then_some(history.len()),
+            status: Some(self.status().to_string()),
+            // Beyond a readable size the matrix is left out (`nabla evaluate` prints it).
             confusion_matrix: match self.spec.task {
+                Task::Classification if self.spec.classes.len() > plot::MAX_PLOTTED_CLASSES => {
+                    Vec::new()
+                }
                 Task::Classification => confusion_matrix(self.model, &self.data.test)?,
                 Task::Regression => Vec::new(),
             },
@@ -1139,8 +1170,7 @@ fn save_run(dir: &Path, config: String, record: &History) -> Result<()> {
     let io = |path: &Path, e| anyhow::Error::from(nabla::NablaError::io(path, e));
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let write = |name: &str, text: String| -> Result<()> {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| io(&path, e))
+        Ok(nabla::io::write_atomic(&dir.join(name), text.as_bytes())?)
     };
     write("config.toml", config)?;
     let mut csv = String::from(
@@ -1168,19 +1198,8 @@ fn save_run(dir: &Path, config: String, record: &History) -> Result<()> {
     Ok(())
 }
 
-/// `path`, or `path-2`, `path-3`, ... if it exists already.
-fn fresh(path: PathBuf) -> PathBuf {
-    if !path.exists() {
-        return path;
-    }
-    (2..)
-        .map(|i| PathBuf::from(format!("{}-{i}", path.display())))
-        .find(|p| !p.exists())
-        .unwrap_or(path)
-}
-
 /// The current UTC time as `2026-11-27T21-50-02` (safe in file names).
-fn utc_timestamp() -> String {
+pub fn utc_timestamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
