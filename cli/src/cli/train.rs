@@ -19,7 +19,7 @@ use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Network, Task};
 use nabla::optim::Optimizer;
-use nabla::train::checkpoint::{DataFingerprint, RunIdentity};
+use nabla::train::checkpoint::{DataFingerprint, ModelCheckpoint, RunIdentity};
 use nabla::train::{
     EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH, Splits,
     Trainer, confusion_matrix, iterations_per_epoch,
@@ -630,22 +630,12 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     super::memory::check_run(&config, &data)?;
     let (spec, mut model) = config.network(&data.train)?;
     let mut optimizer = config.optimizer()?;
-    let (identity, resume_state) = match resume {
-        Some(ckpt) => {
-            let fingerprint = DataFingerprint::of(&data_files)?;
-            let (identity, state) = super::resume::restore(
-                ckpt,
-                (&spec, &fingerprint, args.accept_changed_data),
-                &mut model,
-                &mut optimizer,
-            )?;
-            (identity, Some(state))
-        }
-        None => (
-            RunIdentity::new(Some(DataFingerprint::of(&data_files)?)),
-            None,
-        ),
-    };
+    let (identity, resume_state) = identity_and_state(
+        resume,
+        (&spec, &data_files, args.accept_changed_data),
+        &mut model,
+        &mut optimizer,
+    )?;
     if config.early_stopping.is_some() && data.val.is_none() {
         eprintln!(
             "warning: --early-stopping without --val-split watches the test loss, so the test set also picks the epoch; add --val-split 0.1 for an unbiased test score"
@@ -679,6 +669,28 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     finished.report(run_dir)?;
     drop(folder);
     interrupted(&config, &report, &stop)
+}
+
+/// The run's identity (new, or the resumed run's) and the state a resume continues from.
+fn identity_and_state(
+    resume: Option<ModelCheckpoint>,
+    (spec, data_files, accept_changed): (&ModelSpec, &[PathBuf], bool),
+    model: &mut Network,
+    optimizer: &mut Optimizer,
+) -> Result<(RunIdentity, Option<FitState>)> {
+    let fingerprint = DataFingerprint::of(data_files)?;
+    Ok(match resume {
+        Some(ckpt) => {
+            let (identity, state) = super::resume::restore(
+                ckpt,
+                (spec, &fingerprint, accept_changed),
+                model,
+                optimizer,
+            )?;
+            (identity, Some(state))
+        }
+        None => (RunIdentity::new(Some(fingerprint)), None),
+    })
 }
 
 /// Every output checked, and the run folder claimed (rank 0 only).
