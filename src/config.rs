@@ -64,6 +64,38 @@ pub mod defaults {
     pub const MAX_EPOCHS: usize = 200;
     /// Fewest iterations the small-data rule aims for.
     pub const MIN_ITERATIONS: usize = 1000;
+    /// Small data: fewer training rows than this (after `limit_train`, before any validation
+    /// split). A run that sets neither `epochs` nor `val_split` on small data holds out
+    /// [`AUTO_VAL_SPLIT`] of its training rows for validation, stops early after
+    /// [`AUTO_PATIENCE`] epochs without a lower validation loss and keeps the best epoch's
+    /// weights, with weight decay [`SMALL_DATA_WEIGHT_DECAY`] (unless set; adamw keeps its own),
+    /// for at most enough epochs for [`SMALL_DATA_ITERATIONS`] iterations (clamped to
+    /// [`SMALL_DATA_MIN_EPOCHS`]..=[`SMALL_DATA_MAX_EPOCHS`]).
+    pub const SMALL_DATA_ROWS: usize = 10_000;
+    /// Fraction of the training rows the automatic validation split holds out.
+    pub const AUTO_VAL_SPLIT: f64 = 0.2;
+    /// Early-stopping patience of the small-data rule, in epochs.
+    pub const AUTO_PATIENCE: usize = 20;
+    /// Weight decay of the small-data rule.
+    pub const SMALL_DATA_WEIGHT_DECAY: f64 = 0.01;
+    /// The small-data rule's most epochs: enough for this many iterations (early stopping
+    /// usually ends the run long before) ...
+    pub const SMALL_DATA_ITERATIONS: usize = 3000;
+    /// ... but at least this many epochs ...
+    pub const SMALL_DATA_MIN_EPOCHS: usize = 100;
+    /// ... and at most this many.
+    pub const SMALL_DATA_MAX_EPOCHS: usize = 500;
+}
+
+/// Why a run's validation split was carved automatically (no `val_split` was given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoValidation {
+    /// Small data and neither `epochs` nor `val_split` set: the small-data rule
+    /// ([`defaults::SMALL_DATA_ROWS`]).
+    SmallData,
+    /// Early stopping needs data to choose the epoch, and only validation data may choose.
+    EarlyStopping,
 }
 
 /// Activation after each hidden layer.
@@ -320,6 +352,9 @@ pub struct RunData {
     pub warnings: Vec<String>,
     /// How the data's rows became network inputs (saved with the model).
     pub preprocess: Preprocess,
+    /// Set when no `val_split` was given and the validation split was carved anyway, and why
+    /// (its fraction is [`defaults::AUTO_VAL_SPLIT`]).
+    pub auto_validation: Option<AutoValidation>,
 }
 
 impl RunConfig {
@@ -372,6 +407,49 @@ impl RunConfig {
                 .unwrap_or(1)
         });
         c
+    }
+
+    /// [`RunConfig::resolve`] for the data loaded by [`RunConfig::load_data`]: when that data
+    /// carved its validation split automatically, `val_split` records the fraction, and the
+    /// small-data rule sets the most epochs and adds early stopping
+    /// ([`defaults::AUTO_PATIENCE`]) and weight decay
+    /// ([`defaults::SMALL_DATA_WEIGHT_DECAY`]) unless they were set. The resolved config
+    /// repeats the run exactly when read back.
+    pub fn resolve_for(&self, data: &RunData) -> RunConfig {
+        let mut c = self.clone();
+        if let Some(auto) = data.auto_validation {
+            c.val_split = Some(defaults::AUTO_VAL_SPLIT);
+            if auto == AutoValidation::SmallData {
+                let batch = c.batch_size.unwrap_or(defaults::BATCH_SIZE as usize);
+                let iterations = iterations_per_epoch(data.train.len(), batch).max(1);
+                c.epochs
+                    .get_or_insert(defaults::SMALL_DATA_ITERATIONS.div_ceil(iterations).clamp(
+                        defaults::SMALL_DATA_MIN_EPOCHS,
+                        defaults::SMALL_DATA_MAX_EPOCHS,
+                    ));
+                c.early_stopping.get_or_insert(defaults::AUTO_PATIENCE);
+                if c.optimizer.unwrap_or_default() != OptimizerKind::Adamw {
+                    c.weight_decay
+                        .get_or_insert(defaults::SMALL_DATA_WEIGHT_DECAY);
+                }
+            }
+        }
+        c.resolve(data.train.len())
+    }
+
+    /// Whether (and why) data with `train_rows` training rows gets an automatic validation
+    /// split: only when `val_split` is not set, and then for small data when `epochs` is not
+    /// set either, or whenever early stopping is on.
+    pub fn auto_validation(&self, train_rows: usize) -> Option<AutoValidation> {
+        if self.val_split.is_some() {
+            None
+        } else if self.epochs.is_none() && train_rows < defaults::SMALL_DATA_ROWS {
+            Some(AutoValidation::SmallData)
+        } else if self.early_stopping.is_some() {
+            Some(AutoValidation::EarlyStopping)
+        } else {
+            None
+        }
     }
 
     /// The settings recorded in a model file's `training` metadata: its `config` entry, or, in
@@ -513,12 +591,26 @@ impl RunConfig {
     }
 
     /// Loads the training, validation and test sets `data` and its options ask for, and
-    /// applies `limit_train`.
+    /// applies `limit_train`. Without `val_split`, the validation split is carved
+    /// automatically when [`RunConfig::auto_validation`] says so (the data is read again with
+    /// it, so the split is exactly the one `val_split` would make).
     pub fn load_data(&self) -> Result<RunData, NablaError> {
+        let loaded = self.load_split(self.val_split.unwrap_or(defaults::VAL_SPLIT))?;
+        match self.auto_validation(loaded.train.len()) {
+            Some(auto) => Ok(RunData {
+                auto_validation: Some(auto),
+                ..self.load_split(defaults::AUTO_VAL_SPLIT)?
+            }),
+            None => Ok(loaded),
+        }
+    }
+
+    /// [`RunConfig::load_data`] with the validation fraction `val_split`.
+    fn load_split(&self, val_split: f64) -> Result<RunData, NablaError> {
         let mut loaded = match &self.data {
-            None => self.load_table(None),
-            Some(path) if path.is_dir() => self.load_idx(path),
-            Some(path) if path.is_file() => self.load_table(Some(path)),
+            None => self.load_table(None, val_split),
+            Some(path) if path.is_dir() => self.load_idx(path, val_split),
+            Some(path) if path.is_file() => self.load_table(Some(path), val_split),
             Some(path) if path.exists() => Err(NablaError::data(
                 path,
                 "path",
@@ -533,7 +625,11 @@ impl RunConfig {
     }
 
     /// A CSV file, or the built-in digits when `path` is `None`.
-    fn load_table(&self, path: Option<&std::path::Path>) -> Result<RunData, NablaError> {
+    fn load_table(
+        &self,
+        path: Option<&std::path::Path>,
+        val_split: f64,
+    ) -> Result<RunData, NablaError> {
         let csv_options = CsvOptions {
             target: self.target.clone(),
             features: self.features.clone(),
@@ -551,7 +647,7 @@ impl RunConfig {
             },
             scaling: self.scale.map_or(Scaling::Standard, ScaleKind::scaling),
             test_split: self.test_split.unwrap_or(defaults::TEST_SPLIT),
-            val_split: self.val_split.unwrap_or(defaults::VAL_SPLIT),
+            val_split,
             seed: self.seed(),
         };
         let prepared = match path {
@@ -579,11 +675,12 @@ impl RunConfig {
             test: prepared.test,
             warnings: prepared.warnings,
             preprocess: prepared.preprocess,
+            auto_validation: None,
         })
     }
 
     /// A folder of IDX images: CSV-only settings are refused.
-    fn load_idx(&self, path: &std::path::Path) -> Result<RunData, NablaError> {
+    fn load_idx(&self, path: &std::path::Path, val_split: f64) -> Result<RunData, NablaError> {
         for (given, flag) in [
             (self.test_data.is_some(), "--test-data"),
             (self.target.is_some(), "--target"),
@@ -600,7 +697,6 @@ impl RunConfig {
             }
         }
         let (train, test) = data::idx::read_dir(path)?;
-        let val_split = self.val_split.unwrap_or(defaults::VAL_SPLIT);
         let (train, val, warnings) = if val_split > 0.0 {
             let (train, val, warnings) =
                 data::table::carve_validation(&train, val_split, self.seed())?;
@@ -619,6 +715,7 @@ impl RunConfig {
             test: rescale(test)?,
             warnings,
             preprocess,
+            auto_validation: None,
         })
     }
 }

@@ -1,22 +1,30 @@
-//! The fit verdict: reads the learning curves and says whether the run underfits, overfits or
-//! fits well, which epoch was best, and what to try next.
+//! The fit verdict: reads the learning curves and says whether the run underfits, overfits,
+//! is unstable or fits well, which epoch was best, and what to try next.
 //!
-//! The monitored curve is the validation loss when there is a validation set, else the test
-//! loss. Rules, applied in order:
-//! - **overfitting**: the monitored loss has risen for at least 3 epochs after its best epoch
+//! Only training and validation curves are read (the test set is reported, never consulted).
+//! With a validation set the monitored curve is the validation loss; without one the verdict
+//! rests on the training curve alone and says so, and there is no best epoch. Rules, in order:
+//! - **unstable**: the training loss ended above where training starts (ln C for C classes,
+//!   else the first epoch's loss): the steps are too large. The advice is a lower learning
+//!   rate with a value, never a higher one;
+//! - **overfitting**: the validation loss has risen for at least 3 epochs after its best epoch
 //!   to more than 10 % above its minimum while the training loss kept falling; or (for
-//!   classification) training accuracy is above 0.98 while the monitored accuracy trails it by
+//!   classification) training accuracy is above 0.98 while validation accuracy trails it by
 //!   more than 0.08;
-//! - **underfitting**: training accuracy (classification) is below 0.90, or the training loss
-//!   still fell by more than 5 % (and 0.01) over the last epoch (more epochs would help);
+//! - **underfitting** (only while the validation loss is not rising): training accuracy below
+//!   0.90, or the training loss still fell by more than 5 % (and 0.01) over the last epoch with
+//!   training accuracy (classification) below 0.98;
 //! - **good** otherwise.
+//!
+//! Numbers are quoted with enough digits to differ ([`pair`]), and a suggestion never names a
+//! setting that is already on ([`Context`]).
 
 use serde::{Deserialize, Serialize};
 
-use super::fit::EpochMetrics;
+use super::fit::{EpochMetrics, lower_lr};
 use crate::error::{Mention, Message, Setting};
 
-/// Under-, over- or well fitted.
+/// Under-, over- or well fitted, or unstable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -24,6 +32,8 @@ pub enum Verdict {
     Underfitting,
     /// The model learned the training set at the expense of unseen data.
     Overfitting,
+    /// The training loss rose above where it started: the learning rate is too high.
+    Unstable,
     /// Neither.
     Good,
 }
@@ -33,9 +43,9 @@ pub enum Verdict {
 pub struct Diagnosis {
     /// The verdict.
     pub verdict: Verdict,
-    /// The epoch with the lowest monitored loss (from 1).
-    pub best_epoch: usize,
-    /// Which curve was monitored: `"val_loss"` or `"test_loss"`.
+    /// The epoch with the lowest validation loss (from 1); `None` without a validation set.
+    pub best_epoch: Option<usize>,
+    /// Which curve was monitored: `"val_loss"`, or `"train_loss"` without a validation set.
     pub monitored: String,
     /// Why, in one sentence with the numbers.
     pub reason: String,
@@ -44,63 +54,118 @@ pub struct Diagnosis {
     pub suggestion: Message,
 }
 
-/// Diagnoses a run from its per-epoch metrics; `None` for an empty history.
+/// What the run already does, so suggestions do not repeat it, and where its loss starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Context {
+    /// Early stopping is on (with a validation set).
+    pub early_stopping: bool,
+    /// Dropout is above 0.
+    pub dropout: bool,
+    /// Weight decay is above 0.
+    pub weight_decay: bool,
+    /// The loss before training: ln C for cross-entropy over C classes; `None`: the first
+    /// epoch's training loss stands for it.
+    pub start_loss: Option<f64>,
+}
+
+/// Diagnoses a run from its per-epoch metrics knowing nothing of its settings; `None` for an
+/// empty history.
 pub fn diagnose(history: &[EpochMetrics]) -> Option<Diagnosis> {
-    let curves = Curves::read(history)?;
-    let finding = rising_loss(&curves)
+    diagnose_with(history, &Context::default())
+}
+
+/// Diagnoses a run from its per-epoch metrics and what it already does; `None` for an empty
+/// history.
+pub fn diagnose_with(history: &[EpochMetrics], context: &Context) -> Option<Diagnosis> {
+    let curves = Curves::read(history, *context)?;
+    let finding = unstable(&curves)
+        .or_else(|| rising_loss(&curves))
         .or_else(|| accuracy_gap(&curves))
         .or_else(|| low_accuracy(&curves))
         .or_else(|| still_falling(&curves))
         .unwrap_or_else(|| levelled_off(&curves));
+    let mut reason = finding.reason;
+    if curves.val.is_none() {
+        reason += " (judged on the training curve alone: there is no validation set)";
+    }
     Some(Diagnosis {
         verdict: finding.verdict,
-        best_epoch: curves.best_epoch,
-        monitored: curves.monitored.to_string(),
-        reason: finding.reason,
+        best_epoch: curves.val.as_ref().map(|v| v.best_epoch),
+        monitored: if curves.val.is_some() {
+            "val_loss"
+        } else {
+            "train_loss"
+        }
+        .to_string(),
+        reason,
         suggestion: finding.suggestion,
     })
+}
+
+/// `a` and `b` written with enough digits to tell them apart (4 decimals, or 3 significant
+/// digits in scientific notation below 0.001, more when they would read the same).
+pub fn pair(a: f64, b: f64) -> (String, String) {
+    let mut digits = 4;
+    loop {
+        let (x, y) = (number(a, digits), number(b, digits));
+        if x != y || a == b || digits >= 12 {
+            return (x, y);
+        }
+        digits += 1;
+    }
+}
+
+/// `v` with `digits` decimals, or `digits − 2` in scientific notation when tiny or huge.
+pub fn number(v: f64, digits: usize) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:.*e}", digits.saturating_sub(2))
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
+/// The validation curve's facts.
+struct Val {
+    /// The epoch (from 1) with the lowest validation loss (the first, on a tie), and that loss.
+    best_epoch: usize,
+    best: f64,
+    /// The validation loss at the last epoch.
+    end: f64,
 }
 
 /// What the rules read off the history.
 struct Curves<'a> {
     history: &'a [EpochMetrics],
     last: &'a EpochMetrics,
-    /// `"val_loss"` when every epoch has a validation loss, else `"test_loss"`.
-    monitored: &'static str,
-    /// The epoch (from 1) with the lowest monitored loss (the first, on a tie), and that loss.
-    best_epoch: usize,
-    best: f64,
-    /// The monitored loss at the last epoch.
-    end: f64,
+    /// `None` unless every epoch has a validation loss.
+    val: Option<Val>,
+    context: Context,
 }
 
 impl<'a> Curves<'a> {
-    fn read(history: &'a [EpochMetrics]) -> Option<Self> {
+    fn read(history: &'a [EpochMetrics], context: Context) -> Option<Self> {
         let last = history.last()?;
-        let (monitored, curve): (&str, Vec<f64>) = if history.iter().all(|m| m.val_loss.is_some()) {
-            (
-                "val_loss",
-                history.iter().filter_map(|m| m.val_loss).collect(),
-            )
-        } else {
-            ("test_loss", history.iter().map(|m| m.test_loss).collect())
-        };
-        let (best_index, best) =
-            curve
+        let val =
+            history
                 .iter()
-                .copied()
-                .enumerate()
-                .fold(
-                    (0, f64::INFINITY),
-                    |acc, (i, v)| if v < acc.1 { (i, v) } else { acc },
-                );
+                .map(|m| m.val_loss)
+                .collect::<Option<Vec<f64>>>()
+                .map(|curve| {
+                    let (i, best) = curve.iter().copied().enumerate().fold(
+                        (0, f64::INFINITY),
+                        |acc, (i, v)| if v < acc.1 { (i, v) } else { acc },
+                    );
+                    Val {
+                        best_epoch: i + 1,
+                        best,
+                        end: curve[curve.len() - 1],
+                    }
+                });
         Some(Curves {
             history,
             last,
-            monitored,
-            best_epoch: best_index + 1,
-            best,
-            end: curve[history.len() - 1],
+            val,
+            context,
         })
     }
 
@@ -109,14 +174,16 @@ impl<'a> Curves<'a> {
         self.history.len()
     }
 
-    /// The last epoch's training accuracy and monitored accuracy (classification only).
+    /// The last epoch's training and validation accuracy (classification with validation).
     fn accuracies(&self) -> Option<(f64, f64)> {
-        let monitored = if self.monitored == "val_loss" {
-            self.last.val_accuracy
-        } else {
-            self.last.test_accuracy
-        };
-        Some((self.last.train_accuracy?, monitored?))
+        Some((self.last.train_accuracy?, self.last.val_accuracy?))
+    }
+
+    /// The validation loss ended more than 1 % above its best, at an earlier epoch.
+    fn val_rising(&self) -> bool {
+        self.val
+            .as_ref()
+            .is_some_and(|v| v.best_epoch < self.epochs() && v.end > v.best * 1.01)
     }
 }
 
@@ -127,65 +194,107 @@ struct Finding {
     suggestion: Message,
 }
 
-/// Overfitting: the monitored loss rose for 3+ epochs past its best, to 10 % above it, while
-/// the training loss kept falling.
-fn rising_loss(c: &Curves) -> Option<Finding> {
-    let (n, best_epoch, best, end) = (c.epochs(), c.best_epoch, c.best, c.end);
-    let train_fell = c.last.train_loss < c.history[best_epoch - 1].train_loss;
-    // Written as the condition that holds, so a NaN loss never counts as overfitting.
-    let overfitting = n - best_epoch >= 3 && end > best * 1.1 && train_fell;
-    if !overfitting {
+/// Unstable: the training loss ended above where training starts.
+fn unstable(c: &Curves) -> Option<Finding> {
+    let first = c.history[0].train_loss;
+    let (start, what) = match c.context.start_loss {
+        Some(s) => (s, "the loss of an untrained network"),
+        None if c.epochs() >= 2 => (first, "the first epoch's"),
+        None => return None,
+    };
+    let now = c.last.train_loss;
+    // Written as the condition that holds, so a NaN loss is never called unstable.
+    if !(now > start) {
         return None;
     }
-    let monitored = c.monitored;
+    let (s, n) = pair(start, now);
+    let lr = c.last.learning_rate;
     Some(Finding {
-        verdict: Verdict::Overfitting,
+        verdict: Verdict::Unstable,
         reason: format!(
-            "{monitored} rose from {best:.4} at epoch {best_epoch} to {end:.4} at epoch {n} while the training loss kept falling"
+            "the training loss ended at {n}, above {s} ({what}): the steps are too large"
         ),
         suggestion: Message::new()
-            .text("use ")
-            .setting(Setting::EarlyStopping)
-            .text(" (keeps the best epoch's weights), more data, ")
-            .setting(Setting::Dropout)
-            .text(" or ")
-            .setting(Setting::WeightDecay)
-            .text(", or fewer epochs"),
+            .text("lower ")
+            .setting(Setting::LearningRate)
+            .text(format!(", e.g. {} (now {lr}), or ", lower_lr(lr)))
+            .value(Setting::ClipGradNorm, "1"),
     })
 }
 
-/// Overfitting: training accuracy above 0.98 with the monitored accuracy 0.08 or more behind.
+/// What fights overfitting and is not on yet: `more data, dropout, weight decay, ...`.
+fn regularise(c: &Curves, start: &str) -> Message {
+    let mut m = Message::new().text(start).text("more data");
+    if !c.context.dropout {
+        m = m.text(", ").setting(Setting::Dropout);
+    }
+    if !c.context.weight_decay {
+        m = m.text(", ").setting(Setting::WeightDecay);
+    }
+    if c.context.dropout && c.context.weight_decay {
+        m = m
+            .text(", a higher ")
+            .setting(Setting::Dropout)
+            .text(" or ")
+            .setting(Setting::WeightDecay);
+    }
+    if c.context.early_stopping {
+        m.text(", or a smaller network (the kept weights are already the best epoch's)")
+    } else {
+        m.text(", or ")
+            .setting(Setting::EarlyStopping)
+            .text(" (keeps the best epoch's weights)")
+    }
+}
+
+/// Overfitting: the validation loss rose for 3+ epochs past its best, to 10 % above it, while
+/// the training loss kept falling.
+fn rising_loss(c: &Curves) -> Option<Finding> {
+    let v = c.val.as_ref()?;
+    let (n, best_epoch) = (c.epochs(), v.best_epoch);
+    let train_fell = c.last.train_loss < c.history[best_epoch - 1].train_loss;
+    // Written as the condition that holds, so a NaN loss never counts as overfitting.
+    let overfitting = n - best_epoch >= 3 && v.end > v.best * 1.1 && train_fell;
+    if !overfitting {
+        return None;
+    }
+    let (best, end) = pair(v.best, v.end);
+    Some(Finding {
+        verdict: Verdict::Overfitting,
+        reason: format!(
+            "val_loss rose from {best} at epoch {best_epoch} to {end} at epoch {n} while the training loss kept falling"
+        ),
+        suggestion: regularise(c, "try "),
+    })
+}
+
+/// Overfitting: training accuracy above 0.98 with the validation accuracy 0.08 or more behind.
 fn accuracy_gap(c: &Curves) -> Option<Finding> {
     let (t, m) = c.accuracies()?;
     let overfitting = t > 0.98 && t - m > 0.08;
     if !overfitting {
         return None;
     }
+    let (t, m) = pair(t, m);
     Some(Finding {
         verdict: Verdict::Overfitting,
-        reason: format!(
-            "training accuracy {t:.4} but {} accuracy {m:.4}",
-            &c.monitored[..c.monitored.len() - 5]
-        ),
-        suggestion: Message::new()
-            .text("add regularisation (")
-            .setting(Setting::Dropout)
-            .text(", ")
-            .setting(Setting::WeightDecay)
-            .text("), more data, or stop earlier (")
-            .setting(Setting::EarlyStopping)
-            .text(")"),
+        reason: format!("training accuracy {t} but validation accuracy {m}"),
+        suggestion: regularise(c, "try "),
     })
 }
 
-/// Underfitting: training accuracy below 0.90.
+/// Underfitting: training accuracy below 0.90 (while the validation loss is not rising).
 fn low_accuracy(c: &Curves) -> Option<Finding> {
     let t = c.last.train_accuracy.filter(|&t| t < 0.9)?;
+    if c.val_rising() {
+        return None;
+    }
     let n = c.epochs();
     Some(Finding {
         verdict: Verdict::Underfitting,
         reason: format!(
-            "training accuracy is only {t:.4} after {n} epoch{}",
+            "training accuracy is only {} after {n} epoch{}",
+            number(t, 4),
             if n == 1 { "" } else { "s" }
         ),
         suggestion: Message::new()
@@ -195,10 +304,11 @@ fn low_accuracy(c: &Curves) -> Option<Finding> {
     })
 }
 
-/// Underfitting: the training loss still fell by more than 5 % (and 0.01) over the last epoch.
+/// Underfitting: the training loss still fell by more than 5 % (and 0.01) over the last epoch,
+/// training accuracy is below 0.98 and the validation loss is not rising.
 fn still_falling(c: &Curves) -> Option<Finding> {
     let n = c.epochs();
-    if n < 2 {
+    if n < 2 || c.val_rising() || c.last.train_accuracy.is_some_and(|t| t >= 0.98) {
         return None;
     }
     let (prev, now) = (c.history[n - 2].train_loss, c.last.train_loss);
@@ -206,28 +316,55 @@ fn still_falling(c: &Curves) -> Option<Finding> {
     if !falling {
         return None;
     }
+    let (p, q) = pair(prev, now);
     Some(Finding {
         verdict: Verdict::Underfitting,
         reason: format!(
-            "the training loss still fell {:.0} % in the last epoch ({prev:.4} → {now:.4})",
+            "the training loss still fell {:.0} % in the last epoch ({p} → {q})",
             (1.0 - now / prev) * 100.0
         ),
-        suggestion: "train for more epochs or raise the learning rate".into(),
+        suggestion: "train for more epochs".into(),
     })
 }
 
 /// Good: none of the rules above.
 fn levelled_off(c: &Curves) -> Finding {
-    let (monitored, best_epoch, best) = (c.monitored, c.best_epoch, c.best);
-    Finding {
-        verdict: Verdict::Good,
-        reason: format!(
-            "{monitored} is lowest at epoch {best_epoch} ({best:.4}) and the training loss has levelled off"
-        ),
-        suggestion: Message::new()
+    let Some(v) = c.val.as_ref() else {
+        return Finding {
+            verdict: Verdict::Good,
+            reason: format!(
+                "the training loss has levelled off at {}",
+                number(c.last.train_loss, 4)
+            ),
+            suggestion: Message::new()
+                .text("hold out data to check the fit on unseen rows: ")
+                .value(Setting::ValSplit, "0.1"),
+        };
+    };
+    let (best_epoch, n) = (v.best_epoch, c.epochs());
+    let reason = if c.val_rising() {
+        let (best, end) = pair(v.best, v.end);
+        format!(
+            "val_loss is lowest at epoch {best_epoch} ({best}) and rose to {end} by epoch {n}: more epochs would start to overfit"
+        )
+    } else {
+        format!(
+            "val_loss is lowest at epoch {best_epoch} ({}) and the training loss has levelled off",
+            number(v.best, 4)
+        )
+    };
+    let suggestion = if c.context.early_stopping {
+        "nothing pressing; the kept weights are the best epoch's".into()
+    } else {
+        Message::new()
             .text("nothing pressing; ")
             .setting(Setting::EarlyStopping)
-            .text(" keeps the best epoch's weights"),
+            .text(" keeps the best epoch's weights")
+    };
+    Finding {
+        verdict: Verdict::Good,
+        reason,
+        suggestion,
     }
 }
 

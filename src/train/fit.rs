@@ -17,14 +17,15 @@ use crate::rng::ChaCha8Rng;
 use crate::rng::{self, Stream};
 
 /// The datasets of a run: the training set, an optional validation set (evaluated every epoch,
-/// and the loss that picks the best epoch) and an optional test set.
+/// and the only loss that picks anything: the best epoch, early stopping) and an optional test
+/// set (evaluated and reported, never consulted).
 #[derive(Clone, Copy, Debug)]
 pub struct Splits<'a> {
     /// Trained on.
     pub train: &'a Dataset,
     /// Held out from training, watched every epoch.
     pub val: Option<&'a Dataset>,
-    /// Evaluated every epoch and reported (its metrics are NaN without one).
+    /// Evaluated every epoch and reported (its metrics are `None` without one).
     pub test: Option<&'a Dataset>,
 }
 
@@ -119,7 +120,8 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Linear warm-up epochs before the schedule.
     pub warmup: usize,
-    /// Stop after this many epochs without improvement of the monitored loss.
+    /// Stop after this many epochs without improvement of the validation loss (ignored without
+    /// a validation set: the test set never chooses).
     pub early_stopping: Option<usize>,
     /// Rescale the summed gradient so its global L2 norm is at most this.
     pub clip_grad_norm: Option<f64>,
@@ -150,13 +152,18 @@ impl TrainConfig {
 pub struct FitReport {
     /// Per-epoch metrics, epoch 1 first.
     pub history: Vec<EpochMetrics>,
-    /// The epoch whose weights the model holds at the end (the best one by the monitored loss
-    /// when there is a validation set or early stopping; otherwise the last).
+    /// The epoch whose weights the model holds at the end: the one with the lowest validation
+    /// loss when there is a validation set, otherwise the last (0: the initial weights, when
+    /// the run diverged in its first epoch).
     pub kept_epoch: usize,
     /// True when early stopping ended the run before the last epoch.
     pub stopped_early: bool,
     /// The fit verdict from the curves.
     pub diagnosis: Option<Diagnosis>,
+    /// Set when training diverged (a non-finite loss or gradient, or a finite explosion, see
+    /// [`Explosion`]): why, and what to try. The run stopped there and the model holds the last
+    /// good weights (those of `kept_epoch`).
+    pub diverged: Option<Message>,
 }
 
 /// Where a run stands at the end of an epoch: with the model, the optimizer's state and the
@@ -197,8 +204,9 @@ pub struct EpochMetrics {
     /// Validation R² (regression).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_r2: Option<f64>,
-    /// Mean loss on the test set after the epoch.
-    pub test_loss: f64,
+    /// Mean loss on the test set after the epoch (`None`, `null` in JSON, without a test set).
+    #[serde(default)]
+    pub test_loss: Option<f64>,
     /// Fraction of the test set classified correctly after the epoch (classification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_accuracy: Option<f64>,
@@ -329,9 +337,12 @@ impl Trainer {
 
     /// The training run: per epoch, the scheduled learning rate, one pass over `splits.train`,
     /// evaluation on the validation set (if any) and the test set (if any), and the [`Hooks`].
-    /// The monitored loss is the validation loss, else the test loss. With a validation set or
-    /// early stopping, the model ends with the weights of the epoch with the lowest monitored
-    /// loss, whether or not training stopped early.
+    /// Only the validation loss chooses: with a validation set the model ends with the weights
+    /// of the epoch with the lowest validation loss (whether or not early stopping ended the
+    /// run); without one, early stopping is off and the last epoch's weights are kept. The
+    /// plateau schedule watches the validation loss, else the training loss. The test set is
+    /// evaluated and reported, never consulted. A run that diverges stops there with the last
+    /// good weights and says so in [`FitReport::diverged`].
     ///
     /// ```
     /// use nabla::data::builtin;
@@ -349,7 +360,7 @@ impl Trainer {
     /// let mut lines = Vec::new();
     /// let report = trainer
     ///     .fit(&mut model, &mut sgd, Splits::new(&train, &test),
-    ///          Hooks::new().on_epoch(|m| lines.push(format!("epoch {}: {:.3}", m.epoch, m.test_loss))))
+    ///          Hooks::new().on_epoch(|m| lines.push(format!("epoch {}: {:.3}", m.epoch, m.test_loss.unwrap()))))
     ///     .unwrap();
     /// assert_eq!(report.history.len(), 3);
     /// assert!(report.history[2].test_accuracy.unwrap() > 0.8);
@@ -414,7 +425,8 @@ impl Trainer {
             self.config.warmup,
             epochs,
         );
-        let keep_best = splits.val.is_some() || self.config.early_stopping.is_some();
+        // Only validation data chooses: without it there is no best epoch and no early stop.
+        let keep_best = splits.val.is_some();
         let mut state = match resume {
             Some(state) => {
                 self.steps = state.steps;
@@ -429,24 +441,37 @@ impl Trainer {
                 scheduler: scheduler.plateau_state(),
             },
         };
-        let mut stopped_early = false;
+        let mut explosion = Explosion::new(loss, model.outputs(), &state.history);
+        let (mut stopped_early, mut diverged) = (false, None);
         for epoch in state.epoch + 1..=epochs {
             optimizer.set_learning_rate(scheduler.lr(epoch));
-            let m = self.epoch(
+            let last_good = model.snapshot();
+            let m = match self.epoch(
                 model,
                 optimizer,
                 &splits,
                 loss,
                 epoch,
+                &mut explosion,
                 &mut hooks.on_iteration,
-            )?;
+            ) {
+                Err(NablaError::Diverged(why)) => {
+                    model.restore(last_good)?;
+                    diverged = Some(why);
+                    break;
+                }
+                other => other?,
+            };
             (hooks.on_epoch)(&m);
-            let monitored = m.val_loss.unwrap_or(m.test_loss);
-            scheduler.observe(epoch, monitored);
+            // The plateau schedule watches the validation loss, else the training loss.
+            scheduler.observe(epoch, m.val_loss.unwrap_or(m.train_loss));
+            let monitored = m.val_loss;
             state.history.push(m);
-            let improved = state.best.as_ref().is_none_or(|(b, _, _)| monitored < *b);
-            if keep_best && improved {
-                state.best = Some((monitored, epoch, model.snapshot()));
+            if let Some(monitored) = monitored.filter(|_| keep_best) {
+                let improved = state.best.as_ref().is_none_or(|(b, _, _)| monitored < *b);
+                if improved {
+                    state.best = Some((monitored, epoch, model.snapshot()));
+                }
             }
             state.epoch = epoch;
             state.steps = self.steps;
@@ -471,6 +496,7 @@ impl Trainer {
             history: state.history,
             kept_epoch,
             stopped_early,
+            diverged,
         })
     }
 
@@ -482,14 +508,22 @@ impl Trainer {
         splits: &Splits,
         loss: Loss,
         epoch: usize,
+        explosion: &mut Explosion,
         on_iteration: &mut dyn FnMut(&IterationStats),
     ) -> Result<EpochMetrics, NablaError> {
         let started = Instant::now();
-        let (loss_sum, correct) =
-            self.train_epoch(model, optimizer, splits.train, loss, epoch, on_iteration)?;
+        let (loss_sum, correct) = self.train_epoch(
+            model,
+            optimizer,
+            (splits.train, loss),
+            epoch,
+            explosion,
+            on_iteration,
+        )?;
         let seconds = started.elapsed().as_secs_f64();
         let eval = |data: Option<&Dataset>| -> Result<Option<Evaluation>, NablaError> {
-            data.map(|d| self.pool.install(|| evaluate_with(model, d, loss)))
+            data.filter(|d| !d.is_empty())
+                .map(|d| self.pool.install(|| evaluate_with(model, d, loss)))
                 .transpose()
         };
         let (test, val) = (eval(splits.test)?, eval(splits.val)?);
@@ -502,7 +536,7 @@ impl Trainer {
             val_loss: val.map(|e| e.loss),
             val_accuracy: val.and_then(|e| e.accuracy),
             val_r2: val.and_then(|e| e.regression.map(|r| r.r2)),
-            test_loss: test.map_or(f64::NAN, |e| e.loss),
+            test_loss: test.map(|e| e.loss),
             test_accuracy: test.and_then(|e| e.accuracy),
             test_mae: reg.map(|r| r.mae),
             test_rmse: reg.map(|r| r.rmse),
@@ -512,14 +546,15 @@ impl Trainer {
         })
     }
 
-    /// One pass over `train`; returns (sum of per-sample losses, correct predictions).
+    /// One pass over `train`; returns (sum of per-sample losses, correct predictions), or a
+    /// [`NablaError::Diverged`] at the first step whose loss is not finite or has exploded.
     fn train_epoch<M: Module>(
         &mut self,
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
-        train: &Dataset,
-        loss: Loss,
+        (train, loss): (&Dataset, Loss),
         epoch: usize,
+        explosion: &mut Explosion,
         on_iteration: &mut dyn FnMut(&IterationStats),
     ) -> Result<(f64, usize), NablaError> {
         let batch_size = self.config.batch_size;
@@ -537,9 +572,12 @@ impl Trainer {
             .enumerate()
             .try_for_each(|(iteration, batch)| {
                 let stats = self.step_with(model, optimizer, train, loss, batch)?;
+                let at = (epoch, iteration + 1, iterations);
                 if !stats.loss.is_finite() || !stats.finite_gradient {
-                    let at = (epoch, iteration + 1, iterations);
                     return Err(diverged(&stats, at, last_finite, optimizer.learning_rate()));
+                }
+                if let Some(limit) = explosion.check(stats.loss) {
+                    return Err(exploded(stats.loss, limit, at, optimizer.learning_rate()));
                 }
                 last_finite = Some(stats.loss);
                 loss_sum += stats.loss * batch.len() as f64;
@@ -585,9 +623,103 @@ fn diverged(
             ))
             .setting(Setting::LearningRate)
             .text(", e.g. ")
-            .text(format!("{} (now {lr}), or ", lr / 10.0))
+            .text(format!("{} (now {lr}), or ", lower_lr(lr)))
             .value(Setting::ClipGradNorm, "1"),
     )
+}
+
+/// A concrete lower learning rate to advise: a tenth of `lr`, rounded to one significant digit.
+pub fn lower_lr(lr: f64) -> f64 {
+    let tenth = lr / 10.0;
+    let scale = 10f64.powf(tenth.log10().floor());
+    let rounded = (tenth / scale).round() * scale;
+    // Printing goes through f64's shortest round-trip form: keep it short.
+    format!("{rounded:.1e}").parse().unwrap_or(tenth)
+}
+
+/// The error for a step whose loss, though finite, rose past `limit`.
+fn exploded(
+    loss: f64,
+    limit: (f64, String),
+    (epoch, iteration, iterations): (usize, usize, usize),
+    lr: f64,
+) -> NablaError {
+    NablaError::Diverged(
+        Message::new()
+            .text(format!(
+                "training diverged: the loss reached {} at epoch {epoch}, iteration {iteration}/{iterations}, above {:.4} ({}); the weights from before this epoch were kept. Try a lower ",
+                short(loss),
+                limit.0,
+                limit.1
+            ))
+            .setting(Setting::LearningRate)
+            .text(format!(", e.g. {} (now {lr}), or ", lower_lr(lr)))
+            .value(Setting::ClipGradNorm, "1"),
+    )
+}
+
+/// `0.1234` or, for large or tiny values, `6.021e33`.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// The finite-explosion guard: a loss far above where training started means the steps are
+/// too large. Cross-entropy over `C` classes starts near ln C, so the limit is 10 · ln C
+/// (at least 10 · ln 2); the MSE of standardised targets starts near 1, so its limit is 10 ×
+/// the mean loss of the first iterations (at least 10).
+#[derive(Clone, Debug)]
+pub struct Explosion {
+    /// The loss expected at the start (ln C) or measured over the first iterations.
+    start: Option<f64>,
+    /// Cross-entropy: the start is known in advance.
+    known: bool,
+    /// The first iterations' losses, while `start` is being measured.
+    first: Vec<f64>,
+}
+
+/// Iterations whose mean loss is the regression start.
+const FIRST_ITERATIONS: usize = 5;
+
+impl Explosion {
+    /// The guard for `loss` with `outputs` network outputs, continuing after `history`.
+    pub fn new(loss: Loss, outputs: usize, history: &[EpochMetrics]) -> Self {
+        let known = loss == Loss::CrossEntropy;
+        let start = if known {
+            Some((outputs.max(2) as f64).ln())
+        } else {
+            history.first().map(|m| m.train_loss.max(1.0))
+        };
+        Self {
+            start,
+            known,
+            first: Vec::new(),
+        }
+    }
+
+    /// `Some((limit, why))` when `loss` has exploded.
+    pub fn check(&mut self, loss: f64) -> Option<(f64, String)> {
+        let Some(start) = self.start else {
+            self.first.push(loss);
+            if self.first.len() == FIRST_ITERATIONS {
+                let mean = self.first.iter().sum::<f64>() / self.first.len() as f64;
+                self.start = Some(mean.max(1.0));
+            }
+            return None;
+        };
+        let limit = 10.0 * start;
+        (loss > limit).then(|| {
+            let why = if self.known {
+                format!("10 × ln of the class count, {start:.4}, where cross-entropy starts")
+            } else {
+                format!("10 × the loss of the first iterations, {start:.4}")
+            };
+            (limit, why)
+        })
+    }
 }
 
 impl Trainer {

@@ -1,6 +1,7 @@
 //! The `nabla` command line: one file per subcommand. This is the binary's edge: library errors
 //! become one-line messages and exit codes (2: bad data or usage, 1: anything else).
 
+pub mod baselines;
 pub mod config;
 pub mod distributed;
 pub mod evaluate;
@@ -10,6 +11,7 @@ pub mod inspect;
 pub mod lr_find;
 pub mod plot;
 pub mod predict;
+pub mod rule;
 pub mod train;
 
 use clap::{Parser, Subcommand};

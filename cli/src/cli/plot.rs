@@ -28,12 +28,18 @@ pub struct History {
     pub classes: Vec<String>,
     /// Every epoch's metrics.
     pub epochs: Vec<EpochMetrics>,
-    /// The epoch with the lowest test loss.
+    /// The epoch with the lowest validation loss (`None` without a validation set).
     pub best_epoch: Option<usize>,
     /// The epoch at which early stopping ended the run, if it did.
     pub early_stop_epoch: Option<usize>,
     /// `confusion_matrix[true][predicted]` of the final model on the test set.
     pub confusion_matrix: Vec<Vec<usize>>,
+    /// `{trivial: {...}, linear: {...}}`: the baselines' metrics on the same split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<serde_json::Value>,
+    /// Training diverged; the model holds the last good weights.
+    #[serde(default)]
+    pub diverged: bool,
 }
 
 impl History {
@@ -196,7 +202,7 @@ impl Panel {
         match (self, series) {
             (Panel::CrossEntropy | Panel::Mse, 0) => Some(m.train_loss),
             (Panel::CrossEntropy | Panel::Mse, 1) => m.val_loss,
-            (Panel::CrossEntropy | Panel::Mse, _) => Some(m.test_loss),
+            (Panel::CrossEntropy | Panel::Mse, _) => m.test_loss,
             (Panel::R2, 0) => None,
             (Panel::R2, 1) => m.val_r2,
             (Panel::R2, _) => m.test_r2,
@@ -350,6 +356,15 @@ where
             .filter(|p| p.1.is_finite())
             .collect();
         if points.is_empty() {
+            if series == 2 && run.epochs.iter().all(|m| m.test_loss.is_none()) {
+                // Say so in the legend rather than leave the reader looking for the curve.
+                chart
+                    .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                    .label(format!("{}no test set", style.prefix))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.mix(0.3))
+                    });
+            }
             continue;
         }
         chart
@@ -375,21 +390,18 @@ fn best_epoch_marker<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let has_val = run.epochs.iter().any(|m| m.val_loss.is_some());
-    let monitored = if has_val { 1 } else { 2 };
+    // Only the validation loss picks an epoch: the marker sits on the validation curve.
     let Some((best, y)) = run
         .best_epoch
         .and_then(|b| run.epochs.iter().find(|m| m.epoch == b))
-        .and_then(|m| panel.value(m, monitored).map(|y| (m, y)))
+        .and_then(|m| panel.value(m, 1).map(|y| (m, y)))
     else {
         return Ok(());
     };
     let p = (best.epoch as f64, y);
     let label = format!(
-        "{}best epoch ({}, lowest {} loss)",
-        style.prefix,
-        best.epoch,
-        if has_val { "validation" } else { "test" }
+        "{}best epoch ({}, lowest validation loss)",
+        style.prefix, best.epoch
     );
     let c_best = style.best;
     chart
@@ -436,11 +448,15 @@ where
     let correct: usize = (0..m.len())
         .map(|i| m[i].get(i).copied().unwrap_or(0))
         .sum();
-    let title = format!(
-        "Confusion matrix — {} test samples, {:.1}% correct",
-        total,
-        100.0 * correct as f64 / total.max(1) as f64
-    );
+    let title = if total == 0 {
+        "Confusion matrix — no test set".to_string()
+    } else {
+        format!(
+            "Confusion matrix — {} test samples, {:.1}% correct",
+            total,
+            100.0 * correct as f64 / total.max(1) as f64
+        )
+    };
     let root = root.titled(&title, ("sans-serif", 22))?;
     let name = |i: usize| h.classes.get(i).cloned().unwrap_or_else(|| i.to_string());
     // Segmented axes put each class's label under the middle of its cell; rows are drawn

@@ -19,9 +19,12 @@ use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Network, Task};
 use nabla::optim::Optimizer;
+use nabla::train::baseline::{BaselineConfig, Baselines, Scores};
 use nabla::train::checkpoint::ModelCheckpoint;
+use nabla::train::diagnosis::{Context as FitContext, diagnose_with};
 use nabla::train::{
-    EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH, Splits,
+    Diagnosis, EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH,
+    Splits,
     Trainer, confusion_matrix, iterations_per_epoch,
 };
 
@@ -206,7 +209,9 @@ pub struct TrainArgs {
     pub batch_size: u32,
 
     /// Passes over the training data [default: 30, more for small datasets so training runs at
-    /// least 1,000 iterations, at most 200 epochs].
+    /// least 1,000 iterations, at most 200 epochs; small data (under 10,000 training rows)
+    /// without --epochs and --val-split: at most 100-500 epochs (3,000 iterations) with a
+    /// validation split and early stopping].
     #[arg(long)]
     pub epochs: Option<usize>,
 
@@ -263,8 +268,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
 
-    /// Stop after this many epochs without improvement of the validation loss (the test loss
-    /// without --val-split); the best epoch's weights are kept.
+    /// Stop after this many epochs without improvement of the validation loss; the best epoch's
+    /// weights are kept. Without --val-split, 20 % of the training rows are held out for it
+    /// (the test set never chooses); with --val-split 0 it is off.
     #[arg(long, value_name = "PATIENCE", value_parser = clap::value_parser!(u32).range(1..))]
     pub early_stopping: Option<u32>,
 
@@ -277,9 +283,12 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = defaults::TEST_SPLIT, value_parser = parse_fraction)]
     pub test_split: f64,
 
-    /// Fraction of the training part held out as a validation set, evaluated every epoch.
-    #[arg(long, default_value_t = defaults::VAL_SPLIT, value_parser = parse_fraction)]
-    pub val_split: f64,
+    /// Fraction of the training part held out as a validation set, evaluated every epoch; it
+    /// alone picks the best epoch [default: 0; 0.2 with --early-stopping, and for small data
+    /// (under 10,000 training rows) when --epochs is not given either, which also turns on
+    /// early stopping (patience 20) and weight decay 0.01].
+    #[arg(long, value_parser = parse_fraction)]
+    pub val_split: Option<f64>,
 
     /// Seed for weight initialisation, the split and shuffling (same seed, same numbers).
     #[arg(long, default_value_t = defaults::SEED)]
@@ -390,20 +399,20 @@ struct MetricsReport<'a> {
     batch_norm: bool,
     early_stopping: Option<u32>,
     stopped_early: bool,
+    /// True when training diverged (the model holds the last good weights).
+    diverged: bool,
     /// The epoch whose weights the final model holds.
     kept_epoch: usize,
     epochs: &'a [EpochMetrics],
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnosis: Option<hints::DiagnosisJson<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_accuracy: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_r2: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_mae: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_rmse: Option<f64>,
-    test_loss: f64,
+    /// The final model's test metrics (`null` without a test set) and, with a validation
+    /// set, its validation metrics: `test_loss`, `test_accuracy` or `test_mae`, `test_rmse`,
+    /// `test_r2`; `val_loss`, ...
+    #[serde(flatten)]
+    final_metrics: serde_json::Map<String, serde_json::Value>,
+    /// `{trivial: {...}, linear: {...}}` under the same metric names.
+    baselines: serde_json::Value,
     train_seconds: f64,
     /// Seconds to run the whole test set through the final model (forward only, chunks of
     /// 1,000 rows in parallel).
@@ -463,7 +472,7 @@ impl TrainArgs {
             early_stopping: self.early_stopping.map(|p| p as usize),
             limit_train: self.limit_train.map(|n| n as usize),
             test_split: Some(self.test_split),
-            val_split: Some(self.val_split),
+            val_split: self.val_split,
             seed: Some(self.seed),
             threads: self.threads.map(|t| t as usize),
             output: Output {
@@ -603,7 +612,8 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
     for w in data.warnings.iter().filter(|_| world.is_root()) {
         eprintln!("warning: {w}");
     }
-    let config = config.resolve(data.train.len());
+    let defaulted = config.epochs.is_none() && config.val_split.is_none();
+    let config = config.resolve_for(&data);
     let (spec, mut model) = config.network(&data.train)?;
     let mut optimizer = config.optimizer()?;
     let resume_state = match resume {
@@ -623,10 +633,10 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
     };
     if config.early_stopping.is_some() && data.val.is_none() {
         eprintln!(
-            "warning: --early-stopping without --val-split watches the test loss, so the test set also picks the epoch; add --val-split 0.1 for an unbiased test score"
+            "warning: --early-stopping needs validation data to choose an epoch and --val-split 0 asks for none, so it is off and the last epoch's weights are kept (the test set never chooses)"
         );
     }
-    print_setup(&config, &data, &spec, &model, &optimizer, &world)?;
+    print_setup(&config, &data, (&spec, &model), &optimizer, (&world, defaulted))?;
     let base_lr = optimizer.learning_rate();
     let report = fit(
         &config,
@@ -717,28 +727,46 @@ fn run_folder(output: &Output) -> Result<Option<PathBuf>> {
 fn print_setup(
     config: &RunConfig,
     data: &RunData,
-    spec: &ModelSpec,
-    model: &Network,
+    (spec, model): (&ModelSpec, &Network),
     optimizer: &Optimizer,
-    world: &World,
+    (world, defaulted): (&World, bool),
 ) -> Result<()> {
     let mut out = super::Stdout::lock();
     let train = &data.train;
     let val_desc = data
         .val
         .as_ref()
-        .map(|v| format!(", {} validation samples", v.len()))
+        .map(|v| {
+            let how = match (data.auto_validation, train.task()) {
+                (None, _) => String::new(),
+                (Some(_), task) => format!(
+                    " (automatic: {} % of the training rows, {}, seed {})",
+                    defaults::AUTO_VAL_SPLIT * 100.0,
+                    if task == Task::Classification {
+                        "stratified"
+                    } else {
+                        "random"
+                    },
+                    config.seed()
+                ),
+            };
+            format!(", {} validation samples{how}", v.len())
+        })
         .unwrap_or_default();
+    let test_desc = if data.test.is_empty() {
+        "no test set".to_string()
+    } else {
+        format!("{} test samples", data.test.len())
+    };
     let target_desc = match train.task() {
         Task::Regression => "regression".to_string(),
         Task::Classification => format!("{} classes", train.classes().len()),
     };
     writeln!(
         out,
-        "data: {} — {} training samples{val_desc}, {} test samples, {} features ({}), {target_desc}",
+        "data: {} — {} training samples{val_desc}, {test_desc}, {} features ({}), {target_desc}",
         train.name(),
         train.len(),
-        data.test.len(),
         train.dim(),
         match data.preprocess.scaling {
             Scaling::Standard => "standardised",
@@ -764,14 +792,15 @@ fn print_setup(
     };
     writeln!(
         out,
-        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3} epochs, {4}, {5}, seed {6}",
+        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3} epochs, {4}, {5}, seed {6}; {7}",
         tc.batch_size,
         iterations_per_epoch(train.len(), tc.batch_size),
         train.len(),
         tc.epochs,
         describe_optimizer(config, optimizer),
         workers,
-        tc.seed
+        tc.seed,
+        super::rule::describe(config, data, defaulted)
     )?;
     Ok(())
 }
@@ -846,7 +875,7 @@ fn fit(
             .map(|_| ()),
             None => Ok(()),
         });
-    let splits = Splits::new(&data.train, &data.test).with_validation(data.val.as_ref());
+    let splits = splits(data);
     let report = match resume_state {
         Some(state) => trainer.resume(model, optimizer, splits, state, hooks),
         None => trainer.fit(model, optimizer, splits, hooks),
@@ -855,6 +884,15 @@ fn fit(
         bar.abandon();
     }
     Ok(report?)
+}
+
+/// The run's splits; an empty test set (`--test-split 0`) is no test set.
+fn splits(data: &RunData) -> Splits<'_> {
+    Splits {
+        train: &data.train,
+        val: data.val.as_ref(),
+        test: (!data.test.is_empty()).then_some(&data.test),
+    }
 }
 
 /// One epoch's line: losses, accuracies, R², the rate in force and the time.
@@ -876,7 +914,9 @@ fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
     if let Some(r) = m.val_r2 {
         line += &format!("  val R² {r:.4}");
     }
-    line += &format!("  test loss {:.4}", m.test_loss);
+    if let Some(l) = m.test_loss {
+        line += &format!("  test loss {l:.4}");
+    }
     if let Some(a) = m.test_accuracy {
         line += &format!("  test acc {a:.4}");
     }
@@ -897,81 +937,152 @@ struct Finished<'a> {
     report: &'a FitReport,
 }
 
+/// What is measured after training: the final model on the held-out sets, the baselines on
+/// the same split, and the verdict.
+struct Outcome {
+    /// The final model on the validation and test sets (those there are).
+    network: Scores,
+    baselines: Baselines,
+    diagnosis: Option<Diagnosis>,
+    /// Said when the network does no better than the linear model on validation data.
+    linear_note: Option<nabla::error::Message>,
+    inference_seconds: f64,
+}
+
 impl Finished<'_> {
-    /// Prints the outcome, then writes the model files, the metrics file and the run folder.
+    /// Prints the outcome, then writes the model files, the metrics file and the run folder;
+    /// a diverged run is saved (marked diverged) and then reported as the error.
     fn report(&self, run_dir: Option<PathBuf>) -> Result<()> {
-        self.print_outcome()?;
-        let trainer = Trainer::new(self.config.train_config())?;
-        let eval_started = Instant::now();
-        let final_eval = trainer.evaluate(self.model, &self.data.test)?;
-        let inference_seconds = eval_started.elapsed().as_secs_f64();
-        let train_seconds: f64 = self.report.history.iter().map(|m| m.seconds).sum();
-        let mut out = super::Stdout::lock();
-        match (final_eval.accuracy, final_eval.regression) {
-            (_, Some(r)) => writeln!(
-                out,
-                "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {:.4}, {:.2}s training",
-                r.r2, r.mae, r.rmse, final_eval.loss, train_seconds
-            )?,
-            (accuracy, None) => writeln!(
-                out,
-                "done: test accuracy {:.4}, test loss {:.4}, {:.2}s training",
-                accuracy.unwrap_or(f64::NAN),
-                final_eval.loss,
-                train_seconds
-            )?,
-        }
-        drop(out);
+        let outcome = self.measure()?;
+        self.print_outcome(&outcome)?;
         let run_model = run_dir.as_ref().map(|d| d.join("model.safetensors"));
-        self.save_models(run_model.as_ref(), &final_eval)?;
+        self.save_models(run_model.as_ref(), &outcome)?;
         if let Some(path) = &self.config.output.metrics_out {
-            self.write_metrics(path, &final_eval, train_seconds, inference_seconds)?;
+            self.write_metrics(path, &outcome)?;
         }
         if let Some(dir) = run_dir {
-            self.save_run_folder(&dir)?;
+            self.save_run_folder(&dir, &outcome)?;
         }
-        Ok(())
+        match &self.report.diverged {
+            Some(why) => Err(nabla::NablaError::Diverged(why.clone()).into()),
+            None => Ok(()),
+        }
     }
 
-    /// Early stopping, the kept epoch and the diagnosis.
-    fn print_outcome(&self) -> Result<()> {
+    /// Evaluates the final model, fits the baselines and diagnoses the run.
+    fn measure(&self) -> Result<Outcome> {
+        let trainer = Trainer::new(self.config.train_config())?;
+        let splits = splits(self.data);
+        let eval_started = Instant::now();
+        let test = splits
+            .test
+            .map(|t| trainer.evaluate(self.model, t))
+            .transpose()?;
+        let inference_seconds = eval_started.elapsed().as_secs_f64();
+        let val = splits
+            .val
+            .map(|v| trainer.evaluate(self.model, v))
+            .transpose()?;
+        let c = self.config;
+        let baselines = nabla::train::baseline::fit(
+            splits,
+            BaselineConfig {
+                linear: !c.data.as_ref().is_some_and(|d| d.is_dir()),
+                seed: c.seed(),
+                threads: c.threads.unwrap_or(1),
+            },
+        )?;
+        let context = FitContext {
+            early_stopping: c.early_stopping.is_some() && splits.val.is_some(),
+            dropout: c.dropout.unwrap_or_default() > 0.0,
+            weight_decay: c.weight_decay.unwrap_or_default() > 0.0,
+            start_loss: (self.spec.task == Task::Classification)
+                .then(|| (self.spec.outputs().max(2) as f64).ln()),
+        };
+        let linear_note = match (&val, baselines.linear.and_then(|l| l.val)) {
+            (Some(net), Some(lin)) => nabla::train::baseline::not_better_than_linear(net, &lin),
+            _ => None,
+        };
+        Ok(Outcome {
+            network: Scores { val, test },
+            baselines,
+            diagnosis: diagnose_with(&self.report.history, &context),
+            linear_note,
+            inference_seconds,
+        })
+    }
+
+    /// Early stopping, the kept epoch, the diagnosis, the baselines and the final numbers.
+    fn print_outcome(&self, outcome: &Outcome) -> Result<()> {
         let mut out = super::Stdout::lock();
         let (report, history) = (self.report, &self.report.history);
         if report.stopped_early {
             writeln!(
                 out,
-                "early stopping: no improvement for {} epochs; stopped after epoch {}",
+                "early stopping: no lower validation loss for {} epochs; stopped after epoch {}",
                 self.config.early_stopping.unwrap_or(0),
                 history.len()
             )?;
         }
-        if report.kept_epoch != history.len() {
+        if self.data.val.is_none() {
             writeln!(
                 out,
-                "kept the weights of epoch {} (lowest {})",
-                report.kept_epoch,
-                if self.data.val.is_some() {
-                    "validation loss"
-                } else {
-                    "test loss"
-                }
+                "no validation set: nothing was chosen; the model is the last trained epoch's"
+            )?;
+        } else if report.kept_epoch != history.len() {
+            writeln!(
+                out,
+                "kept the weights of epoch {} (lowest validation loss)",
+                report.kept_epoch
             )?;
         }
-        if let Some(d) = &report.diagnosis {
+        if let Some(d) = &outcome.diagnosis {
             writeln!(out, "{}", hints::diagnosis_line(d))?;
+        }
+        let regression = self.spec.task == Task::Regression;
+        writeln!(
+            out,
+            "{}",
+            super::baselines::line(&outcome.baselines, outcome.network, regression)
+        )?;
+        if let Some(note) = &outcome.linear_note {
+            writeln!(out, "note: {}.", hints::message(note))?;
+        }
+        let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
+        match outcome.network.test {
+            None => writeln!(
+                out,
+                "done: no test set (--test-split 0), {train_seconds:.2}s training"
+            )?,
+            Some(Evaluation {
+                regression: Some(r),
+                loss,
+                ..
+            }) => writeln!(
+                out,
+                "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {loss:.4}, {train_seconds:.2}s training",
+                r.r2, r.mae, r.rmse
+            )?,
+            Some(e) => writeln!(
+                out,
+                "done: test accuracy {:.4}, test loss {:.4}, {train_seconds:.2}s training",
+                e.accuracy.unwrap_or(f64::NAN),
+                e.loss
+            )?,
         }
         Ok(())
     }
 
     /// The model goes to --save and, unless --no-save, into the run folder; its `training`
     /// metadata holds the settings (`config`, without the output part) and the results.
-    fn save_models(&self, run_model: Option<&PathBuf>, final_eval: &Evaluation) -> Result<()> {
+    fn save_models(&self, run_model: Option<&PathBuf>, outcome: &Outcome) -> Result<()> {
         let targets: Vec<&PathBuf> = self.config.output.save.iter().chain(run_model).collect();
         if targets.is_empty() {
             return Ok(());
         }
         let c = self.config;
         let optimizer = c.optimizer.unwrap_or_default();
+        let test = outcome.network.test;
         let training = serde_json::json!({
             "data": self.data.train.name(),
             "train_samples": self.data.train.len(),
@@ -986,6 +1097,7 @@ impl Finished<'_> {
             "epochs": c.epochs,
             "epochs_run": self.report.history.len(),
             "kept_epoch": self.report.kept_epoch,
+            "diverged": self.report.diverged.is_some(),
             "schedule": c.schedule().name(),
             "warmup": c.warmup,
             "dropout": c.dropout,
@@ -995,9 +1107,9 @@ impl Finished<'_> {
             "val_split": c.val_split,
             "test_split": c.test_split,
             "seed": c.seed,
-            "test_loss": final_eval.loss,
-            "test_accuracy": final_eval.accuracy,
-            "test_r2": final_eval.regression.map(|r| r.r2),
+            "test_loss": test.map(|e| e.loss),
+            "test_accuracy": test.and_then(|e| e.accuracy),
+            "test_r2": test.and_then(|e| e.regression).map(|r| r.r2),
             "nabla_version": env!("CARGO_PKG_VERSION"),
             "config": c.settings_only(),
         });
@@ -1012,18 +1124,24 @@ impl Finished<'_> {
         Ok(())
     }
 
+    /// The final model's metrics under the network's names: test (`null` without a test set)
+    /// and, with a validation set, validation.
+    fn final_metrics(&self, outcome: &Outcome) -> serde_json::Map<String, serde_json::Value> {
+        let regression = self.spec.task == Task::Regression;
+        let mut m = super::baselines::metrics("test", outcome.network.test.as_ref(), regression);
+        if let Some(v) = &outcome.network.val {
+            m.extend(super::baselines::metrics("val", Some(v), regression));
+        }
+        m
+    }
+
     /// The metrics file (--metrics-out): results, and the settings (read off the resolved
     /// config) they came from.
-    fn write_metrics(
-        &self,
-        path: &Path,
-        final_eval: &Evaluation,
-        train_seconds: f64,
-        inference_seconds: f64,
-    ) -> Result<()> {
+    fn write_metrics(&self, path: &Path, outcome: &Outcome) -> Result<()> {
         let (c, train) = (self.config, &self.data.train);
         let optimizer = c.optimizer.unwrap_or_default();
         let tc = c.train_config();
+        let regression = self.spec.task == Task::Regression;
         let metrics = MetricsReport {
             dataset: train.name(),
             task: self.spec.task.name(),
@@ -1051,20 +1169,21 @@ impl Finished<'_> {
             batch_norm: c.batch_norm,
             early_stopping: c.early_stopping.map(|p| p as u32),
             stopped_early: self.report.stopped_early,
+            diverged: self.report.diverged.is_some(),
             kept_epoch: self.report.kept_epoch,
             epochs: &self.report.history,
-            diagnosis: self
-                .report
+            diagnosis: outcome
                 .diagnosis
                 .as_ref()
-                .map(hints::DiagnosisJson::new),
-            test_accuracy: final_eval.accuracy,
-            test_r2: final_eval.regression.map(|r| r.r2),
-            test_mae: final_eval.regression.map(|r| r.mae),
-            test_rmse: final_eval.regression.map(|r| r.rmse),
-            test_loss: final_eval.loss,
-            train_seconds,
-            inference_seconds,
+                .map(|d| hints::DiagnosisJson::new(d, outcome.linear_note.as_ref())),
+            final_metrics: self.final_metrics(outcome),
+            baselines: super::baselines::to_json(
+                &outcome.baselines,
+                regression,
+                self.data.val.is_some(),
+            ),
+            train_seconds: self.report.history.iter().map(|m| m.seconds).sum(),
+            inference_seconds: outcome.inference_seconds,
         };
         let json = serde_json::to_string_pretty(&metrics)?;
         std::fs::write(path, json + "\n")
@@ -1074,7 +1193,7 @@ impl Finished<'_> {
     }
 
     /// The run folder: config.toml, metrics.csv, history.json and the plots.
-    fn save_run_folder(&self, dir: &Path) -> Result<()> {
+    fn save_run_folder(&self, dir: &Path, outcome: &Outcome) -> Result<()> {
         let history = &self.report.history;
         let name = dir
             .file_name()
@@ -1086,11 +1205,17 @@ impl Finished<'_> {
             classes: self.spec.classes.clone(),
             best_epoch: best_epoch(history).map(|b| b.epoch),
             early_stop_epoch: self.report.stopped_early.then_some(history.len()),
-            confusion_matrix: match self.spec.task {
-                Task::Classification => confusion_matrix(self.model, &self.data.test)?,
-                Task::Regression => Vec::new(),
+            confusion_matrix: match (self.spec.task, splits(self.data).test) {
+                (Task::Classification, Some(test)) => confusion_matrix(self.model, test)?,
+                _ => Vec::new(),
             },
             epochs: history.clone(),
+            baselines: Some(super::baselines::to_json(
+                &outcome.baselines,
+                self.spec.task == Task::Regression,
+                self.data.val.is_some(),
+            )),
+            diverged: self.report.diverged.is_some(),
         };
         let config = super::Cli::command()
             .find_subcommand("train")
@@ -1101,8 +1226,13 @@ impl Finished<'_> {
         let mut out = super::Stdout::lock();
         writeln!(
             out,
-            "run saved to {}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
-            dir.display()
+            "run saved to {}{}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
+            dir.display(),
+            if record.diverged {
+                " (marked diverged)"
+            } else {
+                ""
+            }
         )?;
         writeln!(
             out,
@@ -1124,14 +1254,14 @@ fn optimizer_name(kind: OptimizerKind) -> &'static str {
     }
 }
 
-/// The epoch with the lowest monitored loss: validation loss, else test loss (the epoch early
-/// stopping keeps).
+/// The epoch with the lowest validation loss (the epoch early stopping keeps); `None` without
+/// a validation set: the test set never chooses.
 fn best_epoch(history: &[EpochMetrics]) -> Option<&EpochMetrics> {
-    let monitored = |m: &EpochMetrics| m.val_loss.unwrap_or(m.test_loss);
     history
         .iter()
-        .filter(|m| monitored(m).is_finite())
-        .min_by(|a, b| monitored(a).total_cmp(&monitored(b)))
+        .filter_map(|m| m.val_loss.filter(|l| l.is_finite()).map(|l| (m, l)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(m, _)| m)
 }
 
 /// Writes config.toml, metrics.csv, history.json and the plots into `dir`.
@@ -1155,7 +1285,7 @@ fn save_run(dir: &Path, config: String, record: &History) -> Result<()> {
             opt(m.train_accuracy),
             opt(m.val_loss),
             opt(m.val_accuracy),
-            m.test_loss,
+            opt(m.test_loss),
             opt(m.test_accuracy),
             opt(m.test_r2),
             m.learning_rate,
@@ -1164,7 +1294,9 @@ fn save_run(dir: &Path, config: String, record: &History) -> Result<()> {
     }
     write("metrics.csv", csv)?;
     write("history.json", serde_json::to_string_pretty(record)? + "\n")?;
-    plot::draw_run(dir, record).context("drawing the plots")?;
+    if !record.epochs.is_empty() {
+        plot::draw_run(dir, record).context("drawing the plots")?;
+    }
     Ok(())
 }
 
