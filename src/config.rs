@@ -813,6 +813,36 @@ mod tests {
     }
 
     #[test]
+    fn the_small_data_rule_applies_only_without_epochs_and_val_split() {
+        let c = RunConfig::default();
+        assert_eq!(c.auto_validation(9_999), Some(AutoValidation::SmallData));
+        assert_eq!(c.auto_validation(10_000), None, "large data: no split");
+        let es = RunConfig {
+            early_stopping: Some(5),
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            es.auto_validation(60_000),
+            Some(AutoValidation::EarlyStopping)
+        );
+        let epochs = RunConfig {
+            epochs: Some(3),
+            ..RunConfig::default()
+        };
+        assert_eq!(epochs.auto_validation(100), None);
+        let none = RunConfig {
+            val_split: Some(0.0),
+            early_stopping: Some(5),
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            none.auto_validation(100),
+            None,
+            "--val-split 0 asks for none"
+        );
+    }
+
+    #[test]
     fn nesterov_without_momentum_is_refused() {
         let c = RunConfig {
             optimizer: Some(OptimizerKind::Sgd),

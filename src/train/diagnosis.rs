@@ -194,19 +194,16 @@ struct Finding {
     suggestion: Message,
 }
 
-/// Unstable: the training loss ended above where training starts.
+/// Unstable: the training loss ended above where training started (its first epoch), or
+/// above twice the loss of guessing (ln C for cross-entropy).
 fn unstable(c: &Curves) -> Option<Finding> {
-    let first = c.history[0].train_loss;
+    let (first, now) = (c.history[0].train_loss, c.last.train_loss);
+    // Written as conditions that hold, so a NaN loss is never called unstable.
     let (start, what) = match c.context.start_loss {
-        Some(s) => (s, "the loss of an untrained network"),
-        None if c.epochs() >= 2 => (first, "the first epoch's"),
-        None => return None,
+        Some(s) if now > 2.0 * s => (s, "the loss of guessing every class alike"),
+        _ if c.epochs() >= 2 && now > first => (first, "the first epoch's"),
+        _ => return None,
     };
-    let now = c.last.train_loss;
-    // Written as the condition that holds, so a NaN loss is never called unstable.
-    if !(now > start) {
-        return None;
-    }
     let (s, n) = pair(start, now);
     let lr = c.last.learning_rate;
     Some(Finding {
@@ -372,16 +369,17 @@ fn levelled_off(c: &Curves) -> Finding {
 mod tests {
     use super::*;
 
-    fn epoch(e: usize, train: f64, test: f64, train_acc: f64, test_acc: f64) -> EpochMetrics {
+    /// An epoch with a validation set: (train loss, val loss, train acc, val acc).
+    fn epoch(e: usize, train: f64, val: f64, train_acc: f64, val_acc: f64) -> EpochMetrics {
         EpochMetrics {
             epoch: e,
             train_loss: train,
             train_accuracy: Some(train_acc),
-            val_loss: None,
-            val_accuracy: None,
+            val_loss: Some(val),
+            val_accuracy: Some(val_acc),
             val_r2: None,
-            test_loss: test,
-            test_accuracy: Some(test_acc),
+            test_loss: Some(9.0),
+            test_accuracy: Some(0.0),
             test_mae: None,
             test_rmse: None,
             test_r2: None,
@@ -390,16 +388,60 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rising_test_loss_with_falling_train_loss_is_overfitting() {
-        let h: Vec<_> = [(1.0, 0.8), (0.5, 0.5), (0.2, 0.55), (0.1, 0.6), (0.05, 0.7)]
-            .iter()
+    /// The same without a validation set.
+    fn no_val(m: EpochMetrics) -> EpochMetrics {
+        EpochMetrics {
+            val_loss: None,
+            val_accuracy: None,
+            ..m
+        }
+    }
+
+    fn history(rows: &[(f64, f64, f64, f64)]) -> Vec<EpochMetrics> {
+        rows.iter()
             .enumerate()
-            .map(|(i, &(a, b))| epoch(i + 1, a, b, 0.9, 0.85))
-            .collect();
+            .map(|(i, &(a, b, c, d))| epoch(i + 1, a, b, c, d))
+            .collect()
+    }
+
+    const CE10: Context = Context {
+        early_stopping: false,
+        dropout: false,
+        weight_decay: false,
+        start_loss: Some(std::f64::consts::LN_10),
+    };
+
+    #[test]
+    fn rising_validation_loss_with_falling_train_loss_is_overfitting() {
+        let h = history(&[
+            (1.0, 0.8, 0.9, 0.85),
+            (0.5, 0.5, 0.9, 0.85),
+            (0.2, 0.55, 0.9, 0.85),
+            (0.1, 0.6, 0.9, 0.85),
+            (0.05, 0.7, 0.9, 0.85),
+        ]);
         let d = diagnose(&h).unwrap();
         assert_eq!(d.verdict, Verdict::Overfitting);
-        assert_eq!(d.best_epoch, 2);
+        assert_eq!(d.best_epoch, Some(2));
+        assert_eq!(d.monitored, "val_loss");
+    }
+
+    #[test]
+    fn the_test_loss_never_chooses_anything() {
+        // The test loss is lowest at epoch 1 and rises; the validation loss keeps falling.
+        let mut h = history(&[
+            (1.0, 0.9, 0.95, 0.95),
+            (0.9, 0.8, 0.95, 0.95),
+            (0.85, 0.75, 0.95, 0.95),
+        ]);
+        for (i, m) in h.iter_mut().enumerate() {
+            m.test_loss = Some(0.1 + i as f64);
+        }
+        assert_eq!(diagnose(&h).unwrap().best_epoch, Some(3));
+        let h: Vec<_> = h.into_iter().map(no_val).collect();
+        let d = diagnose(&h).unwrap();
+        assert_eq!((d.best_epoch, d.monitored.as_str()), (None, "train_loss"));
+        assert!(d.reason.contains("training curve alone"), "{}", d.reason);
     }
 
     #[test]
@@ -421,8 +463,131 @@ mod tests {
         assert_eq!(d.verdict, Verdict::Overfitting);
         assert_eq!(
             d.reason,
-            "training accuracy 0.9900 but test accuracy 0.8500"
+            "training accuracy 0.9900 but validation accuracy 0.8500"
         );
+    }
+
+    #[test]
+    fn high_accuracy_with_a_rising_validation_loss_is_never_underfitting() {
+        // Finding 3: MNIST, 3 epochs, training accuracy 0.98, the held-out loss rising
+        // 0.0844 → 0.0869 while the training loss still fell 32 %.
+        let h = history(&[
+            (0.30, 0.10, 0.91, 0.97),
+            (0.10, 0.0844, 0.97, 0.975),
+            (0.068, 0.0869, 0.98, 0.974),
+        ]);
+        let d = diagnose_with(&h, &CE10).unwrap();
+        assert_ne!(d.verdict, Verdict::Underfitting, "{d:?}");
+        assert!(
+            d.reason.contains("0.0844") && d.reason.contains("0.0869"),
+            "{}",
+            d.reason
+        );
+        assert!(
+            !d.suggestion.to_string().contains("raise"),
+            "{:?}",
+            d.suggestion
+        );
+        // Without validation data, high training accuracy is not underfitting either.
+        let h: Vec<_> = h.into_iter().map(no_val).collect();
+        assert_ne!(
+            diagnose_with(&h, &CE10).unwrap().verdict,
+            Verdict::Underfitting
+        );
+    }
+
+    #[test]
+    fn a_still_falling_training_loss_at_low_accuracy_is_underfitting() {
+        let h = history(&[
+            (1.0, 1.0, 0.7, 0.7),
+            (0.6, 0.62, 0.85, 0.84),
+            (0.4, 0.45, 0.93, 0.92),
+        ]);
+        let d = diagnose_with(&h, &CE10).unwrap();
+        assert_eq!(d.verdict, Verdict::Underfitting);
+        assert!(d.reason.contains("0.6000 → 0.4000"), "{}", d.reason);
+    }
+
+    #[test]
+    fn quoted_values_have_enough_digits_to_differ() {
+        // Finding 3: "val_loss rose from 0.0001 at epoch 195 to 0.0001 at epoch 200".
+        let mut rows = vec![(0.5, 0.5, 1.0, 1.0); 200];
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.0 = 1e-3 / (i + 1) as f64;
+            r.1 = if i < 194 {
+                1e-3 - i as f64 * 4e-6
+            } else {
+                8.56e-5 + (i - 194) as f64 * 1.9e-6
+            };
+        }
+        rows[194].1 = 8.56e-5;
+        rows[199].1 = 9.51e-5;
+        let d = diagnose(&history(&rows)).unwrap();
+        assert_eq!(d.verdict, Verdict::Overfitting, "{d:?}");
+        assert!(
+            d.reason.contains("8.56e-5") && d.reason.contains("9.51e-5"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(
+            pair(0.123_45, 0.123_46),
+            ("0.12345".into(), "0.12346".into())
+        );
+        assert_eq!(pair(2.0, 2.0), ("2.0000".into(), "2.0000".into()));
+    }
+
+    #[test]
+    fn suggestions_never_name_a_setting_that_is_on() {
+        let h = history(&[
+            (1.0, 0.8, 0.9, 0.85),
+            (0.5, 0.5, 0.9, 0.85),
+            (0.2, 0.55, 0.9, 0.85),
+            (0.1, 0.6, 0.9, 0.85),
+            (0.05, 0.7, 0.9, 0.85),
+        ]);
+        let on = Context {
+            early_stopping: true,
+            dropout: true,
+            weight_decay: false,
+            start_loss: None,
+        };
+        let text = diagnose_with(&h, &on).unwrap().suggestion.to_string();
+        assert!(
+            !text.contains("`early_stopping`") && !text.contains("`dropout`,"),
+            "{text}"
+        );
+        assert!(text.contains("`weight_decay`"), "{text}");
+        let flat: Vec<_> = (1..=5).map(|e| epoch(e, 0.1, 0.12, 0.97, 0.96)).collect();
+        let text = diagnose_with(&flat, &on).unwrap().suggestion.to_string();
+        assert!(!text.contains("early_stopping"), "{text}");
+    }
+
+    #[test]
+    fn a_loss_above_its_start_is_unstable_and_the_advice_is_a_lower_rate() {
+        // Finding 2: 600 MNIST images, lr 50: 6.0e33, 164, 87 against ln 10 ≈ 2.3.
+        let h: Vec<_> = [(6.0e33, 0.1083), (164.0, 0.1083), (87.0, 0.1067)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(l, a))| EpochMetrics {
+                learning_rate: 50.0,
+                ..no_val(epoch(i + 1, l, 0.0, a, 0.0))
+            })
+            .collect();
+        let d = diagnose_with(&h, &CE10).unwrap();
+        assert_eq!(d.verdict, Verdict::Unstable, "{d:?}");
+        let text = d.suggestion.to_string();
+        assert!(text.contains("lower `lr`, e.g. 5 (now 50)"), "{text}");
+        assert!(!text.contains("raise"), "{text}");
+        // A regression loss that rose above its first epoch's is unstable too.
+        let h: Vec<_> = [0.9, 0.5, 3.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| EpochMetrics {
+                train_accuracy: None,
+                ..no_val(epoch(i + 1, l, 0.0, 0.0, 0.0))
+            })
+            .collect();
+        assert_eq!(diagnose(&h).unwrap().verdict, Verdict::Unstable);
     }
 
     #[test]

@@ -986,3 +986,33 @@ pub fn evaluate_with<M: Module>(
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finite_explosion_is_caught_against_where_the_loss_starts() {
+        // Cross-entropy over 10 classes starts near ln 10 ≈ 2.30: the limit is 23.03.
+        let mut ce = Explosion::new(Loss::CrossEntropy, 10, &[]);
+        assert!(ce.check(2.4).is_none() && ce.check(20.0).is_none());
+        let (limit, why) = ce.check(164.0).unwrap();
+        assert!((limit - 10.0 * 10f64.ln()).abs() < 1e-12, "{limit}");
+        assert!(why.contains("ln"), "{why}");
+        // Regression: 10 × the mean of the first 5 iterations (at least 10).
+        let mut mse = Explosion::new(Loss::Mse, 1, &[]);
+        for l in [2.0, 2.0, 2.0, 2.0, 2.0] {
+            assert!(mse.check(l).is_none());
+        }
+        assert!(mse.check(19.0).is_none());
+        assert_eq!(mse.check(21.0).unwrap().0, 20.0);
+    }
+
+    #[test]
+    fn the_advised_rate_is_a_round_tenth() {
+        assert_eq!(lower_lr(50.0), 5.0);
+        assert_eq!(lower_lr(0.001), 0.0001);
+        assert_eq!(lower_lr(0.03), 0.003);
+        assert_eq!(lower_lr(1e6), 1e5);
+    }
+}

@@ -67,7 +67,9 @@ pub fn line(b: &Baselines, network: Scores, regression: bool) -> String {
         (true, true) => "validation / test",
         (true, false) => "validation",
         (false, true) => "test",
-        (false, false) => "no held-out data",
+        (false, false) => {
+            return "baselines: no validation or test set to score them on".to_string();
+        }
     };
     let linear = match &b.linear {
         Some(l) => cell(l),

@@ -1048,7 +1048,7 @@ impl Finished<'_> {
         if let Some(note) = &outcome.linear_note {
             writeln!(out, "note: {}.", hints::message(note))?;
         }
-        let train_seconds: f64 = history.iter().map(|m| m.seconds).sum();
+        let train_seconds: f64 = history.iter().map(|m| m.seconds).sum::<f64>() + 0.0;
         match outcome.network.test {
             None => writeln!(
                 out,
