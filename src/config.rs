@@ -68,7 +68,8 @@ pub mod defaults {
     /// split). A run that sets neither `epochs` nor `val_split` on small data holds out
     /// [`AUTO_VAL_SPLIT`] of its training rows for validation, stops early after
     /// [`AUTO_PATIENCE`] epochs without a lower validation loss and keeps the best epoch's
-    /// weights, with weight decay [`SMALL_DATA_WEIGHT_DECAY`] (unless set; adamw keeps its own),
+    /// weights, with weight decay [`TINY_DATA_WEIGHT_DECAY`] under [`TINY_DATA_ROWS`] rows and
+    /// [`SMALL_DATA_WEIGHT_DECAY`] above (unless set; adamw keeps its own),
     /// for at most enough epochs for [`SMALL_DATA_ITERATIONS`] iterations (clamped to
     /// [`SMALL_DATA_MIN_EPOCHS`]..=[`SMALL_DATA_MAX_EPOCHS`]).
     pub const SMALL_DATA_ROWS: usize = 10_000;
@@ -76,8 +77,12 @@ pub mod defaults {
     pub const AUTO_VAL_SPLIT: f64 = 0.2;
     /// Early-stopping patience of the small-data rule, in epochs.
     pub const AUTO_PATIENCE: usize = 20;
-    /// Weight decay of the small-data rule.
-    pub const SMALL_DATA_WEIGHT_DECAY: f64 = 0.01;
+    /// Weight decay of the small-data rule below [`TINY_DATA_ROWS`] training rows ...
+    pub const TINY_DATA_WEIGHT_DECAY: f64 = 0.01;
+    /// ... the row count below which it applies ...
+    pub const TINY_DATA_ROWS: usize = 1_000;
+    /// ... and from there up to [`SMALL_DATA_ROWS`] (less data needs more regularisation).
+    pub const SMALL_DATA_WEIGHT_DECAY: f64 = 0.001;
     /// The small-data rule's most epochs: enough for this many iterations (early stopping
     /// usually ends the run long before) ...
     pub const SMALL_DATA_ITERATIONS: usize = 3000;
@@ -412,8 +417,8 @@ impl RunConfig {
     /// [`RunConfig::resolve`] for the data loaded by [`RunConfig::load_data`]: when that data
     /// carved its validation split automatically, `val_split` records the fraction, and the
     /// small-data rule sets the most epochs and adds early stopping
-    /// ([`defaults::AUTO_PATIENCE`]) and weight decay
-    /// ([`defaults::SMALL_DATA_WEIGHT_DECAY`]) unless they were set. The resolved config
+    /// ([`defaults::AUTO_PATIENCE`]) and weight decay (by size, see
+    /// [`defaults::SMALL_DATA_ROWS`]) unless they were set. The resolved config
     /// repeats the run exactly when read back.
     pub fn resolve_for(&self, data: &RunData) -> RunConfig {
         let mut c = self.clone();
@@ -429,8 +434,13 @@ impl RunConfig {
                     ));
                 c.early_stopping.get_or_insert(defaults::AUTO_PATIENCE);
                 if c.optimizer.unwrap_or_default() != OptimizerKind::Adamw {
+                    let rows = data.train.len() + data.val.as_ref().map_or(0, Dataset::len);
                     c.weight_decay
-                        .get_or_insert(defaults::SMALL_DATA_WEIGHT_DECAY);
+                        .get_or_insert(if rows < defaults::TINY_DATA_ROWS {
+                            defaults::TINY_DATA_WEIGHT_DECAY
+                        } else {
+                            defaults::SMALL_DATA_WEIGHT_DECAY
+                        });
                 }
             }
         }

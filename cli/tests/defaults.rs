@@ -179,7 +179,7 @@ fn small_data_defaults_hold_out_validation_stop_early_and_flags_override() {
         "{stdout}"
     );
     assert_eq!(m["early_stopping"], 20);
-    assert_eq!(m["weight_decay"], 0.01);
+    assert_eq!(m["weight_decay"], 0.001, "1,000 to 10,000 rows");
     assert_eq!(
         m["kept_epoch"].as_u64().unwrap() as usize,
         best_val_epoch(&m)

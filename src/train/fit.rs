@@ -668,54 +668,51 @@ fn short(v: f64) -> String {
 }
 
 /// The finite-explosion guard: a loss far above where training started means the steps are
-/// too large. Cross-entropy over `C` classes starts near ln C, so the limit is 10 · ln C
-/// (at least 10 · ln 2); the MSE of standardised targets starts near 1, so its limit is 10 ×
-/// the mean loss of the first iterations (at least 10).
+/// too large. The start is the loss of the run's first iteration (measured before any update),
+/// at least ln C for cross-entropy over C classes (where an untrained network sits) and at
+/// least 1 for the MSE of standardised targets (predicting their mean); a loss above 10 × the
+/// start has exploded.
 #[derive(Clone, Debug)]
 pub struct Explosion {
-    /// The loss expected at the start (ln C) or measured over the first iterations.
+    /// The starting loss, once measured.
     start: Option<f64>,
-    /// Cross-entropy: the start is known in advance.
-    known: bool,
-    /// The first iterations' losses, while `start` is being measured.
-    first: Vec<f64>,
+    /// The least the start is taken to be: ln C, or 1.
+    floor: f64,
+    /// Cross-entropy (for the wording).
+    classes: bool,
 }
-
-/// Iterations whose mean loss is the regression start.
-const FIRST_ITERATIONS: usize = 5;
 
 impl Explosion {
     /// The guard for `loss` with `outputs` network outputs, continuing after `history`.
     pub fn new(loss: Loss, outputs: usize, history: &[EpochMetrics]) -> Self {
-        let known = loss == Loss::CrossEntropy;
-        let start = if known {
-            Some((outputs.max(2) as f64).ln())
+        let classes = loss == Loss::CrossEntropy;
+        let floor = if classes {
+            (outputs.max(2) as f64).ln()
         } else {
-            history.first().map(|m| m.train_loss.max(1.0))
+            1.0
         };
         Self {
-            start,
-            known,
-            first: Vec::new(),
+            start: history.first().map(|m| m.train_loss.max(floor)),
+            floor,
+            classes,
         }
     }
 
     /// `Some((limit, why))` when `loss` has exploded.
     pub fn check(&mut self, loss: f64) -> Option<(f64, String)> {
         let Some(start) = self.start else {
-            self.first.push(loss);
-            if self.first.len() == FIRST_ITERATIONS {
-                let mean = self.first.iter().sum::<f64>() / self.first.len() as f64;
-                self.start = Some(mean.max(1.0));
-            }
+            self.start = Some(loss.max(self.floor));
             return None;
         };
         let limit = 10.0 * start;
         (loss > limit).then(|| {
-            let why = if self.known {
-                format!("10 × ln of the class count, {start:.4}, where cross-entropy starts")
+            let why = if self.classes {
+                format!(
+                    "10 × the starting loss {start:.4}; cross-entropy starts near ln of the class count, {:.4}",
+                    self.floor
+                )
             } else {
-                format!("10 × the loss of the first iterations, {start:.4}")
+                format!("10 × the starting loss {start:.4}")
             };
             (limit, why)
         })
@@ -995,16 +992,17 @@ mod tests {
     fn a_finite_explosion_is_caught_against_where_the_loss_starts() {
         // Cross-entropy over 10 classes starts near ln 10 ≈ 2.30: the limit is 23.03.
         let mut ce = Explosion::new(Loss::CrossEntropy, 10, &[]);
-        assert!(ce.check(2.4).is_none() && ce.check(20.0).is_none());
+        assert!(ce.check(1.9).is_none() && ce.check(20.0).is_none());
         let (limit, why) = ce.check(164.0).unwrap();
         assert!((limit - 10.0 * 10f64.ln()).abs() < 1e-12, "{limit}");
         assert!(why.contains("ln"), "{why}");
-        // Regression: 10 × the mean of the first 5 iterations (at least 10).
+        // Unscaled inputs start far above ln C: the first iteration sets the start.
+        let mut raw = Explosion::new(Loss::CrossEntropy, 2, &[]);
+        assert!(raw.check(240.0).is_none() && raw.check(2000.0).is_none());
+        assert!(raw.check(2401.0).is_some());
+        // Regression: 10 × the first iteration's loss (at least 1).
         let mut mse = Explosion::new(Loss::Mse, 1, &[]);
-        for l in [2.0, 2.0, 2.0, 2.0, 2.0] {
-            assert!(mse.check(l).is_none());
-        }
-        assert!(mse.check(19.0).is_none());
+        assert!(mse.check(2.0).is_none() && mse.check(19.0).is_none());
         assert_eq!(mse.check(21.0).unwrap().0, 20.0);
     }
 

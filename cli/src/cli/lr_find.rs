@@ -57,10 +57,13 @@ pub fn sweep(args: &LrFindArgs) -> Result<Vec<Point>> {
             args.end_lr, args.start_lr
         )));
     }
-    // The sweep trains on the whole training set, whatever --limit-train says.
+    // The sweep trains on the whole training set, whatever --limit-train says, and chooses
+    // no epoch, so the small-data rule holds out no validation rows.
+    let config = args.train.config();
     let config = nabla::config::RunConfig {
         limit_train: None,
-        ..args.train.config()
+        val_split: config.val_split.or(Some(0.0)),
+        ..config
     };
     let RunData { train, .. } = config.load_data()?;
     let config = config.resolve(train.len());
