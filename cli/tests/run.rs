@@ -172,7 +172,14 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
     png_size(&a.join("lr_schedule.png"));
     check_svg(
         &a.join("learning_curves.svg"),
-        &["epoch", "train", "validation", "test", "best epoch", "<polyline"],
+        &[
+            "epoch",
+            "train",
+            "validation",
+            "test",
+            "best epoch",
+            "<polyline",
+        ],
     );
     check_svg(
         &a.join("confusion_matrix.svg"),

@@ -427,20 +427,7 @@ impl Trainer {
         );
         // Only validation data chooses: without it there is no best epoch and no early stop.
         let keep_best = splits.val.is_some();
-        let mut state = match resume {
-            Some(state) => {
-                self.steps = state.steps;
-                scheduler.set_plateau_state(state.scheduler);
-                state
-            }
-            None => FitState {
-                epoch: 0,
-                steps: self.steps,
-                history: Vec::with_capacity(epochs.min(4096)),
-                best: None,
-                scheduler: scheduler.plateau_state(),
-            },
-        };
+        let mut state = self.start_state(resume, &mut scheduler);
         let mut explosion = Explosion::new(loss, model.outputs(), &state.history);
         let (mut stopped_early, mut diverged) = (false, None);
         for epoch in state.epoch + 1..=epochs {
@@ -449,8 +436,7 @@ impl Trainer {
             let m = match self.epoch(
                 model,
                 optimizer,
-                &splits,
-                loss,
+                (&splits, loss),
                 epoch,
                 &mut explosion,
                 &mut hooks.on_iteration,
@@ -500,13 +486,30 @@ impl Trainer {
         })
     }
 
+    /// The state to continue from (`resume`) or a fresh one.
+    fn start_state(&mut self, resume: Option<FitState>, scheduler: &mut LrScheduler) -> FitState {
+        match resume {
+            Some(state) => {
+                self.steps = state.steps;
+                scheduler.set_plateau_state(state.scheduler);
+                state
+            }
+            None => FitState {
+                epoch: 0,
+                steps: self.steps,
+                history: Vec::with_capacity(self.config.epochs.min(4096)),
+                best: None,
+                scheduler: scheduler.plateau_state(),
+            },
+        }
+    }
+
     /// One epoch: training over `splits.train`, then evaluation of every other split.
     fn epoch<M: Module>(
         &mut self,
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
-        splits: &Splits,
-        loss: Loss,
+        (splits, loss): (&Splits, Loss),
         epoch: usize,
         explosion: &mut Explosion,
         on_iteration: &mut dyn FnMut(&IterationStats),

@@ -436,6 +436,22 @@ where
     Ok(())
 }
 
+/// `Confusion matrix — 359 test samples, 97.8% correct`, or `— no test set`.
+fn confusion_title(m: &[Vec<usize>]) -> String {
+    let total: usize = m.iter().flatten().sum();
+    let correct: usize = (0..m.len())
+        .map(|i| m[i].get(i).copied().unwrap_or(0))
+        .sum();
+    if total == 0 {
+        return "Confusion matrix — no test set".to_string();
+    }
+    format!(
+        "Confusion matrix — {} test samples, {:.1}% correct",
+        total,
+        100.0 * correct as f64 / total as f64
+    )
+}
+
 /// The confusion matrix as a heat map, counts written in the cells, rows = true class.
 fn confusion<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) -> Res
 where
@@ -444,19 +460,7 @@ where
     root.fill(&WHITE)?;
     let m = &h.confusion_matrix;
     let n = m.len().max(1);
-    let total: usize = m.iter().flatten().sum();
-    let correct: usize = (0..m.len())
-        .map(|i| m[i].get(i).copied().unwrap_or(0))
-        .sum();
-    let title = if total == 0 {
-        "Confusion matrix — no test set".to_string()
-    } else {
-        format!(
-            "Confusion matrix — {} test samples, {:.1}% correct",
-            total,
-            100.0 * correct as f64 / total.max(1) as f64
-        )
-    };
+    let title = confusion_title(m);
     let root = root.titled(&title, ("sans-serif", 22))?;
     let name = |i: usize| h.classes.get(i).cloned().unwrap_or_else(|| i.to_string());
     // Segmented axes put each class's label under the middle of its cell; rows are drawn
