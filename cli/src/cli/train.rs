@@ -24,8 +24,7 @@ use nabla::train::checkpoint::ModelCheckpoint;
 use nabla::train::diagnosis::{Context as FitContext, diagnose_with};
 use nabla::train::{
     Diagnosis, EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH,
-    Splits,
-    Trainer, confusion_matrix, iterations_per_epoch,
+    Splits, Trainer, confusion_matrix, iterations_per_epoch,
 };
 
 use super::distributed::World;
@@ -631,12 +630,16 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         }
         None => None,
     };
-    if config.early_stopping.is_some() && data.val.is_none() {
-        eprintln!(
-            "warning: --early-stopping needs validation data to choose an epoch and --val-split 0 asks for none, so it is off and the last epoch's weights are kept (the test set never chooses)"
-        );
+    if world.is_root() {
+        warn_unused_early_stopping(&config, &data);
     }
-    print_setup(&config, &data, (&spec, &model), &optimizer, (&world, defaulted))?;
+    print_setup(
+        &config,
+        &data,
+        (&spec, &model),
+        &optimizer,
+        (&world, defaulted),
+    )?;
     let base_lr = optimizer.learning_rate();
     let report = fit(
         &config,
@@ -647,7 +650,11 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         &mut world,
     )?;
     if !world.is_root() {
-        return Ok(());
+        // Every rank saw the same losses: a diverged run fails on every rank.
+        return match report.diverged {
+            Some(why) => Err(nabla::NablaError::Diverged(why).into()),
+            None => Ok(()),
+        };
     }
     let finished = Finished {
         config: &config,
@@ -658,6 +665,15 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         report: &report,
     };
     finished.report(run_dir)
+}
+
+/// `--early-stopping` with `--val-split 0`: nothing may choose, so it is off; says so.
+fn warn_unused_early_stopping(config: &RunConfig, data: &RunData) {
+    if config.early_stopping.is_some() && data.val.is_none() {
+        eprintln!(
+            "warning: --early-stopping needs validation data to choose an epoch and --val-split 0 asks for none, so it is off and the last epoch's weights are kept (the test set never chooses)"
+        );
+    }
 }
 
 /// The settings of the run whose checkpoints are in `dir`, and its latest checkpoint.
@@ -733,26 +749,7 @@ fn print_setup(
 ) -> Result<()> {
     let mut out = super::Stdout::lock();
     let train = &data.train;
-    let val_desc = data
-        .val
-        .as_ref()
-        .map(|v| {
-            let how = match (data.auto_validation, train.task()) {
-                (None, _) => String::new(),
-                (Some(_), task) => format!(
-                    " (automatic: {} % of the training rows, {}, seed {})",
-                    defaults::AUTO_VAL_SPLIT * 100.0,
-                    if task == Task::Classification {
-                        "stratified"
-                    } else {
-                        "random"
-                    },
-                    config.seed()
-                ),
-            };
-            format!(", {} validation samples{how}", v.len())
-        })
-        .unwrap_or_default();
+    let val_desc = val_description(config, data);
     let test_desc = if data.test.is_empty() {
         "no test set".to_string()
     } else {
@@ -803,6 +800,31 @@ fn print_setup(
         super::rule::describe(config, data, defaulted)
     )?;
     Ok(())
+}
+
+/// `, 287 validation samples (automatic: 20 % of the training rows, stratified, seed 42)`, or
+/// nothing without a validation set.
+fn val_description(config: &RunConfig, data: &RunData) -> String {
+    let train = &data.train;
+    data.val
+        .as_ref()
+        .map(|v| {
+            let how = match (data.auto_validation, train.task()) {
+                (None, _) => String::new(),
+                (Some(_), task) => format!(
+                    " (automatic: {} % of the training rows, {}, seed {})",
+                    defaults::AUTO_VAL_SPLIT * 100.0,
+                    if task == Task::Classification {
+                        "stratified"
+                    } else {
+                        "random"
+                    },
+                    config.seed()
+                ),
+            };
+            format!(", {} validation samples{how}", v.len())
+        })
+        .unwrap_or_default()
 }
 
 /// `sgd (lr 0.05, momentum 0.9, nesterov), step schedule after 2 warm-up epochs`.
