@@ -18,6 +18,7 @@ pub mod dropout2d;
 pub mod flatten;
 pub mod global_pool;
 pub mod init;
+pub mod layers_text;
 pub mod linear;
 pub mod maxpool;
 pub mod module;

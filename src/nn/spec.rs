@@ -373,6 +373,32 @@ impl ModelSpec {
         }
     }
 
+    /// The network `text` describes in words (see [`crate::nn::layers_text`]) for samples of
+    /// `inputs` values, read as `image` when given and some layer needs an image (a stack of
+    /// dense layers reads the values flat). Classification, classes `0..outputs`.
+    pub fn from_layers(
+        text: &str,
+        inputs: usize,
+        image: Option<ImageShape>,
+    ) -> Result<Self, NablaError> {
+        let flat = crate::nn::layers_text::parse(text, Shape::Flat(inputs));
+        let input_shape = match (flat, image) {
+            (Ok(_), _) | (Err(_), None) => None,
+            (Err(_), Some(s)) => Some(s),
+        };
+        let input = input_shape.map_or(Shape::Flat(inputs), Shape::Image);
+        let layers = crate::nn::layers_text::parse(text, input)?;
+        let mut spec = Self {
+            inputs,
+            layers,
+            input_shape,
+            task: Task::Classification,
+            classes: Vec::new(),
+        };
+        spec.classes = (0..spec.outputs()).map(|i| i.to_string()).collect();
+        Ok(spec)
+    }
+
     /// Outputs per sample: the last linear layer's width.
     pub fn outputs(&self) -> usize {
         self.layers
