@@ -22,14 +22,7 @@ impl Tape<'_> {
         let rows = node.value.data_mut().chunks_exact_mut(g.output_len());
         let arg = node.aux.data_mut().chunks_exact_mut(g.output_len());
         for ((y, am), xs) in rows.zip(arg).zip(x.data().chunks_exact(len)) {
-            y.fill(f32::NEG_INFINITY);
-            g.for_each_tap(|o, i| {
-                // `>` keeps the first maximum, as PyTorch does; NaN wins so it propagates.
-                if xs[i] > y[o] || xs[i].is_nan() && !y[o].is_nan() {
-                    y[o] = xs[i];
-                    am[o] = i as f32;
-                }
-            });
+            g.max(xs, y, am);
         }
         Ok(out)
     }
