@@ -537,9 +537,14 @@ impl RunConfig {
             )
         })?;
         if shape.len() != dim {
-            return Err(NablaError::Settings(Message::new().value(Setting::ImageShape, text).text(
-                format!(" holds {} values, the data has {dim} columns", shape.len()),
-            )));
+            return Err(NablaError::Settings(
+                Message::new()
+                    .value(Setting::ImageShape, text)
+                    .text(format!(
+                        " holds {} values, the data has {dim} columns",
+                        shape.len()
+                    )),
+            ));
         }
         Ok(Some(shape))
     }
@@ -682,9 +687,12 @@ fn check_outputs(spec: &ModelSpec, outputs: usize) -> Result<(), NablaError> {
         return Ok(());
     }
     Err(NablaError::Settings(
-        Message::new().text("the last dense layer of ").setting(Setting::Layers).text(format!(
-            " gives {got} outputs, the data needs {outputs} (end it with `dense {outputs}`)"
-        )),
+        Message::new()
+            .text("the last dense layer of ")
+            .setting(Setting::Layers)
+            .text(format!(
+                " gives {got} outputs, the data needs {outputs} (end it with `dense {outputs}`)"
+            )),
     ))
 }
 

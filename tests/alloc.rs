@@ -39,7 +39,11 @@ static GLOBAL: Counting = Counting;
 /// Returns the allocation count and the trainer: the caller keeps the trainer alive, because a
 /// dropped rayon pool's threads exit (and free) in the background, during a later count.
 fn allocations_in_steady_state(threads: usize, optimizer: Optimizer) -> (usize, Trainer) {
-    allocations_for(&ModelSpec::mlp(64, &[128, 64], Activation::Relu, 10), threads, optimizer)
+    allocations_for(
+        &ModelSpec::mlp(64, &[128, 64], Activation::Relu, 10),
+        threads,
+        optimizer,
+    )
 }
 
 /// A convolutional network on the digits as 1×8×8 images: every image layer kind.

@@ -47,7 +47,15 @@ fn assert_ok(name: &str, res: Result<nabla::autograd::gradcheck::GradCheck, Nabl
     assert!(g.max_error < TOL, "{name}: max error {}", g.max_error);
 }
 
-fn conv(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize, dil: usize) -> ConvGeometry {
+fn conv(
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+) -> ConvGeometry {
     ConvGeometry {
         channels: c,
         height: h,
@@ -123,7 +131,12 @@ fn pool(c: usize, h: usize, w: usize, k: usize, s: usize) -> PoolGeometry {
 
 #[test]
 fn max_and_average_pooling() {
-    let cases = [pool(1, 4, 4, 2, 2), pool(2, 5, 5, 2, 2), pool(3, 6, 4, 3, 1), pool(1, 2, 2, 2, 2)];
+    let cases = [
+        pool(1, 4, 4, 2, 2),
+        pool(2, 5, 5, 2, 2),
+        pool(3, 6, 4, 3, 1),
+        pool(1, 2, 2, 2, 2),
+    ];
     for (i, &g) in cases.iter().enumerate() {
         let x = distinct(&mut rng(i as u64), 2, g.input_len());
         let res = check(std::slice::from_ref(&x), EPS, |t, v| {
@@ -169,7 +182,10 @@ fn global_average_pooling() {
 
 #[test]
 fn batch_norm_over_channels_and_its_evaluation_map() {
-    for (i, &(n, c, hw)) in [(2, 1, 4), (3, 2, 3), (4, 3, 1), (1, 2, 6)].iter().enumerate() {
+    for (i, &(n, c, hw)) in [(2, 1, 4), (3, 2, 3), (4, 3, 1), (1, 2, 6)]
+        .iter()
+        .enumerate()
+    {
         let x = random(&mut rng(i as u64), n, c * hw);
         let g = random(&mut rng(i as u64 + 5), 1, c);
         let b = random(&mut rng(i as u64 + 6), 1, c);

@@ -45,11 +45,21 @@ fn a_cnn_trains_saves_and_is_read_back_by_every_command() {
     let model = dir.join("cnn.safetensors");
     let m = model.to_str().unwrap();
     let out = stdout(&train_args(&["--save", m, "--threads", "2"]));
-    for want in ["output shape", "6×2×2", "conv2d 1 → 4 3×3 pad 1", "total parameters"] {
+    for want in [
+        "output shape",
+        "6×2×2",
+        "conv2d 1 → 4 3×3 pad 1",
+        "total parameters",
+    ] {
         assert!(out.contains(want), "{want} missing from\n{out}");
     }
     let file = nabla::io::load(&model).unwrap();
-    let names: Vec<String> = file.network.tensors().iter().map(|t| t.name.into()).collect();
+    let names: Vec<String> = file
+        .network
+        .tensors()
+        .iter()
+        .map(|t| t.name.into())
+        .collect();
     for n in [
         "layers.0.weight",
         "layers.0.bias",
@@ -67,12 +77,21 @@ fn a_cnn_trains_saves_and_is_read_back_by_every_command() {
     assert!(inspect.contains("images 1×8×8"), "{inspect}");
     assert!(inspect.contains("max_pool2d 2×2"), "{inspect}");
     let eval = nabla(&["evaluate", "--model", m, "--data", &digits_csv(&dir)]);
-    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
     let pred = stdout(&["predict", "--model", m, "--data", &digits_csv(&dir)]);
     assert_eq!(pred.lines().count(), 1798);
     // The same run on one thread gives the same bits.
     let one = dir.join("one.safetensors");
-    stdout(&train_args(&["--save", one.to_str().unwrap(), "--threads", "1"]));
+    stdout(&train_args(&[
+        "--save",
+        one.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]));
     assert_eq!(bits(&model), bits(&one));
 }
 
@@ -120,11 +139,21 @@ fn stacks_that_do_not_fit_stop_before_training_with_exit_2() {
             "the data has 64 columns: pass --image-shape 1x8x8",
         ),
         (
-            &["--layers", "conv 8 9, flatten, dense 10", "--image-shape", "1x8x8"],
+            &[
+                "--layers",
+                "conv 8 9, flatten, dense 10",
+                "--image-shape",
+                "1x8x8",
+            ],
             "larger than its 1×8×8 input",
         ),
         (
-            &["--layers", "maxpool 4, maxpool 4, flatten, dense 10", "--image-shape", "1x8x8"],
+            &[
+                "--layers",
+                "maxpool 4, maxpool 4, flatten, dense 10",
+                "--image-shape",
+                "1x8x8",
+            ],
             "pools down to zero size",
         ),
         (
@@ -132,7 +161,12 @@ fn stacks_that_do_not_fit_stop_before_training_with_exit_2() {
             "put `flatten` before it",
         ),
         (
-            &["--layers", "conv 8 3, flatten, dense 7", "--image-shape", "1x8x8"],
+            &[
+                "--layers",
+                "conv 8 3, flatten, dense 7",
+                "--image-shape",
+                "1x8x8",
+            ],
             "end it with `dense 10`",
         ),
     ];
@@ -156,11 +190,23 @@ fn layers_in_a_config_file_and_dense_only_stacks() {
         "layers = \"conv 2 3, relu, flatten, dense 10\"\nimage_shape = \"1x8x8\"\nepochs = 1\n",
     )
     .unwrap();
-    let out = stdout(&["train", "--config", cfg.to_str().unwrap(), "--no-save", "--quiet"]);
+    let out = stdout(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--no-save",
+        "--quiet",
+    ]);
     assert!(out.contains("2×6×6"), "{out}");
     // A stack of dense layers reads the values flat, image or not.
     let out = stdout(&[
-        "train", "--layers", "dense 8, relu, dense 10", "--epochs", "1", "--no-save", "--quiet",
+        "train",
+        "--layers",
+        "dense 8, relu, dense 10",
+        "--epochs",
+        "1",
+        "--no-save",
+        "--quiet",
     ]);
     assert!(out.contains("linear 64 → 8"), "{out}");
 }

@@ -203,7 +203,12 @@ impl PoolGeometry {
         if self.kernel == 2 && self.stride == 2 {
             return self.max_2x2(x, y, arg);
         }
-        let (oh, ow, k, s) = (self.out_height(), self.out_width(), self.kernel, self.stride);
+        let (oh, ow, k, s) = (
+            self.out_height(),
+            self.out_width(),
+            self.kernel,
+            self.stride,
+        );
         let hw = self.height * self.width;
         let mut o = 0;
         for c in 0..self.channels {
@@ -243,7 +248,8 @@ impl PoolGeometry {
             let top = c * hw + 2 * oy * w;
             let (r0, r1) = (&x[top..top + 2 * ow], &x[top + w..top + w + 2 * ow]);
             let pairs = r0.chunks_exact(2).zip(r1.chunks_exact(2));
-            for (ox, ((yv, av), (a, b))) in yr.iter_mut().zip(ar.iter_mut()).zip(pairs).enumerate() {
+            for (ox, ((yv, av), (a, b))) in yr.iter_mut().zip(ar.iter_mut()).zip(pairs).enumerate()
+            {
                 let i = top + 2 * ox;
                 let m = pick((f32::NEG_INFINITY, i), a[0], i);
                 let m = pick(m, a[1], i + 1);
@@ -259,7 +265,12 @@ impl PoolGeometry {
     /// in output order, pixels in row-major order inside a window.
     #[inline]
     pub fn for_each_tap(&self, mut f: impl FnMut(usize, usize)) {
-        let (oh, ow, k, s) = (self.out_height(), self.out_width(), self.kernel, self.stride);
+        let (oh, ow, k, s) = (
+            self.out_height(),
+            self.out_width(),
+            self.kernel,
+            self.stride,
+        );
         let hw = self.height * self.width;
         let mut o = 0;
         for c in 0..self.channels {
@@ -302,7 +313,7 @@ mod tests {
         // Tap (0, 0) reads up-left: only output (1, 1) sees pixel (0, 0).
         assert_eq!(&cols[0..4], &[0.0, 0.0, 0.0, 1.0]);
         let mut dx = vec![0.0; 4];
-        col2im(&vec![1.0; 36], &g, &mut dx, false);
+        col2im(&[1.0; 36], &g, &mut dx, false);
         // Every pixel of a 2×2 input is under 4 taps of a 3×3 kernel with padding 1.
         assert_eq!(dx, vec![4.0; 4]);
     }
@@ -329,7 +340,11 @@ mod tests {
                     let iy = (q / ow * stride + ky * dilation) as isize - padding as isize;
                     let ix = (q % ow * stride + kx * dilation) as isize - padding as isize;
                     let inside = (0..7).contains(&iy) && (0..6).contains(&ix);
-                    let want = if inside { x[c * 42 + iy as usize * 6 + ix as usize] } else { 0.0 };
+                    let want = if inside {
+                        x[c * 42 + iy as usize * 6 + ix as usize]
+                    } else {
+                        0.0
+                    };
                     assert_eq!(v, want, "{g:?} row {r} position {q}");
                 }
             }

@@ -36,15 +36,60 @@ pub fn parse(text: &str, input: Shape) -> Result<Vec<LayerSpec>, NablaError> {
     for (i, item) in text.split(',').enumerate() {
         let words: Vec<&str> = item.split_whitespace().collect();
         let layer = parse_one(&words, shape).map_err(|why| {
-            NablaError::Settings(Message::new().text("in ").setting(Setting::Layers).text(format!(
-                ", layer {i} \"{}\": {why}",
-                item.trim()
-            )))
+            NablaError::Settings(
+                Message::new()
+                    .text("in ")
+                    .setting(Setting::Layers)
+                    .text(format!(", layer {i} \"{}\": {why}", item.trim())),
+            )
         })?;
         shape = layer.output_shape(i, shape)?;
         layers.push(layer);
     }
     Ok(layers)
+}
+
+/// One layer's words: its name, leading numbers and `name value` options.
+struct Words<'a> {
+    word: &'a str,
+    args: Vec<f64>,
+    opts: Options<'a>,
+}
+
+impl Words<'_> {
+    fn opt(&self, name: &str, default: f64) -> f64 {
+        self.opts
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or(default, |(_, v)| *v)
+    }
+
+    fn allowed(&self, names: &[&str]) -> Result<(), String> {
+        match self.opts.iter().find(|(k, _)| !names.contains(k)) {
+            Some((k, _)) => Err(format!("`{}` takes no option `{k}`", self.word)),
+            None => Ok(()),
+        }
+    }
+
+    fn arity(&self, n: usize, what: &str) -> Result<(), String> {
+        if self.args.len() == n {
+            Ok(())
+        } else {
+            let got = self.args.len();
+            Err(format!("`{}` takes {what}, got {got} number(s)", self.word))
+        }
+    }
+
+    fn count(&self, v: f64) -> Result<usize, String> {
+        if v >= 1.0 && v.fract() == 0.0 {
+            Ok(v as usize)
+        } else {
+            Err(format!(
+                "`{}` needs whole numbers above 0, got {v}",
+                self.word
+            ))
+        }
+    }
 }
 
 /// One layer from its words, given the shape it receives.
@@ -53,75 +98,93 @@ fn parse_one(words: &[&str], input: Shape) -> Result<LayerSpec, String> {
         return Err("empty layer (two commas in a row?)".into());
     };
     let (args, opts) = split_options(rest)?;
-    let image = input.image();
-    let channels = image.map_or(input.len(), |s| s.channels);
-    let opt = |name: &str, default: f64| -> f64 {
-        opts.iter().find(|(k, _)| *k == name).map_or(default, |(_, v)| *v)
-    };
-    let allowed = |names: &[&str]| -> Result<(), String> {
-        match opts.iter().find(|(k, _)| !names.contains(k)) {
-            Some((k, _)) => Err(format!("`{word}` takes no option `{k}`")),
-            None => Ok(()),
-        }
-    };
-    let arity = |n: usize, what: &str| -> Result<(), String> {
-        if args.len() == n {
-            Ok(())
-        } else {
-            Err(format!("`{word}` takes {what}, got {} number(s)", args.len()))
-        }
-    };
-    let count = |v: f64| -> Result<usize, String> {
-        if v >= 1.0 && v.fract() == 0.0 {
-            Ok(v as usize)
-        } else {
-            Err(format!("`{word}` needs whole numbers above 0, got {v}"))
-        }
-    };
-    let layer = match word.to_ascii_lowercase().as_str() {
+    let w = Words { word, args, opts };
+    let lower = word.to_ascii_lowercase();
+    if let Some(layer) = image_layer(&lower, &w, input)? {
+        return Ok(layer);
+    }
+    let layer = match lower.as_str() {
         "dense" | "linear" => {
-            arity(1, "one number (its outputs)")?;
-            allowed(&[])?;
+            w.arity(1, "one number (its outputs)")?;
+            w.allowed(&[])?;
             LayerSpec::Linear {
                 inputs: input.len(),
-                outputs: count(args[0])?,
+                outputs: w.count(w.args[0])?,
             }
         }
+        "dropout" | "dropout2d" => {
+            w.arity(1, "one number (the probability)")?;
+            w.allowed(&[])?;
+            let p = w.args[0] as f32;
+            if lower.ends_with("2d") {
+                LayerSpec::Dropout2d { p }
+            } else {
+                LayerSpec::Dropout { p }
+            }
+        }
+        "relu" | "sigmoid" | "tanh" | "gelu" => {
+            w.arity(0, "no number")?;
+            match lower.as_str() {
+                "relu" => LayerSpec::Relu,
+                "sigmoid" => LayerSpec::Sigmoid,
+                "tanh" => LayerSpec::Tanh,
+                _ => LayerSpec::Gelu,
+            }
+        }
+        "leaky_relu" | "leakyrelu" => LayerSpec::LeakyRelu {
+            slope: w.args.first().copied().unwrap_or(0.01) as f32,
+        },
+        other => {
+            return Err(format!(
+                "unknown layer `{other}` (known: dense, conv, maxpool, avgpool, globalavgpool, \
+                 flatten, batchnorm, dropout, dropout2d, relu, sigmoid, tanh, gelu, leaky_relu)"
+            ));
+        }
+    };
+    Ok(layer)
+}
+
+/// The layers whose settings depend on an image input (convolution, pooling, flatten, batch
+/// norm); `None` for other words.
+fn image_layer(word: &str, w: &Words, input: Shape) -> Result<Option<LayerSpec>, String> {
+    let image = input.image();
+    let channels = image.map_or(input.len(), |s| s.channels);
+    Ok(Some(match word {
         "conv" | "conv2d" => {
-            arity(2, "two numbers (filters, kernel size)")?;
-            allowed(&["stride", "pad", "padding", "dilation"])?;
+            w.arity(2, "two numbers (filters, kernel size)")?;
+            w.allowed(&["stride", "pad", "padding", "dilation"])?;
             LayerSpec::Conv2d {
                 in_channels: channels,
-                out_channels: count(args[0])?,
-                kernel: count(args[1])?,
-                stride: count(opt("stride", 1.0))?,
-                padding: opt("pad", opt("padding", 0.0)).max(0.0) as usize,
-                dilation: count(opt("dilation", 1.0))?,
+                out_channels: w.count(w.args[0])?,
+                kernel: w.count(w.args[1])?,
+                stride: w.count(w.opt("stride", 1.0))?,
+                padding: w.opt("pad", w.opt("padding", 0.0)).max(0.0) as usize,
+                dilation: w.count(w.opt("dilation", 1.0))?,
             }
         }
-        w @ ("maxpool" | "max_pool" | "avgpool" | "avg_pool") => {
-            arity(1, "one number (its window size)")?;
-            allowed(&["stride"])?;
-            let kernel = count(args[0])?;
-            let stride = count(opt("stride", kernel as f64))?;
-            if w.starts_with("max") {
+        "maxpool" | "max_pool" | "avgpool" | "avg_pool" => {
+            w.arity(1, "one number (its window size)")?;
+            w.allowed(&["stride"])?;
+            let kernel = w.count(w.args[0])?;
+            let stride = w.count(w.opt("stride", kernel as f64))?;
+            if word.starts_with("max") {
                 LayerSpec::MaxPool2d { kernel, stride }
             } else {
                 LayerSpec::AvgPool2d { kernel, stride }
             }
         }
         "globalavgpool" | "global_avg_pool" | "gap" => {
-            arity(0, "no number")?;
+            w.arity(0, "no number")?;
             LayerSpec::GlobalAvgPool
         }
         "flatten" => {
-            arity(0, "no number")?;
+            w.arity(0, "no number")?;
             LayerSpec::Flatten
         }
         "batchnorm" | "batch_norm" | "bn" => {
-            arity(0, "no number (its size is its input's)")?;
-            allowed(&["eps", "momentum"])?;
-            let (eps, momentum) = (opt("eps", 1e-5) as f32, opt("momentum", 0.1) as f32);
+            w.arity(0, "no number (its size is its input's)")?;
+            w.allowed(&["eps", "momentum"])?;
+            let (eps, momentum) = (w.opt("eps", 1e-5) as f32, w.opt("momentum", 0.1) as f32);
             match image {
                 Some(s) => LayerSpec::BatchNorm2d {
                     features: s.channels,
@@ -135,40 +198,15 @@ fn parse_one(words: &[&str], input: Shape) -> Result<LayerSpec, String> {
                 },
             }
         }
-        "dropout" | "dropout2d" => {
-            arity(1, "one number (the probability)")?;
-            allowed(&[])?;
-            let p = args[0] as f32;
-            if word.ends_with("2d") {
-                LayerSpec::Dropout2d { p }
-            } else {
-                LayerSpec::Dropout { p }
-            }
-        }
-        "relu" | "sigmoid" | "tanh" | "gelu" => {
-            arity(0, "no number")?;
-            match word {
-                "relu" => LayerSpec::Relu,
-                "sigmoid" => LayerSpec::Sigmoid,
-                "tanh" => LayerSpec::Tanh,
-                _ => LayerSpec::Gelu,
-            }
-        }
-        "leaky_relu" | "leakyrelu" => LayerSpec::LeakyRelu {
-            slope: args.first().copied().unwrap_or(0.01) as f32,
-        },
-        other => {
-            return Err(format!(
-                "unknown layer `{other}` (known: dense, conv, maxpool, avgpool, globalavgpool, \
-                 flatten, batchnorm, dropout, dropout2d, relu, sigmoid, tanh, gelu, leaky_relu)"
-            ));
-        }
-    };
-    Ok(layer)
+        _ => return Ok(None),
+    }))
 }
 
+/// `name value` options of a layer, in order.
+type Options<'a> = Vec<(&'a str, f64)>;
+
 /// Splits `rest` into leading numbers and `name value` options after them.
-fn split_options<'a>(rest: &[&'a str]) -> Result<(Vec<f64>, Vec<(&'a str, f64)>), String> {
+fn split_options<'a>(rest: &[&'a str]) -> Result<(Vec<f64>, Options<'a>), String> {
     let mut args = Vec::new();
     let mut opts = Vec::new();
     let mut it = rest.iter();

@@ -189,7 +189,9 @@ impl LayerSpec {
                     ));
                 }
                 if kernel == 0 || stride == 0 || dilation == 0 || out_channels == 0 {
-                    return usage("conv2d needs a kernel, stride, dilation and filters above 0".into());
+                    return usage(
+                        "conv2d needs a kernel, stride, dilation and filters above 0".into(),
+                    );
                 }
                 let span = dilation * (kernel - 1) + 1;
                 let (h, w) = (

@@ -11,9 +11,9 @@ use super::{
     AvgPool2d, BatchNorm1d, BatchNorm2d, Builder, Conv2d, Dropout, Dropout2d, Flatten,
     GlobalAvgPool, Init, Linear, MaxPool2d, Module,
 };
-use crate::kernels::conv::{ConvGeometry, PoolGeometry};
 use crate::error::NablaError;
 use crate::kernels::activation::Activation;
+use crate::kernels::conv::{ConvGeometry, PoolGeometry};
 pub use crate::task::Task;
 
 /// One layer of a sequential network.

@@ -29,14 +29,20 @@ pub fn table(spec: &ModelSpec) -> Result<String, NablaError> {
         shape_text(spec.input()),
         String::new(),
     ]))
-    .chain(spec.layers.iter().zip(&shapes).enumerate().map(|(i, (l, s))| {
-        [
-            i.to_string(),
-            l.summary(),
-            shape_text(*s),
-            l.parameters().to_string(),
-        ]
-    }))
+    .chain(
+        spec.layers
+            .iter()
+            .zip(&shapes)
+            .enumerate()
+            .map(|(i, (l, s))| {
+                [
+                    i.to_string(),
+                    l.summary(),
+                    shape_text(*s),
+                    l.parameters().to_string(),
+                ]
+            }),
+    )
     .collect();
     let widths: Vec<usize> = (0..4)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))

@@ -51,7 +51,9 @@ impl Tape<'_> {
                 / m;
             (mean[ch], var[ch]) = (mu, v);
         }
-        let planes = xhat.chunks_exact_mut(hw).zip(node.value.data_mut().chunks_exact_mut(hw));
+        let planes = xhat
+            .chunks_exact_mut(hw)
+            .zip(node.value.data_mut().chunks_exact_mut(hw));
         for (i, ((h, y), xp)) in planes.zip(xv.data().chunks_exact(hw)).enumerate() {
             let ch = i % c;
             let inv = 1.0 / (var[ch] + eps).sqrt();

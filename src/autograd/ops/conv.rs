@@ -111,7 +111,11 @@ fn weight_and_input(
         }
         let dw = dw.data_mut();
         for s in 0..n {
-            im2col(&xv.data()[s * g.input_len()..][..g.input_len()], &g, scratch);
+            im2col(
+                &xv.data()[s * g.input_len()..][..g.input_len()],
+                &g,
+                scratch,
+            );
             let gs = &gd[s * o * p..][..o * p];
             matmul(
                 o,

@@ -30,7 +30,12 @@ impl Tape<'_> {
     /// Average pooling of every row of `a` (an image `g.channels × g.height × g.width`).
     pub fn avg_pool2d(&mut self, a: Var, g: PoolGeometry) -> Result<Var, NablaError> {
         let (n, len) = check(self, a, &g, "avg_pool2d")?;
-        let out = self.push(Op::AvgPool2d { a, g }, n, g.output_len(), self.needs_grad(a));
+        let out = self.push(
+            Op::AvgPool2d { a, g },
+            n,
+            g.output_len(),
+            self.needs_grad(a),
+        );
         let (x, node) = self.io1(a, out);
         let inv = 1.0 / (g.kernel * g.kernel) as f32;
         let rows = node.value.data_mut().chunks_exact_mut(g.output_len());
@@ -53,7 +58,12 @@ impl Tape<'_> {
         let hw = cols / channels;
         let out = self.push(Op::GlobalAvgPool { a }, n, channels, self.needs_grad(a));
         let (x, node) = self.io1(a, out);
-        for (y, plane) in node.value.data_mut().iter_mut().zip(x.data().chunks_exact(hw)) {
+        for (y, plane) in node
+            .value
+            .data_mut()
+            .iter_mut()
+            .zip(x.data().chunks_exact(hw))
+        {
             *y = plane.iter().sum::<f32>() / hw as f32;
         }
         Ok(out)
@@ -61,12 +71,7 @@ impl Tape<'_> {
 }
 
 /// The batch size and row length of `a`, checked against the pooling geometry.
-fn check(
-    tape: &Tape,
-    a: Var,
-    g: &PoolGeometry,
-    op: &str,
-) -> Result<(usize, usize), NablaError> {
+fn check(tape: &Tape, a: Var, g: &PoolGeometry, op: &str) -> Result<(usize, usize), NablaError> {
     let (n, cols) = tape.shape(a);
     if cols != g.input_len() || g.output_len() == 0 {
         return Err(NablaError::Shape(format!(
