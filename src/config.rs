@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::csv::CsvOptions;
 use crate::data::{self, Dataset, Impute, Preprocess, Scaling, TableOptions};
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 use crate::kernels::activation::Activation;
-use crate::nn::{Init, ModelSpec, Network};
+use crate::nn::{ImageShape, Init, ModelSpec, Network};
 use crate::optim::{Adagrad, Adam, Optimizer, RmsProp, Schedule, Sgd};
 use crate::task::Task;
 use crate::train::{TrainConfig, iterations_per_epoch};
@@ -235,6 +235,15 @@ pub struct RunConfig {
     /// Hidden layer sizes [default: 256, 128].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden: Option<Vec<usize>>,
+    /// The whole layer stack in words (`conv 32 3 pad 1, relu, maxpool 2, flatten, dense 10`;
+    /// see [`crate::nn::layers_text`]); when set, `hidden`, `activation`, `dropout` and
+    /// `batch_norm` are not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<String>,
+    /// The shape `CxHxW` of one sample read as an image (CSV rows; IDX images keep their own
+    /// height and width).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_shape: Option<String>,
     /// Activation after each hidden layer [default: relu].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation: Option<ActivationKind>,
@@ -360,6 +369,8 @@ pub struct RunData {
     /// Set when no `val_split` was given and the validation split was carved anyway, and why
     /// (its fraction is [`defaults::AUTO_VAL_SPLIT`]).
     pub auto_validation: Option<AutoValidation>,
+    /// The image each sample is, when the data says (IDX: `1 × rows × columns`).
+    pub image: Option<ImageShape>,
 }
 
 impl RunConfig {
@@ -570,16 +581,60 @@ impl RunConfig {
         spec
     }
 
-    /// The network for the data in `train`, initialised from the seed.
-    pub fn network(&self, train: &Dataset) -> Result<(ModelSpec, Network), NablaError> {
+    /// The network for the data in `train` (each sample the image `image`, when the data
+    /// says), initialised from the seed.
+    pub fn network(
+        &self,
+        train: &Dataset,
+        image: Option<ImageShape>,
+    ) -> Result<(ModelSpec, Network), NablaError> {
         let outputs = match train.task() {
             Task::Regression => 1,
             Task::Classification => train.classes().len(),
         };
-        let mut spec = self.model_spec(train.dim(), outputs, train.task());
+        let mut spec = match &self.layers {
+            Some(text) => {
+                let image = self.input_image(train.dim(), image)?;
+                let mut spec = crate::nn::ModelSpec::from_layers(text, train.dim(), image)?;
+                spec.task = train.task();
+                check_outputs(&spec, outputs)?;
+                spec
+            }
+            None => self.model_spec(train.dim(), outputs, train.task()),
+        };
         spec.classes = train.classes().to_vec();
         let model = Network::from_spec_with_init(&spec, self.seed(), self.init)?;
         Ok((spec, model))
+    }
+
+    /// The image shape of a sample of `dim` values: `image_shape` when set (it must hold `dim`
+    /// values), else the data's own.
+    fn input_image(
+        &self,
+        dim: usize,
+        data: Option<ImageShape>,
+    ) -> Result<Option<ImageShape>, NablaError> {
+        let Some(text) = &self.image_shape else {
+            return Ok(data);
+        };
+        let shape = ImageShape::parse(text).ok_or_else(|| {
+            NablaError::Settings(
+                Message::new()
+                    .setting(Setting::ImageShape)
+                    .text(format!(" must be CxHxW (like 1x28x28), got {text:?}")),
+            )
+        })?;
+        if shape.len() != dim {
+            return Err(NablaError::Settings(
+                Message::new()
+                    .value(Setting::ImageShape, text)
+                    .text(format!(
+                        " holds {} values, the data has {dim} columns",
+                        shape.len()
+                    )),
+            ));
+        }
+        Ok(Some(shape))
     }
 
     /// The trainer's settings (call on a [`RunConfig::resolve`]d config: the epoch rule needs
@@ -686,6 +741,7 @@ impl RunConfig {
             warnings: prepared.warnings,
             preprocess: prepared.preprocess,
             auto_validation: None,
+            image: None,
         })
     }
 
@@ -706,7 +762,7 @@ impl RunConfig {
                 )));
             }
         }
-        let (train, test) = data::idx::read_dir(path)?;
+        let (train, test, (rows, cols)) = data::idx::read_dir_shaped(path)?;
         let (train, val, warnings) = if val_split > 0.0 {
             let (train, val, warnings) =
                 data::table::carve_validation(&train, val_split, self.seed())?;
@@ -726,8 +782,25 @@ impl RunConfig {
             warnings,
             preprocess,
             auto_validation: None,
+            image: Some(ImageShape::new(1, rows, cols)),
         })
     }
+}
+
+/// A `layers` stack must end in as many outputs as the data has classes (1 for regression).
+fn check_outputs(spec: &ModelSpec, outputs: usize) -> Result<(), NablaError> {
+    let got = spec.outputs();
+    if got == outputs {
+        return Ok(());
+    }
+    Err(NablaError::Settings(
+        Message::new()
+            .text("the last dense layer of ")
+            .setting(Setting::Layers)
+            .text(format!(
+                " gives {got} outputs, the data needs {outputs} (end it with `dense {outputs}`)"
+            )),
+    ))
 }
 
 /// A seeded subset of `n` training samples (stratified by class for classification).

@@ -226,7 +226,7 @@ pub fn did_you_mean(key: &str, known: &[String]) -> Option<String> {
     let key = key.replace('-', "_").to_lowercase();
     let alias = match key.as_str() {
         "learning_rate" | "lr_rate" | "rate" => Some("lr"),
-        "layers" | "hidden_layers" | "hidden_sizes" => Some("hidden"),
+        "hidden_layers" | "hidden_sizes" => Some("hidden"),
         "optim" => Some("optimizer"),
         _ => None,
     };

@@ -24,10 +24,13 @@ pub fn run(args: InspectArgs) -> Result<()> {
         out,
         "model: {} (format nabla {})",
         args.model.display(),
-        nabla::io::FORMAT_VERSION
+        nabla::io::model_file::format_version(spec)
     )?;
     writeln!(out, "task: {}", spec.task.name())?;
-    writeln!(out, "inputs: {}", spec.inputs)?;
+    match spec.input_shape {
+        Some(image) => writeln!(out, "inputs: {} (images {image})", spec.inputs)?,
+        None => writeln!(out, "inputs: {}", spec.inputs)?,
+    }
     writeln!(out, "layers:")?;
     let mut total = 0usize;
     for (i, layer) in spec.layers.iter().enumerate() {
@@ -36,6 +39,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
         writeln!(out, "  {i:>2}  {desc:<40} {params:>10} parameters")?;
     }
     writeln!(out, "parameters: {total}")?;
+    writeln!(out, "summary:")?;
+    for line in nabla::nn::summary::table(spec)?.lines() {
+        writeln!(out, "  {line}")?;
+    }
     if !spec.classes.is_empty() {
         writeln!(
             out,

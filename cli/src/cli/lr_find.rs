@@ -65,9 +65,9 @@ pub fn sweep(args: &LrFindArgs) -> Result<Vec<Point>> {
         val_split: config.val_split.or(Some(0.0)),
         ..config
     };
-    let RunData { train, .. } = config.load_data()?;
+    let RunData { train, image, .. } = config.load_data()?;
     let config = config.resolve(train.len());
-    let (_, mut model) = config.network(&train)?;
+    let (_, mut model) = config.network(&train, image)?;
     let mut optimizer = config.optimizer()?;
     let TrainConfig {
         batch_size: batch,

@@ -131,7 +131,7 @@ pub enum ScaleArg {
     after_help = "Every run is saved to runs/<name or UTC time>/: config.toml (repeat the run with\n\
 `nabla train --config runs/<run>/config.toml`), metrics.csv, history.json and plots\n\
 (learning_curves, confusion_matrix, lr_schedule; .png and .svg).\n\n\
-Examples:\n  nabla train\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --data ../shared/datasets/iris.csv --val-split 0.1\n  nabla train --data houses.csv.gz --target price --drop id --impute median\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
+Examples:\n  nabla train\n  nabla train --layers \"conv 16 3 pad 1, relu, maxpool 2, flatten, dense 10\" --image-shape 1x8x8\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --data ../shared/datasets/iris.csv --val-split 0.1\n  nabla train --data houses.csv.gz --target price --drop id --impute median\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
 )]
 pub struct TrainArgs {
     /// Training data: a CSV file (plain or .csv.gz) or a folder of MNIST-style IDX files.
@@ -185,6 +185,25 @@ pub struct TrainArgs {
     /// Hidden layer sizes, comma-separated (two or more makes the network deep).
     #[arg(long, value_name = "SIZES", default_value = defaults::HIDDEN, value_parser = parse_hidden)]
     pub hidden: std::vec::Vec<usize>,
+
+    /// The whole network in words, comma-separated, instead of --hidden/--activation/--dropout/
+    /// --batch-norm. Words: `dense N` (linear N); `conv F K [stride S] [pad P] [dilation D]`
+    /// (F filters K×K; stride 1, pad 0, dilation 1); `maxpool K [stride S]`, `avgpool K
+    /// [stride S]` (stride K); `globalavgpool` (gap: one mean per channel); `flatten` (C×H×W to
+    /// C·H·W features, C,H,W order); `batchnorm [eps E] [momentum M]` (per channel after an image
+    /// layer, per feature otherwise); `dropout P`; `dropout2d P` (whole channels); `relu`,
+    /// `sigmoid`, `tanh`, `gelu`, `leaky_relu [SLOPE]`. Sizes come from the layer before; a dense
+    /// layer after an image needs `flatten` first; the last layer is `dense <classes>` (1 for
+    /// regression). Image layers read IDX images as 1×H×W, CSV rows with --image-shape.
+    /// Example: "conv 32 3 pad 1, relu, maxpool 2, conv 64 3 pad 1, relu, maxpool 2, flatten,
+    /// dense 128, relu, dense 10".
+    #[arg(long, value_name = "SPEC")]
+    pub layers: Option<String>,
+
+    /// Read each sample as an image of C channels, H rows and W columns (`1x8x8` for the
+    /// built-in digits) for the image layers of --layers [default: IDX images 1×rows×columns].
+    #[arg(long, value_name = "CxHxW")]
+    pub image_shape: Option<String>,
 
     /// Activation after each hidden layer.
     #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
@@ -444,6 +463,8 @@ impl TrainArgs {
                 ScaleArg::None => ScaleKind::None,
             }),
             hidden: Some(self.hidden.clone()),
+            layers: self.layers.clone(),
+            image_shape: self.image_shape.clone(),
             activation: Some(self.activation.kind()),
             optimizer: Some(self.optimizer.kind()),
             lr: self.lr,
@@ -613,7 +634,7 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
     }
     let defaulted = config.epochs.is_none() && config.val_split.is_none();
     let config = config.resolve_for(&data);
-    let (spec, mut model) = config.network(&data.train)?;
+    let (spec, mut model) = config.network(&data.train, data.image)?;
     let mut optimizer = config.optimizer()?;
     let resume_state = match resume {
         Some(ckpt) => {
@@ -772,12 +793,17 @@ fn print_setup(
             Scaling::Pixels => "pixels / 255",
         },
     )?;
-    writeln!(
-        out,
-        "network: {} ({} parameters)",
-        describe(spec, config.activation()),
-        model.params().count()
-    )?;
+    if config.layers.is_some() {
+        writeln!(out, "network ({} parameters):", model.params().count())?;
+        write!(out, "{}", nabla::nn::summary::table(spec)?)?;
+    } else {
+        writeln!(
+            out,
+            "network: {} ({} parameters)",
+            describe(spec, config.activation()),
+            model.params().count()
+        )?;
+    }
     let tc = config.train_config();
     let workers = match world.size {
         1 => format!(
