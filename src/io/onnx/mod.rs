@@ -196,7 +196,11 @@ fn preprocessing(g: &mut Graph, file: &ModelFile) -> Result<(Vec<Input>, String)
     }
     let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
     let encoded = match refs.as_slice() {
-        [] => return Err(NablaError::Usage("the model has no inputs to export".into())),
+        [] => {
+            return Err(NablaError::Usage(
+                "the model has no inputs to export".into(),
+            ));
+        }
         [one] => one.to_string(),
         many => g.node("Concat", many, vec![int("axis", 1)]),
     };
@@ -277,7 +281,11 @@ fn one_hot(g: &mut Graph, input: &str, categories: &[String], impute: Option<&st
 }
 
 /// The tensor `layers.{i}.{name}` of the network, with its shape.
-fn tensor<'f>(file: &'f ModelFile, i: usize, name: &str) -> Result<(&'f [usize], &'f [f32]), NablaError> {
+fn tensor<'f>(
+    file: &'f ModelFile,
+    i: usize,
+    name: &str,
+) -> Result<(&'f [usize], &'f [f32]), NablaError> {
     let full = file.network.module().tensor_name(i, name);
     file.network
         .tensors()

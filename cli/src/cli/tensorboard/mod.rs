@@ -111,11 +111,7 @@ impl Writer {
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty() && !h.contains(['/', '\\']))
             .unwrap_or_else(|| "localhost".into());
-        let name = format!(
-            "{PREFIX}{}.{host}.{}",
-            now() as u64,
-            std::process::id()
-        );
+        let name = format!("{PREFIX}{}.{host}.{}", now() as u64, std::process::id());
         let path = dir.join(name);
         let file = File::options()
             .create_new(true)

@@ -78,6 +78,10 @@ mod tests {
         let mut bad = buf.clone();
         bad[13] ^= 1;
         assert!(read(&bad).unwrap_err().contains("record 0"));
-        assert!(read(&buf[..buf.len() - 1]).unwrap_err().contains("record 2"));
+        assert!(
+            read(&buf[..buf.len() - 1])
+                .unwrap_err()
+                .contains("record 2")
+        );
     }
 }
