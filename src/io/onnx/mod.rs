@@ -58,6 +58,24 @@ pub const PROBABILITIES: &str = "probabilities";
 pub const VALUE: &str = "value";
 
 /// The ONNX model of a loaded model file (see the module documentation).
+///
+/// ```
+/// use nabla::io::onnx;
+/// use nabla::kernels::activation::Activation;
+/// use nabla::nn::{ModelSpec, Network};
+///
+/// let network = Network::from_spec(&ModelSpec::mlp(4, &[8], Activation::Relu, 3), 1)?;
+/// let path = std::env::temp_dir().join(format!("nabla-onnx-doc-{}.safetensors", std::process::id()));
+/// nabla::io::save_network(&path, &network)?;
+/// let model = onnx::export(&nabla::io::load(&path)?)?;
+/// let graph = model.graph.as_ref().unwrap();
+/// assert_eq!(graph.input[0].name.as_deref(), Some(onnx::NUMERIC_INPUT));
+/// assert_eq!(graph.output[0].name.as_deref(), Some(onnx::PROBABILITIES));
+/// let ops: Vec<_> = graph.node.iter().filter_map(|n| n.op_type.as_deref()).collect();
+/// assert_eq!(ops, ["Cast", "Sub", "Div", "Cast", "Gemm", "Relu", "Gemm", "Softmax"]);
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn export(file: &ModelFile) -> Result<ModelProto, NablaError> {
     let mut g = Graph::default();
     let (inputs, encoded) = preprocessing(&mut g, file)?;
