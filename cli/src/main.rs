@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => cli::evaluate::run(args),
         Command::Predict(args) => cli::predict::run(args),
         Command::Inspect(args) => cli::inspect::run(args),
+        Command::Export(args) => cli::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

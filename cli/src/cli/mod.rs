@@ -6,12 +6,14 @@ pub mod config;
 pub mod distributed;
 pub mod evaluate;
 pub mod explain;
+pub mod export;
 pub mod hints;
 pub mod inspect;
 pub mod lr_find;
 pub mod plot;
 pub mod predict;
 pub mod rule;
+pub mod tensorboard;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +54,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Show what a model file holds: architecture, parameters, classes, training settings.
     Inspect(inspect::InspectArgs),
+    /// Export a saved model for other runtimes: an ONNX graph with the preprocessing folded in.
+    Export(export::ExportArgs),
 }
 
 /// Parses a comma-separated list of positive layer widths (`256,128`).

@@ -129,8 +129,9 @@ pub enum ScaleArg {
     // on the command line override them.
     args_override_self = true,
     after_help = "Every run is saved to runs/<name or UTC time>/: config.toml (repeat the run with\n\
-`nabla train --config runs/<run>/config.toml`), metrics.csv, history.json and plots\n\
-(learning_curves, confusion_matrix, lr_schedule; .png and .svg).\n\n\
+`nabla train --config runs/<run>/config.toml`), metrics.csv, history.json, plots\n\
+(learning_curves, confusion_matrix, lr_schedule; .png and .svg) and a TensorBoard event file\n\
+written as the run goes (tensorboard --logdir runs).\n\n\
 Examples:\n  nabla train\n  nabla train --layers \"conv 16 3 pad 1, relu, maxpool 2, flatten, dense 10\" --image-shape 1x8x8\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --data ../shared/datasets/iris.csv --val-split 0.1\n  nabla train --data houses.csv.gz --target price --drop id --impute median\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
 )]
 pub struct TrainArgs {
@@ -628,6 +629,7 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         anyhow::bail!("rank 0 could not start the run (its message says why)");
     }
     let run_dir = run_dir?;
+    let events = super::tensorboard::EventLog::open(run_dir.as_deref());
     let data = config.load_data()?;
     for w in data.warnings.iter().filter(|_| world.is_root()) {
         eprintln!("warning: {w}");
@@ -669,6 +671,7 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         &mut optimizer,
         resume_state,
         &mut world,
+        &events,
     )?;
     if !world.is_root() {
         // Every rank saw the same losses: a diverged run fails on every rank.
@@ -685,7 +688,12 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         base_lr,
         report: &report,
     };
-    finished.report(run_dir)
+    finished.report(run_dir.clone())?;
+    if let Some(dir) = run_dir.filter(|_| spec.task == Task::Classification) {
+        let png = dir.join("confusion_matrix.png");
+        events.image("confusion_matrix", &png, report.history.len());
+    }
+    Ok(())
 }
 
 /// `--early-stopping` with `--val-split 0`: nothing may choose, so it is off; says so.
@@ -887,6 +895,7 @@ fn fit(
     optimizer: &mut Optimizer,
     resume_state: Option<FitState>,
     world: &mut World,
+    events: &super::tensorboard::EventLog,
 ) -> Result<FitReport> {
     let tc = config.train_config();
     let epochs = tc.epochs;
@@ -909,8 +918,14 @@ fn fit(
         .clone()
         .filter(|_| world.is_root());
     let hooks = Hooks::new()
-        .on_iteration(|it| progress.borrow_mut().iteration(it))
-        .on_epoch(|m| progress.borrow_mut().epoch(&epoch_line(m, epochs)))
+        .on_iteration(|it| {
+            progress.borrow_mut().iteration(it);
+            events.iteration(it);
+        })
+        .on_epoch(|m| {
+            progress.borrow_mut().epoch(&epoch_line(m, epochs));
+            events.epoch(m);
+        })
         .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
             Some(dir) => nabla::train::checkpoint::save(
                 dir,
@@ -1274,7 +1289,7 @@ impl Finished<'_> {
         let mut out = super::Stdout::lock();
         writeln!(
             out,
-            "run saved to {}{}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
+            "run saved to {}{}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg), events.out.tfevents.* (TensorBoard)",
             dir.display(),
             if record.diverged {
                 " (marked diverged)"
