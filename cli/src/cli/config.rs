@@ -75,9 +75,13 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| nabla::NablaError::io(path, e))
         .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| bad("toml".into(), e.message().trim().to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let place = e
+            .span()
+            .map(|span| line_and_column(&text, span.start))
+            .unwrap_or_else(|| "TOML".into());
+        bad(place, format!("TOML syntax: {}", e.message().trim()))
+    })?;
     let known = keys(train);
     let mut flags = Vec::new();
     for (key, value) in &table {
@@ -137,10 +141,41 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
             }
             _ => text,
         };
+        // Checked here, so a bad value names the file and the key rather than only the flag.
+        if let Err(e) = Command::new("nabla-train")
+            .arg(arg.clone())
+            .try_get_matches_from([
+                OsString::from("nabla-train"),
+                (&long).into(),
+                (&text).into(),
+            ])
+        {
+            return Err(bad(format!("key '{key}'"), clap_message(&e)));
+        }
         flags.push(OsString::from(long));
         flags.push(OsString::from(text));
     }
     Ok(flags)
+}
+
+/// `line 3, column 7` of the byte `offset` in `text` (both counted from 1).
+fn line_and_column(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}")
+}
+
+/// A clap error as one line, without its `error:` prefix and usage block.
+fn clap_message(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    parts.join(" ")
 }
 
 /// The text of a run's `config.toml`: the resolved [`RunConfig`] (serialized by serde), one

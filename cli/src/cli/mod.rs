@@ -8,8 +8,10 @@ pub mod explain;
 pub mod hints;
 pub mod inspect;
 pub mod lr_find;
+pub mod model_path;
 pub mod plot;
 pub mod predict;
+pub mod progress;
 pub mod train;
 
 use clap::{Parser, Subcommand};

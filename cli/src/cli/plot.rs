@@ -34,12 +34,32 @@ pub struct History {
     pub early_stop_epoch: Option<usize>,
     /// `confusion_matrix[true][predicted]` of the final model on the test set.
     pub confusion_matrix: Vec<Vec<usize>>,
+    /// The learning-rate schedule as `nabla train` describes it (`cosine schedule`); absent in
+    /// run folders written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+}
+
+/// The plots [`draw_run`] writes for `h`: a regression run has no confusion matrix.
+pub fn plot_names(h: &History) -> Vec<&'static str> {
+    if h.confusion_matrix.is_empty() {
+        vec!["learning_curves", "lr_schedule"]
+    } else {
+        vec!["learning_curves", "confusion_matrix", "lr_schedule"]
+    }
 }
 
 impl History {
     /// Reads `dir/history.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("history.json");
+        if !dir.exists() {
+            return Err(nabla::NablaError::Usage(format!(
+                "{}: no such folder (give a run folder written by `nabla train`)",
+                dir.display()
+            ))
+            .into());
+        }
         if !path.is_file() {
             return Err(nabla::NablaError::Usage(format!(
                 "{} is not a run folder: it has no history.json (run folders are written by \
@@ -598,8 +618,9 @@ pub fn run_plot(args: PlotArgs) -> Result<()> {
     let h = History::read(&args.run_dir)?;
     draw_run(&args.run_dir, &h)?;
     super::print(&format!(
-        "redrew {}: learning_curves, confusion_matrix, lr_schedule (.png, .svg)\n",
-        args.run_dir.display()
+        "redrew {}: {} (.png, .svg)\n",
+        args.run_dir.display(),
+        plot_names(&h).join(", ")
     ))?;
     Ok(())
 }

@@ -28,6 +28,7 @@ use nabla::train::{
 use super::distributed::World;
 use super::hints;
 use super::plot::{self, History};
+use super::progress;
 
 use super::{parse_fraction, parse_hidden, parse_momentum, parse_non_negative, parse_positive};
 
@@ -525,6 +526,8 @@ struct Progress {
     samples: usize,
     loss_sum: f64,
     epochs: usize,
+    /// The terminal's width, when progress goes to one.
+    width: Option<usize>,
 }
 
 impl Progress {
@@ -538,9 +541,8 @@ impl Progress {
                     Some(it.iterations as u64),
                     ProgressDrawTarget::stdout(),
                 );
-                if let Ok(style) = ProgressStyle::with_template(
-                    "epoch {prefix} [{wide_bar:.cyan/blue}] {pos}/{len} it  {msg}  ETA {eta}",
-                ) {
+                if let Ok(style) = ProgressStyle::with_template(progress::bar_template(self.width))
+                {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 let width = self.epochs.to_string().len();
@@ -565,15 +567,22 @@ impl Progress {
             }
         }
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("loss {running:.4}  {rate:.0} samples/s"));
+            let left = it.iterations.saturating_sub(it.iteration) as f64;
+            let eta = self.started.elapsed().as_secs_f64() / it.iteration.max(1) as f64 * left;
+            bar.set_message(progress::bar_message(running, rate, eta, self.width));
             bar.inc(1);
         }
     }
 
-    fn epoch(&mut self, line: &str) {
+    fn epoch(&mut self, m: &EpochMetrics) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        // A terminal gets a line that fits it (its width read each epoch: it may be resized).
+        if self.width.is_some() {
+            self.width = progress::terminal_width().or(self.width);
+        }
+        let line = progress::epoch_line(m, self.epochs, self.width);
         let _ = writeln!(std::io::stdout(), "{line}");
     }
 }
@@ -764,11 +773,11 @@ fn print_setup(
     };
     writeln!(
         out,
-        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3} epochs, {4}, {5}, seed {6}",
+        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3}, {4}, {5}, seed {6}",
         tc.batch_size,
         iterations_per_epoch(train.len(), tc.batch_size),
         train.len(),
-        tc.epochs,
+        plural(tc.epochs, "epoch"),
         describe_optimizer(config, optimizer),
         workers,
         tc.seed
@@ -793,7 +802,7 @@ fn describe_optimizer(config: &RunConfig, optimizer: &Optimizer) -> String {
             ", {} schedule{}",
             config.schedule().name(),
             if warmup > 0 {
-                format!(" after {warmup} warm-up epochs")
+                format!(" after {}", plural(warmup, "warm-up epoch"))
             } else {
                 String::new()
             }
@@ -817,8 +826,15 @@ fn fit(
     if let Some(group) = world.take_group() {
         trainer = trainer.distributed(group);
     }
+    let terminal = !config.output.quiet && std::io::stdout().is_terminal();
     let progress = std::cell::RefCell::new(Progress {
-        terminal: !config.output.quiet && std::io::stdout().is_terminal(),
+        terminal,
+        // Lines fit a terminal's width, with --quiet too; piped output gets full lines.
+        width: if std::io::stdout().is_terminal() {
+            progress::terminal_width()
+        } else {
+            None
+        },
         verbose: config.output.verbose,
         bar: None,
         started: Instant::now(),
@@ -833,7 +849,7 @@ fn fit(
         .filter(|_| world.is_root());
     let hooks = Hooks::new()
         .on_iteration(|it| progress.borrow_mut().iteration(it))
-        .on_epoch(|m| progress.borrow_mut().epoch(&epoch_line(m, epochs)))
+        .on_epoch(|m| progress.borrow_mut().epoch(m))
         .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
             Some(dir) => nabla::train::checkpoint::save(
                 dir,
@@ -857,35 +873,6 @@ fn fit(
     Ok(report?)
 }
 
-/// One epoch's line: losses, accuracies, R², the rate in force and the time.
-fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
-    let width = epochs.to_string().len();
-    let mut line = format!(
-        "epoch {:>width$}/{epochs}  train loss {:.4}",
-        m.epoch, m.train_loss
-    );
-    if let Some(a) = m.train_accuracy {
-        line += &format!("  train acc {a:.4}");
-    }
-    if let Some(l) = m.val_loss {
-        line += &format!("  val loss {l:.4}");
-    }
-    if let Some(a) = m.val_accuracy {
-        line += &format!("  val acc {a:.4}");
-    }
-    if let Some(r) = m.val_r2 {
-        line += &format!("  val R² {r:.4}");
-    }
-    line += &format!("  test loss {:.4}", m.test_loss);
-    if let Some(a) = m.test_accuracy {
-        line += &format!("  test acc {a:.4}");
-    }
-    if let (Some(r), Some(e)) = (m.test_r2, m.test_rmse) {
-        line += &format!("  test R² {r:.4}  test RMSE {e:.4}");
-    }
-    format!("{line}  lr {:.3e}  {:.2}s", m.learning_rate, m.seconds)
-}
-
 /// A trained run, to be reported and saved.
 struct Finished<'a> {
     config: &'a RunConfig,
@@ -905,7 +892,8 @@ impl Finished<'_> {
         let eval_started = Instant::now();
         let final_eval = trainer.evaluate(self.model, &self.data.test)?;
         let inference_seconds = eval_started.elapsed().as_secs_f64();
-        let train_seconds: f64 = self.report.history.iter().map(|m| m.seconds).sum();
+        // A fold from +0.0: an empty sum of f64 is −0.0, printed as "-0.00s" after 0 epochs.
+        let train_seconds = self.report.history.iter().fold(0.0, |t, m| t + m.seconds);
         let mut out = super::Stdout::lock();
         match (final_eval.accuracy, final_eval.regression) {
             (_, Some(r)) => writeln!(
@@ -940,8 +928,8 @@ impl Finished<'_> {
         if report.stopped_early {
             writeln!(
                 out,
-                "early stopping: no improvement for {} epochs; stopped after epoch {}",
-                self.config.early_stopping.unwrap_or(0),
+                "early stopping: no improvement for {}; stopped after epoch {}",
+                plural(self.config.early_stopping.unwrap_or(0), "epoch"),
                 history.len()
             )?;
         }
@@ -1091,6 +1079,7 @@ impl Finished<'_> {
                 Task::Regression => Vec::new(),
             },
             epochs: history.clone(),
+            schedule: Some(schedule_name(self.config)),
         };
         let config = super::Cli::command()
             .find_subcommand("train")
@@ -1101,8 +1090,9 @@ impl Finished<'_> {
         let mut out = super::Stdout::lock();
         writeln!(
             out,
-            "run saved to {}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
-            dir.display()
+            "run saved to {}: model.safetensors, config.toml, metrics.csv, history.json, plots ({}; .png, .svg)",
+            dir.display(),
+            plot::plot_names(&record).join(", ")
         )?;
         writeln!(
             out,
@@ -1110,6 +1100,30 @@ impl Finished<'_> {
             dir.join("config.toml").display()
         )?;
         Ok(())
+    }
+}
+
+/// The schedule as the lr plot's title names it: `cosine schedule`, `constant rate after 2
+/// warm-up epochs`.
+fn schedule_name(config: &RunConfig) -> String {
+    let kind = config.schedule.unwrap_or_default();
+    let mut name = match kind {
+        ScheduleKind::Constant => "constant rate".to_string(),
+        _ => format!("{} schedule", config.schedule().name()),
+    };
+    let warmup = config.warmup.unwrap_or_default();
+    if warmup > 0 {
+        name += &format!(" after {}", plural(warmup, "warm-up epoch"));
+    }
+    name
+}
+
+/// `1 epoch`, `2 epochs`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
