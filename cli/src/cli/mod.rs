@@ -54,6 +54,16 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
 }
 
+impl Cli {
+    /// The clap description of one subcommand (`lr-find`), as parsing builds it.
+    pub fn command_for(name: &str) -> Option<clap::Command> {
+        use clap::CommandFactory;
+        let mut command = Self::command();
+        command.build();
+        command.find_subcommand(name).cloned()
+    }
+}
+
 /// Parses a comma-separated list of positive layer widths (`256,128`).
 pub fn parse_hidden(s: &str) -> Result<Vec<usize>, String> {
     if s.trim().is_empty() {
