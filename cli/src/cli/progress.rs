@@ -12,6 +12,39 @@ pub fn terminal_width() -> Option<usize> {
         .filter(|&c| c > 0)
 }
 
+/// `line` as a terminal shows it without wrapping mid-word: broken at spaces into lines that
+/// fit its width, continued with a two-space indent. Piped output is left whole.
+pub fn fit_terminal(line: String) -> String {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return line;
+    }
+    match terminal_width() {
+        Some(width) => wrap(&line, width),
+        None => line,
+    }
+}
+
+/// `line` broken at spaces so no piece is wider than `width` (a word longer than that stays
+/// whole), pieces after the first indented by two spaces.
+pub fn wrap(line: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut current = String::new();
+    for word in line.split(' ') {
+        let len = current.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width && current.trim() != "" {
+            out += current.trim_end();
+            out.push('\n');
+            current = String::from("  ");
+        } else if len > 0 {
+            current.push(' ');
+        }
+        current += word;
+    }
+    out += &current;
+    out
+}
+
 /// One field of the epoch line: its full and short label, the value, and how much it matters
 /// (fields are dropped highest `drop_order` first when even short labels do not fit).
 struct Field {
@@ -211,6 +244,22 @@ mod tests {
         let at_60 = epoch_line(&metrics(false), 30, Some(60));
         assert!(at_60.contains("t.acc 0.9611"), "{at_60}");
         assert!(!at_60.contains("lr"), "{at_60}");
+    }
+
+    #[test]
+    fn long_lines_break_at_spaces_to_fit() {
+        let line = "diagnosis: underfitting — the training loss still fell 42 % in the last epoch";
+        let wrapped = wrap(line, 30);
+        assert!(
+            wrapped.lines().all(|l| l.chars().count() <= 30),
+            "{wrapped}"
+        );
+        assert!(wrapped.lines().skip(1).all(|l| l.starts_with("  ")));
+        assert_eq!(
+            wrapped.split_whitespace().collect::<Vec<_>>(),
+            line.split_whitespace().collect::<Vec<_>>()
+        );
+        assert_eq!(wrap("short", 30), "short");
     }
 
     #[test]

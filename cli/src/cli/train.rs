@@ -744,23 +744,29 @@ fn print_setup(
     };
     writeln!(
         out,
-        "data: {} — {} training samples{val_desc}, {} test samples, {} features ({}), {target_desc}",
-        train.name(),
-        train.len(),
-        data.test.len(),
-        train.dim(),
-        match data.preprocess.scaling {
-            Scaling::Standard => "standardised",
-            Scaling::MinMax => "min-max scaled",
-            Scaling::None => "unscaled",
-            Scaling::Pixels => "pixels / 255",
-        },
+        "{}",
+        progress::fit_terminal(format!(
+            "data: {} — {} training samples{val_desc}, {} test samples, {} features ({}), {target_desc}",
+            train.name(),
+            train.len(),
+            data.test.len(),
+            train.dim(),
+            match data.preprocess.scaling {
+                Scaling::Standard => "standardised",
+                Scaling::MinMax => "min-max scaled",
+                Scaling::None => "unscaled",
+                Scaling::Pixels => "pixels / 255",
+            }
+        ))
     )?;
     writeln!(
         out,
-        "network: {} ({} parameters)",
-        describe(spec, config.activation()),
-        model.params().count()
+        "{}",
+        progress::fit_terminal(format!(
+            "network: {} ({} parameters)",
+            describe(spec, config.activation()),
+            model.params().count()
+        ))
     )?;
     let tc = config.train_config();
     let workers = match world.size {
@@ -773,14 +779,17 @@ fn print_setup(
     };
     writeln!(
         out,
-        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3}, {4}, {5}, seed {6}",
-        tc.batch_size,
-        iterations_per_epoch(train.len(), tc.batch_size),
-        train.len(),
-        plural(tc.epochs, "epoch"),
-        describe_optimizer(config, optimizer),
-        workers,
-        tc.seed
+        "{}",
+        progress::fit_terminal(format!(
+            "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3}, {4}, {5}, seed {6}",
+            tc.batch_size,
+            iterations_per_epoch(train.len(), tc.batch_size),
+            train.len(),
+            plural(tc.epochs, "epoch"),
+            describe_optimizer(config, optimizer),
+            workers,
+            tc.seed
+        ))
     )?;
     Ok(())
 }
@@ -946,7 +955,7 @@ impl Finished<'_> {
             )?;
         }
         if let Some(d) = &report.diagnosis {
-            writeln!(out, "{}", hints::diagnosis_line(d))?;
+            writeln!(out, "{}", progress::fit_terminal(hints::diagnosis_line(d)))?;
         }
         Ok(())
     }
@@ -1090,9 +1099,12 @@ impl Finished<'_> {
         let mut out = super::Stdout::lock();
         writeln!(
             out,
-            "run saved to {}: model.safetensors, config.toml, metrics.csv, history.json, plots ({}; .png, .svg)",
-            dir.display(),
-            plot::plot_names(&record).join(", ")
+            "{}",
+            progress::fit_terminal(format!(
+                "run saved to {}: model.safetensors, config.toml, metrics.csv, history.json, plots ({}; .png, .svg)",
+                dir.display(),
+                plot::plot_names(&record).join(", ")
+            ))
         )?;
         writeln!(
             out,
