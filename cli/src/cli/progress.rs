@@ -232,9 +232,13 @@ mod tests {
                     "{width} columns: {line:?} is {} long",
                     line.chars().count()
                 );
-                // Numbers are never cut: every value shown is whole.
+                // The epoch and the test accuracy stay, whole (no number is ever cut).
                 assert!(line.starts_with("ep"), "{line}");
-                assert!(line.contains("0.1224") || width < 60, "{width}: {line}");
+                assert!(
+                    line.contains("t.acc 0.9611") || width >= 100,
+                    "{width}: {line}"
+                );
+                assert!(line.contains("0.9611"), "{width}: {line}");
             }
         }
         // At 100 columns the full form (103 characters with validation) gives way to short labels.
