@@ -72,16 +72,7 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
     let bad = |location: String, message: String| -> anyhow::Error {
         nabla::NablaError::data(path, location, message).into()
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| nabla::NablaError::io(path, e))
-        .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        let place = e
-            .span()
-            .map(|span| line_and_column(&text, span.start))
-            .unwrap_or_else(|| "TOML".into());
-        bad(place, format!("TOML syntax: {}", e.message().trim()))
-    })?;
+    let table = read_table(path)?;
     let known = keys(train);
     let mut flags = Vec::new();
     for (key, value) in &table {
@@ -141,21 +132,35 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
             }
             _ => text,
         };
-        // Checked here, so a bad value names the file and the key rather than only the flag.
-        if let Err(e) = Command::new("nabla-train")
-            .arg(arg.clone())
-            .try_get_matches_from([
-                OsString::from("nabla-train"),
-                (&long).into(),
-                (&text).into(),
-            ])
-        {
-            return Err(bad(format!("key '{key}'"), clap_message(&e)));
-        }
+        check_value(arg, &long, &text).map_err(|m| bad(format!("key '{key}'"), m))?;
         flags.push(OsString::from(long));
         flags.push(OsString::from(text));
     }
     Ok(flags)
+}
+
+/// The config file's TOML table; a syntax error names its line and column.
+fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| nabla::NablaError::io(path, e))
+        .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
+    text.parse().map_err(|e: toml::de::Error| {
+        let place = e
+            .span()
+            .map(|span| line_and_column(&text, span.start))
+            .unwrap_or_else(|| "TOML".into());
+        nabla::NablaError::data(path, place, format!("TOML syntax: {}", e.message().trim())).into()
+    })
+}
+
+/// Parses `long text` with the flag's own parser, so a bad value is reported with the config
+/// file and key rather than only the flag.
+fn check_value(arg: &clap::Arg, long: &str, text: &str) -> Result<(), String> {
+    Command::new("nabla-train")
+        .arg(arg.clone())
+        .try_get_matches_from(["nabla-train", long, text])
+        .map(|_| ())
+        .map_err(|e| clap_message(&e))
 }
 
 /// `line 3, column 7` of the byte `offset` in `text` (both counted from 1).
