@@ -267,7 +267,8 @@ fn dropout_and_batch_norm_runs_are_identical_across_thread_counts() {
 
 #[test]
 fn lr_find_suggests_a_rate() {
-    let out = nabla(&["lr-find", "--steps", "60", "--epochs", "1"]);
+    // (--epochs, which the sweep never used, is refused since issue 16: see first_hour.rs.)
+    let out = nabla(&["lr-find", "--steps", "60"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -10,20 +10,20 @@ use clap::Args;
 /// Flags of `nabla inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The model file (from `nabla train --save`).
+    /// The model file (from `nabla train --save`), or a run folder holding model.safetensors.
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
 }
 
 /// Runs `nabla inspect`.
 pub fn run(args: InspectArgs) -> Result<()> {
-    let file = nabla::io::load(&args.model).context("loading the model")?;
+    let (path, file) = super::model_path::load(&args.model).context("loading the model")?;
     let spec = file.network.spec();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "model: {} (format nabla {})",
-        args.model.display(),
+        path.display(),
         nabla::io::model_file::format_version(spec)
     )?;
     writeln!(out, "task: {}", spec.task.name())?;

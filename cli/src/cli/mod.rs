@@ -10,10 +10,12 @@ pub mod export;
 pub mod hints;
 pub mod inspect;
 pub mod lr_find;
+pub mod model_path;
 pub mod plot;
 pub mod predict;
 pub mod rule;
 pub mod tensorboard;
+pub mod progress;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +58,16 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Export a saved model for other runtimes: an ONNX graph with the preprocessing folded in.
     Export(export::ExportArgs),
+}
+
+impl Cli {
+    /// The clap description of one subcommand (`lr-find`), as parsing builds it.
+    pub fn command_for(name: &str) -> Option<clap::Command> {
+        use clap::CommandFactory;
+        let mut command = Self::command();
+        command.build();
+        command.find_subcommand(name).cloned()
+    }
 }
 
 /// Parses a comma-separated list of positive layer widths (`256,128`).

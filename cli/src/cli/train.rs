@@ -30,6 +30,7 @@ use nabla::train::{
 use super::distributed::World;
 use super::hints;
 use super::plot::{self, History};
+use super::progress;
 
 use super::{parse_fraction, parse_hidden, parse_momentum, parse_non_negative, parse_positive};
 
@@ -555,6 +556,8 @@ struct Progress {
     samples: usize,
     loss_sum: f64,
     epochs: usize,
+    /// The terminal's width, when progress goes to one.
+    width: Option<usize>,
 }
 
 impl Progress {
@@ -568,9 +571,8 @@ impl Progress {
                     Some(it.iterations as u64),
                     ProgressDrawTarget::stdout(),
                 );
-                if let Ok(style) = ProgressStyle::with_template(
-                    "epoch {prefix} [{wide_bar:.cyan/blue}] {pos}/{len} it  {msg}  ETA {eta}",
-                ) {
+                if let Ok(style) = ProgressStyle::with_template(progress::bar_template(self.width))
+                {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 let width = self.epochs.to_string().len();
@@ -595,15 +597,22 @@ impl Progress {
             }
         }
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("loss {running:.4}  {rate:.0} samples/s"));
+            let left = it.iterations.saturating_sub(it.iteration) as f64;
+            let eta = self.started.elapsed().as_secs_f64() / it.iteration.max(1) as f64 * left;
+            bar.set_message(progress::bar_message(running, rate, eta, self.width));
             bar.inc(1);
         }
     }
 
-    fn epoch(&mut self, line: &str) {
+    fn epoch(&mut self, m: &EpochMetrics) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        // A terminal gets a line that fits it (its width read each epoch: it may be resized).
+        if self.width.is_some() {
+            self.width = progress::terminal_width().or(self.width);
+        }
+        let line = progress::epoch_line(m, self.epochs, self.width);
         let _ = writeln!(std::io::stdout(), "{line}");
     }
 }
@@ -790,16 +799,19 @@ fn print_setup(
     };
     writeln!(
         out,
-        "data: {} — {} training samples{val_desc}, {test_desc}, {} features ({}), {target_desc}",
-        train.name(),
-        train.len(),
-        train.dim(),
-        match data.preprocess.scaling {
-            Scaling::Standard => "standardised",
-            Scaling::MinMax => "min-max scaled",
-            Scaling::None => "unscaled",
-            Scaling::Pixels => "pixels / 255",
-        },
+        "{}",
+        progress::fit_terminal(format!(
+            "data: {} — {} training samples{val_desc}, {test_desc}, {} features ({}), {target_desc}",
+            train.name(),
+            train.len(),
+            train.dim(),
+            match data.preprocess.scaling {
+                Scaling::Standard => "standardised",
+                Scaling::MinMax => "min-max scaled",
+                Scaling::None => "unscaled",
+                Scaling::Pixels => "pixels / 255",
+            }
+        ))
     )?;
     if config.layers.is_some() {
         writeln!(out, "network ({} parameters):", model.params().count())?;
@@ -807,9 +819,12 @@ fn print_setup(
     } else {
         writeln!(
             out,
-            "network: {} ({} parameters)",
-            describe(spec, config.activation()),
-            model.params().count()
+            "{}",
+            progress::fit_terminal(format!(
+                "network: {} ({} parameters)",
+                describe(spec, config.activation()),
+                model.params().count()
+            ))
         )?;
     }
     let tc = config.train_config();
@@ -823,15 +838,18 @@ fn print_setup(
     };
     writeln!(
         out,
-        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3} epochs, {4}, {5}, seed {6}; {7}",
-        tc.batch_size,
-        iterations_per_epoch(train.len(), tc.batch_size),
-        train.len(),
-        tc.epochs,
-        describe_optimizer(config, optimizer),
-        workers,
-        tc.seed,
-        super::rule::describe(config, data, defaulted)
+        "{}",
+        progress::fit_terminal(format!(
+            "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3}, {4}, {5}, seed {6}; {7}",
+            tc.batch_size,
+            iterations_per_epoch(train.len(), tc.batch_size),
+            train.len(),
+            plural(tc.epochs, "epoch"),
+            describe_optimizer(config, optimizer),
+            workers,
+            tc.seed,
+            super::rule::describe(config, data, defaulted)
+        ))
     )?;
     Ok(())
 }
@@ -878,7 +896,7 @@ fn describe_optimizer(config: &RunConfig, optimizer: &Optimizer) -> String {
             ", {} schedule{}",
             config.schedule().name(),
             if warmup > 0 {
-                format!(" after {warmup} warm-up epochs")
+                format!(" after {}", plural(warmup, "warm-up epoch"))
             } else {
                 String::new()
             }
@@ -903,8 +921,15 @@ fn fit(
     if let Some(group) = world.take_group() {
         trainer = trainer.distributed(group);
     }
+    let terminal = !config.output.quiet && std::io::stdout().is_terminal();
     let progress = std::cell::RefCell::new(Progress {
-        terminal: !config.output.quiet && std::io::stdout().is_terminal(),
+        terminal,
+        // Lines fit a terminal's width, with --quiet too; piped output gets full lines.
+        width: if std::io::stdout().is_terminal() {
+            progress::terminal_width()
+        } else {
+            None
+        },
         verbose: config.output.verbose,
         bar: None,
         started: Instant::now(),
@@ -923,7 +948,7 @@ fn fit(
             events.iteration(it);
         })
         .on_epoch(|m| {
-            progress.borrow_mut().epoch(&epoch_line(m, epochs));
+            progress.borrow_mut().epoch(m);
             events.epoch(m);
         })
         .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
@@ -956,37 +981,6 @@ fn splits(data: &RunData) -> Splits<'_> {
         val: data.val.as_ref(),
         test: (!data.test.is_empty()).then_some(&data.test),
     }
-}
-
-/// One epoch's line: losses, accuracies, R², the rate in force and the time.
-fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
-    let width = epochs.to_string().len();
-    let mut line = format!(
-        "epoch {:>width$}/{epochs}  train loss {:.4}",
-        m.epoch, m.train_loss
-    );
-    if let Some(a) = m.train_accuracy {
-        line += &format!("  train acc {a:.4}");
-    }
-    if let Some(l) = m.val_loss {
-        line += &format!("  val loss {l:.4}");
-    }
-    if let Some(a) = m.val_accuracy {
-        line += &format!("  val acc {a:.4}");
-    }
-    if let Some(r) = m.val_r2 {
-        line += &format!("  val R² {r:.4}");
-    }
-    if let Some(l) = m.test_loss {
-        line += &format!("  test loss {l:.4}");
-    }
-    if let Some(a) = m.test_accuracy {
-        line += &format!("  test acc {a:.4}");
-    }
-    if let (Some(r), Some(e)) = (m.test_r2, m.test_rmse) {
-        line += &format!("  test R² {r:.4}  test RMSE {e:.4}");
-    }
-    format!("{line}  lr {:.3e}  {:.2}s", m.learning_rate, m.seconds)
 }
 
 /// A trained run, to be reported and saved.
@@ -1082,8 +1076,8 @@ impl Finished<'_> {
         if report.stopped_early {
             writeln!(
                 out,
-                "early stopping: no lower validation loss for {} epochs; stopped after epoch {}",
-                self.config.early_stopping.unwrap_or(0),
+                "early stopping: no lower validation loss for {}; stopped after epoch {}",
+                plural(self.config.early_stopping.unwrap_or(0), "epoch"),
                 history.len()
             )?;
         }
@@ -1100,7 +1094,7 @@ impl Finished<'_> {
             )?;
         }
         if let Some(d) = &outcome.diagnosis {
-            writeln!(out, "{}", hints::diagnosis_line(d))?;
+            writeln!(out, "{}", progress::fit_terminal(hints::diagnosis_line(d)))?;
         }
         let regression = self.spec.task == Task::Regression;
         writeln!(
@@ -1111,7 +1105,7 @@ impl Finished<'_> {
         if let Some(note) = &outcome.linear_note {
             writeln!(out, "note: {}.", hints::message(note))?;
         }
-        let train_seconds: f64 = history.iter().map(|m| m.seconds).sum::<f64>() + 0.0;
+        let train_seconds = history.iter().fold(0.0, |t, m| t + m.seconds);
         match outcome.network.test {
             None => writeln!(
                 out,
@@ -1279,6 +1273,7 @@ impl Finished<'_> {
                 self.data.val.is_some(),
             )),
             diverged: self.report.diverged.is_some(),
+            schedule: Some(schedule_name(self.config)),
         };
         let config = super::Cli::command()
             .find_subcommand("train")
@@ -1289,13 +1284,17 @@ impl Finished<'_> {
         let mut out = super::Stdout::lock();
         writeln!(
             out,
-            "run saved to {}{}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg), events.out.tfevents.* (TensorBoard)",
-            dir.display(),
-            if record.diverged {
-                " (marked diverged)"
-            } else {
-                ""
-            }
+            "{}",
+            progress::fit_terminal(format!(
+                "run saved to {}{}: model.safetensors, config.toml, metrics.csv, history.json, plots ({}; .png, .svg), events.out.tfevents.* (TensorBoard)",
+                dir.display(),
+                if record.diverged {
+                    " (marked diverged)"
+                } else {
+                    ""
+                },
+                plot::plot_names(&record).join(", ")
+            ))
         )?;
         writeln!(
             out,
@@ -1303,6 +1302,30 @@ impl Finished<'_> {
             dir.join("config.toml").display()
         )?;
         Ok(())
+    }
+}
+
+/// The schedule as the lr plot's title names it: `cosine schedule`, `constant rate after 2
+/// warm-up epochs`.
+fn schedule_name(config: &RunConfig) -> String {
+    let kind = config.schedule.unwrap_or_default();
+    let mut name = match kind {
+        ScheduleKind::Constant => "constant rate".to_string(),
+        _ => format!("{} schedule", config.schedule().name()),
+    };
+    let warmup = config.warmup.unwrap_or_default();
+    if warmup > 0 {
+        name += &format!(" after {}", plural(warmup, "warm-up epoch"));
+    }
+    name
+}
+
+/// `1 epoch`, `2 epochs`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
