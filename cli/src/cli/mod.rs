@@ -13,9 +13,9 @@ pub mod lr_find;
 pub mod model_path;
 pub mod plot;
 pub mod predict;
+pub mod progress;
 pub mod rule;
 pub mod tensorboard;
-pub mod progress;
 pub mod train;
 
 use clap::{Parser, Subcommand};

@@ -352,7 +352,12 @@ fn network(g: &mut Graph, file: &ModelFile, x: &str) -> Result<String, NablaErro
                 let (bs, b) = tensor(file, i, "bias")?;
                 let w = g.f32s("weight", ws, w);
                 let b = g.f32s("bias", bs, b);
-                let (k, s, p, d) = (kernel as i64, stride as i64, padding as i64, dilation as i64);
+                let (k, s, p, d) = (
+                    kernel as i64,
+                    stride as i64,
+                    padding as i64,
+                    dilation as i64,
+                );
                 let attrs = vec![
                     ints("kernel_shape", &[k, k]),
                     ints("strides", &[s, s]),
@@ -362,9 +367,7 @@ fn network(g: &mut Graph, file: &ModelFile, x: &str) -> Result<String, NablaErro
                 g.node("Conv", &[&h, &w, &b], attrs)
             }
             LayerSpec::MaxPool2d { kernel, stride } => pool(g, "MaxPool", &h, kernel, stride),
-            LayerSpec::AvgPool2d { kernel, stride } => {
-                pool(g, "AveragePool", &h, kernel, stride)
-            }
+            LayerSpec::AvgPool2d { kernel, stride } => pool(g, "AveragePool", &h, kernel, stride),
             LayerSpec::GlobalAvgPool => g.node("GlobalAveragePool", &[&h], vec![]),
             LayerSpec::Flatten => g.node("Flatten", &[&h], vec![int("axis", 1)]),
         };

@@ -309,6 +309,8 @@ mod tests {
             best_epoch: None,
             early_stop_epoch: None,
             confusion_matrix: m,
+            baselines: None,
+            diverged: false,
             schedule: None,
         }
     }
