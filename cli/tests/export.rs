@@ -124,6 +124,56 @@ fn a_digits_classifier_with_every_mlp_layer_kind_exports_to_a_sane_graph() {
 }
 
 #[test]
+fn a_cnn_exports_its_image_layers_after_a_reshape_of_the_raw_columns() {
+    let dir = temp_dir("cnn");
+    let model = dir.join("c.safetensors").display().to_string();
+    let out = dir.join("c.onnx").display().to_string();
+    let layers = "conv 4 3 pad 1, batchnorm, relu, maxpool 2, conv 6 2, avgpool 2 stride 1, \
+                  dropout2d 0.1, globalavgpool, flatten, dense 10";
+    stdout(&[
+        "train",
+        "--epochs",
+        "1",
+        "--image-shape",
+        "1x8x8",
+        "--layers",
+        layers,
+        "--no-save",
+        "--save",
+        &model,
+    ]);
+    let m = export(&model, &out);
+    let ops = check_structure(&m);
+    let g = m.graph.as_ref().unwrap();
+    assert_eq!(
+        g.input.iter().map(shape).collect::<Vec<_>>(),
+        [("numeric".into(), 1, vec![-1, 64])]
+    );
+    let after: Vec<&str> = ops
+        .iter()
+        .skip_while(|o| *o != "Reshape")
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        after,
+        [
+            "Reshape",
+            "Conv",
+            "Mul",
+            "Add",
+            "Relu",
+            "MaxPool",
+            "Conv",
+            "AveragePool",
+            "GlobalAveragePool",
+            "Flatten",
+            "Gemm",
+            "Softmax"
+        ]
+    );
+}
+
+#[test]
 fn a_regression_with_a_categorical_column_takes_strings_and_gives_target_units() {
     let dir = temp_dir("regression");
     let csv = dir.join("houses.csv");

@@ -183,9 +183,11 @@ fn lr_find_suggests_the_users_command_and_says_why_it_stopped() {
         "--save",
     ] {
         // Listed = a line of the flag list starts with it (other flags' help may mention it).
-        let listed = help
-            .lines()
-            .any(|l| l.trim_start().trim_start_matches("-h, ").starts_with(hidden));
+        let listed = help.lines().any(|l| {
+            l.trim_start()
+                .trim_start_matches("-h, ")
+                .starts_with(hidden)
+        });
         assert!(!listed, "lr-find --help lists {hidden}");
     }
     for shown in ["--data", "--optimizer", "--steps", "--metrics-out"] {

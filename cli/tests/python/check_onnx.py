@@ -6,7 +6,9 @@ For each model: export, `onnx.checker.check_model(full_check=True)`, run the gra
 onnxruntime on the raw rows (numeric columns as read from the file, categorical columns as
 strings, missing cells as NaN / ""), run `nabla predict` on the same file, compare.
 
-Models: the built-in digits (ReLU; GELU with batch norm and dropout; tanh; sigmoid; leaky ReLU),
+Models: the built-in digits (ReLU; GELU with batch norm and dropout; tanh; sigmoid; leaky ReLU;
+two CNNs read as 1×8×8 images: convolution with padding, stride and dilation, batch norm over
+channels, max, average and global average pooling, channel dropout, flatten),
 a regression CSV with a categorical column and missing cells (generated here), and with
 --mnist-model/--mnist an MNIST model on the t10k images.
 
@@ -122,6 +124,12 @@ def main():
         "tanh": ["--hidden", "16", "--activation", "tanh"],
         "sigmoid": ["--hidden", "16", "--activation", "sigmoid"],
         "leaky-relu": ["--hidden", "16", "--activation", "leaky-relu"],
+        "cnn-conv-batchnorm-maxpool": ["--image-shape", "1x8x8", "--layers",
+            "conv 8 3 pad 1, batchnorm, relu, maxpool 2, conv 12 3 stride 1 dilation 1, relu, "
+            "dropout2d 0.1, flatten, dense 16, relu, dense 10"],
+        "cnn-avgpool-gap": ["--image-shape", "1x8x8", "--layers",
+            "conv 6 3 stride 2 pad 1, tanh, avgpool 2 stride 1, conv 10 2, gelu, globalavgpool, "
+            "flatten, dense 10"],
     }
     cases = []
     for name, flags in digits.items():

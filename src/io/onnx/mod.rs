@@ -18,7 +18,10 @@
 //! - **Network.** Linear layers as `Gemm` (`W` `[out, in]`, `transB = 1`), activations as
 //!   their operators (GELU as `x·(1 + erf(x/√2))/2`), batch norm folded into `x·s + t` with
 //!   `s = γ/√(σ²_run + ε)` and `t = β − μ_run·s` computed as nabla computes them; dropout is the
-//!   identity at inference and emits nothing.
+//!   identity at inference and emits nothing. An image network first reshapes the flat input to
+//!   `[N, C, H, W]` (C,H,W order, as nabla stores an image), then emits `Conv` (stride,
+//!   padding, dilation), `MaxPool`, `AveragePool`, `GlobalAveragePool`, per-channel batch norm
+//!   (`[1, C, 1, 1]` scale and shift) and `Flatten`.
 //! - **Output.** Classification: `probabilities` float `[N, classes]` (`Softmax`), the class
 //!   names in metadata `classes` (a JSON array, output order). Regression: `value` float
 //!   `[N, 1]` in the target's own units (`center + scale · output`, in float64).
