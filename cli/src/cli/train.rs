@@ -628,16 +628,7 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         }
         None => (args.config(), None),
     };
-    // Rank 0 checks the output paths before any rank loads data.
-    let run_dir = match world.is_root() {
-        true => run_folder(&config.output),
-        false => Ok(None),
-    };
-    if !world.agree(run_dir.is_ok())? {
-        run_dir?;
-        anyhow::bail!("rank 0 could not start the run (its message says why)");
-    }
-    let run_dir = run_dir?;
+    let run_dir = checked_run_folder(&mut world, &config.output)?;
     let events = super::tensorboard::EventLog::open(run_dir.as_deref());
     let data = config.load_data()?;
     for w in data.warnings.iter().filter(|_| world.is_root()) {
@@ -648,18 +639,7 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
     let (spec, mut model) = config.network(&data.train, data.image)?;
     let mut optimizer = config.optimizer()?;
     let resume_state = match resume {
-        Some(ckpt) => {
-            if ckpt.model.spec() != &spec {
-                anyhow::bail!(nabla::NablaError::data(
-                    &ckpt.path,
-                    "__metadata__.spec",
-                    "the checkpoint's network differs from the one its settings build (different data?)"
-                ));
-            }
-            model = ckpt.model;
-            optimizer.set_state(ckpt.checkpoint.optimizer);
-            Some(ckpt.checkpoint.state)
-        }
+        Some(ckpt) => Some(restore(ckpt, &spec, &mut model, &mut optimizer)?),
         None => None,
     };
     if world.is_root() {
@@ -703,6 +683,39 @@ pub fn run(args: TrainArgs, _matches: &ArgMatches) -> Result<()> {
         events.image("confusion_matrix", &png, report.history.len());
     }
     Ok(())
+}
+
+/// The run folder, created by rank 0 before any rank loads data (under MPI the other ranks
+/// wait for its verdict and stop with it).
+fn checked_run_folder(world: &mut World, output: &Output) -> Result<Option<PathBuf>> {
+    let run_dir = match world.is_root() {
+        true => run_folder(output),
+        false => Ok(None),
+    };
+    if !world.agree(run_dir.is_ok())? {
+        run_dir?;
+        anyhow::bail!("rank 0 could not start the run (its message says why)");
+    }
+    run_dir
+}
+
+/// Puts a checkpoint's weights and optimizer state in place; its epoch state for the trainer.
+fn restore(
+    ckpt: ModelCheckpoint,
+    spec: &ModelSpec,
+    model: &mut Network,
+    optimizer: &mut Optimizer,
+) -> Result<FitState> {
+    if ckpt.model.spec() != spec {
+        anyhow::bail!(nabla::NablaError::data(
+            &ckpt.path,
+            "__metadata__.spec",
+            "the checkpoint's network differs from the one its settings build (different data?)"
+        ));
+    }
+    *model = ckpt.model;
+    optimizer.set_state(ckpt.checkpoint.optimizer);
+    Ok(ckpt.checkpoint.state)
 }
 
 /// `--early-stopping` with `--val-split 0`: nothing may choose, so it is off; says so.
