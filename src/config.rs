@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::csv::CsvOptions;
 use crate::data::{self, Dataset, Impute, Preprocess, Scaling, TableOptions};
-use crate::error::NablaError;
+use crate::error::{Message, NablaError, Setting};
 use crate::kernels::activation::Activation;
-use crate::nn::{Init, ModelSpec, Network};
+use crate::nn::{ImageShape, Init, ModelSpec, Network};
 use crate::optim::{Adagrad, Adam, Optimizer, RmsProp, Schedule, Sgd};
 use crate::task::Task;
 use crate::train::{TrainConfig, iterations_per_epoch};
@@ -64,6 +64,43 @@ pub mod defaults {
     pub const MAX_EPOCHS: usize = 200;
     /// Fewest iterations the small-data rule aims for.
     pub const MIN_ITERATIONS: usize = 1000;
+    /// Small data: fewer training rows than this (after `limit_train`, before any validation
+    /// split). A run that sets neither `epochs` nor `val_split` on small data holds out
+    /// [`AUTO_VAL_SPLIT`] of its training rows for validation, stops early after
+    /// [`AUTO_PATIENCE`] epochs without a lower validation loss and keeps the best epoch's
+    /// weights, with weight decay [`TINY_DATA_WEIGHT_DECAY`] under [`TINY_DATA_ROWS`] rows and
+    /// [`SMALL_DATA_WEIGHT_DECAY`] above (unless set; adamw keeps its own),
+    /// for at most enough epochs for [`SMALL_DATA_ITERATIONS`] iterations (clamped to
+    /// [`SMALL_DATA_MIN_EPOCHS`]..=[`SMALL_DATA_MAX_EPOCHS`]).
+    pub const SMALL_DATA_ROWS: usize = 10_000;
+    /// Fraction of the training rows the automatic validation split holds out.
+    pub const AUTO_VAL_SPLIT: f64 = 0.2;
+    /// Early-stopping patience of the small-data rule, in epochs.
+    pub const AUTO_PATIENCE: usize = 20;
+    /// Weight decay of the small-data rule below [`TINY_DATA_ROWS`] training rows ...
+    pub const TINY_DATA_WEIGHT_DECAY: f64 = 0.01;
+    /// ... the row count below which it applies ...
+    pub const TINY_DATA_ROWS: usize = 1_000;
+    /// ... and from there up to [`SMALL_DATA_ROWS`] (less data needs more regularisation).
+    pub const SMALL_DATA_WEIGHT_DECAY: f64 = 0.001;
+    /// The small-data rule's most epochs: enough for this many iterations (early stopping
+    /// usually ends the run long before) ...
+    pub const SMALL_DATA_ITERATIONS: usize = 3000;
+    /// ... but at least this many epochs ...
+    pub const SMALL_DATA_MIN_EPOCHS: usize = 100;
+    /// ... and at most this many.
+    pub const SMALL_DATA_MAX_EPOCHS: usize = 500;
+}
+
+/// Why a run's validation split was carved automatically (no `val_split` was given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AutoValidation {
+    /// Small data and neither `epochs` nor `val_split` set: the small-data rule
+    /// ([`defaults::SMALL_DATA_ROWS`]).
+    SmallData,
+    /// Early stopping needs data to choose the epoch, and only validation data may choose.
+    EarlyStopping,
 }
 
 /// Activation after each hidden layer.
@@ -198,6 +235,15 @@ pub struct RunConfig {
     /// Hidden layer sizes [default: 256, 128].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden: Option<Vec<usize>>,
+    /// The whole layer stack in words (`conv 32 3 pad 1, relu, maxpool 2, flatten, dense 10`;
+    /// see [`crate::nn::layers_text`]); when set, `hidden`, `activation`, `dropout` and
+    /// `batch_norm` are not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<String>,
+    /// The shape `CxHxW` of one sample read as an image (CSV rows; IDX images keep their own
+    /// height and width).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_shape: Option<String>,
     /// Activation after each hidden layer [default: relu].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation: Option<ActivationKind>,
@@ -320,6 +366,11 @@ pub struct RunData {
     pub warnings: Vec<String>,
     /// How the data's rows became network inputs (saved with the model).
     pub preprocess: Preprocess,
+    /// Set when no `val_split` was given and the validation split was carved anyway, and why
+    /// (its fraction is [`defaults::AUTO_VAL_SPLIT`]).
+    pub auto_validation: Option<AutoValidation>,
+    /// The image each sample is, when the data says (IDX: `1 × rows × columns`).
+    pub image: Option<ImageShape>,
 }
 
 impl RunConfig {
@@ -372,6 +423,54 @@ impl RunConfig {
                 .unwrap_or(1)
         });
         c
+    }
+
+    /// [`RunConfig::resolve`] for the data loaded by [`RunConfig::load_data`]: when that data
+    /// carved its validation split automatically, `val_split` records the fraction, and the
+    /// small-data rule sets the most epochs and adds early stopping
+    /// ([`defaults::AUTO_PATIENCE`]) and weight decay (by size, see
+    /// [`defaults::SMALL_DATA_ROWS`]) unless they were set. The resolved config
+    /// repeats the run exactly when read back.
+    pub fn resolve_for(&self, data: &RunData) -> RunConfig {
+        let mut c = self.clone();
+        if let Some(auto) = data.auto_validation {
+            c.val_split = Some(defaults::AUTO_VAL_SPLIT);
+            if auto == AutoValidation::SmallData {
+                let batch = c.batch_size.unwrap_or(defaults::BATCH_SIZE as usize);
+                let iterations = iterations_per_epoch(data.train.len(), batch).max(1);
+                c.epochs
+                    .get_or_insert(defaults::SMALL_DATA_ITERATIONS.div_ceil(iterations).clamp(
+                        defaults::SMALL_DATA_MIN_EPOCHS,
+                        defaults::SMALL_DATA_MAX_EPOCHS,
+                    ));
+                c.early_stopping.get_or_insert(defaults::AUTO_PATIENCE);
+                if c.optimizer.unwrap_or_default() != OptimizerKind::Adamw {
+                    let rows = data.train.len() + data.val.as_ref().map_or(0, Dataset::len);
+                    c.weight_decay
+                        .get_or_insert(if rows < defaults::TINY_DATA_ROWS {
+                            defaults::TINY_DATA_WEIGHT_DECAY
+                        } else {
+                            defaults::SMALL_DATA_WEIGHT_DECAY
+                        });
+                }
+            }
+        }
+        c.resolve(data.train.len())
+    }
+
+    /// Whether (and why) data with `train_rows` training rows gets an automatic validation
+    /// split: only when `val_split` is not set, and then for small data when `epochs` is not
+    /// set either, or whenever early stopping is on.
+    pub fn auto_validation(&self, train_rows: usize) -> Option<AutoValidation> {
+        if self.val_split.is_some() {
+            None
+        } else if self.epochs.is_none() && train_rows < defaults::SMALL_DATA_ROWS {
+            Some(AutoValidation::SmallData)
+        } else if self.early_stopping.is_some() {
+            Some(AutoValidation::EarlyStopping)
+        } else {
+            None
+        }
     }
 
     /// The settings recorded in a model file's `training` metadata: its `config` entry, or, in
@@ -482,16 +581,60 @@ impl RunConfig {
         spec
     }
 
-    /// The network for the data in `train`, initialised from the seed.
-    pub fn network(&self, train: &Dataset) -> Result<(ModelSpec, Network), NablaError> {
+    /// The network for the data in `train` (each sample the image `image`, when the data
+    /// says), initialised from the seed.
+    pub fn network(
+        &self,
+        train: &Dataset,
+        image: Option<ImageShape>,
+    ) -> Result<(ModelSpec, Network), NablaError> {
         let outputs = match train.task() {
             Task::Regression => 1,
             Task::Classification => train.classes().len(),
         };
-        let mut spec = self.model_spec(train.dim(), outputs, train.task());
+        let mut spec = match &self.layers {
+            Some(text) => {
+                let image = self.input_image(train.dim(), image)?;
+                let mut spec = crate::nn::ModelSpec::from_layers(text, train.dim(), image)?;
+                spec.task = train.task();
+                check_outputs(&spec, outputs)?;
+                spec
+            }
+            None => self.model_spec(train.dim(), outputs, train.task()),
+        };
         spec.classes = train.classes().to_vec();
         let model = Network::from_spec_with_init(&spec, self.seed(), self.init)?;
         Ok((spec, model))
+    }
+
+    /// The image shape of a sample of `dim` values: `image_shape` when set (it must hold `dim`
+    /// values), else the data's own.
+    fn input_image(
+        &self,
+        dim: usize,
+        data: Option<ImageShape>,
+    ) -> Result<Option<ImageShape>, NablaError> {
+        let Some(text) = &self.image_shape else {
+            return Ok(data);
+        };
+        let shape = ImageShape::parse(text).ok_or_else(|| {
+            NablaError::Settings(
+                Message::new()
+                    .setting(Setting::ImageShape)
+                    .text(format!(" must be CxHxW (like 1x28x28), got {text:?}")),
+            )
+        })?;
+        if shape.len() != dim {
+            return Err(NablaError::Settings(
+                Message::new()
+                    .value(Setting::ImageShape, text)
+                    .text(format!(
+                        " holds {} values, the data has {dim} columns",
+                        shape.len()
+                    )),
+            ));
+        }
+        Ok(Some(shape))
     }
 
     /// The trainer's settings (call on a [`RunConfig::resolve`]d config: the epoch rule needs
@@ -513,12 +656,26 @@ impl RunConfig {
     }
 
     /// Loads the training, validation and test sets `data` and its options ask for, and
-    /// applies `limit_train`.
+    /// applies `limit_train`. Without `val_split`, the validation split is carved
+    /// automatically when [`RunConfig::auto_validation`] says so (the data is read again with
+    /// it, so the split is exactly the one `val_split` would make).
     pub fn load_data(&self) -> Result<RunData, NablaError> {
+        let loaded = self.load_split(self.val_split.unwrap_or(defaults::VAL_SPLIT))?;
+        match self.auto_validation(loaded.train.len()) {
+            Some(auto) => Ok(RunData {
+                auto_validation: Some(auto),
+                ..self.load_split(defaults::AUTO_VAL_SPLIT)?
+            }),
+            None => Ok(loaded),
+        }
+    }
+
+    /// [`RunConfig::load_data`] with the validation fraction `val_split`.
+    fn load_split(&self, val_split: f64) -> Result<RunData, NablaError> {
         let mut loaded = match &self.data {
-            None => self.load_table(None),
-            Some(path) if path.is_dir() => self.load_idx(path),
-            Some(path) if path.is_file() => self.load_table(Some(path)),
+            None => self.load_table(None, val_split),
+            Some(path) if path.is_dir() => self.load_idx(path, val_split),
+            Some(path) if path.is_file() => self.load_table(Some(path), val_split),
             Some(path) if path.exists() => Err(NablaError::data(
                 path,
                 "path",
@@ -533,7 +690,11 @@ impl RunConfig {
     }
 
     /// A CSV file, or the built-in digits when `path` is `None`.
-    fn load_table(&self, path: Option<&std::path::Path>) -> Result<RunData, NablaError> {
+    fn load_table(
+        &self,
+        path: Option<&std::path::Path>,
+        val_split: f64,
+    ) -> Result<RunData, NablaError> {
         let csv_options = CsvOptions {
             target: self.target.clone(),
             features: self.features.clone(),
@@ -551,7 +712,7 @@ impl RunConfig {
             },
             scaling: self.scale.map_or(Scaling::Standard, ScaleKind::scaling),
             test_split: self.test_split.unwrap_or(defaults::TEST_SPLIT),
-            val_split: self.val_split.unwrap_or(defaults::VAL_SPLIT),
+            val_split,
             seed: self.seed(),
         };
         let prepared = match path {
@@ -579,11 +740,13 @@ impl RunConfig {
             test: prepared.test,
             warnings: prepared.warnings,
             preprocess: prepared.preprocess,
+            auto_validation: None,
+            image: None,
         })
     }
 
     /// A folder of IDX images: CSV-only settings are refused.
-    fn load_idx(&self, path: &std::path::Path) -> Result<RunData, NablaError> {
+    fn load_idx(&self, path: &std::path::Path, val_split: f64) -> Result<RunData, NablaError> {
         for (given, flag) in [
             (self.test_data.is_some(), "--test-data"),
             (self.target.is_some(), "--target"),
@@ -599,8 +762,7 @@ impl RunConfig {
                 )));
             }
         }
-        let (train, test) = data::idx::read_dir(path)?;
-        let val_split = self.val_split.unwrap_or(defaults::VAL_SPLIT);
+        let (train, test, (rows, cols)) = data::idx::read_dir_shaped(path)?;
         let (train, val, warnings) = if val_split > 0.0 {
             let (train, val, warnings) =
                 data::table::carve_validation(&train, val_split, self.seed())?;
@@ -619,8 +781,26 @@ impl RunConfig {
             test: rescale(test)?,
             warnings,
             preprocess,
+            auto_validation: None,
+            image: Some(ImageShape::new(1, rows, cols)),
         })
     }
+}
+
+/// A `layers` stack must end in as many outputs as the data has classes (1 for regression).
+fn check_outputs(spec: &ModelSpec, outputs: usize) -> Result<(), NablaError> {
+    let got = spec.outputs();
+    if got == outputs {
+        return Ok(());
+    }
+    Err(NablaError::Settings(
+        Message::new()
+            .text("the last dense layer of ")
+            .setting(Setting::Layers)
+            .text(format!(
+                " gives {got} outputs, the data needs {outputs} (end it with `dense {outputs}`)"
+            )),
+    ))
 }
 
 /// A seeded subset of `n` training samples (stratified by class for classification).
@@ -713,6 +893,36 @@ mod tests {
         let old = serde_json::json!({"learning_rate": 0.05, "data": "digits", "epochs_run": 3});
         let c: RunConfig = serde_json::from_value(old).unwrap();
         assert_eq!(c.lr, Some(0.05));
+    }
+
+    #[test]
+    fn the_small_data_rule_applies_only_without_epochs_and_val_split() {
+        let c = RunConfig::default();
+        assert_eq!(c.auto_validation(9_999), Some(AutoValidation::SmallData));
+        assert_eq!(c.auto_validation(10_000), None, "large data: no split");
+        let es = RunConfig {
+            early_stopping: Some(5),
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            es.auto_validation(60_000),
+            Some(AutoValidation::EarlyStopping)
+        );
+        let epochs = RunConfig {
+            epochs: Some(3),
+            ..RunConfig::default()
+        };
+        assert_eq!(epochs.auto_validation(100), None);
+        let none = RunConfig {
+            val_split: Some(0.0),
+            early_stopping: Some(5),
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            none.auto_validation(100),
+            None,
+            "--val-split 0 asks for none"
+        );
     }
 
     #[test]

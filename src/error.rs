@@ -169,11 +169,15 @@ pub enum Setting {
     Threads,
     /// The weight `nabla explain` follows (`W1[j,i]`, `b1[j]`).
     Weight,
+    /// The layer stack, described in words (`conv 32 3 pad 1, relu, ...`).
+    Layers,
+    /// The shape `CxHxW` of one sample read as an image.
+    ImageShape,
 }
 
 impl Setting {
     /// Every setting, in declaration order.
-    pub const ALL: [Setting; 19] = [
+    pub const ALL: [Setting; 21] = [
         Setting::Target,
         Setting::Features,
         Setting::Drop,
@@ -193,6 +197,8 @@ impl Setting {
         Setting::EarlyStopping,
         Setting::Threads,
         Setting::Weight,
+        Setting::Layers,
+        Setting::ImageShape,
     ];
 
     /// The snake_case settings key: `val_split`, `lr`, ... (the `config.toml` key).
@@ -217,6 +223,8 @@ impl Setting {
             Setting::EarlyStopping => "early_stopping",
             Setting::Threads => "threads",
             Setting::Weight => "weight",
+            Setting::Layers => "layers",
+            Setting::ImageShape => "image_shape",
         }
     }
 }

@@ -195,7 +195,7 @@ fn a_user_module_trains_saves_reloads_and_resumes_exactly() {
     let losses = |r: &nabla::train::FitReport| {
         r.history
             .iter()
-            .map(|m| m.test_loss.to_bits())
+            .map(|m| m.test_loss.map(f64::to_bits))
             .collect::<Vec<_>>()
     };
     assert_eq!(losses(&resumed_report), losses(&report));

@@ -53,11 +53,20 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain::run(args),
         Command::Plot(args) => cli::plot::run_plot(args),
         Command::Compare(args) => cli::plot::run_compare(args),
-        Command::LrFind(args) => cli::lr_find::run(args),
+        Command::LrFind(args) => match matches.subcommand_matches("lr-find") {
+            Some(m) => cli::lr_find::run(args, m),
+            None => Err(anyhow::anyhow!("internal: no matches for lr-find")),
+        },
         Command::Evaluate(args) => cli::evaluate::run(args),
         Command::Predict(args) => cli::predict::run(args),
         Command::Inspect(args) => cli::inspect::run(args),
+        Command::Export(args) => cli::export::run(args),
     };
+    exit_code(result)
+}
+
+/// The process's exit code for the subcommand's result, with the error printed.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`nabla predict ... | head`): nothing is wrong

@@ -55,8 +55,11 @@ fn default_run_learns_the_builtin_digits_and_reports_the_contract_fields() {
         assert!(m.get(key).is_some(), "metrics lack {key}");
     }
     assert_eq!(m["task"], "classification");
+    // Small data: the defaults hold out a validation split, so train + val + test = 1797.
     assert_eq!(
-        m["train_samples"].as_u64().unwrap() + m["test_samples"].as_u64().unwrap(),
+        m["train_samples"].as_u64().unwrap()
+            + m["val_samples"].as_u64().unwrap()
+            + m["test_samples"].as_u64().unwrap(),
         1797
     );
     let (n, b) = (

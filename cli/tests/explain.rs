@@ -508,6 +508,7 @@ fn any_valid_layer_order_is_explained_without_panicking() {
         let spec = ModelSpec {
             inputs: 4,
             layers,
+            input_shape: None,
             task: Task::Classification,
             classes: vec!["a".into(), "b".into(), "c".into()],
         };

@@ -234,6 +234,31 @@ mod ranks {
     }
 
     #[test]
+    fn ctrl_c_on_one_rank_stops_every_rank_after_the_same_step() {
+        let dir = temp_dir("sigint");
+        let (elapsed, text) = break_a_rank(&dir, 2, "-INT", &[]);
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}: {text}");
+        // No rank waited for another (that would be a timeout naming a rank): all stopped
+        // after the same step, and rank 0 saved the run as a single process does.
+        assert!(!text.contains("did not"), "{text}");
+        assert!(text.contains("interrupted after epoch"), "{text}");
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("broken.json")).unwrap()).unwrap();
+        assert_eq!(metrics["status"], "interrupted", "{metrics}");
+        assert!(dir.join("broken.safetensors").exists());
+        // The checkpoint it left resumes in one process.
+        let resumed = Command::new(env!("CARGO_BIN_EXE_nabla"))
+            .args(["train", "--resume", &dir.join("ckpt").display().to_string()])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        ok(resumed, "resume in one process");
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("broken.json")).unwrap()).unwrap();
+        assert_eq!(metrics["status"], "finished", "{metrics}");
+    }
+
+    #[test]
     fn a_hung_rank_is_noticed_within_the_timeout() {
         let dir = temp_dir("hung");
         let (elapsed, text) = break_a_rank(&dir, 2, "-STOP", &["--mpi-timeout", "3"]);

@@ -125,7 +125,16 @@ fn metrics_without_seconds(dir: &Path) -> Vec<String> {
 fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_run() {
     let root = temp_dir("folder");
     let a = root.join("a");
-    let mut args = vec!["train", "--run-dir", a.to_str().unwrap(), "--seed", "7"];
+    // A validation split: only it marks a best epoch (the test set never chooses).
+    let mut args = vec![
+        "train",
+        "--run-dir",
+        a.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--val-split",
+        "0.2",
+    ];
     args.extend(SMALL);
     let out = stdout(&args);
     assert!(out.contains("run saved to"), "{out}");
@@ -163,7 +172,14 @@ fn run_folder_holds_config_metrics_history_and_plots_and_the_config_repeats_the_
     png_size(&a.join("lr_schedule.png"));
     check_svg(
         &a.join("learning_curves.svg"),
-        &["epoch", "train", "test", "best epoch", "<polyline"],
+        &[
+            "epoch",
+            "train",
+            "validation",
+            "test",
+            "best epoch",
+            "<polyline",
+        ],
     );
     check_svg(
         &a.join("confusion_matrix.svg"),

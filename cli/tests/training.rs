@@ -84,14 +84,15 @@ fn schedules_and_warmup_set_the_rate_of_each_epoch() {
             "--epochs",
             "3",
             "--lr",
-            "0.1",
+            // Adam at 0.1 makes the loss jump to 20 × ln 10 in its second step: a divergence.
+            "0.01",
             "--schedule",
             "exponential",
             "--gamma",
             "0.5",
         ],
     );
-    assert!(close(&lrs(&m), &[0.1, 0.05, 0.025]), "{:?}", lrs(&m));
+    assert!(close(&lrs(&m), &[0.01, 0.005, 0.0025]), "{:?}", lrs(&m));
     assert_eq!(m["schedule"], "exponential");
 }
 
@@ -266,7 +267,8 @@ fn dropout_and_batch_norm_runs_are_identical_across_thread_counts() {
 
 #[test]
 fn lr_find_suggests_a_rate() {
-    let out = nabla(&["lr-find", "--steps", "60", "--epochs", "1"]);
+    // (--epochs, which the sweep never used, is refused since issue 16: see first_hour.rs.)
+    let out = nabla(&["lr-find", "--steps", "60"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

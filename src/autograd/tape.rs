@@ -36,6 +36,8 @@ pub struct Workspace {
     pub(crate) grads: Vec<Tensor>,
     pub(crate) grad_written: Vec<bool>,
     pub(crate) labels: Vec<u32>,
+    /// Scratch an op's backward may overwrite (a convolution's patch matrix).
+    pub(crate) scratch: Vec<f32>,
 }
 
 impl Workspace {
@@ -240,6 +242,7 @@ impl<'a> Tape<'a> {
                 grads: lower,
                 written: &mut ws.grad_written[..i],
                 param_grads: grads,
+                scratch: &mut ws.scratch,
             };
             ops::backward(node, upstream, &ctx, &mut sink);
         }
@@ -275,6 +278,8 @@ pub(crate) struct Sink<'t> {
     grads: &'t mut [Tensor],
     written: &'t mut [bool],
     param_grads: &'t mut Grads,
+    /// Scratch for a backward rule, reused between steps (grown, never shrunk).
+    pub(crate) scratch: &'t mut Vec<f32>,
 }
 
 impl Sink<'_> {

@@ -273,6 +273,11 @@ fn read_pair(
 /// `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte` (each plain or `.gz`). Returns
 /// `(train, test)`; both share one class list `0..=max label`.
 pub fn read_dir(dir: &Path) -> Result<(Dataset, Dataset), NablaError> {
+    read_dir_shaped(dir).map(|(train, test, _)| (train, test))
+}
+
+/// [`read_dir`], with the images' `(rows, columns)`.
+pub fn read_dir_shaped(dir: &Path) -> Result<(Dataset, Dataset, (usize, usize)), NablaError> {
     if !dir.is_dir() {
         return Err(NablaError::data(
             dir,
@@ -318,7 +323,7 @@ pub fn read_dir(dir: &Path) -> Result<(Dataset, Dataset), NablaError> {
         let features = d.features().clone();
         Dataset::new(name, features, dim, labels, names.clone())
     };
-    Ok((relabel(train)?, relabel(test)?))
+    Ok((relabel(train)?, relabel(test)?, train_shape))
 }
 
 #[cfg(test)]

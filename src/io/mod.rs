@@ -1,10 +1,11 @@
 //! Files that outlive the process: the one-file model format ([`model_file`]), the [`Model`]
 //! type that loads one and predicts with it, and [`input`], which reads new rows (CSV columns
-//! matched by name, IDX images) for a saved model. This module owns the on-disk layout; it must
-//! not train.
+//! matched by name, IDX images) for a saved model; [`onnx`] writes a model as an ONNX graph.
+//! This module owns the on-disk layouts; it must not train.
 
 pub mod input;
 pub mod model_file;
+pub mod onnx;
 pub mod output;
 
 pub use model_file::{

@@ -39,8 +39,22 @@ use crate::task::Task;
 pub const FORMAT: &str = "nabla";
 /// The `format` metadata value of a file holding only a network's tensors ([`save_state`]).
 pub const STATE_FORMAT: &str = "nabla-state";
-/// The `format_version` this build writes and reads.
+/// The `format_version` this build writes for networks of flat features (and reads).
 pub const FORMAT_VERSION: &str = "1";
+
+/// The `format_version` written for networks with image layers (the spec gains `input_shape`
+/// and the layer kinds `conv2d`, `max_pool2d`, ...): a nabla that knows only version 1 then
+/// says the file is newer instead of failing on an unknown layer. This build reads both.
+pub const FORMAT_VERSION_IMAGES: &str = "2";
+
+/// The `format_version` a file of `spec` gets.
+pub fn format_version(spec: &ModelSpec) -> &'static str {
+    if spec.input_shape.is_some() || spec.layers.iter().any(|l| l.needs_image()) {
+        FORMAT_VERSION_IMAGES
+    } else {
+        FORMAT_VERSION
+    }
+}
 /// The largest header accepted (as the safetensors reference implementation: 100 MB).
 const MAX_HEADER: u64 = 16 << 20;
 
@@ -114,7 +128,7 @@ pub fn model_metadata(
     let spec = spec_for_file(network.spec(), preprocess)?;
     let mut metadata = BTreeMap::new();
     metadata.insert("format".into(), FORMAT.into());
-    metadata.insert("format_version".into(), FORMAT_VERSION.into());
+    metadata.insert("format_version".into(), format_version(&spec).into());
     metadata.insert("spec".into(), to_json(&spec)?);
     metadata.insert("preprocess".into(), to_json(preprocess)?);
     metadata.insert("training".into(), to_json(training)?);
@@ -476,12 +490,12 @@ fn check_format(path: &Path, format: &str, version: &str) -> Result<(), NablaErr
             format!("{format:?}, expected \"{FORMAT}\""),
         ));
     }
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_IMAGES {
         return Err(bad(
             path,
             "__metadata__.format_version",
             format!(
-                "unknown format_version {version:?}; this nabla reads version \"{FORMAT_VERSION}\" (a newer nabla may have written the file)"
+                "unknown format_version {version:?}; this nabla reads versions \"{FORMAT_VERSION}\" and \"{FORMAT_VERSION_IMAGES}\" (a newer nabla may have written the file)"
             ),
         ));
     }

@@ -84,7 +84,8 @@ impl Module for BatchNorm1d {
         }
         let y = tape.batch_norm(x, g, b, self.eps)?;
         if let (Some((mean, var)), Some((_, stats))) = (tape.batch_statistics(y), ctx.training()) {
-            stats.record(self, tape.shape(x).0, mean, var);
+            let running = (self.running_mean, self.running_var);
+            stats.record(running, self.momentum, tape.shape(x).0, mean, var);
         }
         Ok(y)
     }
@@ -127,15 +128,24 @@ impl BatchStats {
         self.used = 0;
     }
 
-    fn record(&mut self, layer: &BatchNorm1d, rows: usize, mean: &[f32], var: &[f32]) {
+    /// Keeps one layer's batch `mean` and biased `var` over `rows` values per feature, for the
+    /// running statistics `(running_mean, running_var)` updated with `momentum`.
+    pub(crate) fn record(
+        &mut self,
+        (mean_id, var_id): (BufferId, BufferId),
+        momentum: f32,
+        rows: usize,
+        mean: &[f32],
+        var: &[f32],
+    ) {
         if self.used == self.slots.len() {
             self.slots.push(Slot::default());
         }
         let slot = &mut self.slots[self.used];
         self.used += 1;
-        slot.mean_id = layer.running_mean;
-        slot.var_id = layer.running_var;
-        slot.momentum = layer.momentum;
+        slot.mean_id = mean_id;
+        slot.var_id = var_id;
+        slot.momentum = momentum;
         slot.rows = rows;
         slot.mean.clear();
         slot.mean.extend_from_slice(mean);

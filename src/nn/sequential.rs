@@ -34,13 +34,16 @@ impl Sequential {
         init: Option<Init>,
     ) -> Result<Self, NablaError> {
         spec.validate()?;
+        let shapes = spec.shapes()?;
+        let inputs = std::iter::once(spec.input()).chain(shapes);
         let layers = spec
             .layers
             .iter()
+            .zip(inputs)
             .enumerate()
-            .map(|(i, layer)| {
+            .map(|(i, (layer, input))| {
                 let scheme = init.unwrap_or_else(|| Init::for_activation(spec.activation_after(i)));
-                layer.build(&mut b.pp(i), scheme)
+                layer.build(&mut b.pp(i), scheme, input)
             })
             .collect();
         Ok(Self {

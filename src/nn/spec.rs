@@ -6,9 +6,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{BatchNorm1d, Builder, Dropout, Init, Linear, Module};
+use super::shape::{ImageShape, Shape};
+use super::{
+    AvgPool2d, BatchNorm1d, BatchNorm2d, Builder, Conv2d, Dropout, Dropout2d, Flatten,
+    GlobalAvgPool, Init, Linear, MaxPool2d, Module,
+};
 use crate::error::NablaError;
 use crate::kernels::activation::Activation;
+use crate::kernels::conv::{ConvGeometry, PoolGeometry};
 pub use crate::task::Task;
 
 /// One layer of a sequential network.
@@ -54,6 +59,65 @@ pub enum LayerSpec {
         #[serde(default = "default_bn_momentum")]
         momentum: f32,
     },
+    /// 2-D convolution with a `kernel × kernel` window (PyTorch's `Conv2d`, weight
+    /// `[out, in, kernel, kernel]`, bias `[out]`).
+    Conv2d {
+        /// Input channels.
+        #[serde(rename = "in")]
+        in_channels: usize,
+        /// Output channels (filters).
+        #[serde(rename = "out")]
+        out_channels: usize,
+        /// Kernel side.
+        kernel: usize,
+        /// Step between windows (default 1).
+        #[serde(default = "one")]
+        stride: usize,
+        /// Zeros added on every side (default 0).
+        #[serde(default)]
+        padding: usize,
+        /// Spacing of the kernel's taps (default 1).
+        #[serde(default = "one")]
+        dilation: usize,
+    },
+    /// Max pooling over `kernel × kernel` windows moved by `stride` (PyTorch's `MaxPool2d`).
+    MaxPool2d {
+        /// Window side.
+        kernel: usize,
+        /// Step between windows (PyTorch's default: the window side).
+        stride: usize,
+    },
+    /// Average pooling over `kernel × kernel` windows moved by `stride` (`AvgPool2d`).
+    AvgPool2d {
+        /// Window side.
+        kernel: usize,
+        /// Step between windows.
+        stride: usize,
+    },
+    /// The mean of every channel: a `C × 1 × 1` image (`AdaptiveAvgPool2d(1)`).
+    GlobalAvgPool,
+    /// Batch normalisation of each channel over the batch and every pixel (`BatchNorm2d`).
+    BatchNorm2d {
+        /// Channels normalised.
+        features: usize,
+        /// Added to the variance (default 1e-5).
+        #[serde(default = "default_bn_eps")]
+        eps: f32,
+        /// Weight of each new batch in the running statistics (default 0.1).
+        #[serde(default = "default_bn_momentum")]
+        momentum: f32,
+    },
+    /// Dropout of whole channels, active only in training (`Dropout2d`).
+    Dropout2d {
+        /// Probability of zeroing a channel.
+        p: f32,
+    },
+    /// An image read as `C·H·W` features in C,H,W order (`nn.Flatten`).
+    Flatten,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn default_bn_eps() -> f32 {
@@ -71,6 +135,13 @@ impl LayerSpec {
             LayerSpec::Linear { .. } => "linear",
             LayerSpec::Dropout { .. } => "dropout",
             LayerSpec::BatchNorm { .. } => "batch_norm",
+            LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::MaxPool2d { .. } => "max_pool2d",
+            LayerSpec::AvgPool2d { .. } => "avg_pool2d",
+            LayerSpec::GlobalAvgPool => "global_avg_pool",
+            LayerSpec::BatchNorm2d { .. } => "batch_norm2d",
+            LayerSpec::Dropout2d { .. } => "dropout2d",
+            LayerSpec::Flatten => "flatten",
             other => other.activation().map_or("activation", |f| f.name()),
         }
     }
@@ -86,6 +157,38 @@ impl LayerSpec {
             } => format!("batch_norm {features} (eps {eps}, momentum {momentum})"),
             LayerSpec::Dropout { p } => format!("dropout p={p}"),
             LayerSpec::LeakyRelu { slope } => format!("leaky_relu slope={slope}"),
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                dilation,
+            } => {
+                let mut s = format!("conv2d {in_channels} → {out_channels} {kernel}×{kernel}");
+                for (word, v, default) in [
+                    ("stride", stride, 1),
+                    ("pad", padding, 0),
+                    ("dilation", dilation, 1),
+                ] {
+                    if v != default {
+                        s += &format!(" {word} {v}");
+                    }
+                }
+                s
+            }
+            LayerSpec::MaxPool2d { kernel, stride } | LayerSpec::AvgPool2d { kernel, stride } => {
+                let stride = if stride == kernel {
+                    String::new()
+                } else {
+                    format!(" stride {stride}")
+                };
+                format!("{} {kernel}×{kernel}{stride}", self.name())
+            }
+            LayerSpec::BatchNorm2d { features, eps, .. } => {
+                format!("batch_norm2d {features} (eps {eps})")
+            }
+            LayerSpec::Dropout2d { p } => format!("dropout2d p={p}"),
             other => other.name().to_string(),
         }
     }
@@ -94,7 +197,15 @@ impl LayerSpec {
     pub fn parameters(&self) -> usize {
         match *self {
             LayerSpec::Linear { inputs, outputs } => inputs * outputs + outputs,
-            LayerSpec::BatchNorm { features, .. } => 2 * features,
+            LayerSpec::BatchNorm { features, .. } | LayerSpec::BatchNorm2d { features, .. } => {
+                2 * features
+            }
+            LayerSpec::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => out_channels * in_channels * kernel * kernel + out_channels,
             _ => 0,
         }
     }
@@ -107,16 +218,62 @@ impl LayerSpec {
             LayerSpec::Tanh => Some(Activation::Tanh),
             LayerSpec::LeakyRelu { slope } => Some(Activation::LeakyRelu { slope }),
             LayerSpec::Gelu => Some(Activation::Gelu),
-            LayerSpec::Linear { .. } | LayerSpec::Dropout { .. } | LayerSpec::BatchNorm { .. } => {
-                None
-            }
+            _ => None,
         }
     }
 
-    /// Builds the layer this spec describes with `b` (a linear layer's weights drawn by `init`):
-    /// the one place that maps a kind of layer in a model file to its [`Module`].
-    pub fn build(&self, b: &mut Builder, init: Init) -> Box<dyn Module> {
+    /// Builds the layer this spec describes with `b`, for samples of shape `input` (a linear or
+    /// convolution layer's weights drawn by `init`): the one place that maps a kind of layer in
+    /// a model file to its [`Module`]. `input` must be the shape [`LayerSpec::output_shape`]
+    /// accepted.
+    pub fn build(&self, b: &mut Builder, init: Init, input: Shape) -> Box<dyn Module> {
+        let image = input.image().unwrap_or(ImageShape::new(input.len(), 1, 1));
+        let pool = |kernel, stride| PoolGeometry {
+            channels: image.channels,
+            height: image.height,
+            width: image.width,
+            kernel,
+            stride,
+        };
         match *self {
+            LayerSpec::Conv2d {
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                ..
+            } => {
+                let g = ConvGeometry {
+                    channels: image.channels,
+                    height: image.height,
+                    width: image.width,
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                };
+                Box::new(Conv2d::new(b, g, out_channels, init))
+            }
+            LayerSpec::MaxPool2d { kernel, stride } => Box::new(MaxPool2d {
+                geometry: pool(kernel, stride),
+            }),
+            LayerSpec::AvgPool2d { kernel, stride } => Box::new(AvgPool2d {
+                geometry: pool(kernel, stride),
+            }),
+            LayerSpec::GlobalAvgPool => Box::new(GlobalAvgPool {
+                channels: image.channels,
+            }),
+            LayerSpec::BatchNorm2d {
+                features,
+                eps,
+                momentum,
+            } => Box::new(BatchNorm2d::new(b, features, eps, momentum)),
+            LayerSpec::Dropout2d { p } => Box::new(Dropout2d {
+                p,
+                channels: image.channels,
+            }),
+            LayerSpec::Flatten => Box::new(Flatten),
             LayerSpec::Linear { inputs, outputs } => {
                 Box::new(Linear::new(b, inputs, outputs, init))
             }
@@ -168,6 +325,10 @@ pub struct ModelSpec {
     pub inputs: usize,
     /// The layers in order.
     pub layers: Vec<LayerSpec>,
+    /// The shape of one input sample when it is an image (`[C, H, W]`; `inputs` is then
+    /// `C·H·W`); absent for flat features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<ImageShape>,
     /// Classification or regression.
     #[serde(default)]
     pub task: Task,
@@ -221,9 +382,36 @@ impl ModelSpec {
         Self {
             inputs,
             layers,
+            input_shape: None,
             task: Task::Classification,
             classes: (0..outputs).map(|i| i.to_string()).collect(),
         }
+    }
+
+    /// The network `text` describes in words (see [`crate::nn::layers_text`]) for samples of
+    /// `inputs` values, read as `image` when given and some layer needs an image (a stack of
+    /// dense layers reads the values flat). Classification, classes `0..outputs`.
+    pub fn from_layers(
+        text: &str,
+        inputs: usize,
+        image: Option<ImageShape>,
+    ) -> Result<Self, NablaError> {
+        let flat = crate::nn::layers_text::parse(text, Shape::Flat(inputs));
+        let input_shape = match (flat, image) {
+            (Ok(_), _) | (Err(_), None) => None,
+            (Err(_), Some(s)) => Some(s),
+        };
+        let input = input_shape.map_or(Shape::Flat(inputs), Shape::Image);
+        let layers = crate::nn::layers_text::parse(text, input)?;
+        let mut spec = Self {
+            inputs,
+            layers,
+            input_shape,
+            task: Task::Classification,
+            classes: Vec::new(),
+        };
+        spec.classes = (0..spec.outputs()).map(|i| i.to_string()).collect();
+        Ok(spec)
     }
 
     /// Outputs per sample: the last linear layer's width.
@@ -251,13 +439,13 @@ impl ModelSpec {
         widths[..widths.len().saturating_sub(1)].to_vec()
     }
 
-    /// The activation that follows layer `i` before the next linear layer, if any (it picks a
-    /// linear layer's initialisation).
+    /// The activation that follows layer `i` before the next linear or convolution layer, if
+    /// any (it picks a weighted layer's initialisation).
     pub fn activation_after(&self, i: usize) -> Option<Activation> {
         self.layers
             .get(i + 1..)?
             .iter()
-            .take_while(|l| !matches!(l, LayerSpec::Linear { .. }))
+            .take_while(|l| !matches!(l, LayerSpec::Linear { .. } | LayerSpec::Conv2d { .. }))
             .find_map(LayerSpec::activation)
     }
 
@@ -266,48 +454,61 @@ impl ModelSpec {
         self.layers.iter().find_map(LayerSpec::activation)
     }
 
-    /// Checks that consecutive linear layers fit together and every size is positive.
+    /// The shape of one input sample: the image of `input_shape`, or `inputs` flat features.
+    pub fn input(&self) -> Shape {
+        self.input_shape
+            .map_or(Shape::Flat(self.inputs), Shape::Image)
+    }
+
+    /// The shape every layer gives, in order (the last is the network's output), or the first
+    /// layer that does not fit what it is given.
+    pub fn shapes(&self) -> Result<Vec<Shape>, NablaError> {
+        let mut shape = self.input();
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| {
+                shape = layer.output_shape(i, shape)?;
+                Ok(shape)
+            })
+            .collect()
+    }
+
+    /// Checks that every layer fits what the one before gives (sizes positive, channels and
+    /// widths matching, kernels inside their inputs) and that the network ends in flat outputs
+    /// matching the class names.
     pub fn validate(&self) -> Result<(), NablaError> {
         if self.inputs == 0 {
             return Err(NablaError::Usage(
                 "the model needs at least one input".into(),
             ));
         }
-        let mut width = self.inputs;
-        let mut any_linear = false;
-        for (i, layer) in self.layers.iter().enumerate() {
-            if let LayerSpec::Dropout { p } = *layer
-                && !(0.0..1.0).contains(&p)
-            {
-                return Err(NablaError::Usage(format!(
-                    "layer {i}: dropout probability must be in [0, 1), got {p}"
-                )));
-            }
-            if let LayerSpec::BatchNorm { features, .. } = *layer
-                && features != width
-            {
-                return Err(NablaError::Usage(format!(
-                    "layer {i}: batch norm over {features} features follows a width of {width}"
-                )));
-            }
-            if let LayerSpec::Linear { inputs, outputs } = *layer {
-                if inputs != width {
-                    return Err(NablaError::Usage(format!(
-                        "layer {i}: a linear layer with {inputs} inputs follows a width of {width}"
-                    )));
-                }
-                if outputs == 0 {
-                    return Err(NablaError::Usage(format!(
-                        "layer {i}: a linear layer needs at least one output"
-                    )));
-                }
-                width = outputs;
-                any_linear = true;
-            }
+        if let Some(s) = self.input_shape
+            && s.len() != self.inputs
+        {
+            return Err(NablaError::Usage(format!(
+                "an input image of {s} holds {} values, the model has {} inputs",
+                s.len(),
+                self.inputs
+            )));
         }
-        if !any_linear {
+        let shapes = self.shapes()?;
+        if !self
+            .layers
+            .iter()
+            .any(|l| matches!(l, LayerSpec::Linear { .. }))
+        {
             return Err(NablaError::Usage("the model has no linear layer".into()));
         }
+        let width = match shapes.last() {
+            Some(Shape::Flat(w)) => *w,
+            other => {
+                let s = other.map_or(self.input(), |s| *s);
+                return Err(NablaError::Usage(format!(
+                    "the model ends in a {s} image: end it with flatten and a dense layer"
+                )));
+            }
+        };
         if self.task == Task::Classification && self.classes.len() != width {
             return Err(NablaError::Usage(format!(
                 "{} class names for {width} outputs",

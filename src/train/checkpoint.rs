@@ -279,16 +279,14 @@ fn best_tensors(best: &Snapshot, extras: &mut Extras) {
 /// Keeps the newest [`KEEP`] checkpoints of the run `id` and its best one; other runs'
 /// checkpoints are never touched.
 fn prune(dir: &Path, state: &FitState, id: &str) -> Result<(), NablaError> {
+    // Only the validation loss names a best epoch (the test set never chooses).
     let best_epoch = state.best.as_ref().map(|(_, e, _)| *e).or_else(|| {
         state
             .history
             .iter()
-            .min_by(|a, b| {
-                a.val_loss
-                    .unwrap_or(a.test_loss)
-                    .total_cmp(&b.val_loss.unwrap_or(b.test_loss))
-            })
-            .map(|m| m.epoch)
+            .filter_map(|m| m.val_loss.map(|l| (m.epoch, l)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(e, _)| e)
     });
     let mut epochs: Vec<usize> = list(dir)?
         .into_iter()

@@ -17,14 +17,15 @@ use crate::rng::ChaCha8Rng;
 use crate::rng::{self, Stream};
 
 /// The datasets of a run: the training set, an optional validation set (evaluated every epoch,
-/// and the loss that picks the best epoch) and an optional test set.
+/// and the only loss that picks anything: the best epoch, early stopping) and an optional test
+/// set (evaluated and reported, never consulted).
 #[derive(Clone, Copy, Debug)]
 pub struct Splits<'a> {
     /// Trained on.
     pub train: &'a Dataset,
     /// Held out from training, watched every epoch.
     pub val: Option<&'a Dataset>,
-    /// Evaluated every epoch and reported (its metrics are NaN without one).
+    /// Evaluated every epoch and reported (its metrics are `None` without one).
     pub test: Option<&'a Dataset>,
 }
 
@@ -129,7 +130,8 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Linear warm-up epochs before the schedule.
     pub warmup: usize,
-    /// Stop after this many epochs without improvement of the monitored loss.
+    /// Stop after this many epochs without improvement of the validation loss (ignored without
+    /// a validation set: the test set never chooses).
     pub early_stopping: Option<usize>,
     /// Rescale the summed gradient so its global L2 norm is at most this.
     pub clip_grad_norm: Option<f64>,
@@ -160,8 +162,9 @@ impl TrainConfig {
 pub struct FitReport {
     /// Per-epoch metrics, epoch 1 first.
     pub history: Vec<EpochMetrics>,
-    /// The epoch whose weights the model holds at the end (the best one by the monitored loss
-    /// when there is a validation set or early stopping; otherwise the last).
+    /// The epoch whose weights the model holds at the end: the one with the lowest validation
+    /// loss when there is a validation set, otherwise the last (0: the initial weights, when
+    /// the run diverged in its first epoch).
     pub kept_epoch: usize,
     /// True when early stopping ended the run before the last epoch.
     pub stopped_early: bool,
@@ -169,6 +172,10 @@ pub struct FitReport {
     pub interrupted: bool,
     /// The fit verdict from the curves.
     pub diagnosis: Option<Diagnosis>,
+    /// Set when training diverged (a non-finite loss or gradient, or a finite explosion, see
+    /// [`Explosion`]): why, and what to try. The run stopped there and the model holds the last
+    /// good weights (those of `kept_epoch`).
+    pub diverged: Option<Message>,
 }
 
 /// Where a run stands at the end of an epoch: with the model, the optimizer's state and the
@@ -209,8 +216,9 @@ pub struct EpochMetrics {
     /// Validation R² (regression).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_r2: Option<f64>,
-    /// Mean loss on the test set after the epoch.
-    pub test_loss: f64,
+    /// Mean loss on the test set after the epoch (`None`, `null` in JSON, without a test set).
+    #[serde(default)]
+    pub test_loss: Option<f64>,
     /// Fraction of the test set classified correctly after the epoch (classification).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_accuracy: Option<f64>,
@@ -325,6 +333,12 @@ impl Trainer {
         self
     }
 
+    /// Hands back the group given to [`Trainer::distributed`] (the trainer is a single
+    /// process again), e.g. for the ranks to agree on something after training.
+    pub fn take_group(&mut self) -> Option<Box<dyn Collective>> {
+        self.group.take()
+    }
+
     /// The settings.
     pub fn config(&self) -> &TrainConfig {
         &self.config
@@ -341,9 +355,12 @@ impl Trainer {
 
     /// The training run: per epoch, the scheduled learning rate, one pass over `splits.train`,
     /// evaluation on the validation set (if any) and the test set (if any), and the [`Hooks`].
-    /// The monitored loss is the validation loss, else the test loss. With a validation set or
-    /// early stopping, the model ends with the weights of the epoch with the lowest monitored
-    /// loss, whether or not training stopped early.
+    /// Only the validation loss chooses: with a validation set the model ends with the weights
+    /// of the epoch with the lowest validation loss (whether or not early stopping ended the
+    /// run); without one, early stopping is off and the last epoch's weights are kept. The
+    /// plateau schedule watches the validation loss, else the training loss. The test set is
+    /// evaluated and reported, never consulted. A run that diverges stops there with the last
+    /// good weights and says so in [`FitReport::diverged`].
     ///
     /// ```
     /// use nabla::data::builtin;
@@ -361,7 +378,7 @@ impl Trainer {
     /// let mut lines = Vec::new();
     /// let report = trainer
     ///     .fit(&mut model, &mut sgd, Splits::new(&train, &test),
-    ///          Hooks::new().on_epoch(|m| lines.push(format!("epoch {}: {:.3}", m.epoch, m.test_loss))))
+    ///          Hooks::new().on_epoch(|m| lines.push(format!("epoch {}: {:.3}", m.epoch, m.test_loss.unwrap()))))
     ///     .unwrap();
     /// assert_eq!(report.history.len(), 3);
     /// assert!(report.history[2].test_accuracy.unwrap() > 0.8);
@@ -426,46 +443,49 @@ impl Trainer {
             self.config.warmup,
             epochs,
         );
-        let keep_best = splits.val.is_some() || self.config.early_stopping.is_some();
-        let mut state = match resume {
-            Some(state) => {
-                self.steps = state.steps;
-                scheduler.set_plateau_state(state.scheduler);
-                state
-            }
-            None => FitState {
-                epoch: 0,
-                steps: self.steps,
-                history: Vec::with_capacity(epochs.min(4096)),
-                best: None,
-                scheduler: scheduler.plateau_state(),
-            },
-        };
-        let mut stopped_early = false;
-        let mut interrupted = false;
+        // Only validation data chooses: without it there is no best epoch and no early stop.
+        let keep_best = splits.val.is_some();
+        let mut state = self.start_state(resume, &mut scheduler);
+        let mut explosion = Explosion::new(loss, model.outputs(), &state.history);
+        let (mut stopped_early, mut diverged, mut interrupted) = (false, None, false);
         for epoch in state.epoch + 1..=epochs {
             optimizer.set_learning_rate(scheduler.lr(epoch));
-            let Some(m) = self.epoch(model, optimizer, &splits, loss, epoch, &mut hooks)? else {
+            let last_good = model.snapshot();
+            let m = match self.epoch(
+                model,
+                optimizer,
+                (&splits, loss),
+                epoch,
+                &mut explosion,
+                &mut hooks,
+            ) {
+                Err(NablaError::Diverged(why)) => {
+                    model.restore(last_good)?;
+                    diverged = Some(why);
+                    break;
+                }
+                other => other?,
+            };
+            let Some(m) = m else {
                 interrupted = true;
                 break;
             };
             (hooks.on_epoch)(&m);
-            let monitored = m.val_loss.unwrap_or(m.test_loss);
-            scheduler.observe(epoch, monitored);
+            // The plateau schedule watches the validation loss, else the training loss.
+            scheduler.observe(epoch, m.val_loss.unwrap_or(m.train_loss));
+            let monitored = m.val_loss;
             state.history.push(m);
-            let improved = state.best.as_ref().is_none_or(|(b, _, _)| monitored < *b);
-            if keep_best && improved {
-                state.best = Some((monitored, epoch, model.snapshot()));
+            if let Some(monitored) = monitored.filter(|_| keep_best) {
+                let improved = state.best.as_ref().is_none_or(|(b, _, _)| monitored < *b);
+                if improved {
+                    state.best = Some((monitored, epoch, model.snapshot()));
+                }
             }
             state.epoch = epoch;
             state.steps = self.steps;
             state.scheduler = scheduler.plateau_state();
             (hooks.on_checkpoint)(&state, model, optimizer)?;
-            if let (Some(patience), Some((_, best_epoch, _))) =
-                (self.config.early_stopping, &state.best)
-                && epoch - best_epoch >= patience
-                && epoch < epochs
-            {
+            if self.patience_ran_out(&state, epochs) {
                 stopped_early = true;
                 break;
             }
@@ -481,7 +501,37 @@ impl Trainer {
             kept_epoch,
             stopped_early,
             interrupted,
+            diverged,
         })
+    }
+
+    /// Early stopping's verdict after `state.epoch` of `epochs`: no better validation loss for
+    /// `--early-stopping` epochs (never after the last epoch).
+    fn patience_ran_out(&self, state: &FitState, epochs: usize) -> bool {
+        match (self.config.early_stopping, &state.best) {
+            (Some(patience), Some((_, best_epoch, _))) => {
+                state.epoch - best_epoch >= patience && state.epoch < epochs
+            }
+            _ => false,
+        }
+    }
+
+    /// The state to continue from (`resume`) or a fresh one.
+    fn start_state(&mut self, resume: Option<FitState>, scheduler: &mut LrScheduler) -> FitState {
+        match resume {
+            Some(state) => {
+                self.steps = state.steps;
+                scheduler.set_plateau_state(state.scheduler);
+                state
+            }
+            None => FitState {
+                epoch: 0,
+                steps: self.steps,
+                history: Vec::with_capacity(self.config.epochs.min(4096)),
+                best: None,
+                scheduler: scheduler.plateau_state(),
+            },
+        }
     }
 
     /// One epoch: training over `splits.train`, then evaluation of every other split.
@@ -489,9 +539,9 @@ impl Trainer {
         &mut self,
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
-        splits: &Splits,
-        loss: Loss,
+        (splits, loss): (&Splits, Loss),
         epoch: usize,
+        explosion: &mut Explosion,
         hooks: &mut Hooks<M>,
     ) -> Result<Option<EpochMetrics>, NablaError> {
         let started = Instant::now();
@@ -500,15 +550,16 @@ impl Trainer {
             model,
             optimizer,
             (splits.train, loss, epoch),
+            (explosion, stop),
             &mut hooks.on_iteration,
-            stop,
         )?
         else {
             return Ok(None);
         };
         let seconds = started.elapsed().as_secs_f64();
         let eval = |data: Option<&Dataset>| -> Result<Option<Evaluation>, NablaError> {
-            data.map(|d| self.pool.install(|| evaluate_with(model, d, loss)))
+            data.filter(|d| !d.is_empty())
+                .map(|d| self.pool.install(|| evaluate_with(model, d, loss)))
                 .transpose()
         };
         let (test, val) = (eval(splits.test)?, eval(splits.val)?);
@@ -521,7 +572,7 @@ impl Trainer {
             val_loss: val.map(|e| e.loss),
             val_accuracy: val.and_then(|e| e.accuracy),
             val_r2: val.and_then(|e| e.regression.map(|r| r.r2)),
-            test_loss: test.map_or(f64::NAN, |e| e.loss),
+            test_loss: test.map(|e| e.loss),
             test_accuracy: test.and_then(|e| e.accuracy),
             test_mae: reg.map(|r| r.mae),
             test_rmse: reg.map(|r| r.rmse),
@@ -531,15 +582,16 @@ impl Trainer {
         }))
     }
 
-    /// One pass over `train`; returns (sum of per-sample losses, correct predictions), or
-    /// `None` when `stop` was set (checked after every step).
+    /// One pass over `train`; returns (sum of per-sample losses, correct predictions), `None`
+    /// when `stop` was set (checked after every step), or a [`NablaError::Diverged`] at the
+    /// first step whose loss is not finite or has exploded.
     fn train_epoch<M: Module>(
         &mut self,
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
         (train, loss, epoch): (&Dataset, Loss, usize),
+        (explosion, stop): (&mut Explosion, Option<&std::sync::atomic::AtomicBool>),
         on_iteration: &mut dyn FnMut(&IterationStats),
-        stop: Option<&std::sync::atomic::AtomicBool>,
     ) -> Result<Option<(f64, usize)>, NablaError> {
         let batch_size = self.config.batch_size;
         self.order.clear();
@@ -551,19 +603,15 @@ impl Trainer {
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         let mut last_finite: Option<f64> = None;
         let order = std::mem::take(&mut self.order);
-        let result = order
-            .chunks(batch_size)
-            .enumerate()
-            .try_for_each(|(iteration, batch)| {
+        let mut run = || -> Result<bool, NablaError> {
+            for (iteration, batch) in order.chunks(batch_size).enumerate() {
                 let stats = self.step_with(model, optimizer, train, loss, batch)?;
+                let at = (epoch, iteration + 1, iterations);
                 if !stats.loss.is_finite() || !stats.finite_gradient {
-                    let at = (epoch, iteration + 1, iterations);
-                    return Err(Some(diverged(
-                        &stats,
-                        at,
-                        last_finite,
-                        optimizer.learning_rate(),
-                    )));
+                    return Err(diverged(&stats, at, last_finite, optimizer.learning_rate()));
+                }
+                if let Some(limit) = explosion.check(stats.loss) {
+                    return Err(exploded(stats.loss, limit, at, optimizer.learning_rate()));
                 }
                 last_finite = Some(stats.loss);
                 loss_sum += stats.loss * batch.len() as f64;
@@ -575,16 +623,32 @@ impl Trainer {
                     samples: batch.len(),
                     loss: stats.loss,
                 });
-                match stop.is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
-                    true => Err(None),
-                    false => Ok(()),
+                if self.stop_requested(stop)? {
+                    return Ok(false);
                 }
-            });
+            }
+            Ok(true)
+        };
+        let finished = run();
         self.order = order;
-        match result {
-            Ok(()) => Ok(Some((loss_sum, correct))),
-            Err(None) => Ok(None),
-            Err(Some(e)) => Err(e),
+        Ok(finished?.then_some((loss_sum, correct)))
+    }
+}
+
+impl Trainer {
+    /// Whether the run should stop after this step: `stop` set here, or, in a distributed run,
+    /// on any rank (the ranks agree, so all stop after the same step).
+    fn stop_requested(
+        &mut self,
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<bool, NablaError> {
+        let Some(stop) = stop else {
+            return Ok(false);
+        };
+        let here = stop.load(std::sync::atomic::Ordering::Relaxed);
+        match self.group.as_deref_mut() {
+            Some(group) => Ok(!crate::dist::all_agree(group, !here)?),
+            None => Ok(here),
         }
     }
 }
@@ -615,9 +679,100 @@ fn diverged(
             ))
             .setting(Setting::LearningRate)
             .text(", e.g. ")
-            .text(format!("{} (now {lr}), or ", lr / 10.0))
+            .text(format!("{} (now {lr}), or ", lower_lr(lr)))
             .value(Setting::ClipGradNorm, "1"),
     )
+}
+
+/// A concrete lower learning rate to advise: a tenth of `lr`, rounded to one significant digit.
+pub fn lower_lr(lr: f64) -> f64 {
+    let tenth = lr / 10.0;
+    let scale = 10f64.powf(tenth.log10().floor());
+    let rounded = (tenth / scale).round() * scale;
+    // Printing goes through f64's shortest round-trip form: keep it short.
+    format!("{rounded:.1e}").parse().unwrap_or(tenth)
+}
+
+/// The error for a step whose loss, though finite, rose past `limit`.
+fn exploded(
+    loss: f64,
+    limit: (f64, String),
+    (epoch, iteration, iterations): (usize, usize, usize),
+    lr: f64,
+) -> NablaError {
+    NablaError::Diverged(
+        Message::new()
+            .text(format!(
+                "training diverged: the loss reached {} at epoch {epoch}, iteration {iteration}/{iterations}, above {:.4} ({}); the weights from before this epoch were kept. Try a lower ",
+                short(loss),
+                limit.0,
+                limit.1
+            ))
+            .setting(Setting::LearningRate)
+            .text(format!(", e.g. {} (now {lr}), or ", lower_lr(lr)))
+            .value(Setting::ClipGradNorm, "1"),
+    )
+}
+
+/// `0.1234` or, for large or tiny values, `6.021e33`.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// The finite-explosion guard: a loss far above where training started means the steps are
+/// too large. The start is the loss of the run's first iteration (measured before any update),
+/// at least ln C for cross-entropy over C classes (where an untrained network sits) and at
+/// least 1 for the MSE of standardised targets (predicting their mean); a loss above 10 × the
+/// start has exploded.
+#[derive(Clone, Debug)]
+pub struct Explosion {
+    /// The starting loss, once measured.
+    start: Option<f64>,
+    /// The least the start is taken to be: ln C, or 1.
+    floor: f64,
+    /// Cross-entropy (for the wording).
+    classes: bool,
+}
+
+impl Explosion {
+    /// The guard for `loss` with `outputs` network outputs, continuing after `history`.
+    pub fn new(loss: Loss, outputs: usize, history: &[EpochMetrics]) -> Self {
+        let classes = loss == Loss::CrossEntropy;
+        let floor = if classes {
+            (outputs.max(2) as f64).ln()
+        } else {
+            1.0
+        };
+        Self {
+            start: history.first().map(|m| m.train_loss.max(floor)),
+            floor,
+            classes,
+        }
+    }
+
+    /// `Some((limit, why))` when `loss` has exploded.
+    pub fn check(&mut self, loss: f64) -> Option<(f64, String)> {
+        let Some(start) = self.start else {
+            self.start = Some(loss.max(self.floor));
+            return None;
+        };
+        let limit = 10.0 * start;
+        (loss > limit).then(|| {
+            let why = if self.classes {
+                format!(
+                    "10 × the starting loss {start:.4}; cross-entropy starts near ln of the class count, {:.4}",
+                    self.floor
+                )
+            } else {
+                format!("10 × the starting loss {start:.4}")
+            };
+            (limit, why)
+        })
+    }
 }
 
 impl Trainer {
@@ -883,4 +1038,35 @@ pub fn evaluate_with<M: Module>(
             }
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finite_explosion_is_caught_against_where_the_loss_starts() {
+        // Cross-entropy over 10 classes starts near ln 10 ≈ 2.30: the limit is 23.03.
+        let mut ce = Explosion::new(Loss::CrossEntropy, 10, &[]);
+        assert!(ce.check(1.9).is_none() && ce.check(20.0).is_none());
+        let (limit, why) = ce.check(164.0).unwrap();
+        assert!((limit - 10.0 * 10f64.ln()).abs() < 1e-12, "{limit}");
+        assert!(why.contains("ln"), "{why}");
+        // Unscaled inputs start far above ln C: the first iteration sets the start.
+        let mut raw = Explosion::new(Loss::CrossEntropy, 2, &[]);
+        assert!(raw.check(240.0).is_none() && raw.check(2000.0).is_none());
+        assert!(raw.check(2401.0).is_some());
+        // Regression: 10 × the first iteration's loss (at least 1).
+        let mut mse = Explosion::new(Loss::Mse, 1, &[]);
+        assert!(mse.check(2.0).is_none() && mse.check(19.0).is_none());
+        assert_eq!(mse.check(21.0).unwrap().0, 20.0);
+    }
+
+    #[test]
+    fn the_advised_rate_is_a_round_tenth() {
+        assert_eq!(lower_lr(50.0), 5.0);
+        assert_eq!(lower_lr(0.001), 0.0001);
+        assert_eq!(lower_lr(0.03), 0.003);
+        assert_eq!(lower_lr(1e6), 1e5);
+    }
 }

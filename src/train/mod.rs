@@ -16,6 +16,7 @@
 //! The micro-batch size never depends on the thread count and the reduction order is fixed,
 //! so 1 and 2 threads give bit-identical weights.
 
+pub mod baseline;
 pub mod checkpoint;
 mod combine;
 pub mod diagnosis;
@@ -23,8 +24,8 @@ mod fit;
 
 pub use diagnosis::{Diagnosis, Verdict};
 pub use fit::{
-    EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, RegressionMetrics,
-    Splits, StepStats, TrainConfig, Trainer, evaluate,
+    EpochMetrics, Evaluation, Explosion, FitReport, FitState, Hooks, IterationStats,
+    RegressionMetrics, Splits, StepStats, TrainConfig, Trainer, evaluate, evaluate_with, lower_lr,
 };
 
 mod confusion;

@@ -112,13 +112,7 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
     let bad = |location: String, message: String| -> anyhow::Error {
         nabla::NablaError::data(path, location, message).into()
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| nabla::NablaError::io(path, e))
-        .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
-    check_shape(&text).map_err(|m| bad("file".into(), m))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| bad("toml".into(), e.message().trim().to_string()))?;
+    let table = read_table(path)?;
     let known = keys(train);
     let mut flags = Vec::new();
     for (key, value) in &table {
@@ -178,10 +172,56 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
             }
             _ => text,
         };
+        check_value(arg, &long, &text).map_err(|m| bad(format!("key '{key}'"), m))?;
         flags.push(OsString::from(long));
         flags.push(OsString::from(text));
     }
     Ok(flags)
+}
+
+/// The config file's TOML table; a syntax error names its line and column.
+fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| nabla::NablaError::io(path, e))
+        .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
+    check_shape(&text).map_err(|m| nabla::NablaError::data(path, "file", m))?;
+    text.parse().map_err(|e: toml::de::Error| {
+        let place = e
+            .span()
+            .map(|span| line_and_column(&text, span.start))
+            .unwrap_or_else(|| "TOML".into());
+        nabla::NablaError::data(path, place, format!("TOML syntax: {}", e.message().trim())).into()
+    })
+}
+
+/// Parses `long text` with the flag's own parser, so a bad value is reported with the config
+/// file and key rather than only the flag.
+fn check_value(arg: &clap::Arg, long: &str, text: &str) -> Result<(), String> {
+    Command::new("nabla-train")
+        .arg(arg.clone())
+        .try_get_matches_from(["nabla-train", long, text])
+        .map(|_| ())
+        .map_err(|e| clap_message(&e))
+}
+
+/// `line 3, column 7` of the byte `offset` in `text` (both counted from 1).
+fn line_and_column(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}")
+}
+
+/// A clap error as one line, without its `error:` prefix and usage block.
+fn clap_message(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect();
+    parts.join(" ")
 }
 
 /// The text of a run's `config.toml`: the resolved [`RunConfig`] (serialized by serde), one
@@ -267,7 +307,7 @@ pub fn did_you_mean(key: &str, known: &[String]) -> Option<String> {
     let key = key.replace('-', "_").to_lowercase();
     let alias = match key.as_str() {
         "learning_rate" | "lr_rate" | "rate" => Some("lr"),
-        "layers" | "hidden_layers" | "hidden_sizes" => Some("hidden"),
+        "hidden_layers" | "hidden_sizes" => Some("hidden"),
         "optim" => Some("optimizer"),
         _ => None,
     };

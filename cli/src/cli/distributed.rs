@@ -64,6 +64,13 @@ impl World {
         self.group.take()
     }
 
+    /// Takes back the link lent to the trainer by [`World::take_group`].
+    pub fn give_back(&mut self, group: Option<Box<dyn Collective>>) {
+        if group.is_some() {
+            self.group = group;
+        }
+    }
+
     /// `2 ranks × 1 thread, each rank 1 of every 2 micro-batches of 64 rows`.
     pub fn describe(&self, threads: usize, micro_batches: usize) -> String {
         let (rank, size) = (self.rank, self.size);

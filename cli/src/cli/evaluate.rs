@@ -20,7 +20,7 @@ use super::predict::BATCH;
     after_help = "Examples:\n  nabla evaluate --model model.safetensors --data test.csv\n  nabla evaluate --model mnist.safetensors --data ../shared/datasets/mnist --json"
 )]
 pub struct EvaluateArgs {
-    /// The model file (from `nabla train --save`).
+    /// The model file (from `nabla train --save`), or a run folder holding model.safetensors.
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
 
@@ -69,7 +69,11 @@ struct Report {
 
 /// Runs `nabla evaluate`.
 pub fn run(args: EvaluateArgs) -> Result<()> {
-    let model = Model::load(&args.model).context("loading the model")?;
+    let model = Model::new(
+        super::model_path::load(&args.model)
+            .context("loading the model")?
+            .1,
+    );
     let (rows, targets) = read_labelled(&args.data, &model)?;
     let predictions = predict_all(&model, &rows)?;
     let report = match targets {
@@ -226,13 +230,67 @@ fn write_report(out: &mut impl Write, report: &Report, data: &Path) -> std::io::
             out,
             "confusion matrix (rows: true class, columns: predicted):"
         )?;
-        for (c, row) in pc.iter().zip(cm) {
-            let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
-            writeln!(out, "{:<12} {}", c.class, cells.join(""))?;
+        let names: Vec<&str> = pc.iter().map(|c| c.class.as_str()).collect();
+        for line in confusion_lines(&names, cm) {
+            writeln!(out, "{line}")?;
         }
     }
     if let (Some(mae), Some(rmse), Some(r2)) = (report.mae, report.rmse, report.r2) {
         writeln!(out, "MAE {mae:.4}  RMSE {rmse:.4}  R² {r2:.4}")?;
     }
     Ok(())
+}
+
+/// The confusion matrix as text: a heading row of predicted classes over the columns, one row
+/// per true class. Every column is as wide as its heading or its widest count.
+fn confusion_lines(names: &[&str], cm: &[Vec<usize>]) -> Vec<String> {
+    let corner = "true \\ predicted";
+    let first = names
+        .iter()
+        .map(|n| n.chars().count())
+        .chain([corner.chars().count()])
+        .max()
+        .unwrap_or(0);
+    let widths: Vec<usize> = (0..names.len())
+        .map(|c| {
+            let widest = cm.iter().map(|r| r[c].to_string().len()).max().unwrap_or(1);
+            names[c].chars().count().max(widest)
+        })
+        .collect();
+    let heading: Vec<String> = names
+        .iter()
+        .zip(&widths)
+        .map(|(n, &w)| format!("{n:>w$}"))
+        .collect();
+    let mut lines = vec![format!("{corner:<first$}  {}", heading.join("  "))];
+    for (name, row) in names.iter().zip(cm) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(v, &w)| format!("{v:>w$}"))
+            .collect();
+        lines.push(format!("{name:<first$}  {}", cells.join("  ")));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confusion_lines;
+
+    #[test]
+    fn confusion_matrix_has_column_headings() {
+        let lines = confusion_lines(
+            &["setosa", "versicolor", "virginica"],
+            &[vec![10, 0, 0], vec![0, 9, 1], vec![0, 2, 8]],
+        );
+        assert_eq!(lines[0], "true \\ predicted  setosa  versicolor  virginica");
+        assert_eq!(lines[2], "versicolor             0           9          1");
+        // Every row is as long as the heading, so the counts sit under their class names.
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count())
+        );
+    }
 }

@@ -44,14 +44,17 @@ pub fn error_chain(error: &anyhow::Error) -> String {
 /// The diagnosis line printed after training.
 pub fn diagnosis_line(d: &Diagnosis) -> String {
     format!(
-        "diagnosis: {} — {}; best epoch {}. Suggestion: {}.",
+        "diagnosis: {} — {}{}. Suggestion: {}.",
         match d.verdict {
             Verdict::Underfitting => "underfitting",
             Verdict::Overfitting => "overfitting",
+            Verdict::Unstable => "unstable",
             Verdict::Good => "good",
         },
         d.reason,
-        d.best_epoch,
+        d.best_epoch
+            .map(|b| format!("; best epoch {b} (lowest validation loss)"))
+            .unwrap_or_default(),
         message(&d.suggestion)
     )
 }
@@ -60,21 +63,26 @@ pub fn diagnosis_line(d: &Diagnosis) -> String {
 #[derive(Serialize)]
 pub struct DiagnosisJson<'a> {
     verdict: Verdict,
-    best_epoch: usize,
+    /// `null` without a validation set.
+    best_epoch: Option<usize>,
     monitored: &'a str,
     reason: &'a str,
     suggestion: String,
+    /// The comparison with the linear baseline, when the network is not better.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<String>,
 }
 
 impl<'a> DiagnosisJson<'a> {
-    /// Words `d`'s suggestion for the command line.
-    pub fn new(d: &'a Diagnosis) -> Self {
+    /// Words `d`'s suggestion (and the baseline note, if any) for the command line.
+    pub fn new(d: &'a Diagnosis, baseline: Option<&Message>) -> Self {
         DiagnosisJson {
             verdict: d.verdict,
             best_epoch: d.best_epoch,
             monitored: &d.monitored,
             reason: &d.reason,
             suggestion: message(&d.suggestion),
+            baseline: baseline.map(message),
         }
     }
 }

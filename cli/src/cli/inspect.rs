@@ -10,24 +10,27 @@ use clap::Args;
 /// Flags of `nabla inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The model file (from `nabla train --save`).
+    /// The model file (from `nabla train --save`), or a run folder holding model.safetensors.
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
 }
 
 /// Runs `nabla inspect`.
 pub fn run(args: InspectArgs) -> Result<()> {
-    let file = nabla::io::load(&args.model).context("loading the model")?;
+    let (path, file) = super::model_path::load(&args.model).context("loading the model")?;
     let spec = file.network.spec();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "model: {} (format nabla {})",
-        args.model.display(),
-        nabla::io::FORMAT_VERSION
+        path.display(),
+        nabla::io::model_file::format_version(spec)
     )?;
     writeln!(out, "task: {}", spec.task.name())?;
-    writeln!(out, "inputs: {}", spec.inputs)?;
+    match spec.input_shape {
+        Some(image) => writeln!(out, "inputs: {} (images {image})", spec.inputs)?,
+        None => writeln!(out, "inputs: {}", spec.inputs)?,
+    }
     writeln!(out, "layers:")?;
     let mut total = 0usize;
     for (i, layer) in spec.layers.iter().enumerate() {
@@ -36,6 +39,10 @@ pub fn run(args: InspectArgs) -> Result<()> {
         writeln!(out, "  {i:>2}  {desc:<40} {params:>10} parameters")?;
     }
     writeln!(out, "parameters: {total}")?;
+    writeln!(out, "summary:")?;
+    for line in nabla::nn::summary::table(spec)?.lines() {
+        writeln!(out, "  {line}")?;
+    }
     if !spec.classes.is_empty() {
         writeln!(
             out,

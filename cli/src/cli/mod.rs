@@ -1,19 +1,25 @@
 //! The `nabla` command line: one file per subcommand. This is the binary's edge: library errors
 //! become one-line messages and exit codes (2: bad data or usage, 1: anything else).
 
+pub mod baselines;
 pub mod config;
 pub mod distributed;
 pub mod evaluate;
 pub mod explain;
+pub mod export;
 pub mod hints;
 pub mod inspect;
 pub mod lr_find;
 pub mod memory;
+pub mod model_path;
 pub mod outputs;
 pub mod plot;
 pub mod predict;
+pub mod progress;
 pub mod resume;
+pub mod rule;
 pub mod signals;
+pub mod tensorboard;
 pub mod train;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +60,18 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Show what a model file holds: architecture, parameters, classes, training settings.
     Inspect(inspect::InspectArgs),
+    /// Export a saved model for other runtimes: an ONNX graph with the preprocessing folded in.
+    Export(export::ExportArgs),
+}
+
+impl Cli {
+    /// The clap description of one subcommand (`lr-find`), as parsing builds it.
+    pub fn command_for(name: &str) -> Option<clap::Command> {
+        use clap::CommandFactory;
+        let mut command = Self::command();
+        command.build();
+        command.find_subcommand(name).cloned()
+    }
 }
 
 /// Parses a comma-separated list of positive layer widths (`256,128`).

@@ -154,8 +154,10 @@ fn claim(output: &Output, overwrite: bool) -> Result<RunFolder> {
         (None, None) => (Path::new("runs").join(super::train::utc_timestamp()), true),
     };
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| refuse(parent, format!("cannot create the folder: {e}")))?;
+        std::fs::create_dir_all(parent).map_err(|e| {
+            let why = format!("cannot create its parent folder {}: {e}", parent.display());
+            refuse(&dir, why)
+        })?;
     }
     if default_name {
         for i in 1.. {

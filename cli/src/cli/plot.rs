@@ -12,10 +12,11 @@ use clap::Args;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::{Deserialize, Serialize};
 
 use nabla::train::EpochMetrics;
+
+mod confusion;
 
 /// history.json: everything the plots are drawn from.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -28,7 +29,7 @@ pub struct History {
     pub classes: Vec<String>,
     /// Every epoch's metrics.
     pub epochs: Vec<EpochMetrics>,
-    /// The epoch with the lowest test loss.
+    /// The epoch with the lowest validation loss (`None` without a validation set).
     pub best_epoch: Option<usize>,
     /// The epoch at which early stopping ended the run, if it did.
     pub early_stop_epoch: Option<usize>,
@@ -37,12 +38,38 @@ pub struct History {
     /// `finished`, or `interrupted` when a signal stopped the run (absent in older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// `{trivial: {...}, linear: {...}}`: the baselines' metrics on the same split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<serde_json::Value>,
+    /// Training diverged; the model holds the last good weights.
+    #[serde(default)]
+    pub diverged: bool,
+    /// The learning-rate schedule as `nabla train` describes it (`cosine schedule`); absent in
+    /// run folders written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+}
+
+/// The plots [`draw_run`] writes for `h`: a regression run has no confusion matrix.
+pub fn plot_names(h: &History) -> Vec<&'static str> {
+    if h.confusion_matrix.is_empty() || h.confusion_matrix.len() > MAX_PLOTTED_CLASSES {
+        vec!["learning_curves", "lr_schedule"]
+    } else {
+        vec!["learning_curves", "confusion_matrix", "lr_schedule"]
+    }
 }
 
 impl History {
     /// Reads `dir/history.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join("history.json");
+        if !dir.exists() {
+            return Err(nabla::NablaError::Usage(format!(
+                "{}: no such folder (give a run folder written by `nabla train`)",
+                dir.display()
+            ))
+            .into());
+        }
         if !path.is_file() {
             return Err(nabla::NablaError::Usage(format!(
                 "{} is not a run folder: it has no history.json (run folders are written by \
@@ -116,17 +143,19 @@ pub fn draw_run(dir: &Path, h: &History) -> Result<()> {
     // Regression runs have no classes, so no confusion matrix.
     let n = h.confusion_matrix.len();
     if n > 0 && n <= MAX_PLOTTED_CLASSES {
-        let side = (420 + 40 * n as u32).min(1000);
+        let layout = confusion::Layout::new(h);
         atomic(&dir.join("confusion_matrix.png"), |p| {
-            confusion(
-                &BitMapBackend::new(p, (side + 120, side)).into_drawing_area(),
+            confusion::draw(
+                &BitMapBackend::new(p, layout.size).into_drawing_area(),
                 h,
+                &layout,
             )
         })?;
         atomic(&dir.join("confusion_matrix.svg"), |p| {
-            confusion(
-                &SVGBackend::new(p, (side + 120, side)).into_drawing_area(),
+            confusion::draw(
+                &SVGBackend::new(p, layout.size).into_drawing_area(),
                 h,
+                &layout,
             )
         })?;
     }
@@ -172,18 +201,14 @@ where
 {
     root.fill(&WHITE)?;
     let root = root.titled(&curves_title(runs), ("sans-serif", 26))?;
-    let panels = root.split_evenly((1, 2));
+    let panels = root.split_evenly((1, Panel::for_runs(runs).len()));
     let max_epoch = runs
         .iter()
         .map(|r| r.epochs.len())
         .max()
         .unwrap_or(1)
         .max(2) as f64;
-    let regression = runs
-        .iter()
-        .flat_map(|r| r.epochs.iter())
-        .all(|m| m.test_accuracy.is_none());
-    for (area, panel) in panels.iter().zip(Panel::pair(regression)) {
+    for (area, panel) in panels.iter().zip(Panel::for_runs(runs)) {
         curve_panel(area, runs, panel, max_epoch)?;
     }
     root.present()?;
@@ -211,26 +236,40 @@ fn curves_title(runs: &[&History]) -> String {
 enum Panel {
     CrossEntropy,
     Mse,
+    /// Classification and regression runs overlaid: each run's own loss.
+    MixedLoss,
     Accuracy,
     R2,
 }
 
+/// Whether any of `runs` is a classification run, and whether any is a regression run.
+pub fn kinds(runs: &[&History]) -> (bool, bool) {
+    let epochs = || runs.iter().flat_map(|r| r.epochs.iter());
+    let classification = epochs().any(|m| m.test_accuracy.is_some());
+    let regression = epochs().any(|m| m.test_r2.is_some());
+    (classification, regression || !classification)
+}
+
 impl Panel {
-    /// The two panels, left to right.
-    fn pair(regression: bool) -> [Panel; 2] {
-        if regression {
-            [Panel::Mse, Panel::R2]
-        } else {
-            [Panel::CrossEntropy, Panel::Accuracy]
+    /// The panels, left to right: the loss, then accuracy and/or R².
+    fn for_runs(runs: &[&History]) -> Vec<Panel> {
+        match kinds(runs) {
+            (true, true) => vec![Panel::MixedLoss, Panel::Accuracy, Panel::R2],
+            (false, _) => vec![Panel::Mse, Panel::R2],
+            (true, false) => vec![Panel::CrossEntropy, Panel::Accuracy],
         }
+    }
+
+    fn is_loss(self) -> bool {
+        matches!(self, Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss)
     }
 
     /// Series 0 = train, 1 = validation, 2 = test.
     fn value(self, m: &EpochMetrics, series: usize) -> Option<f64> {
         match (self, series) {
-            (Panel::CrossEntropy | Panel::Mse, 0) => Some(m.train_loss),
-            (Panel::CrossEntropy | Panel::Mse, 1) => m.val_loss,
-            (Panel::CrossEntropy | Panel::Mse, _) => Some(m.test_loss),
+            (Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss, 0) => Some(m.train_loss),
+            (Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss, 1) => m.val_loss,
+            (Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss, _) => m.test_loss,
             (Panel::R2, 0) => None,
             (Panel::R2, 1) => m.val_r2,
             (Panel::R2, _) => m.test_r2,
@@ -244,6 +283,7 @@ impl Panel {
         match self {
             Panel::CrossEntropy => "Loss (cross-entropy)",
             Panel::Mse => "Loss (MSE, standardised target)",
+            Panel::MixedLoss => "Loss (cross-entropy / MSE)",
             Panel::Accuracy => "Accuracy",
             Panel::R2 => "R² (coefficient of determination)",
         }
@@ -251,40 +291,81 @@ impl Panel {
 
     fn y_desc(self) -> &'static str {
         match self {
-            Panel::CrossEntropy | Panel::Mse => "loss",
+            Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss => "loss",
             Panel::Accuracy => "accuracy",
             Panel::R2 => "R²",
         }
     }
 
-    /// The y axis: every finite value of every run with a margin, clamped to what the metric
-    /// can be (a loss is ≥ 0, accuracy in [0, 1], R² ≤ 1).
-    fn y_range(self, runs: &[&History]) -> (f64, f64) {
-        let values = runs
-            .iter()
+    /// Every finite value of every run, as drawn: on a loss panel with `log`, its log10.
+    fn drawn_values<'a>(
+        self,
+        runs: &'a [&History],
+        log: bool,
+    ) -> impl Iterator<Item = (f64, f64)> + 'a {
+        runs.iter()
             .flat_map(|r| r.epochs.iter())
-            .flat_map(|m| [self.value(m, 0), self.value(m, 1), self.value(m, 2)])
-            .flatten()
-            .filter(|v| v.is_finite());
-        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
+            .flat_map(move |m| (0..3).filter_map(move |s| self.value(m, s).map(|v| (m, v))))
+            .map(move |(m, v)| (m.epoch as f64, if log { v.log10() } else { v }))
+            .filter(|p| p.1.is_finite())
+    }
+
+    /// Whether the loss spans more than a decade, so a log axis shows its whole course.
+    fn wants_log(self, runs: &[&History]) -> bool {
+        let (lo, hi) = self
+            .drawn_values(runs, false)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
+                (lo.min(v), hi.max(v))
+            });
+        self.is_loss() && lo > 0.0 && hi / lo > 10.0
+    }
+
+    /// The y axis: every finite value of every run with a margin, clamped to what the metric
+    /// can be (a loss is ≥ 0, accuracy in [0, 1], R² ≤ 1); with `log`, decades of the loss.
+    fn y_range(self, runs: &[&History], log: bool) -> (f64, f64) {
+        let (lo, hi) = self
+            .drawn_values(runs, log)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
+                (lo.min(v), hi.max(v))
+            });
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let pad = ((hi - lo) * 0.08).max(1e-3);
         match self {
+            _ if log => (lo - pad, hi + pad),
             Panel::R2 => (lo - pad, (hi + pad).min(1.0)),
             Panel::Accuracy => ((lo - pad).max(0.0), (hi + pad).min(1.0)),
-            Panel::CrossEntropy | Panel::Mse => ((lo - pad).max(0.0), hi + pad),
+            Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss => ((lo - pad).max(0.0), hi + pad),
         }
     }
+}
 
-    /// Accuracy rises, so its legend goes where the curves are not: lower right.
-    fn legend_position(self) -> SeriesLabelPosition {
-        if self == Panel::Accuracy {
-            SeriesLabelPosition::LowerRight
-        } else {
-            SeriesLabelPosition::UpperRight
+/// The legend's corner: the one with the fewest drawn points under where the legend goes
+/// (`share` of the plot's width and height), so no curve hides behind it.
+fn legend_corner(
+    points: impl Iterator<Item = (f64, f64)>,
+    x: (f64, f64),
+    y: (f64, f64),
+    share: (f64, f64),
+) -> SeriesLabelPosition {
+    let mut counts = [0usize; 4];
+    for (px, py) in points {
+        let fx = (px - x.0) / (x.1 - x.0).max(1e-12);
+        let fy = (py - y.0) / (y.1 - y.0).max(1e-12);
+        let (left, right) = (fx <= share.0 + 0.02, fx >= 0.98 - share.0);
+        let (low, high) = (fy <= share.1 + 0.02, fy >= 0.98 - share.1);
+        for (i, inside) in [high && right, high && left, low && right, low && left]
+            .into_iter()
+            .enumerate()
+        {
+            counts[i] += usize::from(inside);
         }
+    }
+    // Ties go to the first: upper right, as usual.
+    match (0..4).min_by_key(|&i| counts[i]).unwrap_or(0) {
+        0 => SeriesLabelPosition::UpperRight,
+        1 => SeriesLabelPosition::UpperLeft,
+        2 => SeriesLabelPosition::LowerRight,
+        _ => SeriesLabelPosition::LowerLeft,
     }
 }
 
@@ -301,13 +382,26 @@ fn curve_panel<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let (y0, y1) = panel.y_range(runs);
+    let log = panel.wants_log(runs);
+    let (y0, y1) = panel.y_range(runs, log);
+    let caption = if log {
+        format!("{}, log scale", panel.caption())
+    } else {
+        panel.caption().to_string()
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption(panel.caption(), ("sans-serif", 20))
+        .caption(caption, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(65)
         .build_cartesian_2d(0.8..max_epoch + 0.2, y0..y1)?;
+    let y_label = |y: &f64| {
+        if log {
+            significant(10f64.powf(*y))
+        } else {
+            format!("{y:.2}")
+        }
+    };
     chart
         .configure_mesh()
         .x_desc("epoch")
@@ -315,24 +409,77 @@ where
         .axis_desc_style(("sans-serif", 17))
         .label_style(("sans-serif", 14))
         .x_label_formatter(&epoch_label)
+        .y_label_formatter(&y_label)
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
+    let y_of = |v: f64| if log { v.log10() } else { v };
     for (i, run) in runs.iter().enumerate() {
         let style = RunStyle::new(run, i, runs.len());
-        run_curves(&mut chart, run, panel, &style)?;
-        best_epoch_marker(&mut chart, run, panel, &style, (y0, y1))?;
+        run_curves(&mut chart, run, panel, &style, &y_of)?;
+        best_epoch_marker(&mut chart, run, panel, &style, (y0, y1), &y_of)?;
         if let Some(stop) = run.early_stop_epoch {
             early_stop_line(&mut chart, stop, &style, (y0, y1))?;
         }
     }
+    // The legend's size as a share of the plot: rows of ~22 px, text of ~8.5 px a character.
+    let (entries, longest) = legend_entries(runs, panel);
+    let (w, h) = area.dim_in_pixel();
+    let plot = (f64::from(w) - 100.0, f64::from(h) - 110.0);
+    let share = (
+        ((longest as f64 * 8.5 + 45.0) / plot.0.max(1.0)).min(1.0),
+        ((entries as f64 * 22.0 + 14.0) / plot.1.max(1.0)).min(1.0),
+    );
+    let corner = legend_corner(
+        panel.drawn_values(runs, log),
+        (0.8, max_epoch + 0.2),
+        (y0, y1),
+        share,
+    );
+    // Opaque, so neither curves nor marker lines show through it.
     chart
         .configure_series_labels()
-        .position(panel.legend_position())
-        .background_style(WHITE.mix(0.85))
+        .position(corner)
+        .background_style(WHITE.filled())
         .border_style(BLACK.mix(0.4))
         .label_font(("sans-serif", 15))
         .draw()?;
     Ok(())
+}
+
+/// How many legend entries `panel` gets (every curve, best-epoch marker and early stop), and
+/// the longest entry's length in characters.
+fn legend_entries(runs: &[&History], panel: Panel) -> (usize, usize) {
+    let mut entries = 0;
+    let mut longest = 0;
+    for r in runs {
+        let prefix = if runs.len() > 1 {
+            r.name.chars().count() + 2
+        } else {
+            0
+        };
+        let curves = (0..3)
+            .filter(|&s| r.epochs.iter().any(|m| panel.value(m, s).is_some()))
+            .count();
+        entries += curves + usize::from(r.best_epoch.is_some());
+        longest = longest.max(prefix + 10);
+        if r.best_epoch.is_some() {
+            longest = longest.max(prefix + "best epoch 100 (lowest validation loss)".len());
+        }
+        if r.early_stop_epoch.is_some() {
+            entries += 1;
+            longest = longest.max(prefix + "early stop (epoch 100)".len());
+        }
+    }
+    (entries, longest)
+}
+
+/// `x` with two significant digits, as a log axis labels its ticks (`0.032`, `1.5`, `120`).
+fn significant(x: f64) -> String {
+    if !(x.is_finite() && x > 0.0) {
+        return String::new();
+    }
+    let decimals = (1 - x.log10().floor() as i32).max(0) as usize;
+    format!("{x:.decimals$}")
 }
 
 /// How one run is drawn: one run has train blue, test orange and a green best-epoch marker;
@@ -371,6 +518,7 @@ fn run_curves<DB: DrawingBackend>(
     run: &History,
     panel: Panel,
     style: &RunStyle,
+    y_of: &dyn Fn(f64) -> f64,
 ) -> Res
 where
     DB::ErrorType: 'static,
@@ -380,19 +528,73 @@ where
         let points: Vec<(f64, f64)> = run
             .epochs
             .iter()
-            .filter_map(|m| panel.value(m, series).map(|v| (m.epoch as f64, v)))
+            .filter_map(|m| panel.value(m, series).map(|v| (m.epoch as f64, y_of(v))))
             .filter(|p| p.1.is_finite())
             .collect();
         if points.is_empty() {
+            if series == 2 && run.epochs.iter().all(|m| m.test_loss.is_none()) {
+                // Say so in the legend rather than leave the reader looking for the curve.
+                chart
+                    .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+                    .label(format!("{}no test set", style.prefix))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.mix(0.3))
+                    });
+            }
             continue;
         }
+        thick_line(chart, &points, colour, 3.0)?;
+        // The markers carry the legend entry.
         chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?
             .label(format!("{}{name}", style.prefix))
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
             });
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+    }
+    Ok(())
+}
+
+/// A polyline `width` pixels thick at any slope: each segment a quadrilateral around it, the
+/// joints rounded. (plotters' bitmap lines widen only horizontally or vertically, so a steep
+/// segment, like the first epoch's drop, came out thinner than a flat one.)
+fn thick_line<DB: DrawingBackend>(
+    chart: &mut CurveChart<'_, DB>,
+    points: &[(f64, f64)],
+    colour: RGBColor,
+    width: f64,
+) -> Res
+where
+    DB::ErrorType: 'static,
+{
+    let area = chart.plotting_area();
+    let (bx, by) = area.get_base_pixel();
+    let pixels: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| {
+            let (x, y) = chart.backend_coord(p);
+            (f64::from(x - bx), f64::from(y - by))
+        })
+        .collect();
+    let canvas = area.strip_coord_spec();
+    let half = width / 2.0;
+    let r = |x: f64, y: f64| (x.round() as i32, y.round() as i32);
+    for w in pixels.windows(2) {
+        let ((x0, y0), (x1, y1)) = (w[0], w[1]);
+        let len = (x1 - x0).hypot(y1 - y0).max(1e-9);
+        let (nx, ny) = (-(y1 - y0) / len * half, (x1 - x0) / len * half);
+        canvas.draw(&Polygon::new(
+            vec![
+                r(x0 + nx, y0 + ny),
+                r(x1 + nx, y1 + ny),
+                r(x1 - nx, y1 - ny),
+                r(x0 - nx, y0 - ny),
+            ],
+            colour.filled(),
+        ))?;
+    }
+    for &(x, y) in &pixels {
+        canvas.draw(&Circle::new(r(x, y), half.round() as i32, colour.filled()))?;
     }
     Ok(())
 }
@@ -405,25 +607,23 @@ fn best_epoch_marker<DB: DrawingBackend>(
     panel: Panel,
     style: &RunStyle,
     (y0, y1): (f64, f64),
+    y_of: &dyn Fn(f64) -> f64,
 ) -> Res
 where
     DB::ErrorType: 'static,
 {
-    let has_val = run.epochs.iter().any(|m| m.val_loss.is_some());
-    let monitored = if has_val { 1 } else { 2 };
+    // Only the validation loss picks an epoch: the marker sits on the validation curve.
     let Some((best, y)) = run
         .best_epoch
         .and_then(|b| run.epochs.iter().find(|m| m.epoch == b))
-        .and_then(|m| panel.value(m, monitored).map(|y| (m, y)))
+        .and_then(|m| panel.value(m, 1).map(|y| (m, y)))
     else {
         return Ok(());
     };
-    let p = (best.epoch as f64, y);
+    let p = (best.epoch as f64, y_of(y));
     let label = format!(
-        "{}best epoch ({}, lowest {} loss)",
-        style.prefix,
-        best.epoch,
-        if has_val { "validation" } else { "test" }
+        "{}best epoch ({}, lowest validation loss)",
+        style.prefix, best.epoch
     );
     let c_best = style.best;
     chart
@@ -455,84 +655,6 @@ where
         )])?
         .label(format!("{}early stop (epoch {stop})", style.prefix))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], STOP.stroke_width(2)));
-    Ok(())
-}
-
-/// The confusion matrix as a heat map, counts written in the cells, rows = true class.
-fn confusion<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &History) -> Res
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    let m = &h.confusion_matrix;
-    let n = m.len().max(1);
-    let total: usize = m.iter().flatten().sum();
-    let correct: usize = (0..m.len())
-        .map(|i| m[i].get(i).copied().unwrap_or(0))
-        .sum();
-    let title = format!(
-        "Confusion matrix — {} test samples, {:.1}% correct",
-        total,
-        100.0 * correct as f64 / total.max(1) as f64
-    );
-    let root = root.titled(&title, ("sans-serif", 22))?;
-    let name = |i: usize| h.classes.get(i).cloned().unwrap_or_else(|| i.to_string());
-    // Segmented axes put each class's label under the middle of its cell; rows are drawn
-    // top to bottom, so row t sits at y = n − 1 − t.
-    let ni = n as i32;
-    let mut chart = ChartBuilder::on(&root)
-        .margin(15)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d((0..ni - 1).into_segmented(), (0..ni - 1).into_segmented())?;
-    let label = |v: &SegmentValue<i32>, flip: bool| match v {
-        SegmentValue::CenterOf(i) if (0..ni).contains(i) => name(if flip {
-            (ni - 1 - i) as usize
-        } else {
-            *i as usize
-        }),
-        _ => String::new(),
-    };
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_desc("predicted class")
-        .y_desc("true class")
-        .axis_desc_style(("sans-serif", 17))
-        .label_style(("sans-serif", 14))
-        .x_labels(n + 1)
-        .y_labels(n + 1)
-        .x_label_formatter(&|x| label(x, false))
-        .y_label_formatter(&|y| label(y, true))
-        .draw()?;
-    // Each row is coloured by the fraction of its true class, so rare classes show too.
-    let size = if n <= 12 { 16 } else { 10 };
-    for (t, row) in m.iter().enumerate() {
-        let row_total = row.iter().sum::<usize>().max(1) as f64;
-        let y = ni - 1 - t as i32;
-        for (p, &count) in row.iter().enumerate() {
-            let f = count as f64 / row_total;
-            let x = p as i32;
-            chart.draw_series([Rectangle::new(
-                [
-                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
-                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
-                ],
-                ViridisLike::at(f).filled(),
-            )])?;
-            let text_colour = if f > 0.5 { BLACK } else { WHITE };
-            let style = ("sans-serif", size)
-                .into_font()
-                .color(&text_colour)
-                .pos(Pos::new(HPos::Center, VPos::Center));
-            chart.draw_series([Text::new(
-                count.to_string(),
-                (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
-                style,
-            )])?;
-        }
-    }
-    root.present()?;
     Ok(())
 }
 
@@ -575,18 +697,7 @@ where
     let hi = pts.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-12);
     let max_epoch = (pts.len() as f64).max(2.0);
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!(
-                "Learning-rate schedule — {}{}",
-                h.name,
-                if pts.windows(2).all(|w| w[0].1 == w[1].1) {
-                    " (constant)"
-                } else {
-                    ""
-                }
-            ),
-            ("sans-serif", 22),
-        )
+        .caption(lr_title(h, &pts), ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(80)
@@ -616,6 +727,17 @@ where
     Ok(())
 }
 
+/// `Learning rate — cosine schedule (run NAME)`: the schedule as training described it, or,
+/// for run folders that did not record it, whether the rate stayed constant.
+fn lr_title(h: &History, pts: &[(f64, f64)]) -> String {
+    let schedule = match &h.schedule {
+        Some(s) => s.clone(),
+        None if pts.windows(2).all(|w| w[0].1 == w[1].1) => "constant rate".to_string(),
+        None => "schedule".to_string(),
+    };
+    format!("Learning rate — {schedule} (run {})", h.name)
+}
+
 /// Flags of `nabla plot`.
 #[derive(Debug, Args)]
 #[command(
@@ -632,8 +754,9 @@ pub fn run_plot(args: PlotArgs) -> Result<()> {
     let h = History::read(&args.run_dir)?;
     draw_run(&args.run_dir, &h)?;
     super::print(&format!(
-        "redrew {}: learning_curves, confusion_matrix, lr_schedule (.png, .svg)\n",
-        args.run_dir.display()
+        "redrew {}: {} (.png, .svg)\n",
+        args.run_dir.display(),
+        plot_names(&h).join(", ")
     ))?;
     Ok(())
 }
@@ -650,9 +773,9 @@ pub struct CompareArgs {
     /// The second run folder.
     #[arg(value_name = "RUN_B")]
     pub run_b: PathBuf,
-    /// Folder for compare.png and compare.svg [default: the current folder].
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub out: PathBuf,
+    /// Folder for compare.png and compare.svg [default: RUN_A, the first run's folder].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Runs `nabla compare`.
@@ -663,18 +786,46 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     if a.name == b.name {
         b.name += " (2)";
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| nabla::NablaError::io(&args.out, e))?;
     let runs = [&a, &b];
-    let png = args.out.join("compare.png");
+    if let Some(warning) = mixed_warning(&runs) {
+        eprintln!("warning: {warning}");
+    }
+    // Never the current folder unasked (it is often the checkout): the first run's folder.
+    let out = args.out.clone().unwrap_or_else(|| args.run_a.clone());
+    std::fs::create_dir_all(&out).map_err(|e| nabla::NablaError::io(&out, e))?;
+    let png = out.join("compare.png");
     atomic(&png, |p| {
         curves(&BitMapBackend::new(p, SIZE).into_drawing_area(), &runs)
     })?;
-    let svg = args.out.join("compare.svg");
+    let svg = out.join("compare.svg");
     atomic(&svg, |p| {
         curves(&SVGBackend::new(p, SIZE).into_drawing_area(), &runs)
     })?;
     super::print(&format!("wrote {} and {}\n", png.display(), svg.display()))?;
     Ok(())
+}
+
+/// A warning when classification and regression runs are overlaid: their losses
+/// (cross-entropy, MSE of a standardised target) are not on one scale.
+fn mixed_warning(runs: &[&History]) -> Option<String> {
+    let is_regression = |r: &History| kinds(&[r]) == (false, true);
+    let (reg, class): (Vec<&History>, Vec<&History>) =
+        runs.iter().copied().partition(|r| is_regression(r));
+    if reg.is_empty() || class.is_empty() {
+        return None;
+    }
+    let names = |rs: &[&History]| {
+        rs.iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(format!(
+        "comparing regression run {} with classification run {}: the loss panel overlays MSE \
+         and cross-entropy, which are not comparable; accuracy and R² get panels of their own",
+        names(&reg),
+        names(&class)
+    ))
 }
 
 /// An epoch axis label: whole epochs only (ticks between epochs stay unlabelled, so no label

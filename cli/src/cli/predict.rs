@@ -15,7 +15,7 @@ use nabla::nn::Task;
     after_help = "Examples:\n  nabla predict --model model.safetensors --data new.csv\n  nabla predict --model mnist.safetensors --data t10k-images-idx3-ubyte --out predictions.csv"
 )]
 pub struct PredictArgs {
-    /// The model file (from `nabla train --save`).
+    /// The model file (from `nabla train --save`), or a run folder holding model.safetensors.
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
 
@@ -34,11 +34,12 @@ pub(crate) const BATCH: usize = 256;
 
 /// Runs `nabla predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
+    let (model_path, file) = super::model_path::load(&args.model).context("loading the model")?;
     if let Some(out) = &args.out {
-        let inputs = super::outputs::input_files(&[args.model.clone(), args.data.clone()]);
+        let inputs = super::outputs::input_files(&[model_path, args.data.clone()]);
         super::outputs::check_output_file(out, &inputs)?;
     }
-    let model = Model::load(&args.model).context("loading the model")?;
+    let model = Model::new(file);
     let rows =
         nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;
     let classes = model.classes().to_vec();

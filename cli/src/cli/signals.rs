@@ -39,15 +39,6 @@ impl Stop {
         Self { flag, code }
     }
 
-    /// No handlers: signals keep their default action (runs under mpirun, whose ranks could
-    /// not agree on the step to stop at).
-    pub fn inactive() -> Self {
-        Self {
-            flag: Arc::new(AtomicBool::new(false)),
-            code: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
     /// The exit code asked for, once a signal arrived.
     pub fn requested(&self) -> Option<u8> {
         match self.code.load(Ordering::SeqCst) {

@@ -19,15 +19,18 @@ use nabla::kernels::activation::Activation;
 use nabla::nn::Init;
 use nabla::nn::{ModelSpec, Network, Task};
 use nabla::optim::Optimizer;
+use nabla::train::baseline::{BaselineConfig, Baselines, Scores};
 use nabla::train::checkpoint::{DataFingerprint, ModelCheckpoint, RunIdentity};
+use nabla::train::diagnosis::{Context as FitContext, diagnose_with};
 use nabla::train::{
-    EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH, Splits,
-    Trainer, confusion_matrix, iterations_per_epoch,
+    Diagnosis, EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH,
+    Splits, Trainer, confusion_matrix, iterations_per_epoch,
 };
 
 use super::distributed::World;
 use super::hints;
 use super::plot::{self, History};
+use super::progress;
 
 use super::{parse_fraction, parse_hidden, parse_momentum, parse_non_negative, parse_positive};
 
@@ -127,9 +130,10 @@ pub enum ScaleArg {
     // on the command line override them.
     args_override_self = true,
     after_help = "Every run is saved to runs/<name or UTC time>/: config.toml (repeat the run with\n\
-`nabla train --config runs/<run>/config.toml`), metrics.csv, history.json and plots\n\
-(learning_curves, confusion_matrix, lr_schedule; .png and .svg).\n\n\
-Examples:\n  nabla train\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --data ../shared/datasets/iris.csv --val-split 0.1\n  nabla train --data houses.csv.gz --target price --drop id --impute median\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
+`nabla train --config runs/<run>/config.toml`), metrics.csv, history.json, plots\n\
+(learning_curves, confusion_matrix, lr_schedule; .png and .svg) and a TensorBoard event file\n\
+written as the run goes (tensorboard --logdir runs).\n\n\
+Examples:\n  nabla train\n  nabla train --layers \"conv 16 3 pad 1, relu, maxpool 2, flatten, dense 10\" --image-shape 1x8x8\n  nabla train --epochs 5 --name first-try\n  nabla train --data ../shared/datasets/mnist --hidden 256,128 --optimizer sgd --lr 0.05 --momentum 0.9 --batch-size 128 --epochs 10 --seed 1\n  nabla train --config runs/first-try/config.toml --epochs 10\n  nabla train --data ../shared/datasets/iris.csv --val-split 0.1\n  nabla train --data houses.csv.gz --target price --drop id --impute median\n  nabla train --activation sigmoid --quiet --no-save --metrics-out metrics.json"
 )]
 pub struct TrainArgs {
     /// Training data: a CSV file (plain or .csv.gz) or a folder of MNIST-style IDX files.
@@ -184,6 +188,25 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SIZES", default_value = defaults::HIDDEN, value_parser = parse_hidden)]
     pub hidden: std::vec::Vec<usize>,
 
+    /// The whole network in words, comma-separated, instead of --hidden/--activation/--dropout/
+    /// --batch-norm. Words: `dense N` (linear N); `conv F K [stride S] [pad P] [dilation D]`
+    /// (F filters K×K; stride 1, pad 0, dilation 1); `maxpool K [stride S]`, `avgpool K
+    /// [stride S]` (stride K); `globalavgpool` (gap: one mean per channel); `flatten` (C×H×W to
+    /// C·H·W features, C,H,W order); `batchnorm [eps E] [momentum M]` (per channel after an image
+    /// layer, per feature otherwise); `dropout P`; `dropout2d P` (whole channels); `relu`,
+    /// `sigmoid`, `tanh`, `gelu`, `leaky_relu [SLOPE]`. Sizes come from the layer before; a dense
+    /// layer after an image needs `flatten` first; the last layer is `dense <classes>` (1 for
+    /// regression). Image layers read IDX images as 1×H×W, CSV rows with --image-shape.
+    /// Example: "conv 32 3 pad 1, relu, maxpool 2, conv 64 3 pad 1, relu, maxpool 2, flatten,
+    /// dense 128, relu, dense 10".
+    #[arg(long, value_name = "SPEC")]
+    pub layers: Option<String>,
+
+    /// Read each sample as an image of C channels, H rows and W columns (`1x8x8` for the
+    /// built-in digits) for the image layers of --layers [default: IDX images 1×rows×columns].
+    #[arg(long, value_name = "CxHxW")]
+    pub image_shape: Option<String>,
+
     /// Activation after each hidden layer.
     #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
     pub activation: ActivationArg,
@@ -206,7 +229,9 @@ pub struct TrainArgs {
     pub batch_size: u32,
 
     /// Passes over the training data [default: 30, more for small datasets so training runs at
-    /// least 1,000 iterations, at most 200 epochs].
+    /// least 1,000 iterations, at most 200 epochs; small data (under 10,000 training rows)
+    /// without --epochs and --val-split: at most 100-500 epochs (3,000 iterations) with a
+    /// validation split and early stopping].
     #[arg(long)]
     pub epochs: Option<usize>,
 
@@ -263,8 +288,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
 
-    /// Stop after this many epochs without improvement of the validation loss (the test loss
-    /// without --val-split); the best epoch's weights are kept.
+    /// Stop after this many epochs without improvement of the validation loss; the best epoch's
+    /// weights are kept. Without --val-split, 20 % of the training rows are held out for it
+    /// (the test set never chooses); with --val-split 0 it is off.
     #[arg(long, value_name = "PATIENCE", value_parser = clap::value_parser!(u32).range(1..))]
     pub early_stopping: Option<u32>,
 
@@ -277,9 +303,12 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = defaults::TEST_SPLIT, value_parser = parse_fraction)]
     pub test_split: f64,
 
-    /// Fraction of the training part held out as a validation set, evaluated every epoch.
-    #[arg(long, default_value_t = defaults::VAL_SPLIT, value_parser = parse_fraction)]
-    pub val_split: f64,
+    /// Fraction of the training part held out as a validation set, evaluated every epoch; it
+    /// alone picks the best epoch [default: 0; 0.2 with --early-stopping, and for small data
+    /// (under 10,000 training rows) when --epochs is not given either, which also turns on
+    /// early stopping (patience 20) and weight decay (0.01 under 1,000 rows, else 0.001)].
+    #[arg(long, value_parser = parse_fraction)]
+    pub val_split: Option<f64>,
 
     /// Seed for weight initialisation, the split and shuffling (same seed, same numbers).
     #[arg(long, default_value_t = defaults::SEED)]
@@ -403,6 +432,8 @@ struct MetricsReport<'a> {
     batch_norm: bool,
     early_stopping: Option<u32>,
     stopped_early: bool,
+    /// True when training diverged (the model holds the last good weights).
+    diverged: bool,
     /// The epoch whose weights the final model holds.
     kept_epoch: usize,
     /// `finished`, or `interrupted` (a signal stopped the run; see `nabla train --help`).
@@ -410,15 +441,13 @@ struct MetricsReport<'a> {
     epochs: &'a [EpochMetrics],
     #[serde(skip_serializing_if = "Option::is_none")]
     diagnosis: Option<hints::DiagnosisJson<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_accuracy: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_r2: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_mae: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_rmse: Option<f64>,
-    test_loss: f64,
+    /// The final model's test metrics (`null` without a test set) and, with a validation
+    /// set, its validation metrics: `test_loss`, `test_accuracy` or `test_mae`, `test_rmse`,
+    /// `test_r2`; `val_loss`, ...
+    #[serde(flatten)]
+    final_metrics: serde_json::Map<String, serde_json::Value>,
+    /// `{trivial: {...}, linear: {...}}` under the same metric names.
+    baselines: serde_json::Value,
     train_seconds: f64,
     /// Seconds to run the whole test set through the final model (forward only, chunks of
     /// 1,000 rows in parallel).
@@ -451,6 +480,8 @@ impl TrainArgs {
                 ScaleArg::None => ScaleKind::None,
             }),
             hidden: Some(self.hidden.clone()),
+            layers: self.layers.clone(),
+            image_shape: self.image_shape.clone(),
             activation: Some(self.activation.kind()),
             optimizer: Some(self.optimizer.kind()),
             lr: self.lr,
@@ -478,7 +509,7 @@ impl TrainArgs {
             early_stopping: self.early_stopping.map(|p| p as usize),
             limit_train: self.limit_train.map(|n| n as usize),
             test_split: Some(self.test_split),
-            val_split: Some(self.val_split),
+            val_split: self.val_split,
             seed: Some(self.seed),
             threads: self.threads.map(|t| t as usize),
             output: Output {
@@ -540,6 +571,8 @@ struct Progress {
     samples: usize,
     loss_sum: f64,
     epochs: usize,
+    /// The terminal's width, when progress goes to one.
+    width: Option<usize>,
 }
 
 impl Progress {
@@ -553,9 +586,8 @@ impl Progress {
                     Some(it.iterations as u64),
                     ProgressDrawTarget::stdout(),
                 );
-                if let Ok(style) = ProgressStyle::with_template(
-                    "epoch {prefix} [{wide_bar:.cyan/blue}] {pos}/{len} it  {msg}  ETA {eta}",
-                ) {
+                if let Ok(style) = ProgressStyle::with_template(progress::bar_template(self.width))
+                {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 let width = self.epochs.to_string().len();
@@ -580,15 +612,22 @@ impl Progress {
             }
         }
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("loss {running:.4}  {rate:.0} samples/s"));
+            let left = it.iterations.saturating_sub(it.iteration) as f64;
+            let eta = self.started.elapsed().as_secs_f64() / it.iteration.max(1) as f64 * left;
+            bar.set_message(progress::bar_message(running, rate, eta, self.width));
             bar.inc(1);
         }
     }
 
-    fn epoch(&mut self, line: &str) {
+    fn epoch(&mut self, m: &EpochMetrics) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+        // A terminal gets a line that fits it (its width read each epoch: it may be resized).
+        if self.width.is_some() {
+            self.width = progress::terminal_width().or(self.width);
+        }
+        let line = progress::epoch_line(m, self.epochs, self.width);
         let _ = writeln!(std::io::stdout(), "{line}");
     }
 }
@@ -605,17 +644,9 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         },
         None => (args.config(), None),
     };
-    // Rank 0 checks the output paths before any rank loads data.
-    let folder = match world.is_root() {
-        true => preflight(&args, &config, resume.is_some()),
-        false => Ok(None),
-    };
-    if !world.agree(folder.is_ok())? {
-        folder?;
-        anyhow::bail!("rank 0 could not start the run (its message says why)");
-    }
-    let folder = folder?;
+    let folder = checked_run_folder(&mut world, &args, &config, resume.is_some())?;
     let run_dir = folder.as_ref().map(|f| f.dir.clone());
+    let events = super::tensorboard::EventLog::open(run_dir.as_deref());
     let data_files: Vec<PathBuf> = config
         .data
         .iter()
@@ -626,9 +657,10 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     for w in data.warnings.iter().filter(|_| world.is_root()) {
         eprintln!("warning: {w}");
     }
-    let config = config.resolve(data.train.len());
+    let defaulted = config.epochs.is_none() && config.val_split.is_none();
+    let config = config.resolve_for(&data);
     super::memory::check_run(&config, &data)?;
-    let (spec, mut model) = config.network(&data.train)?;
+    let (spec, mut model) = config.network(&data.train, data.image)?;
     let mut optimizer = config.optimizer()?;
     let (identity, resume_state) = identity_and_state(
         resume,
@@ -636,17 +668,20 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         &mut model,
         &mut optimizer,
     )?;
-    if config.early_stopping.is_some() && data.val.is_none() {
-        eprintln!(
-            "warning: --early-stopping without --val-split watches the test loss, so the test set also picks the epoch; add --val-split 0.1 for an unbiased test score"
-        );
+    if world.is_root() {
+        warn_unused_early_stopping(&config, &data);
     }
-    print_setup(&config, &data, &spec, &model, &optimizer, &world)?;
+    print_setup(
+        &config,
+        &data,
+        (&spec, &model),
+        &optimizer,
+        (&world, defaulted),
+    )?;
     let base_lr = optimizer.learning_rate();
-    let stop = match world.size {
-        1 => super::signals::Stop::install(),
-        _ => super::signals::Stop::inactive(),
-    };
+    // Under MPI every rank handles the signals and the ranks agree after each step whether
+    // any was asked to stop, so all stop after the same step.
+    let stop = super::signals::Stop::install();
     let report = fit(
         (&config, &identity, &stop),
         &data,
@@ -654,21 +689,73 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         &mut optimizer,
         resume_state,
         &mut world,
+        &events,
     )?;
-    if !world.is_root() {
-        return Ok(());
-    }
-    let finished = Finished {
-        config: &config,
-        data: &data,
-        spec: &spec,
-        model: &model,
-        base_lr,
-        report: &report,
+    let ended = match world.is_root() {
+        true => {
+            let finished = Finished {
+                config: &config,
+                data: &data,
+                spec: &spec,
+                model: &model,
+                base_lr,
+                report: &report,
+            };
+            finished.save(run_dir, &events).and_then(|()| {
+                drop(folder);
+                interrupted(&config, &report, &stop)
+            })
+        }
+        false => other_rank_end(&report, &stop),
     };
-    finished.report(run_dir)?;
-    drop(folder);
-    interrupted(&config, &report, &stop)
+    // The other ranks wait until rank 0 has saved: their exit (non-zero after a signal or a
+    // divergence) would make mpirun end rank 0 before its files are written.
+    let _ = world.agree(true);
+    ended
+}
+
+/// How a rank other than 0 ends: every rank saw the same losses and the same stop verdict, so
+/// a diverged or interrupted run fails on every rank.
+fn other_rank_end(report: &FitReport, stop: &super::signals::Stop) -> Result<()> {
+    if let Some(why) = &report.diverged {
+        return Err(nabla::NablaError::Diverged(why.clone()).into());
+    }
+    match report.interrupted {
+        true => Err(super::signals::Interrupted(stop.requested().unwrap_or(130)).into()),
+        false => Ok(()),
+    }
+}
+
+/// Every output checked and the run folder claimed by rank 0, before any rank loads data
+/// (under MPI the other ranks wait for its verdict and stop with it).
+fn checked_run_folder(
+    world: &mut World,
+    args: &TrainArgs,
+    config: &RunConfig,
+    resuming: bool,
+) -> Result<Option<super::outputs::RunFolder>> {
+    let folder = match world.is_root() {
+        true => preflight(args, config, resuming),
+        false => Ok(None),
+    };
+    if !world.agree(folder.is_ok())? {
+        folder?;
+        anyhow::bail!("rank 0 could not start the run (its message says why)");
+    }
+    folder
+}
+
+/// Every output checked, and the run folder claimed (rank 0 only).
+fn preflight(
+    args: &TrainArgs,
+    config: &RunConfig,
+    resuming: bool,
+) -> Result<Option<super::outputs::RunFolder>> {
+    if !resuming && let Some(dir) = &config.output.checkpoint_dir {
+        super::resume::fresh_checkpoint_dir(dir)?;
+    }
+    let extra_inputs: Vec<PathBuf> = args.config.iter().cloned().collect();
+    super::outputs::preflight(config, args.overwrite, &extra_inputs)
 }
 
 /// The run's identity (new, or the resumed run's) and the state a resume continues from.
@@ -693,24 +780,22 @@ fn identity_and_state(
     })
 }
 
-/// Every output checked, and the run folder claimed (rank 0 only).
-fn preflight(
-    args: &TrainArgs,
-    config: &RunConfig,
-    resuming: bool,
-) -> Result<Option<super::outputs::RunFolder>> {
-    if !resuming && let Some(dir) = &config.output.checkpoint_dir {
-        super::resume::fresh_checkpoint_dir(dir)?;
+/// `--early-stopping` with `--val-split 0`: nothing may choose, so it is off; says so.
+fn warn_unused_early_stopping(config: &RunConfig, data: &RunData) {
+    if config.early_stopping.is_some() && data.val.is_none() {
+        eprintln!(
+            "warning: --early-stopping needs validation data to choose an epoch and --val-split 0 asks for none, so it is off and the last epoch's weights are kept (the test set never chooses)"
+        );
     }
-    let extra_inputs: Vec<PathBuf> = args.config.iter().cloned().collect();
-    super::outputs::preflight(config, args.overwrite, &extra_inputs)
 }
 
-/// After an interrupted run was saved: where its checkpoint is, and the signal's exit code.
+/// After an interrupted run was saved: where its checkpoint is, and the signal's exit code
+/// (130 when another rank of an MPI run was the one interrupted).
 fn interrupted(config: &RunConfig, report: &FitReport, stop: &super::signals::Stop) -> Result<()> {
-    let Some(code) = stop.requested().filter(|_| report.interrupted) else {
+    if !report.interrupted {
         return Ok(());
-    };
+    }
+    let code = stop.requested().unwrap_or(130);
     match &config.output.checkpoint_dir {
         Some(dir) => eprintln!(
             "interrupted after epoch {}: its checkpoint is in {}; continue with nabla train --resume {}",
@@ -739,42 +824,52 @@ fn interrupted(config: &RunConfig, report: &FitReport, stop: &super::signals::St
 fn print_setup(
     config: &RunConfig,
     data: &RunData,
-    spec: &ModelSpec,
-    model: &Network,
+    (spec, model): (&ModelSpec, &Network),
     optimizer: &Optimizer,
-    world: &World,
+    (world, defaulted): (&World, bool),
 ) -> Result<()> {
     let mut out = super::Stdout::lock();
     let train = &data.train;
-    let val_desc = data
-        .val
-        .as_ref()
-        .map(|v| format!(", {} validation samples", v.len()))
-        .unwrap_or_default();
+    let val_desc = val_description(config, data);
+    let test_desc = if data.test.is_empty() {
+        "no test set".to_string()
+    } else {
+        format!("{} test samples", data.test.len())
+    };
     let target_desc = match train.task() {
         Task::Regression => "regression".to_string(),
         Task::Classification => format!("{} classes", train.classes().len()),
     };
     writeln!(
         out,
-        "data: {} — {} training samples{val_desc}, {} test samples, {} features ({}), {target_desc}",
-        train.name(),
-        train.len(),
-        data.test.len(),
-        train.dim(),
-        match data.preprocess.scaling {
-            Scaling::Standard => "standardised",
-            Scaling::MinMax => "min-max scaled",
-            Scaling::None => "unscaled",
-            Scaling::Pixels => "pixels / 255",
-        },
+        "{}",
+        progress::fit_terminal(format!(
+            "data: {} — {} training samples{val_desc}, {test_desc}, {} features ({}), {target_desc}",
+            train.name(),
+            train.len(),
+            train.dim(),
+            match data.preprocess.scaling {
+                Scaling::Standard => "standardised",
+                Scaling::MinMax => "min-max scaled",
+                Scaling::None => "unscaled",
+                Scaling::Pixels => "pixels / 255",
+            }
+        ))
     )?;
-    writeln!(
-        out,
-        "network: {} ({} parameters)",
-        describe(spec, config.activation()),
-        model.params().count()
-    )?;
+    if config.layers.is_some() {
+        writeln!(out, "network ({} parameters):", model.params().count())?;
+        write!(out, "{}", nabla::nn::summary::table(spec)?)?;
+    } else {
+        writeln!(
+            out,
+            "{}",
+            progress::fit_terminal(format!(
+                "network: {} ({} parameters)",
+                describe(spec, config.activation()),
+                model.params().count()
+            ))
+        )?;
+    }
     let tc = config.train_config();
     let workers = match world.size {
         1 => format!(
@@ -786,16 +881,45 @@ fn print_setup(
     };
     writeln!(
         out,
-        "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3} epochs, {4}, {5}, seed {6}",
-        tc.batch_size,
-        iterations_per_epoch(train.len(), tc.batch_size),
-        train.len(),
-        tc.epochs,
-        describe_optimizer(config, optimizer),
-        workers,
-        tc.seed
+        "{}",
+        progress::fit_terminal(format!(
+            "training: batch size {0} → {1} iterations per epoch (ceil({2} / {0})), {3}, {4}, {5}, seed {6}; {7}",
+            tc.batch_size,
+            iterations_per_epoch(train.len(), tc.batch_size),
+            train.len(),
+            plural(tc.epochs, "epoch"),
+            describe_optimizer(config, optimizer),
+            workers,
+            tc.seed,
+            super::rule::describe(config, data, defaulted)
+        ))
     )?;
     Ok(())
+}
+
+/// `, 287 validation samples (automatic: 20 % of the training rows, stratified, seed 42)`, or
+/// nothing without a validation set.
+fn val_description(config: &RunConfig, data: &RunData) -> String {
+    let train = &data.train;
+    data.val
+        .as_ref()
+        .map(|v| {
+            let how = match (data.auto_validation, train.task()) {
+                (None, _) => String::new(),
+                (Some(_), task) => format!(
+                    " (automatic: {} % of the training rows, {}, seed {})",
+                    defaults::AUTO_VAL_SPLIT * 100.0,
+                    if task == Task::Classification {
+                        "stratified"
+                    } else {
+                        "random"
+                    },
+                    config.seed()
+                ),
+            };
+            format!(", {} validation samples{how}", v.len())
+        })
+        .unwrap_or_default()
 }
 
 /// `sgd (lr 0.05, momentum 0.9, nesterov), step schedule after 2 warm-up epochs`.
@@ -815,7 +939,7 @@ fn describe_optimizer(config: &RunConfig, optimizer: &Optimizer) -> String {
             ", {} schedule{}",
             config.schedule().name(),
             if warmup > 0 {
-                format!(" after {warmup} warm-up epochs")
+                format!(" after {}", plural(warmup, "warm-up epoch"))
             } else {
                 String::new()
             }
@@ -832,6 +956,7 @@ fn fit(
     optimizer: &mut Optimizer,
     resume_state: Option<FitState>,
     world: &mut World,
+    events: &super::tensorboard::EventLog,
 ) -> Result<FitReport> {
     let tc = config.train_config();
     let epochs = tc.epochs;
@@ -839,8 +964,15 @@ fn fit(
     if let Some(group) = world.take_group() {
         trainer = trainer.distributed(group);
     }
+    let terminal = !config.output.quiet && std::io::stdout().is_terminal();
     let progress = std::cell::RefCell::new(Progress {
-        terminal: !config.output.quiet && std::io::stdout().is_terminal(),
+        terminal,
+        // Lines fit a terminal's width, with --quiet too; piped output gets full lines.
+        width: if std::io::stdout().is_terminal() {
+            progress::terminal_width()
+        } else {
+            None
+        },
         verbose: config.output.verbose,
         bar: None,
         started: Instant::now(),
@@ -854,8 +986,14 @@ fn fit(
         .clone()
         .filter(|_| world.is_root());
     let hooks = Hooks::new()
-        .on_iteration(|it| progress.borrow_mut().iteration(it))
-        .on_epoch(|m| progress.borrow_mut().epoch(&epoch_line(m, epochs)))
+        .on_iteration(|it| {
+            progress.borrow_mut().iteration(it);
+            events.iteration(it);
+        })
+        .on_epoch(|m| {
+            progress.borrow_mut().epoch(m);
+            events.epoch(m);
+        })
         .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
             Some(dir) => nabla::train::checkpoint::save(
                 dir,
@@ -868,13 +1006,9 @@ fn fit(
             )
             .map(|_| ()),
             None => Ok(()),
-        });
-    // Ranks would stop at different steps: a signal under mpirun keeps its default action.
-    let hooks = match world.size {
-        1 => hooks.stop_when(&stop.flag),
-        _ => hooks,
-    };
-    let splits = Splits::new(&data.train, &data.test).with_validation(data.val.as_ref());
+        })
+        .stop_when(&stop.flag);
+    let splits = splits(data);
     let report = match resume_state {
         Some(state) => trainer.resume(model, optimizer, splits, state, hooks),
         None => trainer.fit(model, optimizer, splits, hooks),
@@ -882,36 +1016,17 @@ fn fit(
     if let Some(bar) = progress.borrow_mut().bar.take() {
         bar.abandon();
     }
+    world.give_back(trainer.take_group());
     Ok(report?)
 }
 
-/// One epoch's line: losses, accuracies, R², the rate in force and the time.
-fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
-    let width = epochs.to_string().len();
-    let mut line = format!(
-        "epoch {:>width$}/{epochs}  train loss {:.4}",
-        m.epoch, m.train_loss
-    );
-    if let Some(a) = m.train_accuracy {
-        line += &format!("  train acc {a:.4}");
+/// The run's splits; an empty test set (`--test-split 0`) is no test set.
+fn splits(data: &RunData) -> Splits<'_> {
+    Splits {
+        train: &data.train,
+        val: data.val.as_ref(),
+        test: (!data.test.is_empty()).then_some(&data.test),
     }
-    if let Some(l) = m.val_loss {
-        line += &format!("  val loss {l:.4}");
-    }
-    if let Some(a) = m.val_accuracy {
-        line += &format!("  val acc {a:.4}");
-    }
-    if let Some(r) = m.val_r2 {
-        line += &format!("  val R² {r:.4}");
-    }
-    line += &format!("  test loss {:.4}", m.test_loss);
-    if let Some(a) = m.test_accuracy {
-        line += &format!("  test acc {a:.4}");
-    }
-    if let (Some(r), Some(e)) = (m.test_r2, m.test_rmse) {
-        line += &format!("  test R² {r:.4}  test RMSE {e:.4}");
-    }
-    format!("{line}  lr {:.3e}  {:.2}s", m.learning_rate, m.seconds)
 }
 
 /// A trained run, to be reported and saved.
@@ -925,7 +1040,29 @@ struct Finished<'a> {
     report: &'a FitReport,
 }
 
+/// What is measured after training: the final model on the held-out sets, the baselines on
+/// the same split, and the verdict.
+struct Outcome {
+    /// The final model on the validation and test sets (those there are).
+    network: Scores,
+    baselines: Baselines,
+    diagnosis: Option<Diagnosis>,
+    /// Said when the network does no better than the linear model on validation data.
+    linear_note: Option<nabla::error::Message>,
+    inference_seconds: f64,
+}
+
 impl Finished<'_> {
+    /// [`Finished::report`], then the confusion matrix image in the TensorBoard events.
+    fn save(&self, run_dir: Option<PathBuf>, events: &super::tensorboard::EventLog) -> Result<()> {
+        self.report(run_dir.clone())?;
+        if let Some(dir) = run_dir.filter(|_| self.spec.task == Task::Classification) {
+            let png = dir.join("confusion_matrix.png");
+            events.image("confusion_matrix", &png, self.report.history.len());
+        }
+        Ok(())
+    }
+
     /// `"finished"`, or `"interrupted"` for a run stopped by a signal.
     fn status(&self) -> &'static str {
         if self.report.interrupted {
@@ -935,80 +1072,139 @@ impl Finished<'_> {
         }
     }
 
-    /// Prints the outcome, then writes the model files, the metrics file and the run folder.
+    /// Prints the outcome, then writes the model files, the metrics file and the run folder;
+    /// a diverged run is saved (marked diverged) and then reported as the error.
     fn report(&self, run_dir: Option<PathBuf>) -> Result<()> {
-        self.print_outcome()?;
-        let trainer = Trainer::new(self.config.train_config())?;
-        let eval_started = Instant::now();
-        let final_eval = trainer.evaluate(self.model, &self.data.test)?;
-        let inference_seconds = eval_started.elapsed().as_secs_f64();
-        let train_seconds: f64 = self.report.history.iter().map(|m| m.seconds).sum();
-        let mut out = super::Stdout::lock();
-        match (final_eval.accuracy, final_eval.regression) {
-            (_, Some(r)) => writeln!(
-                out,
-                "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {:.4}, {:.2}s training",
-                r.r2, r.mae, r.rmse, final_eval.loss, train_seconds
-            )?,
-            (accuracy, None) => writeln!(
-                out,
-                "done: test accuracy {:.4}, test loss {:.4}, {:.2}s training",
-                accuracy.unwrap_or(f64::NAN),
-                final_eval.loss,
-                train_seconds
-            )?,
-        }
-        drop(out);
+        let outcome = self.measure()?;
+        self.print_outcome(&outcome)?;
         let run_model = run_dir.as_ref().map(|d| d.join("model.safetensors"));
-        self.save_models(run_model.as_ref(), &final_eval)?;
+        self.save_models(run_model.as_ref(), &outcome)?;
         if let Some(path) = &self.config.output.metrics_out {
-            self.write_metrics(path, &final_eval, train_seconds, inference_seconds)?;
+            self.write_metrics(path, &outcome)?;
         }
         if let Some(dir) = run_dir {
-            self.save_run_folder(&dir)?;
+            self.save_run_folder(&dir, &outcome)?;
         }
-        Ok(())
+        match &self.report.diverged {
+            Some(why) => Err(nabla::NablaError::Diverged(why.clone()).into()),
+            None => Ok(()),
+        }
     }
 
-    /// Early stopping, the kept epoch and the diagnosis.
-    fn print_outcome(&self) -> Result<()> {
+    /// Evaluates the final model, fits the baselines and diagnoses the run.
+    fn measure(&self) -> Result<Outcome> {
+        let trainer = Trainer::new(self.config.train_config())?;
+        let splits = splits(self.data);
+        let eval_started = Instant::now();
+        let test = splits
+            .test
+            .map(|t| trainer.evaluate(self.model, t))
+            .transpose()?;
+        let inference_seconds = eval_started.elapsed().as_secs_f64();
+        let val = splits
+            .val
+            .map(|v| trainer.evaluate(self.model, v))
+            .transpose()?;
+        let c = self.config;
+        let baselines = nabla::train::baseline::fit(
+            splits,
+            BaselineConfig {
+                linear: !c.data.as_ref().is_some_and(|d| d.is_dir()),
+                seed: c.seed(),
+                threads: c.threads.unwrap_or(1),
+            },
+        )?;
+        let context = FitContext {
+            early_stopping: c.early_stopping.is_some() && splits.val.is_some(),
+            dropout: c.dropout.unwrap_or_default() > 0.0,
+            weight_decay: c.weight_decay.unwrap_or_default() > 0.0,
+            start_loss: (self.spec.task == Task::Classification)
+                .then(|| (self.spec.outputs().max(2) as f64).ln()),
+        };
+        let linear_note = match (&val, baselines.linear.and_then(|l| l.val)) {
+            (Some(net), Some(lin)) => nabla::train::baseline::not_better_than_linear(net, &lin),
+            _ => None,
+        };
+        Ok(Outcome {
+            network: Scores { val, test },
+            baselines,
+            diagnosis: diagnose_with(&self.report.history, &context),
+            linear_note,
+            inference_seconds,
+        })
+    }
+
+    /// Early stopping, the kept epoch, the diagnosis, the baselines and the final numbers.
+    fn print_outcome(&self, outcome: &Outcome) -> Result<()> {
         let mut out = super::Stdout::lock();
         let (report, history) = (self.report, &self.report.history);
         if report.stopped_early {
             writeln!(
                 out,
-                "early stopping: no improvement for {} epochs; stopped after epoch {}",
-                self.config.early_stopping.unwrap_or(0),
+                "early stopping: no lower validation loss for {}; stopped after epoch {}",
+                plural(self.config.early_stopping.unwrap_or(0), "epoch"),
                 history.len()
             )?;
         }
-        if report.kept_epoch != history.len() {
+        if self.data.val.is_none() {
             writeln!(
                 out,
-                "kept the weights of epoch {} (lowest {})",
-                report.kept_epoch,
-                if self.data.val.is_some() {
-                    "validation loss"
-                } else {
-                    "test loss"
-                }
+                "no validation set: nothing was chosen; the model is the last trained epoch's"
+            )?;
+        } else if report.kept_epoch != history.len() {
+            writeln!(
+                out,
+                "kept the weights of epoch {} (lowest validation loss)",
+                report.kept_epoch
             )?;
         }
-        if let Some(d) = &report.diagnosis {
-            writeln!(out, "{}", hints::diagnosis_line(d))?;
+        if let Some(d) = &outcome.diagnosis {
+            writeln!(out, "{}", progress::fit_terminal(hints::diagnosis_line(d)))?;
+        }
+        let regression = self.spec.task == Task::Regression;
+        writeln!(
+            out,
+            "{}",
+            super::baselines::line(&outcome.baselines, outcome.network, regression)
+        )?;
+        if let Some(note) = &outcome.linear_note {
+            writeln!(out, "note: {}.", hints::message(note))?;
+        }
+        let train_seconds = history.iter().fold(0.0, |t, m| t + m.seconds);
+        match outcome.network.test {
+            None => writeln!(
+                out,
+                "done: no test set (--test-split 0), {train_seconds:.2}s training"
+            )?,
+            Some(Evaluation {
+                regression: Some(r),
+                loss,
+                ..
+            }) => writeln!(
+                out,
+                "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {loss:.4}, {train_seconds:.2}s training",
+                r.r2, r.mae, r.rmse
+            )?,
+            Some(e) => writeln!(
+                out,
+                "done: test accuracy {:.4}, test loss {:.4}, {train_seconds:.2}s training",
+                e.accuracy.unwrap_or(f64::NAN),
+                e.loss
+            )?,
         }
         Ok(())
     }
 
     /// The model goes to --save and, unless --no-save, into the run folder; its `training`
     /// metadata holds the settings (`config`, without the output part) and the results.
-    fn save_models(&self, run_model: Option<&PathBuf>, final_eval: &Evaluation) -> Result<()> {
+    fn save_models(&self, run_model: Option<&PathBuf>, outcome: &Outcome) -> Result<()> {
         let targets: Vec<&PathBuf> = self.config.output.save.iter().chain(run_model).collect();
         if targets.is_empty() {
             return Ok(());
         }
         let c = self.config;
         let optimizer = c.optimizer.unwrap_or_default();
+        let test = outcome.network.test;
         let training = serde_json::json!({
             "data": self.data.train.name(),
             "train_samples": self.data.train.len(),
@@ -1023,6 +1219,7 @@ impl Finished<'_> {
             "epochs": c.epochs,
             "epochs_run": self.report.history.len(),
             "kept_epoch": self.report.kept_epoch,
+            "diverged": self.report.diverged.is_some(),
             "schedule": c.schedule().name(),
             "warmup": c.warmup,
             "dropout": c.dropout,
@@ -1032,9 +1229,9 @@ impl Finished<'_> {
             "val_split": c.val_split,
             "test_split": c.test_split,
             "seed": c.seed,
-            "test_loss": final_eval.loss,
-            "test_accuracy": final_eval.accuracy,
-            "test_r2": final_eval.regression.map(|r| r.r2),
+            "test_loss": test.map(|e| e.loss),
+            "test_accuracy": test.and_then(|e| e.accuracy),
+            "test_r2": test.and_then(|e| e.regression).map(|r| r.r2),
             "nabla_version": env!("CARGO_PKG_VERSION"),
             "status": self.status(),
             "config": c.settings_only(),
@@ -1050,18 +1247,24 @@ impl Finished<'_> {
         Ok(())
     }
 
+    /// The final model's metrics under the network's names: test (`null` without a test set)
+    /// and, with a validation set, validation.
+    fn final_metrics(&self, outcome: &Outcome) -> serde_json::Map<String, serde_json::Value> {
+        let regression = self.spec.task == Task::Regression;
+        let mut m = super::baselines::metrics("test", outcome.network.test.as_ref(), regression);
+        if let Some(v) = &outcome.network.val {
+            m.extend(super::baselines::metrics("val", Some(v), regression));
+        }
+        m
+    }
+
     /// The metrics file (--metrics-out): results, and the settings (read off the resolved
     /// config) they came from.
-    fn write_metrics(
-        &self,
-        path: &Path,
-        final_eval: &Evaluation,
-        train_seconds: f64,
-        inference_seconds: f64,
-    ) -> Result<()> {
+    fn write_metrics(&self, path: &Path, outcome: &Outcome) -> Result<()> {
         let (c, train) = (self.config, &self.data.train);
         let optimizer = c.optimizer.unwrap_or_default();
         let tc = c.train_config();
+        let regression = self.spec.task == Task::Regression;
         let metrics = MetricsReport {
             dataset: train.name(),
             task: self.spec.task.name(),
@@ -1089,21 +1292,22 @@ impl Finished<'_> {
             batch_norm: c.batch_norm,
             early_stopping: c.early_stopping.map(|p| p as u32),
             stopped_early: self.report.stopped_early,
+            diverged: self.report.diverged.is_some(),
             kept_epoch: self.report.kept_epoch,
             status: self.status(),
             epochs: &self.report.history,
-            diagnosis: self
-                .report
+            diagnosis: outcome
                 .diagnosis
                 .as_ref()
-                .map(hints::DiagnosisJson::new),
-            test_accuracy: final_eval.accuracy,
-            test_r2: final_eval.regression.map(|r| r.r2),
-            test_mae: final_eval.regression.map(|r| r.mae),
-            test_rmse: final_eval.regression.map(|r| r.rmse),
-            test_loss: final_eval.loss,
-            train_seconds,
-            inference_seconds,
+                .map(|d| hints::DiagnosisJson::new(d, outcome.linear_note.as_ref())),
+            final_metrics: self.final_metrics(outcome),
+            baselines: super::baselines::to_json(
+                &outcome.baselines,
+                regression,
+                self.data.val.is_some(),
+            ),
+            train_seconds: self.report.history.iter().map(|m| m.seconds).sum(),
+            inference_seconds: outcome.inference_seconds,
         };
         let json = serde_json::to_string_pretty(&metrics)?;
         nabla::io::write_atomic(path, (json + "\n").as_bytes())
@@ -1112,7 +1316,7 @@ impl Finished<'_> {
     }
 
     /// The run folder: config.toml, metrics.csv, history.json and the plots.
-    fn save_run_folder(&self, dir: &Path) -> Result<()> {
+    fn save_run_folder(&self, dir: &Path, outcome: &Outcome) -> Result<()> {
         let history = &self.report.history;
         let name = dir
             .file_name()
@@ -1126,14 +1330,19 @@ impl Finished<'_> {
             early_stop_epoch: self.report.stopped_early.then_some(history.len()),
             status: Some(self.status().to_string()),
             // Beyond a readable size the matrix is left out (`nabla evaluate` prints it).
-            confusion_matrix: match self.spec.task {
-                Task::Classification if self.spec.classes.len() > plot::MAX_PLOTTED_CLASSES => {
-                    Vec::new()
-                }
-                Task::Classification => confusion_matrix(self.model, &self.data.test)?,
-                Task::Regression => Vec::new(),
+            confusion_matrix: match (self.spec.task, splits(self.data).test) {
+                _ if self.spec.classes.len() > plot::MAX_PLOTTED_CLASSES => Vec::new(),
+                (Task::Classification, Some(test)) => confusion_matrix(self.model, test)?,
+                _ => Vec::new(),
             },
             epochs: history.clone(),
+            baselines: Some(super::baselines::to_json(
+                &outcome.baselines,
+                self.spec.task == Task::Regression,
+                self.data.val.is_some(),
+            )),
+            diverged: self.report.diverged.is_some(),
+            schedule: Some(schedule_name(self.config)),
         };
         let config = super::Cli::command()
             .find_subcommand("train")
@@ -1144,8 +1353,17 @@ impl Finished<'_> {
         let mut out = super::Stdout::lock();
         writeln!(
             out,
-            "run saved to {}: model.safetensors, config.toml, metrics.csv, history.json, plots (learning_curves, confusion_matrix, lr_schedule; .png, .svg)",
-            dir.display()
+            "{}",
+            progress::fit_terminal(format!(
+                "run saved to {}{}: model.safetensors, config.toml, metrics.csv, history.json, plots ({}; .png, .svg), events.out.tfevents.* (TensorBoard)",
+                dir.display(),
+                if record.diverged {
+                    " (marked diverged)"
+                } else {
+                    ""
+                },
+                plot::plot_names(&record).join(", ")
+            ))
         )?;
         writeln!(
             out,
@@ -1153,6 +1371,30 @@ impl Finished<'_> {
             dir.join("config.toml").display()
         )?;
         Ok(())
+    }
+}
+
+/// The schedule as the lr plot's title names it: `cosine schedule`, `constant rate after 2
+/// warm-up epochs`.
+fn schedule_name(config: &RunConfig) -> String {
+    let kind = config.schedule.unwrap_or_default();
+    let mut name = match kind {
+        ScheduleKind::Constant => "constant rate".to_string(),
+        _ => format!("{} schedule", config.schedule().name()),
+    };
+    let warmup = config.warmup.unwrap_or_default();
+    if warmup > 0 {
+        name += &format!(" after {}", plural(warmup, "warm-up epoch"));
+    }
+    name
+}
+
+/// `1 epoch`, `2 epochs`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -1167,14 +1409,14 @@ fn optimizer_name(kind: OptimizerKind) -> &'static str {
     }
 }
 
-/// The epoch with the lowest monitored loss: validation loss, else test loss (the epoch early
-/// stopping keeps).
+/// The epoch with the lowest validation loss (the epoch early stopping keeps); `None` without
+/// a validation set: the test set never chooses.
 fn best_epoch(history: &[EpochMetrics]) -> Option<&EpochMetrics> {
-    let monitored = |m: &EpochMetrics| m.val_loss.unwrap_or(m.test_loss);
     history
         .iter()
-        .filter(|m| monitored(m).is_finite())
-        .min_by(|a, b| monitored(a).total_cmp(&monitored(b)))
+        .filter_map(|m| m.val_loss.filter(|l| l.is_finite()).map(|l| (m, l)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(m, _)| m)
 }
 
 /// Writes config.toml, metrics.csv, history.json and the plots into `dir`.
@@ -1197,7 +1439,7 @@ fn save_run(dir: &Path, config: String, record: &History) -> Result<()> {
             opt(m.train_accuracy),
             opt(m.val_loss),
             opt(m.val_accuracy),
-            m.test_loss,
+            opt(m.test_loss),
             opt(m.test_accuracy),
             opt(m.test_r2),
             m.learning_rate,
@@ -1206,7 +1448,9 @@ fn save_run(dir: &Path, config: String, record: &History) -> Result<()> {
     }
     write("metrics.csv", csv)?;
     write("history.json", serde_json::to_string_pretty(record)? + "\n")?;
-    plot::draw_run(dir, record).context("drawing the plots")?;
+    if !record.epochs.is_empty() {
+        plot::draw_run(dir, record).context("drawing the plots")?;
+    }
     Ok(())
 }
 

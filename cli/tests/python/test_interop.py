@@ -1,7 +1,8 @@
 """Interop proof: nabla model files without nabla, and Python-written files in nabla.
 
-1. Trains small models with the release binary (built-in digits: plain, and with batch norm,
-   dropout and tanh), loads each file with safetensors.numpy only, rebuilds the network from the
+1. Trains small models with the release binary (built-in digits: plain, with batch norm,
+   dropout and tanh, and convolutional networks on 1x8x8 images: conv with padding, stride and
+   dilation, batch norm over channels, max/average/global pooling, flatten), loads each file with safetensors.numpy only, rebuilds the network from the
    `spec` metadata in numpy, applies `preprocess`, and reproduces `nabla predict`'s
    probabilities to <= 1e-5.
 2. Writes a model file from Python (same tensor names and metadata), predicts with
@@ -37,12 +38,67 @@ def erf(x):
     return np.vectorize(math.erf, otypes=[np.float64])(x)
 
 
+def conv2d(x, w, b, stride, pad, dil):
+    """PyTorch's Conv2d on (N, C, H, W) with weight (O, C, k, k): one einsum per kernel tap."""
+    n, c, hh, ww = x.shape
+    k = w.shape[2]
+    span = dil * (k - 1) + 1
+    oh, ow = (hh + 2 * pad - span) // stride + 1, (ww + 2 * pad - span) // stride + 1
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    out = np.zeros((n, w.shape[0], oh, ow), dtype=np.float64)
+    for ky in range(k):
+        for kx in range(k):
+            patch = xp[:, :, ky * dil: ky * dil + stride * (oh - 1) + 1: stride,
+                       kx * dil: kx * dil + stride * (ow - 1) + 1: stride]
+            out += np.einsum("nchw,oc->nohw", patch.astype(np.float64), w[:, :, ky, kx].astype(np.float64))
+    return (out + b[None, :, None, None]).astype(np.float32)
+
+
+def pool2d(x, k, stride, reduce):
+    """Max or average over k×k windows (no padding) of (N, C, H, W)."""
+    n, c, hh, ww = x.shape
+    oh, ow = (hh - k) // stride + 1, (ww - k) // stride + 1
+    taps = [x[:, :, ky: ky + stride * (oh - 1) + 1: stride, kx: kx + stride * (ow - 1) + 1: stride]
+            for ky in range(k) for kx in range(k)]
+    return reduce(np.stack(taps), axis=0).astype(np.float32)
+
+
+def image_layer(t, layer, tensors, i, h):
+    """The image layers of a spec on (N, C, H, W); None for a layer that is not one."""
+    if t == "conv2d":
+        w, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
+        k = layer["kernel"]
+        assert w.shape == (layer["out"], layer["in"], k, k) and b.shape == (layer["out"],)
+        return conv2d(h, w, b, layer.get("stride", 1), layer.get("padding", 0), layer.get("dilation", 1))
+    if t == "max_pool2d":
+        return pool2d(h, layer["kernel"], layer["stride"], np.max)
+    if t == "avg_pool2d":
+        return pool2d(h, layer["kernel"], layer["stride"], np.mean)
+    if t == "global_avg_pool":
+        return h.mean(axis=(2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
+    if t == "batch_norm2d":
+        g, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
+        m, v = tensors[f"layers.{i}.running_mean"], tensors[f"layers.{i}.running_var"]
+        s = g / np.sqrt(v + np.float32(layer.get("eps", 1e-5)))
+        return h * s[None, :, None, None] + (b - m * s)[None, :, None, None]
+    if t == "flatten":
+        return h.reshape(h.shape[0], -1)  # C,H,W order, as torch.flatten
+    if t == "dropout2d":
+        return h
+    return None
+
+
 def forward(tensors, spec, x):
     """Evaluation-mode forward pass in float32, exactly as the spec says."""
     h = x.astype(np.float32)
+    if spec.get("input_shape"):
+        h = h.reshape(h.shape[0], *spec["input_shape"])
     for i, layer in enumerate(spec["layers"]):
         t = layer["type"]
-        if t == "linear":
+        image = image_layer(t, layer, tensors, i, h)
+        if image is not None:
+            h = image
+        elif t == "linear":
             w, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
             assert w.shape == (layer["out"], layer["in"]) and b.shape == (layer["out"],)
             h = h @ w.T + b
@@ -113,6 +169,11 @@ def main():
         "batchnorm-dropout-tanh": ["--hidden", "24", "--batch-norm", "--dropout", "0.2", "--activation", "tanh"],
         "gelu": ["--hidden", "16", "--activation", "gelu"],
     }
+    cnn = ("conv 4 3 pad 1, batchnorm, relu, maxpool 2, dropout2d 0.1, conv 6 2 stride 2, relu, "
+           "avgpool 2 stride 1, gap, flatten, dense 10")
+    configs["cnn"] = ["--layers", cnn, "--image-shape", "1x8x8"]
+    configs["cnn-dilated"] = ["--layers", "conv 3 3 dilation 2 pad 1, relu, flatten, dense 10",
+                              "--image-shape", "1x8x8"]
     for name, flags in configs.items():
         model = os.path.join(tmp, f"{name}.safetensors")
         subprocess.run([NABLA, "train", "--epochs", "3", "--threads", "1", "--save", model, *flags],
@@ -120,7 +181,8 @@ def main():
         tensors = load_file(model)
         meta = metadata(model)
         spec, pre = json.loads(meta["spec"]), json.loads(meta["preprocess"])
-        assert meta["format"] == "nabla" and meta["format_version"] == "1"
+        version = "2" if name.startswith("cnn") else "1"
+        assert meta["format"] == "nabla" and meta["format_version"] == version, meta["format_version"]
         json.loads(meta["training"])
         probs = forward(tensors, spec, encode(pre, rows))
         header, theirs, labels = nabla_predict(model, DIGITS, os.path.join(tmp, f"{name}.csv"))

@@ -85,7 +85,8 @@ impl Tape<'_> {
         Ok(out)
     }
 
-    /// The batch mean and biased variance (each `C` values) computed by the batch-norm node `v`.
+    /// The batch mean and biased variance (each `C` values) computed by the batch-norm node `v`
+    /// ([`Tape::batch_norm`] or [`Tape::batch_norm2d`]).
     pub fn batch_statistics(&self, v: Var) -> Option<(&[f32], &[f32])> {
         let node = self.ws.nodes.get(v.0).filter(|_| v.0 < self.len)?;
         match node.op {
@@ -93,6 +94,11 @@ impl Tape<'_> {
                 let (rows, c) = node.value.shape();
                 let stats = &node.aux.data()[rows * c..];
                 Some(stats.split_at(c))
+            }
+            Op::BatchNorm2d { gamma, .. } => {
+                let c = self.shape(gamma).1;
+                let aux = node.aux.data();
+                Some(aux[aux.len() - 2 * c..].split_at(c))
             }
             _ => None,
         }

@@ -35,6 +35,43 @@ impl Tape<'_> {
         }
         Ok(out)
     }
+
+    /// Dropout of whole feature maps (PyTorch's `Dropout2d`): each of the `channels` planes of
+    /// every row of `a` is zeroed with probability `p` or scaled by `1/(1 − p)` as one. The
+    /// backward rule is dropout's, with the mask spread over each plane.
+    pub fn dropout_channels(
+        &mut self,
+        a: Var,
+        p: f32,
+        channels: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Var, NablaError> {
+        let (r, c) = self.shape(a);
+        if !(0.0..1.0).contains(&p) || channels == 0 || c % channels != 0 {
+            return Err(NablaError::Usage(format!(
+                "channel dropout: probability {p} must be in [0, 1) and {c} values per row must \
+                 be {channels} channels"
+            )));
+        }
+        let hw = c / channels;
+        let needs = self.needs_grad(a);
+        let out = self.push(Op::Dropout { a }, r, c, needs);
+        let (x, node) = self.io1(a, out);
+        let keep = 1.0 / (1.0 - p);
+        node.aux.reshape_for_overwrite(r, c);
+        let planes = node.aux.data_mut().chunks_exact_mut(hw.max(1));
+        for ((m, y), xv) in planes
+            .zip(node.value.data_mut().chunks_exact_mut(hw.max(1)))
+            .zip(x.data().chunks_exact(hw.max(1)))
+        {
+            let k = if rng.random::<f32>() < p { 0.0 } else { keep };
+            m.fill(k);
+            for (y, &xv) in y.iter_mut().zip(xv) {
+                *y = xv * k;
+            }
+        }
+        Ok(out)
+    }
 }
 
 pub(super) fn backward(a: Var, node: &Node, g: &Tensor, ctx: &Ctx, sink: &mut Sink) {

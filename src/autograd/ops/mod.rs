@@ -4,9 +4,12 @@
 pub mod activation;
 pub mod arith;
 pub mod batchnorm;
+pub mod batchnorm2d;
+pub mod conv;
 pub mod dropout;
 pub mod loss;
 pub mod matmul;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 
@@ -14,6 +17,7 @@ use super::params::ParamId;
 use super::tape::{Ctx, Node, Sink, Var};
 use crate::kernels::Transpose;
 use crate::kernels::activation::Activation;
+use crate::kernels::conv::{ConvGeometry, PoolGeometry};
 use crate::tensor::Tensor;
 
 /// How a node was made: the op and its inputs. Small and `Copy`, so recording allocates nothing.
@@ -86,6 +90,33 @@ pub(crate) enum Op {
         scale: Var,
         shift: Var,
     },
+    Conv2d {
+        x: Var,
+        w: Var,
+        b: Var,
+        g: ConvGeometry,
+    },
+    MaxPool2d {
+        a: Var,
+    },
+    AvgPool2d {
+        a: Var,
+        g: PoolGeometry,
+    },
+    GlobalAvgPool {
+        a: Var,
+    },
+    BatchNorm2d {
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        eps: f32,
+    },
+    AffineChannels {
+        x: Var,
+        scale: Var,
+        shift: Var,
+    },
 }
 
 /// Dispatches node's backward rule: `upstream` is `∂L/∂node`.
@@ -120,6 +151,19 @@ pub(crate) fn backward(node: &Node, upstream: &Tensor, ctx: &Ctx, sink: &mut Sin
         } => batchnorm::batch_norm_backward(x, gamma, beta, eps, node, upstream, ctx, sink),
         Op::AffineRows { x, scale, shift } => {
             batchnorm::affine_rows_backward(x, scale, shift, upstream, ctx, sink)
+        }
+        Op::Conv2d { x, w, b, g } => conv::backward(x, w, b, g, upstream, ctx, sink),
+        Op::MaxPool2d { a, .. } => pool::max_backward(a, node, upstream, ctx, sink),
+        Op::AvgPool2d { a, g } => pool::avg_backward(a, g, upstream, ctx, sink),
+        Op::GlobalAvgPool { a } => pool::global_backward(a, upstream, ctx, sink),
+        Op::BatchNorm2d {
+            x,
+            gamma,
+            beta,
+            eps,
+        } => batchnorm2d::batch_norm2d_backward(x, gamma, beta, eps, node, upstream, ctx, sink),
+        Op::AffineChannels { x, scale, shift } => {
+            batchnorm2d::affine_channels_backward(x, scale, shift, upstream, ctx, sink)
         }
     }
 }

@@ -34,7 +34,8 @@ struct Sample {
 /// Runs `nabla explain --model`.
 pub(super) fn run(args: &ExplainArgs) -> Result<()> {
     let path = args.model.as_deref().unwrap_or(Path::new(""));
-    let file = nabla::io::load(path).context("loading the model")?;
+    let (resolved, file) = crate::cli::model_path::load(path).context("loading the model")?;
+    let path = resolved.as_path();
     let (sample, x, target) = read_sample(args, &file)?;
     let also = args
         .weight

@@ -35,13 +35,27 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
             #[derive(Serialize)]
             struct Json<'a> {
                 network: &'static str,
+                /// The true class numbered as the text numbers it (`true class 1`).
+                true_class: usize,
+                /// The one-hot target `y`, as in the text's `target y = (1, 0)`.
+                target: Vec<u8>,
                 #[serde(flatten)]
-                explanation: &'a Explanation,
+                explanation: serde_json::Value,
                 chain: &'a Chain,
+            }
+            // The library's 0-based `label` would read as "class 0" beside the text's
+            // "true class 1": the JSON names the class as the text does.
+            let mut explanation = serde_json::to_value(&e)?;
+            if let Some(fields) = explanation.as_object_mut() {
+                fields.remove("label");
             }
             serde_json::to_string_pretty(&Json {
                 network: "3 inputs -> 2 hidden (sigmoid) -> 2 outputs (softmax), cross-entropy",
-                explanation: &e,
+                true_class: e.label + 1,
+                target: (0..e.outputs.len())
+                    .map(|k| u8::from(k == e.label))
+                    .collect(),
+                explanation,
                 chain: &chain,
             })? + "\n"
         }

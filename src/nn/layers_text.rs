@@ -1,0 +1,275 @@
+//! The layer list in words, as `--layers` and the `layers` key of config.toml take it:
+//! comma-separated layers, each a word and its numbers, e.g.
+//! `conv 32 3 pad 1, relu, maxpool 2, flatten, dense 128, relu, dense 10`.
+//!
+//! | words | layer |
+//! |---|---|
+//! | `dense N` (`linear N`) | fully connected, `N` outputs |
+//! | `conv F K [stride S] [pad P] [dilation D]` | `F` filters of `K×K` (stride 1, pad 0, dilation 1) |
+//! | `maxpool K [stride S]`, `avgpool K [stride S]` | `K×K` windows (stride `K`) |
+//! | `globalavgpool` (`gap`) | one mean per channel (a `C×1×1` image) |
+//! | `flatten` | an image `C×H×W` read as `C·H·W` features (C,H,W order) |
+//! | `batchnorm [eps E] [momentum M]` (`bn`) | over channels after an image layer, over features otherwise |
+//! | `dropout P` | each value zeroed with probability `P` (training only) |
+//! | `dropout2d P` | whole channels zeroed with probability `P` (training only) |
+//! | `relu`, `sigmoid`, `tanh`, `gelu`, `leaky_relu [SLOPE]` | activations (slope 0.01) |
+//!
+//! Each layer's input size is the previous layer's output, so no layer repeats it. A dense
+//! layer cannot follow an image: put `flatten` (or `globalavgpool, flatten`) before it.
+
+use super::shape::Shape;
+use super::spec::LayerSpec;
+use crate::error::{Message, NablaError, Setting};
+
+/// Parses `text` into layers for samples of shape `input`.
+///
+/// ```
+/// use nabla::nn::{layers_text::parse, ImageShape, Shape, LayerSpec};
+/// let layers = parse("conv 8 3 pad 1, relu, maxpool 2, flatten, dense 10",
+///                    Shape::Image(ImageShape::new(1, 28, 28))).unwrap();
+/// assert_eq!(layers.len(), 5);
+/// assert_eq!(layers[4], LayerSpec::Linear { inputs: 8 * 14 * 14, outputs: 10 });
+/// ```
+pub fn parse(text: &str, input: Shape) -> Result<Vec<LayerSpec>, NablaError> {
+    let mut shape = input;
+    let mut layers = Vec::new();
+    for (i, item) in text.split(',').enumerate() {
+        let words: Vec<&str> = item.split_whitespace().collect();
+        let layer = parse_one(&words, shape).map_err(|why| {
+            NablaError::Settings(
+                Message::new()
+                    .text("in ")
+                    .setting(Setting::Layers)
+                    .text(format!(", layer {i} \"{}\": {why}", item.trim())),
+            )
+        })?;
+        shape = layer.output_shape(i, shape)?;
+        layers.push(layer);
+    }
+    Ok(layers)
+}
+
+/// One layer's words: its name, leading numbers and `name value` options.
+struct Words<'a> {
+    word: &'a str,
+    args: Vec<f64>,
+    opts: Options<'a>,
+}
+
+impl Words<'_> {
+    fn opt(&self, name: &str, default: f64) -> f64 {
+        self.opts
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or(default, |(_, v)| *v)
+    }
+
+    fn allowed(&self, names: &[&str]) -> Result<(), String> {
+        match self.opts.iter().find(|(k, _)| !names.contains(k)) {
+            Some((k, _)) => Err(format!("`{}` takes no option `{k}`", self.word)),
+            None => Ok(()),
+        }
+    }
+
+    fn arity(&self, n: usize, what: &str) -> Result<(), String> {
+        if self.args.len() == n {
+            Ok(())
+        } else {
+            let got = self.args.len();
+            Err(format!("`{}` takes {what}, got {got} number(s)", self.word))
+        }
+    }
+
+    fn count(&self, v: f64) -> Result<usize, String> {
+        if v >= 1.0 && v.fract() == 0.0 {
+            Ok(v as usize)
+        } else {
+            Err(format!(
+                "`{}` needs whole numbers above 0, got {v}",
+                self.word
+            ))
+        }
+    }
+}
+
+/// One layer from its words, given the shape it receives.
+fn parse_one(words: &[&str], input: Shape) -> Result<LayerSpec, String> {
+    let Some((&word, rest)) = words.split_first() else {
+        return Err("empty layer (two commas in a row?)".into());
+    };
+    let (args, opts) = split_options(rest)?;
+    let w = Words { word, args, opts };
+    let lower = word.to_ascii_lowercase();
+    if let Some(layer) = image_layer(&lower, &w, input)? {
+        return Ok(layer);
+    }
+    let layer = match lower.as_str() {
+        "dense" | "linear" => {
+            w.arity(1, "one number (its outputs)")?;
+            w.allowed(&[])?;
+            LayerSpec::Linear {
+                inputs: input.len(),
+                outputs: w.count(w.args[0])?,
+            }
+        }
+        "dropout" | "dropout2d" => {
+            w.arity(1, "one number (the probability)")?;
+            w.allowed(&[])?;
+            let p = w.args[0] as f32;
+            if lower.ends_with("2d") {
+                LayerSpec::Dropout2d { p }
+            } else {
+                LayerSpec::Dropout { p }
+            }
+        }
+        "relu" | "sigmoid" | "tanh" | "gelu" => {
+            w.arity(0, "no number")?;
+            match lower.as_str() {
+                "relu" => LayerSpec::Relu,
+                "sigmoid" => LayerSpec::Sigmoid,
+                "tanh" => LayerSpec::Tanh,
+                _ => LayerSpec::Gelu,
+            }
+        }
+        "leaky_relu" | "leakyrelu" => LayerSpec::LeakyRelu {
+            slope: w.args.first().copied().unwrap_or(0.01) as f32,
+        },
+        other => {
+            return Err(format!(
+                "unknown layer `{other}` (known: dense, conv, maxpool, avgpool, globalavgpool, \
+                 flatten, batchnorm, dropout, dropout2d, relu, sigmoid, tanh, gelu, leaky_relu)"
+            ));
+        }
+    };
+    Ok(layer)
+}
+
+/// The layers whose settings depend on an image input (convolution, pooling, flatten, batch
+/// norm); `None` for other words.
+fn image_layer(word: &str, w: &Words, input: Shape) -> Result<Option<LayerSpec>, String> {
+    let image = input.image();
+    let channels = image.map_or(input.len(), |s| s.channels);
+    Ok(Some(match word {
+        "conv" | "conv2d" => {
+            w.arity(2, "two numbers (filters, kernel size)")?;
+            w.allowed(&["stride", "pad", "padding", "dilation"])?;
+            LayerSpec::Conv2d {
+                in_channels: channels,
+                out_channels: w.count(w.args[0])?,
+                kernel: w.count(w.args[1])?,
+                stride: w.count(w.opt("stride", 1.0))?,
+                padding: w.opt("pad", w.opt("padding", 0.0)).max(0.0) as usize,
+                dilation: w.count(w.opt("dilation", 1.0))?,
+            }
+        }
+        "maxpool" | "max_pool" | "avgpool" | "avg_pool" => {
+            w.arity(1, "one number (its window size)")?;
+            w.allowed(&["stride"])?;
+            let kernel = w.count(w.args[0])?;
+            let stride = w.count(w.opt("stride", kernel as f64))?;
+            if word.starts_with("max") {
+                LayerSpec::MaxPool2d { kernel, stride }
+            } else {
+                LayerSpec::AvgPool2d { kernel, stride }
+            }
+        }
+        "globalavgpool" | "global_avg_pool" | "gap" => {
+            w.arity(0, "no number")?;
+            LayerSpec::GlobalAvgPool
+        }
+        "flatten" => {
+            w.arity(0, "no number")?;
+            LayerSpec::Flatten
+        }
+        "batchnorm" | "batch_norm" | "bn" => {
+            w.arity(0, "no number (its size is its input's)")?;
+            w.allowed(&["eps", "momentum"])?;
+            let (eps, momentum) = (w.opt("eps", 1e-5) as f32, w.opt("momentum", 0.1) as f32);
+            match image {
+                Some(s) => LayerSpec::BatchNorm2d {
+                    features: s.channels,
+                    eps,
+                    momentum,
+                },
+                None => LayerSpec::BatchNorm {
+                    features: input.len(),
+                    eps,
+                    momentum,
+                },
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// `name value` options of a layer, in order.
+type Options<'a> = Vec<(&'a str, f64)>;
+
+/// Splits `rest` into leading numbers and `name value` options after them.
+fn split_options<'a>(rest: &[&'a str]) -> Result<(Vec<f64>, Options<'a>), String> {
+    let mut args = Vec::new();
+    let mut opts = Vec::new();
+    let mut it = rest.iter();
+    while let Some(&w) = it.next() {
+        if let Ok(v) = w.parse::<f64>() {
+            if !opts.is_empty() {
+                return Err(format!("number {w} after the options"));
+            }
+            args.push(v);
+            continue;
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("option `{w}` needs a value"))?;
+        let v = value
+            .parse::<f64>()
+            .map_err(|_| format!("option `{w}` needs a number, got `{value}`"))?;
+        opts.push((w, v));
+    }
+    Ok((args, opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::ImageShape;
+
+    #[test]
+    fn the_issue_example_parses_with_every_size_filled_in() {
+        let text = "conv 32 3 pad 1, relu, maxpool 2, conv 64 3 pad 1, relu, maxpool 2, flatten, \
+                    dense 128, relu, dense 10";
+        let layers = parse(text, Shape::Image(ImageShape::new(1, 28, 28))).unwrap();
+        assert_eq!(layers.len(), 10);
+        assert_eq!(
+            layers[3],
+            LayerSpec::Conv2d {
+                in_channels: 32,
+                out_channels: 64,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                dilation: 1
+            }
+        );
+        assert_eq!(
+            layers[7],
+            LayerSpec::Linear {
+                inputs: 64 * 7 * 7,
+                outputs: 128
+            }
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let img = Shape::Image(ImageShape::new(1, 8, 8));
+        let e = |t: &str, s| parse(t, s).unwrap_err().to_string();
+        assert!(e("conv 4", img).contains("two numbers"));
+        assert!(e("conv 4 3 stride", img).contains("needs a value"));
+        assert!(e("pool 2", img).contains("unknown layer `pool`"));
+        assert!(e("conv 4 9", img).contains("larger than its 1×8×8 input"));
+        assert!(e("maxpool 2, maxpool 2, maxpool 2, maxpool 2", img).contains("zero size"));
+        assert!(e("conv 4 3, dense 10", img).contains("put `flatten` before it"));
+        assert!(e("conv 4 3", Shape::Flat(64)).contains("pass `image_shape = 1x8x8`"));
+    }
+}
