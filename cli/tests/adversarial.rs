@@ -1043,6 +1043,23 @@ fn f16_resume_checks_buffers_and_data() {
     assert!(err(&out).contains("optimizer buffers"), "{}", err(&out));
     std::fs::write(&latest, &pristine).unwrap();
 
+    // As many buffers as parameters, but two of them swapped: each of the wrong size.
+    edit_header(&latest, |h| {
+        let h = h.as_object_mut().unwrap();
+        let a = h.remove("checkpoint.optimizer.0").unwrap();
+        let b = h.remove("checkpoint.optimizer.1").unwrap();
+        h.insert("checkpoint.optimizer.0".into(), b);
+        h.insert("checkpoint.optimizer.1".into(), a);
+    });
+    let out = nabla_in(&dir, &["train", "--resume", "ck", "--no-save"]);
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    assert!(
+        err(&out).contains("optimizer buffer 0 holds"),
+        "{}",
+        err(&out)
+    );
+    std::fs::write(&latest, &pristine).unwrap();
+
     // The data changed (labels permuted): refused unless the user says so.
     let text = std::fs::read_to_string(dir.join("tiny.csv")).unwrap();
     std::fs::write(
