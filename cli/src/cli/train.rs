@@ -665,8 +665,8 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let (identity, resume_state) = identity_and_state(
         resume,
         (&spec, &data_files, args.accept_changed_data),
-        &mut model,
-        &mut optimizer,
+        config.output.checkpoint_dir.is_some(),
+        (&mut model, &mut optimizer),
     )?;
     if world.is_root() {
         warn_unused_early_stopping(&config, &data);
@@ -762,12 +762,12 @@ fn preflight(
 fn identity_and_state(
     resume: Option<ModelCheckpoint>,
     (spec, data_files, accept_changed): (&ModelSpec, &[PathBuf], bool),
-    model: &mut Network,
-    optimizer: &mut Optimizer,
+    checkpointing: bool,
+    (model, optimizer): (&mut Network, &mut Optimizer),
 ) -> Result<(RunIdentity, Option<FitState>)> {
-    let fingerprint = DataFingerprint::of(data_files)?;
     Ok(match resume {
         Some(ckpt) => {
+            let fingerprint = DataFingerprint::of(data_files)?;
             let (identity, state) = super::resume::restore(
                 ckpt,
                 (spec, &fingerprint, accept_changed),
@@ -776,7 +776,12 @@ fn identity_and_state(
             )?;
             (identity, Some(state))
         }
-        None => (RunIdentity::new(Some(fingerprint)), None),
+        // Only checkpoints record the data's fingerprint: no extra read of the data without.
+        None if checkpointing => (
+            RunIdentity::new(Some(DataFingerprint::of(data_files)?)),
+            None,
+        ),
+        None => (RunIdentity::new(None), None),
     })
 }
 
