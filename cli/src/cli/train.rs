@@ -969,11 +969,14 @@ fn fit(
     if let Some(group) = world.take_group() {
         trainer = trainer.distributed(group);
     }
-    let terminal = !config.output.quiet && std::io::stdout().is_terminal();
+    // mpirun forwards every rank's output through a pseudo-terminal, even into a log file:
+    // under MPI progress is printed as epoch lines, never as a redrawn bar.
+    let tty = std::io::stdout().is_terminal() && world.size == 1;
+    let terminal = !config.output.quiet && tty;
     let progress = std::cell::RefCell::new(Progress {
         terminal,
         // Lines fit a terminal's width, with --quiet too; piped output gets full lines.
-        width: if std::io::stdout().is_terminal() {
+        width: if tty {
             progress::terminal_width()
         } else {
             None
