@@ -3,6 +3,7 @@
 //! ([`model`]). These files only choose the subject and say what to show of its numbers; [`doc`]
 //! writes that as text or markdown.
 
+mod conv;
 mod doc;
 mod model;
 mod tiny;
