@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::model::{Sample, Target, TensorCheck, check_sample, loss_with, record, tensor_checks};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::error::{Message, NablaError, Setting};
-use crate::nn::{LayerSpec, Network, Sequential, Shape, Traced};
+use crate::nn::{ImageShape, LayerSpec, Network, Sequential, Shape, Traced};
 use crate::tensor::Tensor;
 
 /// A convolution weight, picked by its model-file name `layers.N.weight[o,i,ky,kx]`.
@@ -323,11 +323,6 @@ fn conv_weight(
     limit: usize,
 ) -> Result<ConvWeight, NablaError> {
     let net = sample.net;
-    let shapes = net.spec().shapes()?;
-    let input_shape = match r.layer {
-        0 => net.spec().input(),
-        n => shapes[n - 1],
-    };
     let (
         Some(t),
         Some(LayerSpec::Conv2d {
@@ -344,7 +339,7 @@ fn conv_weight(
             r.layer
         )));
     };
-    let (Some(s_in), Some(s_out)) = (input_shape.image(), shapes[r.layer].image()) else {
+    let Some((s_in, s_out)) = images_around(net, r.layer)? else {
         return Err(NablaError::Shape(
             "a convolution without image shapes".into(),
         ));
@@ -353,27 +348,8 @@ fn conv_weight(
     let zeros = vec![0.0; s_out.len()];
     let g = tape.grad(t.output).map_or(&zeros[..], |g| g.data());
     let [o, i, ky, kx] = r.index;
-    let (mut terms, mut padding_terms) = (Vec::new(), 0);
-    for y in 0..s_out.height {
-        for xo in 0..s_out.width {
-            let iy = (y * stride + ky * dilation) as i64 - padding as i64;
-            let ix = (xo * stride + kx * dilation) as i64 - padding as i64;
-            if !(0..s_in.height as i64).contains(&iy) || !(0..s_in.width as i64).contains(&ix) {
-                padding_terms += 1;
-                continue;
-            }
-            let (iy, ix) = (iy as usize, ix as usize);
-            let value = a[(i * s_in.height + iy) * s_in.width + ix];
-            let upstream = g[(o * s_out.height + y) * s_out.width + xo];
-            terms.push(ConvTerm {
-                output: [y, xo],
-                input: [iy, ix],
-                value,
-                upstream,
-                product: f64::from(value) * f64::from(upstream),
-            });
-        }
-    }
+    let (mut terms, padding_terms) =
+        all_terms((a, g), (s_in, s_out), r.index, (stride, padding, dilation));
     let zero_upstream = terms.iter().filter(|t| t.upstream == 0.0).count();
     let sum: f64 = terms.iter().map(|t| t.product).sum();
     terms.sort_by(|a, b| b.product.abs().total_cmp(&a.product.abs()));
@@ -413,34 +389,79 @@ fn conv_weight(
     })
 }
 
-/// The first max pool after the chosen convolution (else the first at all): the window with the
-/// largest output gradient, in the convolution's output channel when the channels match.
+/// The first max pool at or after layer `from` (else the first at all): its index, kernel and
+/// stride.
+fn first_max_pool(net: &Network<Sequential>, from: usize) -> Option<(usize, usize, usize)> {
+    let layers = &net.spec().layers;
+    let is_max = |l: &LayerSpec| matches!(l, LayerSpec::MaxPool2d { .. });
+    let layer = (from..layers.len())
+        .find(|&n| is_max(&layers[n]))
+        .or_else(|| layers.iter().position(is_max))?;
+    match layers[layer] {
+        LayerSpec::MaxPool2d { kernel, stride } => Some((layer, kernel, stride)),
+        _ => None,
+    }
+}
+
+/// The images a layer reads and gives (`None` when either is flat).
+fn images_around(
+    net: &Network<Sequential>,
+    layer: usize,
+) -> Result<Option<(ImageShape, ImageShape)>, NablaError> {
+    let spec = net.spec();
+    let shapes = spec.shapes()?;
+    let before = match layer {
+        0 => spec.input(),
+        n => shapes[n - 1],
+    };
+    Ok(before.image().zip(shapes[layer].image()))
+}
+
+/// Every term `a[i, iy, ix] · ∂L/∂c[o, y, x]` of weight `[o, i, ky, kx]`'s gradient, from the
+/// convolution's input `a` and output gradient `g`, and how many positions read the padding.
+fn all_terms(
+    (a, g): (&[f32], &[f32]),
+    (s_in, s_out): (ImageShape, ImageShape),
+    [o, i, ky, kx]: [usize; 4],
+    (stride, padding, dilation): (usize, usize, usize),
+) -> (Vec<ConvTerm>, usize) {
+    let (mut terms, mut padding_terms) = (Vec::new(), 0);
+    for y in 0..s_out.height {
+        for xo in 0..s_out.width {
+            let iy = (y * stride + ky * dilation) as i64 - padding as i64;
+            let ix = (xo * stride + kx * dilation) as i64 - padding as i64;
+            if !(0..s_in.height as i64).contains(&iy) || !(0..s_in.width as i64).contains(&ix) {
+                padding_terms += 1;
+                continue;
+            }
+            let (iy, ix) = (iy as usize, ix as usize);
+            let value = a[(i * s_in.height + iy) * s_in.width + ix];
+            let upstream = g[(o * s_out.height + y) * s_out.width + xo];
+            terms.push(ConvTerm {
+                output: [y, xo],
+                input: [iy, ix],
+                value,
+                upstream,
+                product: f64::from(value) * f64::from(upstream),
+            });
+        }
+    }
+    (terms, padding_terms)
+}
+
+/// The first max pool after the chosen convolution (else the first at all): a window that gets
+/// a gradient and has one largest value, the largest gradient first, in the convolution's
+/// output channel when the pool follows it with as many channels.
 fn pool_window(
     net: &Network<Sequential>,
     tape: &Tape,
     trace: &[Traced],
     weight: &ConvWeight,
 ) -> Result<Option<PoolWindow>, NablaError> {
-    let spec = net.spec();
-    let is_max = |l: &LayerSpec| matches!(l, LayerSpec::MaxPool2d { .. });
-    let Some(layer) = (weight.layer..spec.layers.len())
-        .find(|&n| is_max(&spec.layers[n]))
-        .or_else(|| spec.layers.iter().position(is_max))
-    else {
+    let Some((layer, kernel, stride)) = first_max_pool(net, weight.layer) else {
         return Ok(None);
     };
-    let LayerSpec::MaxPool2d { kernel, stride } = spec.layers[layer] else {
-        return Ok(None);
-    };
-    let shapes = spec.shapes()?;
-    let before = if layer == 0 {
-        spec.input()
-    } else {
-        shapes[layer - 1]
-    };
-    let (Some(s_in), Some(s_out), Some(t)) =
-        (before.image(), shapes[layer].image(), trace.get(layer))
-    else {
+    let (Some((s_in, s_out)), Some(t)) = (images_around(net, layer)?, trace.get(layer)) else {
         return Ok(None);
     };
     let (value, out) = (tape.value(t.input).data(), tape.value(t.output).data());
@@ -450,33 +471,38 @@ fn pool_window(
     let g_out = tape.grad(t.output).map_or(&zeros_out[..], |g| g.data());
     let plane = s_out.height * s_out.width;
     let [o, ..] = weight.index;
-    let channels: Vec<usize> = if layer > weight.layer && s_out.channels == weight.output_shape[0] {
-        vec![o]
-    } else {
-        (0..s_out.channels).collect()
+    let follows = layer > weight.layer && s_out.channels == weight.output_shape[0];
+    let mine = |best: usize| follows && best / plane == o;
+    let at = |best: usize| {
+        (
+            best / plane,
+            (best % plane) / s_out.width,
+            best % s_out.width,
+        )
     };
-    let best = channels
-        .iter()
-        .flat_map(|&c| (0..plane).map(move |p| c * plane + p))
-        .max_by(|&a, &b| g_out[a].abs().total_cmp(&g_out[b].abs()).then(b.cmp(&a)))
+    let window = |best: usize| window_cells((value, g_in), s_in, at(best), (kernel, stride));
+    // A window that passes a gradient, in the weight's channel, with one largest value (no tie
+    // for the first-wins rule to break), then the largest gradient.
+    let clear = |best: usize| {
+        let cells = window(best);
+        let top = cells
+            .iter()
+            .map(|c| c.value)
+            .fold(f32::NEG_INFINITY, f32::max);
+        cells.iter().filter(|c| c.value == top).count() == 1
+    };
+    let best = (0..s_out.len())
+        .max_by(|&a, &b| {
+            ((g_out[a] != 0.0).cmp(&(g_out[b] != 0.0)))
+                .then(mine(a).cmp(&mine(b)))
+                .then(clear(a).cmp(&clear(b)))
+                .then(g_out[a].abs().total_cmp(&g_out[b].abs()))
+                .then(b.cmp(&a))
+        })
         .unwrap_or(0);
-    let (c, oy, ox) = (
-        best / plane,
-        (best % plane) / s_out.width,
-        best % s_out.width,
-    );
-    let mut cells = Vec::new();
-    for dy in 0..kernel {
-        for dx in 0..kernel {
-            let (y, x) = (oy * stride + dy, ox * stride + dx);
-            let e = (c * s_in.height + y) * s_in.width + x;
-            cells.push(PoolCell {
-                at: [y, x],
-                value: value[e],
-                gradient: g_in[e],
-            });
-        }
-    }
+    let (c, oy, ox) = at(best);
+    let cells = window(best);
+    // The first largest value, as the engine's max pool picks it.
     let argmax = (0..cells.len())
         .reduce(|m, n| {
             if cells[n].value > cells[m].value {
@@ -500,6 +526,29 @@ fn pool_window(
     }))
 }
 
+/// The cells of the pooling window at channel `c`, output row `oy`, column `ox`: each input
+/// value and the gradient the backward pass left there.
+fn window_cells(
+    (value, gradient): (&[f32], &[f32]),
+    s_in: ImageShape,
+    (c, oy, ox): (usize, usize, usize),
+    (kernel, stride): (usize, usize),
+) -> Vec<PoolCell> {
+    let mut cells = Vec::new();
+    for dy in 0..kernel {
+        for dx in 0..kernel {
+            let (y, x) = (oy * stride + dy, ox * stride + dx);
+            let e = (c * s_in.height + y) * s_in.width + x;
+            cells.push(PoolCell {
+                at: [y, x],
+                value: value[e],
+                gradient: gradient[e],
+            });
+        }
+    }
+    cells
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,7 +556,7 @@ mod tests {
 
     fn net() -> Network<Sequential> {
         let spec = ModelSpec::from_layers(
-            "conv 3 3 pad 1, relu, maxpool 2, conv 2 3, relu, flatten, dense 4",
+            "conv 3 3 pad 1, relu, maxpool 2, conv 2 2, tanh, flatten, dense 4",
             36,
             Some(crate::nn::ImageShape::new(1, 6, 6)),
         )
@@ -530,11 +579,12 @@ mod tests {
             }),
             Some(ConvWeightRef {
                 layer: 3,
-                index: [1, 2, 2, 0],
+                index: [1, 2, 1, 0],
             }),
         ] {
             let t = explain_conv(&net, &sample(), Target::Class(1), 100, also, 1e-2).unwrap();
             let w = &t.weight;
+            assert_ne!(w.gradient, 0.0);
             assert!((w.sum - f64::from(w.gradient)).abs() < 1e-6, "{w:?}");
             assert!((w.numeric_gradient - w.sum).abs() < 2e-3, "{w:?}");
             assert_eq!(w.terms.len() + w.padding_terms, w.positions);
