@@ -241,7 +241,6 @@ pub fn explain_conv(
     let pool = pool_window(net, &tape, &trace, &weight)?;
     let probabilities = tape.probabilities(loss).map(|p| p.data().to_vec());
     let loss = tape.value(loss).data()[0];
-    drop(tape);
     Ok(ConvTrace {
         inputs: inputs.to_vec(),
         target,
