@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::augment::{Augment, Augmenter};
 use crate::data::csv::CsvOptions;
 use crate::data::{self, Dataset, Impute, Preprocess, Scaling, TableOptions};
 use crate::error::{Message, NablaError, Setting};
@@ -244,6 +245,10 @@ pub struct RunConfig {
     /// height and width).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_shape: Option<String>,
+    /// Image augmentation of the training samples, drawn per sample and epoch
+    /// (`shift=2,rotate=10,flip`, see [`crate::data::augment`]); `None` or `none`: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment: Option<String>,
     /// Activation after each hidden layer [default: relu].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub activation: Option<ActivationKind>,
@@ -635,6 +640,53 @@ impl RunConfig {
             ));
         }
         Ok(Some(shape))
+    }
+
+    /// The augmentation `augment` asks for on `data`'s training images, or why it cannot be
+    /// done: a bad spec, data that are not images (no image shape of their own and no
+    /// `image_shape`), inputs scaled column by column (`scale` standard or minmax: a pixel
+    /// moved to another column would be scaled as that column), a shift that moves the whole
+    /// image out of view.
+    pub fn augmenter(&self, data: &RunData) -> Result<Option<Augmenter>, NablaError> {
+        let Some(augment) = self.augment.as_deref().map(Augment::parse).transpose()? else {
+            return Ok(None);
+        };
+        let Some(augment) = augment else {
+            return Ok(None);
+        };
+        let dim = data.train.dim();
+        let Some(image) = self.input_image(dim, data.image)? else {
+            return Err(NablaError::Settings(
+                Message::new()
+                    .setting(Setting::Augment)
+                    .text(format!(
+                        " moves and turns images, but {} is not images: its {dim} columns have no \
+                         image shape (give one with ",
+                        data.train.name()
+                    ))
+                    .setting(Setting::ImageShape)
+                    .text(" if its rows are images)"),
+            ));
+        };
+        let p = &data.preprocess;
+        let one_factor =
+            p.center.iter().all(|&c| c == 0.0) && p.scale.windows(2).all(|pair| pair[0] == pair[1]);
+        if !one_factor {
+            return Err(NablaError::Settings(
+                Message::new()
+                    .setting(Setting::Augment)
+                    .text(" moves pixels to other columns, but ")
+                    .value(Setting::Scale, p.scaling.name())
+                    .text(
+                        " scales every column on its own, so a moved pixel would be scaled as \
+                         its new column: pass ",
+                    )
+                    .value(Setting::Scale, "none")
+                    .text(" (IDX images are pixels / 255 and need nothing)"),
+            ));
+        }
+        let shape = [image.channels, image.height, image.width];
+        Augmenter::new(augment, shape, self.seed()).map(Some)
     }
 
     /// The trainer's settings (call on a [`RunConfig::resolve`]d config: the epoch rule needs

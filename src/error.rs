@@ -173,11 +173,15 @@ pub enum Setting {
     Layers,
     /// The shape `CxHxW` of one sample read as an image.
     ImageShape,
+    /// Image augmentation (`shift=2,rotate=10,flip`).
+    Augment,
+    /// How inputs are scaled (`standard`, `minmax`, `none`).
+    Scale,
 }
 
 impl Setting {
     /// Every setting, in declaration order.
-    pub const ALL: [Setting; 21] = [
+    pub const ALL: [Setting; 23] = [
         Setting::Target,
         Setting::Features,
         Setting::Drop,
@@ -199,6 +203,8 @@ impl Setting {
         Setting::Weight,
         Setting::Layers,
         Setting::ImageShape,
+        Setting::Augment,
+        Setting::Scale,
     ];
 
     /// The snake_case settings key: `val_split`, `lr`, ... (the `config.toml` key).
@@ -225,6 +231,8 @@ impl Setting {
             Setting::Weight => "weight",
             Setting::Layers => "layers",
             Setting::ImageShape => "image_shape",
+            Setting::Augment => "augment",
+            Setting::Scale => "scale",
         }
     }
 }

@@ -17,6 +17,8 @@ pub enum Stream {
     Shuffle = 3,
     /// Dropout masks, one sub-stream per epoch.
     Dropout = 4,
+    /// Image augmentation, one sub-stream per epoch (a fixed position per sample in it).
+    Augment = 5,
 }
 
 /// The generator for `stream` under `seed`.

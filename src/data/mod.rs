@@ -7,6 +7,7 @@
 //! [`table::prepare`] turns it into training, validation and test [`Dataset`]s plus the fitted
 //! [`Preprocess`] that a saved model needs to read new rows the same way.
 
+pub mod augment;
 pub mod builtin;
 pub mod csv;
 pub mod dataset;

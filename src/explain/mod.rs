@@ -2,7 +2,7 @@
 //! [`Tape`](crate::Tape), for `nabla explain`.
 //!
 //! Two subjects: the classic teaching network with named weights ([`tiny`]) and a trained
-//! model loaded from a file ([`model`]). For both, every number comes from the engine: forward
+//! model loaded from a file ([`model`]; [`conv`] for one with convolution layers). For both, every number comes from the engine: forward
 //! values are read from the tape's nodes, `∂L/∂z` of every intermediate vector from
 //! [`Tape::grad`](crate::Tape::grad), `∂L/∂W` from the [`Grads`](crate::Grads) that
 //! [`Tape::backward`](crate::Tape::backward) fills, and the update from
@@ -14,9 +14,11 @@
 
 use serde::Serialize;
 
+pub mod conv;
 pub mod model;
 pub mod tiny;
 
+pub use conv::{ConvTrace, ConvWeightRef, explain_conv};
 pub use model::{
     ModelTrace, ModelWeight, Stage, StageKind, Target, TensorCheck, WeightRef, explain_model,
 };

@@ -267,7 +267,7 @@ pub struct ModelTrace {
 }
 
 /// Records the evaluation forward pass and the loss; returns every layer applied and the loss.
-fn record<M: Module>(
+pub(super) fn record<M: Module>(
     net: &Network<M>,
     tape: &mut Tape,
     x: &Tensor,
@@ -393,15 +393,15 @@ pub fn explain_model<M: Module>(
 
 /// One sample's step: the network, its input, target and gradients, and the finite-difference
 /// step.
-struct Sample<'a, M> {
-    net: &'a Network<M>,
-    x: &'a Tensor,
-    target: Target,
-    grads: &'a Grads,
-    epsilon: f32,
+pub(super) struct Sample<'a, M> {
+    pub(super) net: &'a Network<M>,
+    pub(super) x: &'a Tensor,
+    pub(super) target: Target,
+    pub(super) grads: &'a Grads,
+    pub(super) epsilon: f32,
 }
 
-fn check_sample(
+pub(super) fn check_sample(
     n_in: usize,
     n_out: usize,
     inputs: &[f32],
@@ -537,7 +537,7 @@ fn stage_kind<M: Module>(
 }
 
 /// The loss with one parameter element set to `value`, for central differences.
-fn loss_with<M: Module>(
+pub(super) fn loss_with<M: Module>(
     sample: &Sample<M>,
     probe: &mut Params,
     id: ParamId,
@@ -664,7 +664,7 @@ fn shown_weights<M: Module>(
 
 /// Every parameter tensor checked along its own gradient direction: the directional derivative
 /// `‖g‖` against a central difference of the loss.
-fn tensor_checks<M: Module>(sample: &Sample<M>) -> Result<Vec<TensorCheck>, NablaError> {
+pub(super) fn tensor_checks<M: Module>(sample: &Sample<M>) -> Result<Vec<TensorCheck>, NablaError> {
     let (net, grads) = (sample.net, sample.grads);
     let mut probe = net.params().clone();
     let mut tensors = Vec::new();

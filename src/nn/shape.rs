@@ -131,8 +131,12 @@ impl LayerSpec {
                 Ok(Shape::Flat(outputs))
             }
             (LayerSpec::Linear { .. }, Shape::Image(s)) => usage(format!(
-                "a dense layer cannot take the {s} image the layer before gives: put `flatten` \
-                 before it"
+                "a dense layer cannot take the {s} {}: put `flatten` before it",
+                if i == 0 {
+                    "input image"
+                } else {
+                    "image the layer before gives"
+                }
             )),
             (LayerSpec::BatchNorm { features, .. }, _) => match input {
                 Shape::Flat(width) if features == width => Ok(input),
@@ -228,9 +232,16 @@ impl LayerSpec {
     }
 }
 
-/// An image layer fed flat features: the message names the image-shape setting, with a guess
-/// when the width is a square (one channel) or three squares (colour).
+/// An image layer fed flat features: by the data (the message names the image-shape setting,
+/// with a guess when the width is a square (one channel) or three squares (colour)), or by a
+/// flat layer before it.
 fn flat_input(i: usize, name: &str, n: usize) -> NablaError {
+    if i > 0 {
+        return NablaError::Usage(format!(
+            "layer {i}: {name} needs an image (C×H×W), but the layer before gives {n} flat \
+             features: image layers cannot follow `flatten` or a dense layer"
+        ));
+    }
     let side = |c: usize| {
         let s = ((n / c) as f64).sqrt().round() as usize;
         (c * s * s == n && s > 0).then(|| format!("{c}x{s}x{s}"))

@@ -8,6 +8,7 @@ use super::diagnosis::{Diagnosis, diagnose};
 use super::{EVAL_CHUNK, MICRO_BATCH, iterations_per_epoch};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
+use crate::data::augment::Augmenter;
 use crate::dist::Collective;
 use crate::error::{Message, NablaError, Setting};
 use crate::loss::{Loss, Targets};
@@ -138,6 +139,9 @@ pub struct TrainConfig {
     /// What training minimises; `None`: the usual loss for the training data's task
     /// (cross-entropy for classes, MSE for numbers, see [`Loss::for_task`]).
     pub loss: Option<Loss>,
+    /// Image augmentation of the training samples as they are gathered (see
+    /// [`crate::data::augment`]); `None`: the images as they are.
+    pub augment: Option<Augmenter>,
 }
 
 impl TrainConfig {
@@ -153,6 +157,7 @@ impl TrainConfig {
             early_stopping: None,
             clip_grad_norm: None,
             loss: None,
+            augment: None,
         }
     }
 }
@@ -264,6 +269,8 @@ pub(super) struct Worker {
     ws: Workspace,
     pub(super) stats: BatchStats,
     targets: Targets,
+    /// One image, for augmentation.
+    scratch: Vec<f32>,
     pub(super) loss_sum: f64,
     pub(super) correct: usize,
 }
@@ -279,6 +286,9 @@ pub struct Trainer {
     order: Vec<usize>,
     /// Training steps taken so far: names each step's dropout stream.
     steps: u64,
+    /// The epoch being trained (from 1; 0 before [`Trainer::fit`]): names the augmentation
+    /// draws.
+    epoch: u64,
     /// The other processes of a distributed run (see [`Trainer::distributed`]).
     pub(super) group: Option<Box<dyn Collective>>,
     /// A distributed step's summed gradient.
@@ -319,6 +329,7 @@ impl Trainer {
             grads: Vec::new(),
             order: Vec::new(),
             steps: 0,
+            epoch: 0,
             group: None,
             sum: None,
         })
@@ -594,6 +605,7 @@ impl Trainer {
         on_iteration: &mut dyn FnMut(&IterationStats),
     ) -> Result<Option<(f64, usize)>, NablaError> {
         let batch_size = self.config.batch_size;
+        self.epoch = epoch as u64;
         self.order.clear();
         self.order.extend(0..train.len());
         let mut rng = rng::sub_stream(self.config.seed, Stream::Shuffle, epoch as u64);
@@ -836,6 +848,7 @@ impl Trainer {
                 ws: Workspace::new(),
                 stats: BatchStats::default(),
                 targets: Targets::default(),
+                scratch: Vec::new(),
                 loss_sum: 0.0,
                 correct: 0,
             });
@@ -861,12 +874,18 @@ impl Trainer {
         let rows = &batch[(first * MICRO_BATCH).min(total)..(mine.end * MICRO_BATCH).min(total)];
         let (seed, step_index) = (self.config.seed, self.steps);
         self.steps += 1;
+        let augment = self.config.augment.as_ref().map(|a| (a, self.epoch));
         let run = |(i, ((w, g), chunk)): (usize, ((&mut Worker, &mut Grads), &[usize]))| {
             // Each micro-batch's dropout masks come from its own stream, named by the step and
             // the micro-batch's position: the same masks whichever thread runs it.
             let i = first + i;
             let mut rng = rng::sub_stream(seed, Stream::Dropout, (step_index << 12) | i as u64);
-            micro_step(model, data, loss, chunk, total, w, g, &mut rng)
+            let step = MicroStep {
+                rows: chunk,
+                batch_rows: total,
+                augment,
+            };
+            micro_step(model, (data, loss), step, w, g, &mut rng)
         };
         if k > 1 && self.config.threads > 1 {
             self.pool.install(|| {
@@ -942,20 +961,33 @@ pub struct StepStats {
     pub finite_gradient: bool,
 }
 
+/// One micro-batch of a step: its samples, the mini-batch's size, and the augmentation with
+/// the epoch that names its draws.
+#[derive(Clone, Copy)]
+struct MicroStep<'a> {
+    rows: &'a [usize],
+    batch_rows: usize,
+    augment: Option<(&'a Augmenter, u64)>,
+}
+
 /// Forward and backward of one micro-batch into the worker's own buffers.
-#[allow(clippy::too_many_arguments)]
 fn micro_step<M: Module>(
     model: &Network<M>,
-    data: &Dataset,
-    loss: Loss,
-    chunk: &[usize],
-    batch_rows: usize,
+    (data, loss): (&Dataset, Loss),
+    step: MicroStep,
     w: &mut Worker,
     grads: &mut Grads,
     rng: &mut ChaCha8Rng,
 ) -> Result<(), NablaError> {
+    let (chunk, batch_rows) = (step.rows, step.batch_rows);
     let mut tape = Tape::new(model.params(), &mut w.ws);
-    let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
+    let scratch = &mut w.scratch;
+    let x = tape.input_with(chunk.len(), data.dim(), |buf| {
+        data.gather(chunk, buf);
+        if let Some((augment, epoch)) = step.augment {
+            augment.apply(epoch, chunk, buf, scratch);
+        }
+    });
     let out = model.forward_train(&mut tape, x, rng, &mut w.stats)?;
     let l = loss.record(&mut tape, out, data, chunk, &mut w.targets)?;
     // The mini-batch loss is the mean over all its rows: weight this micro-batch's mean by its

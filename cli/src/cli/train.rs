@@ -207,6 +207,17 @@ pub struct TrainArgs {
     #[arg(long, value_name = "CxHxW")]
     pub image_shape: Option<String>,
 
+    /// Image augmentation of the training samples, drawn anew for each sample every epoch
+    /// (images only: IDX, or CSV rows with --image-shape; off by default), comma-separated:
+    /// `shift=N` moves the image by up to N whole pixels along each axis (zero fill),
+    /// `rotate=D` turns it about its centre by up to D degrees either way (bilinear
+    /// interpolation, zero fill), `flip` mirrors it left ↔ right half of the time (not for
+    /// digits). The draws depend only on --seed, the epoch and the sample, so any --threads
+    /// gives the same run; no copy of the data is made. `none`: off. Example:
+    /// shift=2,rotate=10.
+    #[arg(long, value_name = "SPEC")]
+    pub augment: Option<String>,
+
     /// Activation after each hidden layer.
     #[arg(long, value_enum, default_value_t = ActivationArg::Relu)]
     pub activation: ActivationArg,
@@ -482,6 +493,7 @@ impl TrainArgs {
             hidden: Some(self.hidden.clone()),
             layers: self.layers.clone(),
             image_shape: self.image_shape.clone(),
+            augment: self.augment.clone(),
             activation: Some(self.activation.kind()),
             optimizer: Some(self.optimizer.kind()),
             lr: self.lr,
@@ -661,6 +673,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let config = config.resolve_for(&data);
     super::memory::check_run(&config, &data)?;
     let (spec, mut model) = config.network(&data.train, data.image)?;
+    let augment = config.augmenter(&data)?;
     let mut optimizer = config.optimizer()?;
     let (identity, resume_state) = identity_and_state(
         resume,
@@ -678,6 +691,9 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         &optimizer,
         (&world, defaulted),
     )?;
+    if let Some(a) = augment.as_ref().filter(|_| world.is_root()) {
+        augment_line(a)?;
+    }
     let base_lr = optimizer.learning_rate();
     // Under MPI every rank handles the signals and the ranks agree after each step whether
     // any was asked to stop, so all stop after the same step.
@@ -902,6 +918,20 @@ fn print_setup(
     Ok(())
 }
 
+/// `augment: shift ±2 px (zero fill), ...` under the training line.
+fn augment_line(a: &nabla::data::augment::Augmenter) -> Result<()> {
+    let mut out = super::Stdout::lock();
+    writeln!(
+        out,
+        "{}",
+        progress::fit_terminal(format!(
+            "augment: {} — training samples only, drawn from (seed, epoch, sample)",
+            a.augment().describe()
+        ))
+    )?;
+    Ok(())
+}
+
 /// `, 287 validation samples (automatic: 20 % of the training rows, stratified, seed 42)`, or
 /// nothing without a validation set.
 fn val_description(config: &RunConfig, data: &RunData) -> String {
@@ -963,7 +993,8 @@ fn fit(
     world: &mut World,
     events: &super::tensorboard::EventLog,
 ) -> Result<FitReport> {
-    let tc = config.train_config();
+    let mut tc = config.train_config();
+    tc.augment = config.augmenter(data)?;
     let epochs = tc.epochs;
     let mut trainer = Trainer::new(tc)?;
     if let Some(group) = world.take_group() {

@@ -3,6 +3,7 @@
 //! ([`model`]). These files only choose the subject and say what to show of its numbers; [`doc`]
 //! writes that as text or markdown.
 
+mod conv;
 mod doc;
 mod model;
 mod tiny;
@@ -46,13 +47,18 @@ z_o1 = w7·h1 + w9·h2 + b3,        z_o2 = w8·h1 + w10·h2 + b4;\n\
 sample x = (0.5, 0.1, 0.9) of class 1.\n\n\
 With --model, a trained model's step on one sample of its data: z1 = W1·x + b1, h1 = f(z1), ...,\n\
 a few units per layer and terms per sum (--limit), weights named W1[unit,input] / b1[unit]\n\
-(in the model file: layers.0.weight[unit,input]).\n\n\
+(in the model file: layers.0.weight[unit,input]). On a network with convolution layers: one\n\
+convolution weight W[o,i,ky,kx] (--weight layers.N.weight[o,i,ky,kx]; default: the first\n\
+convolution's largest gradient) as Σ over output positions of input patch value × ∂L/∂output,\n\
+beside the engine's gradient and a finite difference, and a max-pooling window passing its\n\
+gradient to the arg-max.\n\n\
 Examples:\n  nabla explain\n  nabla explain --weight w1\n  nabla explain --format markdown > backprop.md\n  nabla explain --format json --lr 0.1\n  nabla explain --model runs/first-try/model.safetensors --sample 5\n  nabla explain --model mnist.safetensors --data ../shared/datasets/mnist --sample 0 --weight 'W2[3,17]'"
 )]
 pub struct ExplainArgs {
     /// The weight or bias whose full chain rule is shown factor by factor: w1..w10, b1..b4 for
-    /// the tiny network; W1[j,i] or b1[j] (or layers.0.weight[j,i]) with --model
-    /// [default: w7; with --model, the first weight shown in W1].
+    /// the tiny network; W1[j,i] or b1[j] (or layers.0.weight[j,i]) with --model; a
+    /// convolution's layers.N.weight[o,i,ky,kx] with a CNN model [default: w7; with --model,
+    /// the first weight shown in W1; with a CNN, the first convolution's largest gradient].
     #[arg(long, value_name = "NAME")]
     pub weight: Option<String>,
 

@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use nabla::NablaError;
 use nabla::data::builtin::{DIGITS_CSV, DIGITS_NAME};
-use nabla::explain::{ModelTrace, ModelWeight, Stage, StageKind, Target, WeightRef, explain_model};
+use nabla::explain::{
+    ModelTrace, ModelWeight, Stage, StageKind, Target, TensorCheck, WeightRef, explain_model,
+};
 use nabla::io::ModelFile;
 use nabla::io::input::{Rows, Targets};
 use nabla::nn::{Network, Task};
@@ -20,15 +22,15 @@ use super::doc::{Column, Doc, Markup, Table};
 use super::{ExplainArgs, Factor, num, precise, short};
 
 /// Where the sample came from, for the header.
-struct Sample {
+pub(super) struct Sample {
     /// The data's name: a path or `digits (built-in)`.
-    source: String,
+    pub(super) source: String,
     /// Row index.
-    row: usize,
+    pub(super) row: usize,
     /// Rows in the data.
-    rows: usize,
+    pub(super) rows: usize,
     /// The target as the data writes it: a class name or a value in the target's units.
-    truth: String,
+    pub(super) truth: String,
 }
 
 /// Runs `nabla explain --model`.
@@ -37,6 +39,9 @@ pub(super) fn run(args: &ExplainArgs) -> Result<()> {
     let (resolved, file) = crate::cli::model_path::load(path).context("loading the model")?;
     let path = resolved.as_path();
     let (sample, x, target) = read_sample(args, &file)?;
+    if file.network.spec().layers.iter().any(|l| l.needs_image()) {
+        return super::conv::run(args, path, &file, &sample, (&x, target));
+    }
     let also = args
         .weight
         .as_deref()
@@ -865,13 +870,19 @@ impl View<'_> {
 
     /// Every parameter tensor's gradient checked whole, along its own direction.
     fn tensor_table(&self) -> Table {
-        let t = self.trace;
+        tensor_table(&self.trace.tensors)
+    }
+}
+
+/// Every parameter tensor's gradient checked whole, along its own direction.
+pub(super) fn tensor_table(tensors: &[TensorCheck]) -> Table {
+    {
         let mut table = Table::new(&TENSOR_COLUMNS);
         table.caption = Some(format!(
             "Every parameter tensor, checked whole: with u = ∇/‖∇‖, (L(W + εu) − L(W − εu)) / 2ε should equal ‖∇‖ (ε = {}):",
-            short(t.tensors.first().map_or(0.0, |c| c.epsilon))
+            short(tensors.first().map_or(0.0, |c| c.epsilon))
         ));
-        for tc in &t.tensors {
+        for tc in tensors {
             let shape: Vec<String> = tc.shape.iter().map(usize::to_string).collect();
             let gap = if tc.gradient_norm > 0.0 {
                 format!(
@@ -896,7 +907,9 @@ impl View<'_> {
         );
         table
     }
+}
 
+impl View<'_> {
     /// The chosen weight's chain rule factor by factor (the first, a sum, with its largest
     /// terms), its product and the finite difference.
     fn chain_lines(&self, c: &Chain) -> Vec<String> {
