@@ -36,7 +36,7 @@ pub struct Workspace {
     pub(crate) grads: Vec<Tensor>,
     pub(crate) grad_written: Vec<bool>,
     pub(crate) labels: Vec<u32>,
-    /// Scratch an op's backward may overwrite (a convolution's patch matrix).
+    /// Scratch an op's backward may overwrite (a convolution's input-gradient patch matrix).
     pub(crate) scratch: Vec<f32>,
 }
 
@@ -68,6 +68,8 @@ pub struct Tape<'a> {
     pub(crate) ws: &'a mut Workspace,
     pub(crate) params: &'a Params,
     pub(crate) len: usize,
+    /// False for a forward-only recording (see [`Tape::without_grad`]).
+    pub(crate) grad: bool,
 }
 
 impl<'a> Tape<'a> {
@@ -75,7 +77,20 @@ impl<'a> Tape<'a> {
     /// buffers of `ws`.
     pub fn new(params: &'a Params, ws: &'a mut Workspace) -> Self {
         ws.labels.clear();
-        Self { ws, params, len: 0 }
+        Self {
+            ws,
+            params,
+            len: 0,
+            grad: true,
+        }
+    }
+
+    /// This tape as a forward-only recording (evaluation, prediction): no node needs a
+    /// gradient, so ops skip the state only backward reads (max pooling's arg-max).
+    /// Backward on it computes nothing.
+    pub fn without_grad(mut self) -> Self {
+        self.grad = false;
+        self
     }
 
     /// The parameters this tape reads.
@@ -93,6 +108,15 @@ impl<'a> Tape<'a> {
         self.len == 0
     }
 
+    /// Values (`f32`) the recorded nodes hold: their outputs and the forward state their
+    /// backward keeps (patch matrices, arg-maxes, ...). Sizes evaluation chunks.
+    pub fn held_floats(&self) -> usize {
+        self.ws.nodes[..self.len]
+            .iter()
+            .map(|n| n.value.len() + n.aux.len())
+            .sum()
+    }
+
     /// Appends a node with an output of `rows × cols`, reusing node `len`'s buffers.
     pub(crate) fn push(&mut self, op: Op, rows: usize, cols: usize, needs_grad: bool) -> Var {
         let i = self.len;
@@ -101,7 +125,7 @@ impl<'a> Tape<'a> {
         }
         let node = &mut self.ws.nodes[i];
         node.op = op;
-        node.needs_grad = needs_grad;
+        node.needs_grad = needs_grad && self.grad;
         if !matches!(op, Op::Param(_)) {
             node.value.reshape_for_overwrite(rows, cols);
         }

@@ -878,7 +878,7 @@ impl Model {
         }
         let network = &self.file.network;
         let p = &self.file.preprocess;
-        let mut tape = Tape::new(network.params(), &mut scratch.ws);
+        let mut tape = Tape::new(network.params(), &mut scratch.ws).without_grad();
         let x = tape.input_with(rows, n, |buf| {
             for (row, x) in buf.chunks_exact_mut(n).zip(samples.chunks_exact(n)) {
                 for (((o, &v), &c), &s) in row.iter_mut().zip(x).zip(&p.center).zip(&p.scale) {

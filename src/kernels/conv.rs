@@ -85,6 +85,13 @@ fn valid(t: usize, g: &ConvGeometry, outs: usize, len: usize) -> (usize, usize, 
 
 /// Writes the patch matrix of one sample `x` (`C·H·W`) into `cols` (`patch × positions`).
 pub fn im2col(x: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
+    im2col_strided(x, g, cols, g.positions());
+}
+
+/// [`im2col`] into a wider matrix: row `r` of the sample's patch matrix goes to
+/// `cols[r·ld ..][.. positions]`, so the samples of a batch can sit side by side as the column
+/// blocks of one `patch × (N·positions)` matrix (sample `s` starting at `cols[s·positions..]`).
+pub fn im2col_strided(x: &[f32], g: &ConvGeometry, cols: &mut [f32], ld: usize) {
     let (oh, ow, k) = (g.out_height(), g.out_width(), g.kernel);
     let p = oh * ow;
     let hw = g.height * g.width;
@@ -94,7 +101,7 @@ pub fn im2col(x: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
             let (ylo, yhi, yoff) = valid(ky, g, oh, g.height);
             for kx in 0..k {
                 let (xlo, xhi, xoff) = valid(kx, g, ow, g.width);
-                let row = &mut cols[((c * k + ky) * k + kx) * p..][..p];
+                let row = &mut cols[((c * k + ky) * k + kx) * ld..][..p];
                 row[..ylo * ow].fill(0.0);
                 row[yhi * ow..].fill(0.0);
                 for oy in ylo..yhi {
@@ -124,6 +131,12 @@ pub fn im2col(x: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
 /// The adjoint of [`im2col`]: adds every entry of `cols` onto the input pixel it was read from
 /// in `dx` (`C·H·W`), after zeroing `dx` unless `accumulate`.
 pub fn col2im(cols: &[f32], g: &ConvGeometry, dx: &mut [f32], accumulate: bool) {
+    col2im_strided(cols, g.positions(), g, dx, accumulate);
+}
+
+/// [`col2im`] reading row `r` of the sample's patch matrix from `cols[r·ld ..]` (the adjoint of
+/// [`im2col_strided`]).
+pub fn col2im_strided(cols: &[f32], ld: usize, g: &ConvGeometry, dx: &mut [f32], accumulate: bool) {
     if !accumulate {
         dx.fill(0.0);
     }
@@ -136,7 +149,7 @@ pub fn col2im(cols: &[f32], g: &ConvGeometry, dx: &mut [f32], accumulate: bool) 
             let (ylo, yhi, yoff) = valid(ky, g, oh, g.height);
             for kx in 0..k {
                 let (xlo, xhi, xoff) = valid(kx, g, ow, g.width);
-                let row = &cols[((c * k + ky) * k + kx) * p..][..p];
+                let row = &cols[((c * k + ky) * k + kx) * ld..][..p];
                 for oy in ylo..yhi {
                     let iy = oy * g.stride + yoff - g.padding;
                     let line = &mut plane[iy * g.width..(iy + 1) * g.width];
@@ -261,6 +274,52 @@ impl PoolGeometry {
         }
     }
 
+    /// The largest value of every window of one sample `x` into `y`, as [`PoolGeometry::max`]
+    /// gives it but without the arg-max (evaluation: no gradient will be routed).
+    pub fn max_values(&self, x: &[f32], y: &mut [f32]) {
+        if self.kernel != 2 || self.stride != 2 {
+            return self.max_general_values(x, y);
+        }
+        let (oh, ow, w) = (self.out_height(), self.out_width(), self.width);
+        let hw = self.height * w;
+        for (r, yr) in y.chunks_exact_mut(ow).enumerate() {
+            let (c, oy) = (r / oh, r % oh);
+            let top = c * hw + 2 * oy * w;
+            let (r0, r1) = (&x[top..top + 2 * ow], &x[top + w..top + w + 2 * ow]);
+            let pairs = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+            for (yv, (a, b)) in yr.iter_mut().zip(pairs) {
+                *yv = max_nan(max_nan(max_nan(a[0], a[1]), b[0]), b[1]);
+            }
+        }
+    }
+
+    /// Window maxima for any window and stride (value only).
+    fn max_general_values(&self, x: &[f32], y: &mut [f32]) {
+        let (oh, ow, k, s) = (
+            self.out_height(),
+            self.out_width(),
+            self.kernel,
+            self.stride,
+        );
+        let hw = self.height * self.width;
+        let mut o = 0;
+        for c in 0..self.channels {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best = f32::NEG_INFINITY;
+                    for ky in 0..k {
+                        let base = c * hw + (oy * s + ky) * self.width + ox * s;
+                        for &v in &x[base..base + k] {
+                            best = max_nan(best, v);
+                        }
+                    }
+                    y[o] = best;
+                    o += 1;
+                }
+            }
+        }
+    }
+
     /// Calls `f(out_index, in_index)` for every input pixel of every window, window by window
     /// in output order, pixels in row-major order inside a window.
     #[inline]
@@ -287,6 +346,14 @@ impl PoolGeometry {
             }
         }
     }
+}
+
+/// `max(best, v)` as the arg-max scan takes it: `v` wins when larger, and a NaN wins over a
+/// number (so NaN propagates), the first NaN staying.
+#[inline]
+fn max_nan(best: f32, v: f32) -> f32 {
+    let take = (v > best) | (v.is_nan() & !best.is_nan());
+    if take { v } else { best }
 }
 
 #[cfg(test)]
@@ -355,6 +422,27 @@ mod tests {
             let lhs: f64 = cols.iter().zip(&cv).map(|(a, b)| (a * b) as f64).sum();
             let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
             assert_eq!(lhs, rhs, "{g:?}");
+        }
+    }
+
+    #[test]
+    fn max_values_match_the_arg_max_scan() {
+        for (kernel, stride) in [(2, 2), (3, 2), (2, 1)] {
+            let g = PoolGeometry {
+                channels: 2,
+                height: 6,
+                width: 7,
+                kernel,
+                stride,
+            };
+            let mut x: Vec<f32> = (0..g.input_len()).map(|i| ((i * 37) % 11) as f32).collect();
+            x[9] = f32::NAN;
+            let (mut y, mut arg) = (vec![0.0; g.output_len()], vec![0.0; g.output_len()]);
+            g.max(&x, &mut y, &mut arg);
+            let mut v = vec![0.0; g.output_len()];
+            g.max_values(&x, &mut v);
+            let bits = |a: &[f32]| a.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&v), "{g:?}");
         }
     }
 

@@ -226,7 +226,7 @@ impl<M: Module> Network<M> {
             )));
         }
         let mut ws = Workspace::new();
-        let mut tape = Tape::new(&self.params, &mut ws);
+        let mut tape = Tape::new(&self.params, &mut ws).without_grad();
         let xv = tape.input(x);
         let out = self.forward(&mut tape, xv)?;
         Ok(tape.value(out).clone())

@@ -1,7 +1,6 @@
 //! The confusion matrix of a model on a dataset: how often each true class was predicted as
 //! each class.
 
-use super::EVAL_CHUNK;
 use crate::data::Dataset;
 use crate::error::NablaError;
 use crate::kernels::softmax::argmax;
@@ -28,7 +27,7 @@ pub fn confusion_matrix<M: Module>(
     let classes = model.outputs();
     let mut m = vec![vec![0usize; classes]; classes];
     let indices: Vec<usize> = (0..data.len()).collect();
-    for chunk in indices.chunks(EVAL_CHUNK) {
+    for chunk in indices.chunks(super::eval_chunk_rows(model, data)?) {
         let mut buf = vec![0.0; chunk.len() * data.dim()];
         data.gather(chunk, &mut buf);
         let x = Tensor::from_vec(chunk.len(), data.dim(), buf)?;

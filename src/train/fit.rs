@@ -5,7 +5,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::diagnosis::{Diagnosis, diagnose};
-use super::{EVAL_CHUNK, MICRO_BATCH, iterations_per_epoch};
+use super::{MICRO_BATCH, iterations_per_epoch};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
 use crate::data::augment::Augmenter;
@@ -1013,7 +1013,7 @@ fn check_fits<M: Module>(model: &Network<M>, data: &Dataset, loss: Loss) -> Resu
 }
 
 /// Loss and accuracy (classification) or MAE, RMSE and R² (regression) of `model` on `data` with
-/// the usual loss for its task, in fixed chunks of [`EVAL_CHUNK`] rows run in parallel on the
+/// the usual loss for its task, in fixed chunks of [`super::eval_chunk_rows`] rows run in parallel on the
 /// current rayon pool and summed in order.
 pub fn evaluate<M: Module>(model: &Network<M>, data: &Dataset) -> Result<Evaluation, NablaError> {
     evaluate_with(model, data, Loss::for_task(data.task()))
@@ -1042,12 +1042,16 @@ pub fn evaluate_with<M: Module>(
     // Targets in original units are center + scale · t; errors are scale · (ŷ − t).
     let mean_t = data.targets().iter().map(|&t| f64::from(t)).sum::<f64>() / data.len() as f64;
     let indices: Vec<usize> = (0..data.len()).collect();
+    let rows = super::eval_chunk_rows(model, data)?;
+    // A few jobs per thread, each reusing one workspace over its run of chunks.
+    let per_job = data.len().div_ceil(rows * 2 * rayon::current_num_threads());
     let parts: Vec<[f64; 4]> = indices
-        .par_chunks(EVAL_CHUNK)
+        .par_chunks(rows)
+        .with_min_len(per_job.max(1))
         .map_init(
             || (Workspace::new(), Targets::default()),
             |(ws, targets), chunk| -> Result<[f64; 4], NablaError> {
-                let mut tape = Tape::new(model.params(), ws);
+                let mut tape = Tape::new(model.params(), ws).without_grad();
                 let x = tape.input_with(chunk.len(), data.dim(), |buf| data.gather(chunk, buf));
                 let out = model.forward(&mut tape, x)?;
                 let l = loss.record(&mut tape, out, data, chunk, targets)?;

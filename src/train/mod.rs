@@ -18,6 +18,7 @@
 
 pub mod baseline;
 pub mod checkpoint;
+mod chunk;
 mod combine;
 pub mod diagnosis;
 mod fit;
@@ -28,13 +29,15 @@ pub use fit::{
     RegressionMetrics, Splits, StepStats, TrainConfig, Trainer, evaluate, evaluate_with, lower_lr,
 };
 
+pub use chunk::{EVAL_CHUNK_FLOATS, eval_chunk_rows};
 mod confusion;
 pub use confusion::confusion_matrix;
 
 /// Rows per micro-batch: the unit of parallel work within a mini-batch.
 pub const MICRO_BATCH: usize = 64;
 
-/// Rows per evaluation chunk (fixed, so results never depend on the thread count).
+/// Rows per evaluation chunk at most (fixed, so results never depend on the thread count;
+/// wide networks use fewer, see [`eval_chunk_rows`]).
 pub const EVAL_CHUNK: usize = 1000;
 
 /// Iterations in one epoch: `ceil(samples / batch_size)`.

@@ -2,14 +2,20 @@
 //! `[O, C·k·k]` (PyTorch's `[O, C, k, k]`, row-major) and a bias `[O]`, giving `N × (O·oh·ow)`.
 //!
 //! Forward, per sample `n`: `cols_n = im2col(x_n)` (`C·k·k × P`, `P = oh·ow`), then
-//! `y_n = W · cols_n + b` (one GEMM, `O × P`, already in C,H,W order).
+//! `y_n = W · cols_n + b` (one GEMM, `O × P`, already in C,H,W order). When a gradient will
+//! be needed the `N` patch matrices are kept in the node for backward; otherwise one sample's
+//! is reused.
 //! Backward, with `G_n = ∂L/∂y_n` (`O × P`):
-//! `∂L/∂W = Σ_n G_n · cols_nᵀ`, `∂L/∂b_o = Σ_n Σ_p G_n[o, p]`,
-//! `∂L/∂x_n = col2im(Wᵀ · G_n)`. The patch matrix is rebuilt in backward (in the workspace's
-//! scratch) rather than kept from forward, so memory stays one sample's patch matrix.
+//! `∂L/∂W = Σ_n G_n · cols_nᵀ` (GEMMs accumulating in sample order), `∂L/∂b_o = Σ_n Σ_p
+//! G_n[o, p]`, `∂L/∂x_n = col2im(Wᵀ · G_n)`.
+//!
+//! One GEMM per sample rather than one per batch (`W · [cols_0 … cols_{N−1}]`) by measurement:
+//! a sample's patch matrix (`288 × 196` floats for the MNIST CNN's second layer, 225 KB) stays
+//! in L2 between im2col and its GEMM, the batch-wide one (14 MB) does not, and the batch-wide
+//! GEMM was slower on this machine (see `cargo bench --bench conv_phases`, BENCHMARKS.md).
 
 use super::Op;
-use crate::autograd::tape::{Ctx, Sink, Tape, Var};
+use crate::autograd::tape::{Ctx, Node, Sink, Tape, Var};
 use crate::error::NablaError;
 use crate::kernels::conv::{ConvGeometry, col2im, im2col};
 use crate::kernels::{Transpose, matmul};
@@ -39,19 +45,24 @@ impl Tape<'_> {
         let needs = self.needs_grad(x) || self.needs_grad(w) || self.needs_grad(b);
         let out = self.push(Op::Conv2d { x, w, b, g }, n, o * p, needs);
         let (xv, wv, bv, node) = self.io3(x, w, b, out);
-        node.aux.reshape_for_overwrite(1, g.patch() * p);
-        let col = node.aux.data_mut();
+        let kp = g.patch() * p;
+        node.aux
+            .reshape_for_overwrite(1, if needs { n * kp } else { kp });
+        let aux = node.aux.data_mut();
         let xs = xv.data().chunks_exact(cols.max(1));
-        for (y, xn) in node.value.data_mut().chunks_exact_mut(o * p).zip(xs) {
+        let ys = node.value.data_mut().chunks_exact_mut(o * p);
+        for (s, (y, xn)) in ys.zip(xs).enumerate() {
+            let col = &mut aux[if needs { s * kp } else { 0 }..][..kp];
             im2col(xn, &g, col);
             for (yrow, &bias) in y.chunks_exact_mut(p).zip(bv.data()) {
                 yrow.fill(bias);
             }
+            let wd = wv.data();
             matmul(
                 o,
                 p,
                 g.patch(),
-                wv.data(),
+                wd,
                 Transpose::No,
                 col,
                 Transpose::No,
@@ -63,12 +74,20 @@ impl Tape<'_> {
     }
 }
 
+/// Grows `v` to at least `len` values (never shrinks, so a steady state allocates nothing).
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     x: Var,
     w: Var,
     b: Var,
     g: ConvGeometry,
+    node: &Node,
     up: &Tensor,
     ctx: &Ctx,
     sink: &mut Sink,
@@ -86,20 +105,22 @@ pub(super) fn backward(
     }
     // Taken out of the sink (no allocation: an empty Vec is left behind) and put back at the end.
     let mut scratch = std::mem::take(sink.scratch);
-    if scratch.len() < g.patch() * p {
-        scratch.resize(g.patch() * p, 0.0);
-    }
-    weight_and_input(x, w, g, gd, &mut scratch[..g.patch() * p], ctx, sink);
+    grow(&mut scratch, g.patch() * p);
+    let cols = &node.aux.data()[..g.patch() * p * n];
+    weight_and_input(x, w, g, gd, cols, &mut scratch[..g.patch() * p], ctx, sink);
     *sink.scratch = scratch;
 }
 
-/// `∂L/∂W` and `∂L/∂x`, with `scratch` holding one sample's patch matrix at a time.
+/// `∂L/∂W` and `∂L/∂x` from the upstream gradient `gd` (`N × O·P`) and the forward's patch
+/// matrices `cols` (`N × C·k·k·P`); `dcols` holds one sample's `Wᵀ · G_n`.
+#[allow(clippy::too_many_arguments)]
 fn weight_and_input(
     x: Var,
     w: Var,
     g: ConvGeometry,
     gd: &[f32],
-    scratch: &mut [f32],
+    cols: &[f32],
+    dcols: &mut [f32],
     ctx: &Ctx,
     sink: &mut Sink,
 ) {
@@ -111,19 +132,14 @@ fn weight_and_input(
         }
         let dw = dw.data_mut();
         for s in 0..n {
-            im2col(
-                &xv.data()[s * g.input_len()..][..g.input_len()],
-                &g,
-                scratch,
-            );
-            let gs = &gd[s * o * p..][..o * p];
+            let (gs, cs) = (&gd[s * o * p..][..o * p], &cols[s * k * p..][..k * p]);
             matmul(
                 o,
                 k,
                 p,
                 gs,
                 Transpose::No,
-                scratch,
+                cs,
                 Transpose::Yes,
                 dw,
                 acc || s > 0,
@@ -144,9 +160,9 @@ fn weight_and_input(
             Transpose::Yes,
             gs,
             Transpose::No,
-            scratch,
+            dcols,
             false,
         );
-        col2im(scratch, &g, dxs, acc);
+        col2im(dcols, &g, dxs, acc);
     }
 }

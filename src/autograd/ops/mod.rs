@@ -152,7 +152,7 @@ pub(crate) fn backward(node: &Node, upstream: &Tensor, ctx: &Ctx, sink: &mut Sin
         Op::AffineRows { x, scale, shift } => {
             batchnorm::affine_rows_backward(x, scale, shift, upstream, ctx, sink)
         }
-        Op::Conv2d { x, w, b, g } => conv::backward(x, w, b, g, upstream, ctx, sink),
+        Op::Conv2d { x, w, b, g } => conv::backward(x, w, b, g, node, upstream, ctx, sink),
         Op::MaxPool2d { a, .. } => pool::max_backward(a, node, upstream, ctx, sink),
         Op::AvgPool2d { a, g } => pool::avg_backward(a, g, upstream, ctx, sink),
         Op::GlobalAvgPool { a } => pool::global_backward(a, upstream, ctx, sink),

@@ -15,8 +15,17 @@ impl Tape<'_> {
     /// Max pooling of every row of `a` (an image `g.channels × g.height × g.width`).
     pub fn max_pool2d(&mut self, a: Var, g: PoolGeometry) -> Result<Var, NablaError> {
         let (n, len) = check(self, a, &g, "max_pool2d")?;
-        let out = self.push(Op::MaxPool2d { a }, n, g.output_len(), self.needs_grad(a));
+        let needs = self.needs_grad(a);
+        let out = self.push(Op::MaxPool2d { a }, n, g.output_len(), needs);
         let (x, node) = self.io1(a, out);
+        if !needs {
+            // Evaluation: no gradient to route, so no arg-max to keep.
+            let rows = node.value.data_mut().chunks_exact_mut(g.output_len());
+            for (y, xs) in rows.zip(x.data().chunks_exact(len)) {
+                g.max_values(xs, y);
+            }
+            return Ok(out);
+        }
         // aux: the arg-max of every window, as an index inside its sample (exact in f32 below 2²⁴).
         node.aux.reshape_for_overwrite(n, g.output_len());
         let rows = node.value.data_mut().chunks_exact_mut(g.output_len());
