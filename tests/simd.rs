@@ -216,7 +216,7 @@ fn train_at(level: Level, batch: usize, adam: bool, threads: usize) -> Vec<u32> 
         .fit(&mut model, &mut opt, splits, Hooks::new())
         .unwrap();
     simd::set_max_level(Level::Avx512);
-    model.tensors().iter().flat_map(|t| bits(&t.data)).collect()
+    model.tensors().iter().flat_map(|t| bits(t.data)).collect()
 }
 
 /// The level only changes speed: the same weights at every level the CPU has, with 1 or 2
