@@ -116,7 +116,7 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--skip-build", action="store_true")
     p.add_argument("--peak", type=float, default=None,
-                   help="all-cores FMA peak in GFLOP/s (default: measure with bench/fma_peak.c)")
+                   help="all-cores FMA peak in GFLOP/s (default: measure with bench/fma_peak.c; 0: none)")
     p.add_argument("--train-samples", type=int, default=60000)
     a = p.parse_args()
     lr = a.lr if a.lr is not None else (0.05 if a.optimizer == "sgd" else 0.001)
@@ -179,9 +179,13 @@ def main():
         inf = statistics.median(x["infer"] for x in rows[name])
         gf = epoch_flops / statistics.median(ep) / 1e9
         igf = infer_flops_per_image * 10000 / inf / 1e9
+
+        def share(x):
+            return f"{100 * x / peak:.0f} %" if peak > 0 else "peak not given"
+
         print(f"| {name} | {statistics.median(ep):.3f} ({min(ep):.3f}–{max(ep):.3f}) | {gf:.1f} "
-              f"({100 * gf / peak:.0f} % of {peak:.0f}) | {acc:.4f} | {rss:.0f} | {inf:.4f} "
-              f"({igf:.1f}, {100 * igf / peak:.0f} %) |")
+              f"({share(gf)} of {peak:.0f}) | {acc:.4f} | {rss:.0f} | {inf:.4f} "
+              f"({igf:.1f}, {share(igf)}) |")
     print(f"epoch-time ratio nabla/pytorch per round: {', '.join(f'{x:.2f}' for x in ratios)}; "
           f"median {statistics.median(ratios):.2f}")
     inf_ratios = [n["infer"] / t["infer"] for n, t in zip(rows["nabla"], rows["pytorch"])]
