@@ -49,6 +49,7 @@ pub mod loss;
 pub mod nn;
 pub mod optim;
 pub mod rng;
+pub mod simd;
 pub mod task;
 pub mod tensor;
 pub mod train;

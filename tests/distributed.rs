@@ -10,7 +10,7 @@ use nabla::prelude::*;
 use nabla::train::{FitReport, MICRO_BATCH};
 
 /// 1,100 training rows in batches of 512: 8 micro-batches per full batch (at least 2 per rank
-/// for 4 ranks) and a partial last batch of 76 rows (2 micro-batches, the second partial), so
+/// for 4 ranks) and a partial last batch of 76 rows (2 micro-batches of 38 rows), so
 /// identity cannot hold by accident.
 fn digits() -> (Dataset, Dataset) {
     let d = builtin::digits().unwrap();

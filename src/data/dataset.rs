@@ -172,12 +172,16 @@ impl Dataset {
     /// (`indices.len() × dim`), converting bytes to scaled `f32` on the way.
     pub fn gather(&self, indices: &[usize], out: &mut [f32]) {
         let d = self.dim;
+        let level = crate::simd::level();
         for (row, &i) in out.chunks_exact_mut(d.max(1)).zip(indices) {
             match &self.features {
                 Features::U8 { values, scale } => {
-                    for (o, &b) in row.iter_mut().zip(&values[i * d..(i + 1) * d]) {
-                        *o = b as f32 * scale;
-                    }
+                    crate::simd::elementwise::u8_to_f32(
+                        level,
+                        &values[i * d..(i + 1) * d],
+                        *scale,
+                        row,
+                    );
                 }
                 Features::F32(values) => row.copy_from_slice(&values[i * d..(i + 1) * d]),
             }

@@ -34,9 +34,11 @@ impl Activation {
     }
 
     /// Applies the activation to every element: `y[i] = f(x[i])`.
+    /// ReLU runs at the widest vectors in force ([`crate::simd`]); the same bits at every
+    /// width.
     pub fn forward(&self, x: &[f32], y: &mut [f32]) {
         match *self {
-            Activation::Relu => map(x, y, |v| v.max(0.0)),
+            Activation::Relu => crate::simd::elementwise::relu(crate::simd::level(), x, y),
             Activation::Sigmoid => map(x, y, sigmoid),
             Activation::Tanh => map(x, y, f32::tanh),
             Activation::LeakyRelu { slope } => map(x, y, |v| if v > 0.0 { v } else { slope * v }),
@@ -45,7 +47,8 @@ impl Activation {
     }
 
     /// Chain rule for the activation: `downstream[i] (+)= upstream[i] · f'(x[i])`, given the
-    /// forward input `x` and output `y`. Accumulates when `accumulate` is true.
+    /// forward input `x` and output `y`. Accumulates when `accumulate` is true. ReLU runs at
+    /// the widest vectors in force ([`crate::simd`]); the same bits at every width.
     pub fn backward(
         &self,
         x: &[f32],
@@ -66,18 +69,14 @@ impl Activation {
             }
         };
         match *self {
-            // ReLU is the hot one: a branch-free select the compiler vectorises.
-            Activation::Relu => {
-                if accumulate {
-                    for ((d, &u), &xv) in downstream.iter_mut().zip(upstream).zip(x) {
-                        *d += if xv > 0.0 { u } else { 0.0 };
-                    }
-                } else {
-                    for ((d, &u), &xv) in downstream.iter_mut().zip(upstream).zip(x) {
-                        *d = if xv > 0.0 { u } else { 0.0 };
-                    }
-                }
-            }
+            // ReLU is the hot one: a branch-free select, vectorised at run-time width.
+            Activation::Relu => crate::simd::elementwise::relu_backward(
+                crate::simd::level(),
+                x,
+                upstream,
+                downstream,
+                accumulate,
+            ),
             Activation::Sigmoid => rule(&|i| y[i] * (1.0 - y[i]), downstream),
             Activation::Tanh => rule(&|i| 1.0 - y[i] * y[i], downstream),
             Activation::LeakyRelu { slope } => {

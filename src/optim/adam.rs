@@ -9,6 +9,7 @@
 //! ```
 
 use super::{GradSources, ensure_state, for_each_chunk};
+use crate::simd::{self, update, update::AdamCoefficients};
 use crate::tensor::Tensor;
 
 /// Adam or AdamW.
@@ -77,31 +78,23 @@ impl Adam {
         ensure_state(&mut self.moments, params, 2);
         self.t += 1;
         // Coefficients in f64 first (1 − β is exact there, as in PyTorch), then f32.
-        let (b1, b2, eps, wd) = (
-            self.beta1 as f32,
-            self.beta2 as f32,
-            self.eps as f32,
-            self.weight_decay as f32,
-        );
-        let (one_minus_b1, one_minus_b2) = ((1.0 - self.beta1) as f32, (1.0 - self.beta2) as f32);
-        let decay = (1.0 - self.lr * self.weight_decay) as f32;
-        let decoupled = self.decoupled;
         let bc1 = 1.0 - self.beta1.powi(self.t as i32);
         let bc2 = 1.0 - self.beta2.powi(self.t as i32);
-        let step_size = (self.lr / bc1) as f32;
-        let bc2_sqrt = bc2.sqrt() as f32;
+        let c = AdamCoefficients {
+            b1: self.beta1 as f32,
+            b2: self.beta2 as f32,
+            one_minus_b1: (1.0 - self.beta1) as f32,
+            one_minus_b2: (1.0 - self.beta2) as f32,
+            eps: self.eps as f32,
+            wd: self.weight_decay as f32,
+            decay: (1.0 - self.lr * self.weight_decay) as f32,
+            decoupled: self.decoupled,
+            step_size: (self.lr / bc1) as f32,
+            bc2_sqrt: bc2.sqrt() as f32,
+        };
+        let level = simd::level();
         for_each_chunk(params, grads, &mut self.moments, 2, parallel, |p, g, mv| {
-            for ((pv, &gv), mv) in p.iter_mut().zip(g).zip(mv.chunks_exact_mut(2)) {
-                let gv = if decoupled {
-                    *pv *= decay;
-                    gv
-                } else {
-                    gv + wd * *pv
-                };
-                mv[0] = b1 * mv[0] + one_minus_b1 * gv;
-                mv[1] = b2 * mv[1] + one_minus_b2 * gv * gv;
-                *pv -= step_size * mv[0] / (mv[1].sqrt() / bc2_sqrt + eps);
-            }
+            update::adam(level, p, g, mv, &c)
         });
     }
 }

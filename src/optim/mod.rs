@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use crate::autograd::{Grads, Params};
+use crate::simd;
+use crate::simd::elementwise::{add_assign, add_scaled, all_finite, scale_into};
 use crate::tensor::Tensor;
 
 /// An optimizer's internal state, for checkpoints: one buffer per parameter (empty before the
@@ -212,21 +214,19 @@ impl GradSources<'_> {
     /// scale is 1).
     fn chunk<'s>(&'s self, param: usize, start: usize, out: &'s mut [f32]) -> &'s [f32] {
         let end = start + out.len();
+        let level = simd::level();
+        let slice = |g: &'s Grads| &g.tensors()[param].data()[start..end];
         match self.grads {
-            [only] if self.scale == 1.0 => &only.tensors()[param].data()[start..end],
+            [only] if self.scale == 1.0 => slice(only),
+            [first, second] => {
+                add_scaled(level, slice(first), slice(second), self.scale, out);
+                out
+            }
             [first, second, rest @ ..] => {
                 // The first two in one pass (the common case), then any others in order.
-                let (a, b) = (
-                    &first.tensors()[param].data()[start..end],
-                    &second.tensors()[param].data()[start..end],
-                );
-                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                    *o = x + y;
-                }
+                add_scaled(level, slice(first), slice(second), 1.0, out);
                 for g in rest {
-                    for (o, v) in out.iter_mut().zip(&g.tensors()[param].data()[start..end]) {
-                        *o += *v;
-                    }
+                    add_assign(level, out, slice(g));
                 }
                 if self.scale != 1.0 {
                     out.iter_mut().for_each(|o| *o *= self.scale);
@@ -234,10 +234,7 @@ impl GradSources<'_> {
                 out
             }
             [only] => {
-                let src = &only.tensors()[param].data()[start..end];
-                for (o, v) in out.iter_mut().zip(src) {
-                    *o = v * self.scale;
-                }
+                scale_into(level, slice(only), self.scale, out);
                 out
             }
             [] => {
@@ -246,22 +243,6 @@ impl GradSources<'_> {
             }
         }
     }
-}
-
-/// True when no element is NaN or ±inf. `v · 0` is NaN exactly for those, and a sum of zeros
-/// stays zero; sixteen independent partial sums keep the pass vectorised (one serial sum
-/// would be a chain of dependent adds, slower than the update itself).
-fn all_finite(g: &[f32]) -> bool {
-    let mut acc = [0.0f32; 16];
-    let chunks = g.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += v * 0.0;
-        }
-    }
-    let tail: f32 = rest.iter().map(|&v| v * 0.0).sum();
-    acc.iter().sum::<f32>() + tail == 0.0
 }
 
 /// Calls `update(p, g, s)` on matching chunks of every parameter, its summed gradient and its
@@ -281,7 +262,7 @@ pub(crate) fn for_each_chunk<F>(
     let run = |param: usize, c: usize, p: &mut [f32], s: &mut [f32]| {
         let mut scratch = [0.0f32; CHUNK];
         let g = grads.chunk(param, c * CHUNK, &mut scratch[..p.len()]);
-        if !all_finite(g) {
+        if !all_finite(simd::level(), g) {
             grads.finite.store(false, Ordering::Relaxed);
             return;
         }

@@ -9,6 +9,7 @@
 //! ```
 
 use super::{GradSources, ensure_state, for_each_chunk};
+use crate::simd::{self, update, update::SgdCoefficients};
 use crate::tensor::Tensor;
 
 /// SGD with optional momentum, Nesterov momentum and weight decay.
@@ -53,40 +54,23 @@ impl Sgd {
     /// One update of every parameter (chunks in parallel on the current rayon pool if
     /// `parallel`).
     pub(crate) fn step(&mut self, params: &mut [Tensor], grads: GradSources, parallel: bool) {
-        let (lr, mu, wd, nesterov, started) = (
-            self.lr as f32,
-            self.momentum as f32,
-            self.weight_decay as f32,
-            self.nesterov,
-            self.started,
-        );
-        let width = usize::from(mu != 0.0);
+        let c = SgdCoefficients {
+            lr: self.lr as f32,
+            mu: self.momentum as f32,
+            wd: self.weight_decay as f32,
+            nesterov: self.nesterov,
+            started: self.started,
+        };
+        let width = usize::from(c.mu != 0.0);
         ensure_state(&mut self.velocity, params, width);
+        let level = simd::level();
         for_each_chunk(
             params,
             grads,
             &mut self.velocity,
             width,
             parallel,
-            |p, g, b| {
-                if mu == 0.0 {
-                    for (pv, &gv) in p.iter_mut().zip(g) {
-                        *pv -= lr * (gv + wd * *pv);
-                    }
-                } else if !started {
-                    for ((pv, &gv), bv) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-                        let d = gv + wd * *pv;
-                        *bv = d;
-                        *pv -= lr * if nesterov { d + mu * d } else { d };
-                    }
-                } else {
-                    for ((pv, &gv), bv) in p.iter_mut().zip(g).zip(b.iter_mut()) {
-                        let d = gv + wd * *pv;
-                        *bv = mu * *bv + d;
-                        *pv -= lr * if nesterov { d + mu * *bv } else { *bv };
-                    }
-                }
-            },
+            |p, g, b| update::sgd(level, p, g, b, &c),
         );
         self.started = true;
     }

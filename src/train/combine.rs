@@ -3,8 +3,8 @@
 //! batch-norm running statistics, and the gradient sum, each reduced along the chain of ranks
 //! `0 → 1 → … → N − 1` and broadcast back along the ring `N − 1 → 0 → … → N − 2`.
 
-use super::MICRO_BATCH;
 use super::fit::{StepStats, apply};
+use super::micro_batches;
 use crate::autograd::Grads;
 use crate::data::Dataset;
 use crate::dist::{Collective, broadcast, share, sum_in_order};
@@ -150,7 +150,7 @@ impl super::Trainer {
         loss: Loss,
         batch: &[usize],
     ) -> Result<StepStats, NablaError> {
-        let k = batch.len().div_ceil(MICRO_BATCH);
+        let k = micro_batches(batch.len());
         let mine = share(k, group.rank(), group.size());
         let n = mine.len();
         self.grow(n, model);

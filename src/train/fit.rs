@@ -5,7 +5,11 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::diagnosis::{Diagnosis, diagnose};
+<<<<<<< HEAD
 use super::{MICRO_BATCH, iterations_per_epoch};
+=======
+use super::{EVAL_CHUNK, iterations_per_epoch, micro_batch_rows, micro_batches};
+>>>>>>> i15
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
 use crate::data::augment::Augmenter;
@@ -312,8 +316,10 @@ impl Trainer {
                     .text(" must be at least 1"),
             ));
         }
+        // nabla's own threads flush subnormals for their whole life (see `simd::ftz`).
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads)
+            .start_handler(|_| crate::simd::ftz::set_on_this_thread())
             .build()
             .map_err(|e| {
                 NablaError::Usage(format!("cannot start {} threads: {e}", config.threads))
@@ -820,7 +826,9 @@ impl Trainer {
                 finite_gradient: true,
             });
         }
-        let k = batch.len().div_ceil(MICRO_BATCH);
+        // Subnormals flushed on this thread for the step only, as on the pool's threads.
+        let _ftz = crate::simd::ftz::Scope::new();
+        let k = micro_batches(batch.len());
         if self.group.is_some() {
             return self.step_distributed(model, optimizer, data, loss, batch);
         }
@@ -871,7 +879,8 @@ impl Trainer {
         let grads = &mut self.grads[..k];
         let total = batch.len();
         let first = mine.start;
-        let rows = &batch[(first * MICRO_BATCH).min(total)..(mine.end * MICRO_BATCH).min(total)];
+        let size = micro_batch_rows(total);
+        let rows = &batch[(first * size).min(total)..(mine.end * size).min(total)];
         let (seed, step_index) = (self.config.seed, self.steps);
         self.steps += 1;
         let augment = self.config.augment.as_ref().map(|a| (a, self.epoch));
@@ -892,7 +901,7 @@ impl Trainer {
                 workers
                     .par_iter_mut()
                     .zip(grads.par_iter_mut())
-                    .zip(rows.par_chunks(MICRO_BATCH))
+                    .zip(rows.par_chunks(size))
                     .enumerate()
                     .try_for_each(run)
             })
@@ -900,7 +909,7 @@ impl Trainer {
             workers
                 .iter_mut()
                 .zip(grads.iter_mut())
-                .zip(rows.chunks(MICRO_BATCH))
+                .zip(rows.chunks(size))
                 .enumerate()
                 .try_for_each(run)
         }

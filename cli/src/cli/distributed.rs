@@ -72,13 +72,14 @@ impl World {
     }
 
     /// `2 ranks × 1 thread, each rank 1 of every 2 micro-batches of 64 rows`.
-    pub fn describe(&self, threads: usize, micro_batches: usize) -> String {
+    pub fn describe(&self, threads: usize, batch_size: usize) -> String {
         let (rank, size) = (self.rank, self.size);
+        let micro_batches = nabla::train::micro_batches(batch_size);
         let share = nabla::dist::share(micro_batches, rank, size).len();
         format!(
             "{size} MPI ranks × {threads} thread{}, rank {rank} computes {share} of every {micro_batches} micro-batches of {} rows",
             if threads == 1 { "" } else { "s" },
-            nabla::train::MICRO_BATCH
+            nabla::train::micro_batch_rows(batch_size)
         )
     }
 }

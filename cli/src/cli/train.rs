@@ -23,8 +23,8 @@ use nabla::train::baseline::{BaselineConfig, Baselines, Scores};
 use nabla::train::checkpoint::{DataFingerprint, ModelCheckpoint, RunIdentity};
 use nabla::train::diagnosis::{Context as FitContext, diagnose_with};
 use nabla::train::{
-    Diagnosis, EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, MICRO_BATCH,
-    Splits, Trainer, confusion_matrix, iterations_per_epoch,
+    Diagnosis, EpochMetrics, Evaluation, FitReport, FitState, Hooks, IterationStats, Splits,
+    Trainer, confusion_matrix, iterations_per_epoch,
 };
 
 use super::distributed::World;
@@ -898,7 +898,7 @@ fn print_setup(
             tc.threads,
             if tc.threads == 1 { "" } else { "s" }
         ),
-        _ => world.describe(tc.threads, tc.batch_size.div_ceil(MICRO_BATCH)),
+        _ => world.describe(tc.threads, tc.batch_size),
     };
     writeln!(
         out,
