@@ -5,11 +5,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::diagnosis::{Diagnosis, diagnose};
-<<<<<<< HEAD
-use super::{MICRO_BATCH, iterations_per_epoch};
-=======
-use super::{EVAL_CHUNK, iterations_per_epoch, micro_batch_rows, micro_batches};
->>>>>>> i15
+use super::{iterations_per_epoch, micro_batch_rows, micro_batches};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
 use crate::data::augment::Augmenter;
