@@ -659,12 +659,6 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let folder = checked_run_folder(&mut world, &args, &config, resume.is_some())?;
     let run_dir = folder.as_ref().map(|f| f.dir.clone());
     let events = super::tensorboard::EventLog::open(run_dir.as_deref());
-    let data_files: Vec<PathBuf> = config
-        .data
-        .iter()
-        .chain(&config.test_data)
-        .cloned()
-        .collect();
     let data = config.load_data()?;
     for w in data.warnings.iter().filter(|_| world.is_root()) {
         eprintln!("warning: {w}");
@@ -677,8 +671,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let mut optimizer = config.optimizer()?;
     let (identity, resume_state) = identity_and_state(
         resume,
-        (&spec, &data_files, args.accept_changed_data),
-        config.output.checkpoint_dir.is_some(),
+        (&spec, &config, args.accept_changed_data),
         (&mut model, &mut optimizer),
     )?;
     if world.is_root() {
@@ -777,10 +770,17 @@ fn preflight(
 /// The run's identity (new, or the resumed run's) and the state a resume continues from.
 fn identity_and_state(
     resume: Option<ModelCheckpoint>,
-    (spec, data_files, accept_changed): (&ModelSpec, &[PathBuf], bool),
-    checkpointing: bool,
+    (spec, config, accept_changed): (&ModelSpec, &RunConfig, bool),
     (model, optimizer): (&mut Network, &mut Optimizer),
 ) -> Result<(RunIdentity, Option<FitState>)> {
+    let data_files: Vec<PathBuf> = config
+        .data
+        .iter()
+        .chain(&config.test_data)
+        .cloned()
+        .collect();
+    let data_files = &data_files[..];
+    let checkpointing = config.output.checkpoint_dir.is_some();
     Ok(match resume {
         Some(ckpt) => {
             let fingerprint = DataFingerprint::of(data_files)?;
