@@ -749,6 +749,9 @@ fn checked_run_folder(
     };
     if !world.agree(folder.is_ok())? {
         folder?;
+        // mpirun ends the job at the first non-zero exit: give rank 0 the time to print why
+        // (it exits at once, and mpirun then reports rank 0's exit, not this one).
+        std::thread::sleep(Duration::from_secs(1));
         anyhow::bail!("rank 0 could not start the run (its message says why)");
     }
     folder
