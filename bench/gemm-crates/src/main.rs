@@ -63,9 +63,23 @@ struct Threads(usize);
 // The three calls. `a`/`b` are the *stored* row-major buffers; C is row-major m x n.
 // ---------------------------------------------------------------------------
 
-fn run_gemm(op: Op, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], acc: bool, t: Threads) {
+fn run_gemm(
+    op: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    acc: bool,
+    t: Threads,
+) {
     let ((a_rs, a_cs), (b_rs, b_cs)) = strides(op, m, n, k);
-    let par = if t.0 <= 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(t.0) };
+    let par = if t.0 <= 1 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(t.0)
+    };
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     unsafe {
         // gemm::gemm(m, n, k, dst, dst_cs, dst_rs, read_dst, lhs, lhs_cs, lhs_rs,
@@ -123,7 +137,17 @@ fn run_mm(op: Op, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f
     }
 }
 
-fn run_faer(op: Op, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], acc: bool, t: Threads) {
+fn run_faer(
+    op: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    acc: bool,
+    t: Threads,
+) {
     use faer::linalg::matmul::matmul;
     use faer::{Accum, MatMut, MatRef, Par};
     let par = if t.0 <= 1 { Par::Seq } else { Par::rayon(t.0) };
@@ -181,7 +205,10 @@ fn run(
 struct Rng(u64);
 impl Rng {
     fn f(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
     fn vec(&mut self, n: usize) -> Vec<f32> {
@@ -190,7 +217,15 @@ impl Rng {
 }
 
 /// f64 naive reference; returns (C_ref, bound) where bound(i,j)=sum_p |A||B| (+|C0|).
-fn naive(op: Op, m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c0: Option<&[f32]>) -> (Vec<f64>, Vec<f64>) {
+fn naive(
+    op: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    c0: Option<&[f32]>,
+) -> (Vec<f64>, Vec<f64>) {
     let ((a_rs, a_cs), (b_rs, b_cs)) = strides(op, m, n, k);
     let mut r = vec![0f64; m * n];
     let mut bd = vec![0f64; m * n];
@@ -241,7 +276,11 @@ fn fnv(c: &[f32]) -> u64 {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -260,7 +299,11 @@ fn verify(t: Threads, pool: &rayon::ThreadPool) -> bool {
             let (r, bd) = naive(op, m, n, k, &a, &b, if acc { Some(&c0) } else { None });
             for cr in CRATES {
                 // replace mode: C pre-filled with NaN proves C is not read.
-                let mut c = if acc { c0.clone() } else { vec![f32::NAN; m * n] };
+                let mut c = if acc {
+                    c0.clone()
+                } else {
+                    vec![f32::NAN; m * n]
+                };
                 run(cr, op, m, n, k, &a, &b, &mut c, acc, t, pool);
                 let e = max_err(&c, &r, &bd);
                 let pass = e < 1e-6;
@@ -293,7 +336,14 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let c = |name, op, m, k, n, acc| Case { name, op, m, n, k, acc };
+    let c = |name, op, m, k, n, acc| Case {
+        name,
+        op,
+        m,
+        n,
+        k,
+        acc,
+    };
     vec![
         // forward, batch 128
         c("fwd1 128x784*784x256", Op::NN, 128, 784, 256, false),
@@ -303,29 +353,120 @@ fn cases() -> Vec<Case> {
         c("wgrad1 784x128*128x256 (At)", Op::TN, 784, 128, 256, false),
         c("wgrad2 256x128*128x128 (At)", Op::TN, 256, 128, 128, false),
         c("wgrad3 128x128*128x10 (At)", Op::TN, 128, 128, 10, false),
-        c("wgrad1 784x128*128x256 (At) +=", Op::TN, 784, 128, 256, true),
-        c("wgrad2 256x128*128x128 (At) +=", Op::TN, 256, 128, 128, true),
+        c(
+            "wgrad1 784x128*128x256 (At) +=",
+            Op::TN,
+            784,
+            128,
+            256,
+            true,
+        ),
+        c(
+            "wgrad2 256x128*128x128 (At) +=",
+            Op::TN,
+            256,
+            128,
+            128,
+            true,
+        ),
         c("wgrad3 128x128*128x10 (At) +=", Op::TN, 128, 128, 10, true),
         // input gradients G W^T (B stored n x k)
         c("igrad1 128x256*256x784 (Bt)", Op::NT, 128, 256, 784, false),
         c("igrad2 128x128*128x256 (Bt)", Op::NT, 128, 128, 256, false),
         // GEMM-bound 784-1024-1024-10, batch 128
         c("big fwd1 128x784*784x1024", Op::NN, 128, 784, 1024, false),
-        c("big fwd2 128x1024*1024x1024", Op::NN, 128, 1024, 1024, false),
-        c("big wgrad1 784x128*128x1024 (At)", Op::TN, 784, 128, 1024, false),
-        c("big wgrad2 1024x128*128x1024 (At)", Op::TN, 1024, 128, 1024, false),
-        c("big wgrad1 784x128*128x1024 (At) +=", Op::TN, 784, 128, 1024, true),
-        c("big wgrad2 1024x128*128x1024 (At) +=", Op::TN, 1024, 128, 1024, true),
-        c("big igrad 128x1024*1024x1024 (Bt)", Op::NT, 128, 1024, 1024, false),
+        c(
+            "big fwd2 128x1024*1024x1024",
+            Op::NN,
+            128,
+            1024,
+            1024,
+            false,
+        ),
+        c(
+            "big wgrad1 784x128*128x1024 (At)",
+            Op::TN,
+            784,
+            128,
+            1024,
+            false,
+        ),
+        c(
+            "big wgrad2 1024x128*128x1024 (At)",
+            Op::TN,
+            1024,
+            128,
+            1024,
+            false,
+        ),
+        c(
+            "big wgrad1 784x128*128x1024 (At) +=",
+            Op::TN,
+            784,
+            128,
+            1024,
+            true,
+        ),
+        c(
+            "big wgrad2 1024x128*128x1024 (At) +=",
+            Op::TN,
+            1024,
+            128,
+            1024,
+            true,
+        ),
+        c(
+            "big igrad 128x1024*1024x1024 (Bt)",
+            Op::NT,
+            128,
+            1024,
+            1024,
+            false,
+        ),
         // micro-batch 64
         c("mb64 fwd1 64x784*784x256", Op::NN, 64, 784, 256, false),
         c("mb64 fwd2 64x256*256x128", Op::NN, 64, 256, 128, false),
-        c("mb64 wgrad1 784x64*64x256 (At)", Op::TN, 784, 64, 256, false),
-        c("mb64 wgrad2 256x64*64x128 (At)", Op::TN, 256, 64, 128, false),
+        c(
+            "mb64 wgrad1 784x64*64x256 (At)",
+            Op::TN,
+            784,
+            64,
+            256,
+            false,
+        ),
+        c(
+            "mb64 wgrad2 256x64*64x128 (At)",
+            Op::TN,
+            256,
+            64,
+            128,
+            false,
+        ),
         c("mb64 wgrad3 128x64*64x10 (At)", Op::TN, 128, 64, 10, false),
-        c("mb64 wgrad1 784x64*64x256 (At) +=", Op::TN, 784, 64, 256, true),
-        c("mb64 wgrad2 256x64*64x128 (At) +=", Op::TN, 256, 64, 128, true),
-        c("mb64 wgrad3 128x64*64x10 (At) +=", Op::TN, 128, 64, 10, true),
+        c(
+            "mb64 wgrad1 784x64*64x256 (At) +=",
+            Op::TN,
+            784,
+            64,
+            256,
+            true,
+        ),
+        c(
+            "mb64 wgrad2 256x64*64x128 (At) +=",
+            Op::TN,
+            256,
+            64,
+            128,
+            true,
+        ),
+        c(
+            "mb64 wgrad3 128x64*64x10 (At) +=",
+            Op::TN,
+            128,
+            64,
+            10,
+            true,
+        ),
     ]
 }
 
@@ -337,7 +478,10 @@ fn main() {
     // matrixmultiply reads this lazily at its first sgemm call; set it before any call.
     unsafe { std::env::set_var("MATMUL_NUM_THREADS", threads.to_string()) };
     let t = Threads(threads);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .unwrap();
 
     println!("# threads={threads} secs_per_case_per_crate={secs}");
     // OUTER=1: run the whole benchmark on a worker of the 2-thread pool, so gemm/faer calls
@@ -383,12 +527,26 @@ fn body(t: Threads, pool: &rayon::ThreadPool, secs: f64, hash_out: Option<String
         let (r, bd) = naive(op, m, n, k, &a, &b, if acc { Some(&c0) } else { None });
         let mut errs = [0f64; 3];
         for (ci, &cr) in CRATES.iter().enumerate() {
-            let mut c = if acc { c0.clone() } else { vec![f32::NAN; m * n] };
+            let mut c = if acc {
+                c0.clone()
+            } else {
+                vec![f32::NAN; m * n]
+            };
             run(cr, op, m, n, k, &a, &b, &mut c, acc, t, pool);
             errs[ci] = max_err(&c, &r, &bd);
-            assert!(errs[ci] < 1e-5, "{} wrong on {}: {}", crate_name(cr), cs.name, errs[ci]);
+            assert!(
+                errs[ci] < 1e-5,
+                "{} wrong on {}: {}",
+                crate_name(cr),
+                cs.name,
+                errs[ci]
+            );
             // call twice more to check run-to-run determinism within the process
-            let mut c2 = if acc { c0.clone() } else { vec![f32::NAN; m * n] };
+            let mut c2 = if acc {
+                c0.clone()
+            } else {
+                vec![f32::NAN; m * n]
+            };
             run(cr, op, m, n, k, &a, &b, &mut c2, acc, t, pool);
             let same = c.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits());
             hash_lines.push(format!(
@@ -406,7 +564,9 @@ fn body(t: Threads, pool: &rayon::ThreadPool, secs: f64, hash_out: Option<String
         // warmup + calibrate inner reps so one sample takes >= ~2 ms
         let mut inner = [1usize; 3];
         for (ci, &cr) in CRATES.iter().enumerate() {
-            if only.as_deref().is_some_and(|o| o != crate_name(cr)) { continue; }
+            if only.as_deref().is_some_and(|o| o != crate_name(cr)) {
+                continue;
+            }
             for _ in 0..3 {
                 run(cr, op, m, n, k, &a, &b, &mut cbuf[ci], acc, t, pool);
             }
@@ -426,7 +586,10 @@ fn body(t: Threads, pool: &rayon::ThreadPool, secs: f64, hash_out: Option<String
                 let ci = (round + j) % 3;
                 let cr = CRATES[ci];
                 if let Some(o) = &only {
-                    if crate_name(cr) != o { samples[ci].push(f64::NAN); continue; }
+                    if crate_name(cr) != o {
+                        samples[ci].push(f64::NAN);
+                        continue;
+                    }
                 }
                 let t0 = Instant::now();
                 for _ in 0..inner[ci] {
@@ -445,7 +608,17 @@ fn body(t: Threads, pool: &rayon::ThreadPool, secs: f64, hash_out: Option<String
         }
         println!(
             "{:<40} {:>3} | {:>8.1} {:>8.1} {:>8.1} | {:>8.1} {:>8.1} {:>8.1} | {:.1e} {:.1e} {:.1e}",
-            cs.name, threads, med[0], med[1], med[2], p10[0], p10[1], p10[2], errs[0], errs[1], errs[2]
+            cs.name,
+            threads,
+            med[0],
+            med[1],
+            med[2],
+            p10[0],
+            p10[1],
+            p10[2],
+            errs[0],
+            errs[1],
+            errs[2]
         );
         println!(
             "RESULT\t{}\t{}\t{:.2}\t{:.2}\t{:.2}",
