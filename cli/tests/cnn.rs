@@ -44,7 +44,21 @@ fn a_cnn_trains_saves_and_is_read_back_by_every_command() {
     let dir = temp_dir("cnn");
     let model = dir.join("cnn.safetensors");
     let m = model.to_str().unwrap();
-    let out = stdout(&train_args(&["--save", m, "--threads", "2"]));
+    let metrics = dir.join("metrics.json");
+    let out = stdout(&train_args(&[
+        "--save",
+        m,
+        "--threads",
+        "2",
+        "--metrics-out",
+        metrics.to_str().unwrap(),
+    ]));
+    // The metrics name the network by its layers, not by the MLP's default widths.
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    assert_eq!(j["layers"], LAYERS, "{j}");
+    assert_eq!(j["hidden"], serde_json::json!([]), "{j}");
+    assert!(j["augment"].is_null(), "{j}");
     for want in [
         "output shape",
         "6×2×2",

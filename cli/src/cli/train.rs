@@ -428,7 +428,12 @@ struct MetricsReport<'a> {
     classes: &'a [String],
     batch_size: usize,
     iterations_per_epoch: usize,
+    /// The MLP's hidden widths; empty when `layers` describes the network.
     hidden: Vec<usize>,
+    /// The `--layers` description, `null` for an MLP built from `hidden`.
+    layers: Option<&'a str>,
+    /// The `--augment` description, `null` when off.
+    augment: Option<&'a str>,
     activation: &'a str,
     optimizer: &'a str,
     learning_rate: f64,
@@ -1250,7 +1255,9 @@ impl Finished<'_> {
         let training = serde_json::json!({
             "data": self.data.train.name(),
             "train_samples": self.data.train.len(),
-            "hidden": c.hidden,
+            "hidden": if c.layers.is_some() { None } else { c.hidden.as_ref() },
+            "layers": c.layers,
+            "augment": c.augment.as_deref().filter(|a| *a != "none"),
             "activation": c.activation().name(),
             "optimizer": optimizer_name(optimizer),
             "learning_rate": self.base_lr,
@@ -1317,7 +1324,12 @@ impl Finished<'_> {
             classes: &self.spec.classes,
             batch_size: tc.batch_size,
             iterations_per_epoch: iterations_per_epoch(train.len(), tc.batch_size),
-            hidden: c.hidden.clone().unwrap_or_default(),
+            hidden: match c.layers {
+                Some(_) => Vec::new(),
+                None => c.hidden.clone().unwrap_or_default(),
+            },
+            layers: c.layers.as_deref(),
+            augment: c.augment.as_deref().filter(|a| *a != "none"),
             activation: c.activation().name(),
             optimizer: optimizer_name(optimizer),
             learning_rate: self.base_lr,
