@@ -27,8 +27,10 @@
 mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod scatter;
 
 pub use local::{LocalGroup, LocalMember};
+pub use scatter::{Reducer, direct_pays};
 #[cfg(feature = "mpi")]
 pub use mpi::Mpi;
 
@@ -58,6 +60,24 @@ pub trait Collective {
     fn send_f64(&mut self, to: usize, data: &[f64]) -> Result<(), NablaError>;
     /// Receives exactly `data.len()` values from rank `from` into `data`.
     fn receive_f64(&mut self, from: usize, data: &mut [f64]) -> Result<(), NablaError>;
+    /// Sends `send.1` to rank `send.0` and receives `recv.1.len()` values from rank `recv.0`
+    /// into `recv.1`, both at once (either may be absent), so two ranks that send each other
+    /// large messages do not wait for each other. The default sends first and then receives,
+    /// which is right for a transport whose sends complete without the receiver (buffered,
+    /// like [`LocalGroup`]); MPI overrides it.
+    fn exchange(
+        &mut self,
+        send: Option<(usize, &[f32])>,
+        recv: Option<(usize, &mut [f32])>,
+    ) -> Result<(), NablaError> {
+        if let Some((to, data)) = send {
+            self.send(to, data)?;
+        }
+        match recv {
+            Some((from, data)) => self.receive(from, data),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A run of one process: rank 0 of 1, with nobody to talk to.
