@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use nabla::dist::{Collective, Mpi, Reducer, sum_in_order};
+use nabla::dist::{Collective, Mpi, Reducer, all_agree, sum_in_order};
 
 /// CPU seconds used by the calling thread so far.
 fn thread_cpu() -> f64 {
@@ -60,6 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut times = [(Vec::new(), Vec::new()), (Vec::new(), Vec::new())];
         for i in 0..60 {
             for (scheme, (wall, cpu)) in times.iter_mut().enumerate() {
+                // Every rank starts together (the previous sum's tail is not timed).
+                all_agree(&mut world, true)?;
                 let (t, c) = (Instant::now(), thread_cpu());
                 if scheme == 0 {
                     sum_in_order(&mut world, &[&term], &mut out)?;

@@ -16,7 +16,7 @@
 //! moves no more bytes from any rank than the chain does, and [`Reducer`] falls back to the
 //! chain otherwise.
 
-use super::{Collective, first_terms, share, sum_in_order};
+use super::{CHUNK, Collective, first_terms, share, sum_in_order};
 use crate::error::NablaError;
 
 /// True when the direct scheme sends no more from any rank than the chain's `2·S` values for
@@ -127,7 +127,7 @@ impl Reducer {
                     });
                     (mine.get(j).map(|t| &t[theirs.clone()]), recv)
                 };
-                group.exchange(send.map(|d| (to, d)), recv)?;
+                in_pieces(group, send.map(|d| (to, d)), recv)?;
             }
         }
         let mut rest: Vec<&[f32]> = Vec::new();
@@ -148,6 +148,28 @@ impl Reducer {
             rest.into_iter().for_each(|t| add(o, t));
         }
         Ok(())
+    }
+}
+
+/// [`Collective::exchange`] in pieces of [`CHUNK`] values (piece `i` of the message sent with
+/// piece `i` of the one received), so a large message streams through the transport's
+/// buffers instead of waiting for it whole (measured faster on loopback).
+fn in_pieces(
+    group: &mut dyn Collective,
+    send: Option<(usize, &[f32])>,
+    recv: Option<(usize, &mut [f32])>,
+) -> Result<(), NablaError> {
+    let mut sends = send
+        .into_iter()
+        .flat_map(|(to, d)| d.chunks(CHUNK).map(move |c| (to, c)));
+    let mut recvs = recv
+        .into_iter()
+        .flat_map(|(from, d)| d.chunks_mut(CHUNK).map(move |c| (from, c)));
+    loop {
+        match (sends.next(), recvs.next()) {
+            (None, None) => return Ok(()),
+            (s, r) => group.exchange(s, r)?,
+        }
     }
 }
 
@@ -176,7 +198,7 @@ fn gather(group: &mut dyn Collective, out: &mut [f32]) -> Result<(), NablaError>
             let (a, b) = out.split_at_mut(own.start);
             (&b[..own.len()], &mut a[theirs.clone()])
         };
-        group.exchange(Some((to, send)), Some((from, recv)))?;
+        in_pieces(group, Some((to, send)), Some((from, recv)))?;
     }
     Ok(())
 }
