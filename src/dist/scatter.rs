@@ -13,28 +13,33 @@
 //! contributes per slice (1 for rank 0; its term count for the others): for `c = 1` that is a
 //! ring all-reduce's `2·(N − 1)/N`. A later rank with several terms must send each, since
 //! adding them first would change the order of the sum; [`direct_pays`] says when the scheme
-//! moves no more bytes from any rank than the chain does, and [`Reducer`] falls back to the
-//! chain otherwise.
+//! takes no longer than the chain (counted in values sent over the slowest rank's link), and
+//! [`Reducer`] falls back to the chain otherwise.
 
 use super::{CHUNK, Collective, first_terms, share, sum_in_order};
 use crate::error::NablaError;
 
-/// True when the direct scheme sends no more from any rank than the chain's `2·S` values for
-/// a tensor of `S`: `(c_r + 1)·(N − 1) ≤ 2·N` for every rank `r`, with `c_0 = 1` and `c_r`
-/// the term count of rank `r > 0` (`counts[r]`). Rank 0 must have a term. For 2 ranks that
-/// allows up to 3 terms per rank, from 4 ranks on one.
-pub fn direct_pays(counts: &[usize]) -> bool {
+/// True when the direct scheme takes no longer than the chain for a tensor of `len` values,
+/// counted in values on the slowest rank's link: the direct scheme sends `(c_r + 1)·(N − 1)/N
+/// · len` from rank `r` (`c_0 = 1`, `c_r = counts[r]` for `r > 0`), the chain's two pipelined
+/// phases take as long as `2·(len + (N − 2)·chunk)` (the pipeline fills over `N − 2` hops,
+/// `chunk = min(CHUNK, len)`). Rank 0 must have a term. For a tensor of many more chunks than
+/// ranks that allows up to 3 terms per rank with 2 ranks and 1 from 4 ranks on; the chain's
+/// pipeline fill lets more terms take the direct scheme on smaller tensors: a tensor of at most
+/// one chunk takes it with up to `2·N − 1` terms per rank.
+pub fn direct_pays(counts: &[usize], len: usize) -> bool {
     let n = counts.len();
+    let chain = 2 * n * (len + (n.max(2) - 2) * len.min(CHUNK));
     n > 1
         && counts[0] > 0
         && counts
             .iter()
             .enumerate()
-            .all(|(r, &c)| (if r == 0 { 1 } else { c } + 1) * (n - 1) <= 2 * n)
+            .all(|(r, &c)| (if r == 0 { 1 } else { c } + 1) * (n - 1) * len <= chain)
 }
 
-/// The in-order sum of [`sum_in_order`] with a reusable receive buffer, by the scheme that
-/// moves the fewest bytes: the direct reduce-scatter + all-gather when [`direct_pays`], the
+/// The in-order sum of [`sum_in_order`] with a reusable receive buffer, by the faster scheme
+/// by the count of [`direct_pays`]: the direct reduce-scatter + all-gather when it pays, the
 /// chain otherwise. Results are bit-identical either way.
 #[derive(Debug, Default)]
 pub struct Reducer {
@@ -65,7 +70,7 @@ impl Reducer {
                 mine.len()
             )));
         }
-        if !direct_pays(counts) {
+        if !direct_pays(counts, out.len()) {
             return sum_in_order(group, mine, out);
         }
         if let Some(bad) = mine.iter().find(|m| m.len() != out.len()) {
@@ -292,16 +297,22 @@ mod tests {
     }
 
     #[test]
-    fn the_direct_scheme_is_used_only_when_it_moves_fewer_bytes() {
-        assert!(direct_pays(&[1, 1]));
-        assert!(direct_pays(&[4, 3]));
-        assert!(!direct_pays(&[4, 4]));
-        assert!(direct_pays(&[1, 1, 1, 1]));
-        assert!(direct_pays(&[1, 1, 0, 0]));
-        assert!(direct_pays(&[5, 1, 1, 1]));
-        assert!(!direct_pays(&[2, 2, 2, 2]));
-        assert!(!direct_pays(&[0, 0]));
-        assert!(!direct_pays(&[3]));
+    fn the_direct_scheme_is_used_only_when_it_takes_no_longer() {
+        let big = 8 * CHUNK;
+        assert!(direct_pays(&[1, 1], big));
+        assert!(direct_pays(&[4, 3], big));
+        assert!(!direct_pays(&[4, 4], big));
+        assert!(!direct_pays(&[4, 4], 100) && direct_pays(&[4, 3], 100));
+        assert!(direct_pays(&[1, 1, 1, 1], big));
+        assert!(direct_pays(&[1, 1, 0, 0], big));
+        assert!(direct_pays(&[5, 1, 1, 1], big));
+        // 4 ranks of 2 terms: 2.25 × the tensor against the chain's 2 + 4/8.
+        assert!(direct_pays(&[2, 2, 2, 2], big));
+        assert!(direct_pays(&[2, 2, 2, 2, 2, 2, 2, 2], big));
+        assert!(!direct_pays(&[2, 2, 2, 2, 2, 2, 2, 2], 64 * CHUNK));
+        assert!(direct_pays(&[2, 2, 2, 2, 2, 2, 2, 2], 1000));
+        assert!(!direct_pays(&[0, 0], big));
+        assert!(!direct_pays(&[3], big));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One step's micro-batch results, combined across the ranks of a distributed run in the order
-//! one process combines them (see [`crate::dist`]): the loss sum and correct count, the
-//! batch-norm running statistics, and the gradient sum, each reduced along the chain of ranks
-//! `0 → 1 → … → N − 1` and broadcast back along the ring `N − 1 → 0 → … → N − 2`.
+//! one process combines them (see [`crate::dist`]): the loss sum and correct count and the
+//! batch-norm running statistics, reduced along the chain of ranks `0 → 1 → … → N − 1` and
+//! broadcast back along the ring `N − 1 → 0 → … → N − 2`, and the gradient sum, handed to
+//! [`Reducer`] as each parameter's ordered terms with every rank's term count (it picks the
+//! direct reduce-scatter + all-gather or the chain).
 
 use super::fit::{StepStats, apply};
 use super::micro_batches;
