@@ -47,18 +47,15 @@ impl Mpi {
 
     /// Waits for every request (each with the peer it concerns and what that peer should
     /// do) until the deadline; past it, reports the first peer still pending and aborts.
-    fn finish<'a, D: ?Sized, S: Scope<'a>>(
-        &self,
-        mut pending: [Option<(Request<'a, D, S>, usize, &str)>; 2],
-    ) {
+    fn finish<'a, D: ?Sized, S: Scope<'a>>(&self, mut pending: [Option<Pending<'a, D, S>>; 2]) {
         let started = Instant::now();
         let mut polls = 0u32;
         loop {
             for slot in &mut pending {
-                if let Some((request, peer, what)) = slot.take() {
-                    if let Err(request) = request.test() {
-                        *slot = Some((request, peer, what));
-                    }
+                if let Some((request, peer, what)) = slot.take()
+                    && let Err(request) = request.test()
+                {
+                    *slot = Some((request, peer, what));
                 }
             }
             let Some((_, peer, what)) = pending.iter().flatten().next() else {
@@ -81,6 +78,9 @@ impl Mpi {
         }
     }
 }
+
+/// A request in flight, the peer it concerns and what that peer should do.
+type Pending<'a, D, S> = (Request<'a, D, S>, usize, &'static str);
 
 impl Collective for Mpi {
     fn rank(&self) -> usize {
