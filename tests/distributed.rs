@@ -26,7 +26,11 @@ fn network() -> Network {
 }
 
 fn config(threads: usize, clip: bool) -> TrainConfig {
-    let mut c = TrainConfig::new(3, 512, 11, threads);
+    config_with(threads, clip, 512)
+}
+
+fn config_with(threads: usize, clip: bool, batch: usize) -> TrainConfig {
+    let mut c = TrainConfig::new(3, batch, 11, threads);
     if clip {
         c.clip_grad_norm = Some(0.5);
     }
@@ -64,10 +68,18 @@ fn train_one(
     clip: bool,
     group: Option<Box<dyn Collective>>,
 ) -> (Bits, FitReport) {
+    train_batch(config(threads, clip), adam, group)
+}
+
+fn train_batch(
+    config: TrainConfig,
+    adam: bool,
+    group: Option<Box<dyn Collective>>,
+) -> (Bits, FitReport) {
     let (train, test) = digits();
     let mut model = network();
     let mut opt = optimizer(adam);
-    let mut trainer = Trainer::new(config(threads, clip)).unwrap();
+    let mut trainer = Trainer::new(config).unwrap();
     if let Some(group) = group {
         trainer = trainer.distributed(group);
     }
@@ -131,6 +143,37 @@ fn any_number_of_ranks_trains_the_one_process_weights() {
     }
 }
 
+/// Batches of 128 rows are 2 micro-batches (the last, 76 rows, 2 of 38): one term per rank
+/// for 2 ranks, none on ranks 2 and 3 of 3 or 4, so the gradient sum takes the direct
+/// reduce-scatter + all-gather (see `nabla::dist::Reducer`), not the chain.
+#[test]
+fn the_direct_reduction_trains_the_one_process_weights() {
+    assert!(nabla::dist::direct_pays(&[1, 1], 1 << 22));
+    assert!(nabla::dist::direct_pays(&[1, 1, 0, 0], 1 << 22));
+    assert_eq!(1100 % 128, 76);
+    for adam in [false, true] {
+        let (single, report) = train_batch(config_with(1, false, 128), adam, None);
+        for size in [2, 3, 4] {
+            for threads in [1, 2] {
+                let what = format!("batch 128, adam {adam}, {size} ranks × {threads} threads");
+                let members = LocalGroup::new(size, Duration::from_secs(60));
+                let handles: Vec<_> = members
+                    .into_iter()
+                    .map(|m| {
+                        let c = config_with(threads, false, 128);
+                        std::thread::spawn(move || train_batch(c, adam, Some(Box::new(m))))
+                    })
+                    .collect();
+                for (rank, h) in handles.into_iter().enumerate() {
+                    let (w, r) = h.join().unwrap();
+                    assert!(w == single, "{what}: rank {rank}'s weights differ");
+                    same_history(&r, &report, &what);
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gradient_clipping_sees_the_whole_batch() {
     let (single, _) = train_one(2, false, true, None);
@@ -139,8 +182,15 @@ fn gradient_clipping_sees_the_whole_batch() {
     }
 }
 
+/// Batch 512 sums along the chain, batch 128 by the direct scheme: both notice.
 #[test]
 fn a_rank_that_stops_is_named_by_the_others() {
+    for batch in [512, 128] {
+        a_rank_stops(batch);
+    }
+}
+
+fn a_rank_stops(batch: usize) {
     let mut members = LocalGroup::new(2, Duration::from_secs(5));
     let second = members.pop().unwrap();
     let first = members.pop().unwrap();
@@ -148,7 +198,7 @@ fn a_rank_that_stops_is_named_by_the_others() {
     let (train, test) = digits();
     let mut model = network();
     let mut opt = optimizer(false);
-    let err = Trainer::new(config(1, false))
+    let err = Trainer::new(config_with(1, false, batch))
         .unwrap()
         .distributed(Box::new(first))
         .fit(
@@ -163,6 +213,12 @@ fn a_rank_that_stops_is_named_by_the_others() {
 
 #[test]
 fn a_silent_rank_times_out() {
+    for batch in [512, 128] {
+        a_rank_is_silent(batch);
+    }
+}
+
+fn a_rank_is_silent(batch: usize) {
     let mut members = LocalGroup::new(2, Duration::from_millis(300));
     let second = members.pop().unwrap();
     let first = members.pop().unwrap();
@@ -170,7 +226,7 @@ fn a_silent_rank_times_out() {
     let mut model = network();
     let mut opt = optimizer(false);
     let started = std::time::Instant::now();
-    let err = Trainer::new(config(1, false))
+    let err = Trainer::new(config_with(1, false, batch))
         .unwrap()
         .distributed(Box::new(first))
         .fit(

@@ -131,6 +131,39 @@ mod ranks {
         }
     }
 
+    /// Batches of 128 rows (2 micro-batches): one gradient term per rank with 2 ranks, none on
+    /// ranks 2 and 3 of 4, so the gradient takes the direct reduce-scatter + all-gather.
+    #[test]
+    fn the_direct_reduction_trains_the_one_process_bits() {
+        let dir = temp_dir("direct");
+        let small = |tag: &str, threads: usize| {
+            let mut f = flags(&dir, tag, threads);
+            f.extend(["--batch-size".into(), "128".into()]);
+            f
+        };
+        ok(
+            Command::new(env!("CARGO_BIN_EXE_nabla"))
+                .args(small("one", 2))
+                .current_dir(&dir)
+                .output()
+                .unwrap(),
+            "one process",
+        );
+        let weights = tensors(&dir.join("one.safetensors"));
+        let history = epochs(&dir.join("one.json"));
+        for ranks in [2, 4] {
+            let tag = format!("direct{ranks}");
+            let out = mpirun(ranks, &small(&tag, 1))
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            ok(out, &tag);
+            let file = dir.join(format!("{tag}.safetensors"));
+            assert!(tensors(&file) == weights, "{tag}: the weights differ");
+            assert_eq!(epochs(&dir.join(format!("{tag}.json"))), history, "{tag}");
+        }
+    }
+
     /// The pid of rank `rank` among the processes whose command line holds `marker`.
     fn rank_pid(marker: &str, rank: usize) -> Option<u32> {
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {

@@ -5,19 +5,28 @@
 //! the whole data, walks the same seeded batches, and computes a fixed share of every batch's
 //! micro-batches (see [`share`]). The micro-batch gradients are then combined **in the order a
 //! single process sums them**, so the trained weights are bit-identical to a one-process run
-//! with the same seed, for any `N` and any thread count per rank:
+//! with the same seed, for any `N` and any thread count per rank. Two schemes give that order:
 //!
-//! 1. *reduce along a chain*: rank 0 sums its micro-batch gradients `(g0 + g1) + …`, sends the
-//!    partial sum to rank 1, which adds its own in order and passes it on, … up to rank `N − 1`,
-//!    which then holds exactly the sum one process would form; the loss sum, the count of
-//!    correct answers and the batch-norm running statistics travel with it, folded in the same
-//!    order;
-//! 2. *broadcast along the ring* `N − 1 → 0 → 1 → … → N − 2`;
-//! 3. every rank applies the same optimizer step to the same summed gradient.
+//! * *the chain* ([`sum_in_order`]): rank 0 sums its micro-batch gradients `(g0 + g1) + …`,
+//!   sends the partial sum to rank 1, which adds its own in order and passes it on, … up to
+//!   rank `N − 1`, which then holds exactly the sum one process would form; the result is then
+//!   broadcast along the ring `N − 1 → 0 → 1 → … → N − 2`. Both phases send each tensor in
+//!   chunks of [`CHUNK`] values, so the chain works as a pipeline: about `2 · bytes /
+//!   bandwidth` plus `N` chunk latencies. The loss sum, the count of correct answers and the
+//!   batch-norm running statistics always travel this way, folded in the same order.
+//! * *the direct scheme* ([`Reducer`], module `scatter`): a reduce-scatter + all-gather in
+//!   which each rank owns a slice of the tensor and receives, for it, rank 0's prefix and every
+//!   later rank's terms unsummed, and adds them in rank order; the owners then swap their
+//!   finished slices. With one term per rank it moves a ring all-reduce's `2 · (N − 1)/N ·
+//!   bytes` per rank, in `N − 1` pairwise rounds per phase with both link directions busy.
+//!   [`Reducer`] uses it for the gradient when it takes no longer than the chain by the bytes
+//!   on the busiest link ([`direct_pays`]) and falls back to the chain otherwise; both give
+//!   the same bits.
 //!
-//! Both phases send each tensor in chunks of [`CHUNK`] values, so a chain of `N` ranks works as
-//! a pipeline: the time is about `2 · bytes / bandwidth` plus `N` chunk latencies, close to a
-//! ring all-reduce's `2 · (N − 1)/N · bytes / bandwidth` (BENCHMARKS.md has the measured model).
+//! Then every rank applies the same optimizer step to the same summed gradient. The sum starts
+//! once the rank's backward passes are done: it is not overlapped with backward (on shared
+//! memory the transfer is CPU work that competes with the backward for the same cores;
+//! BENCHMARKS.md has the measurement and the model with and without overlap).
 //!
 //! [`Collective`] is what the trainer needs from the transport: point-to-point sends and
 //! receives of `f32` and `f64` values that fail (rather than hang) when a peer is gone or
@@ -27,10 +36,12 @@
 mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
+mod scatter;
 
 pub use local::{LocalGroup, LocalMember};
 #[cfg(feature = "mpi")]
 pub use mpi::Mpi;
+pub use scatter::{Reducer, direct_pays};
 
 use std::ops::Range;
 
@@ -58,6 +69,24 @@ pub trait Collective {
     fn send_f64(&mut self, to: usize, data: &[f64]) -> Result<(), NablaError>;
     /// Receives exactly `data.len()` values from rank `from` into `data`.
     fn receive_f64(&mut self, from: usize, data: &mut [f64]) -> Result<(), NablaError>;
+    /// Sends `send.1` to rank `send.0` and receives `recv.1.len()` values from rank `recv.0`
+    /// into `recv.1`, both at once (either may be absent), so two ranks that send each other
+    /// large messages do not wait for each other. The default sends first and then receives,
+    /// which is right for a transport whose sends complete without the receiver (buffered,
+    /// like [`LocalGroup`]); MPI overrides it.
+    fn exchange(
+        &mut self,
+        send: Option<(usize, &[f32])>,
+        recv: Option<(usize, &mut [f32])>,
+    ) -> Result<(), NablaError> {
+        if let Some((to, data)) = send {
+            self.send(to, data)?;
+        }
+        match recv {
+            Some((from, data)) => self.receive(from, data),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A run of one process: rank 0 of 1, with nobody to talk to.

@@ -45,20 +45,22 @@ impl Mpi {
         self.world.abort(code)
     }
 
-    /// Waits for `request` until the deadline; past it, reports and aborts the job.
-    fn finish<'a, D: ?Sized, S: Scope<'a>>(
-        &self,
-        mut request: Request<'a, D, S>,
-        peer: usize,
-        what: &str,
-    ) {
+    /// Waits for every request (each with the peer it concerns and what that peer should
+    /// do) until the deadline; past it, reports the first peer still pending and aborts.
+    fn finish<'a, D: ?Sized, S: Scope<'a>>(&self, mut pending: [Option<Pending<'a, D, S>>; 2]) {
         let started = Instant::now();
         let mut polls = 0u32;
         loop {
-            match request.test() {
-                Ok(_) => return,
-                Err(pending) => request = pending,
+            for slot in &mut pending {
+                if let Some((request, peer, what)) = slot.take()
+                    && let Err(request) = request.test()
+                {
+                    *slot = Some((request, peer, what));
+                }
             }
+            let Some((_, peer, what)) = pending.iter().flatten().next() else {
+                return;
+            };
             polls += 1;
             if polls < 1000 {
                 std::thread::yield_now();
@@ -77,6 +79,9 @@ impl Mpi {
     }
 }
 
+/// A request in flight, the peer it concerns and what that peer should do.
+type Pending<'a, D, S> = (Request<'a, D, S>, usize, &'static str);
+
 impl Collective for Mpi {
     fn rank(&self) -> usize {
         self.world.rank() as usize
@@ -89,7 +94,10 @@ impl Collective for Mpi {
     fn send(&mut self, to: usize, data: &[f32]) -> Result<(), NablaError> {
         let peer = self.world.process_at_rank(to as i32);
         mpi::request::scope(|scope| {
-            self.finish(peer.immediate_send(scope, data), to, "take a message")
+            self.finish([
+                Some((peer.immediate_send(scope, data), to, "take a message")),
+                None,
+            ])
         });
         Ok(())
     }
@@ -97,7 +105,10 @@ impl Collective for Mpi {
     fn receive(&mut self, from: usize, data: &mut [f32]) -> Result<(), NablaError> {
         let peer = self.world.process_at_rank(from as i32);
         mpi::request::scope(|scope| {
-            self.finish(peer.immediate_receive_into(scope, data), from, "send")
+            self.finish([
+                Some((peer.immediate_receive_into(scope, data), from, "send")),
+                None,
+            ])
         });
         Ok(())
     }
@@ -105,7 +116,10 @@ impl Collective for Mpi {
     fn send_f64(&mut self, to: usize, data: &[f64]) -> Result<(), NablaError> {
         let peer = self.world.process_at_rank(to as i32);
         mpi::request::scope(|scope| {
-            self.finish(peer.immediate_send(scope, data), to, "take a message")
+            self.finish([
+                Some((peer.immediate_send(scope, data), to, "take a message")),
+                None,
+            ])
         });
         Ok(())
     }
@@ -113,7 +127,29 @@ impl Collective for Mpi {
     fn receive_f64(&mut self, from: usize, data: &mut [f64]) -> Result<(), NablaError> {
         let peer = self.world.process_at_rank(from as i32);
         mpi::request::scope(|scope| {
-            self.finish(peer.immediate_receive_into(scope, data), from, "send")
+            self.finish([
+                Some((peer.immediate_receive_into(scope, data), from, "send")),
+                None,
+            ])
+        });
+        Ok(())
+    }
+
+    fn exchange(
+        &mut self,
+        send: Option<(usize, &[f32])>,
+        recv: Option<(usize, &mut [f32])>,
+    ) -> Result<(), NablaError> {
+        mpi::request::scope(|scope| {
+            let sent = send.map(|(to, data)| {
+                let peer = self.world.process_at_rank(to as i32);
+                (peer.immediate_send(scope, data), to, "take a message")
+            });
+            let heard = recv.map(|(from, data)| {
+                let peer = self.world.process_at_rank(from as i32);
+                (peer.immediate_receive_into(scope, data), from, "send")
+            });
+            self.finish([heard, sent]);
         });
         Ok(())
     }

@@ -1,13 +1,15 @@
 //! One step's micro-batch results, combined across the ranks of a distributed run in the order
-//! one process combines them (see [`crate::dist`]): the loss sum and correct count, the
-//! batch-norm running statistics, and the gradient sum, each reduced along the chain of ranks
-//! `0 → 1 → … → N − 1` and broadcast back along the ring `N − 1 → 0 → … → N − 2`.
+//! one process combines them (see [`crate::dist`]): the loss sum and correct count and the
+//! batch-norm running statistics, reduced along the chain of ranks `0 → 1 → … → N − 1` and
+//! broadcast back along the ring `N − 1 → 0 → … → N − 2`, and the gradient sum, handed to
+//! [`Reducer`] as each parameter's ordered terms with every rank's term count (it picks the
+//! direct reduce-scatter + all-gather or the chain).
 
 use super::fit::{StepStats, apply};
 use super::micro_batches;
 use crate::autograd::Grads;
 use crate::data::Dataset;
-use crate::dist::{Collective, broadcast, share, sum_in_order};
+use crate::dist::{Collective, Reducer, broadcast, share};
 use crate::error::NablaError;
 use crate::loss::Loss;
 use crate::nn::{BatchStats, Buffers, Dtype, Module, Network};
@@ -92,18 +94,26 @@ fn each_f32(
     Ok(())
 }
 
-/// Writes into `sum` the sum over every rank's micro-batch gradients, added in micro-batch
-/// order exactly as [`crate::optim::Optimizer::step_sum`] adds them in one process.
+/// A distributed step's summed gradient and the buffers its reduction reuses.
+pub(crate) struct Summed {
+    grads: Grads,
+    reducer: Reducer,
+}
+
+/// Writes into `sum` the sum over every rank's gradient terms (`counts[r]` of them on rank
+/// `r`, `local.grads` here), added in order exactly as
+/// [`crate::optim::Optimizer::step_sum`] adds them in one process.
 pub(crate) fn sum_gradients(
     group: &mut dyn Collective,
     local: &Local,
-    sum: &mut Grads,
+    counts: &[usize],
+    sum: &mut Summed,
 ) -> Result<(), NablaError> {
     let mut mine: Vec<&[f32]> = Vec::with_capacity(local.grads.len());
-    for (p, out) in sum.tensors_mut().iter_mut().enumerate() {
+    for (p, out) in sum.grads.tensors_mut().iter_mut().enumerate() {
         mine.clear();
         mine.extend(local.grads.iter().map(|g| g.tensors()[p].data()));
-        sum_in_order(group, &mine, out.data_mut())?;
+        sum.reducer.sum(group, &mine, counts, out.data_mut())?;
     }
     Ok(())
 }
@@ -151,13 +161,15 @@ impl super::Trainer {
         batch: &[usize],
     ) -> Result<StepStats, NablaError> {
         let k = micro_batches(batch.len());
-        let mine = share(k, group.rank(), group.size());
+        let size = group.size();
+        let mine = share(k, group.rank(), size);
+        let counts: Vec<usize> = (0..size).map(|r| share(k, r, size).len()).collect();
         let n = mine.len();
         self.grow(n, model);
-        let mut sum = match self.sum.take() {
-            Some(sum) => sum,
-            None => Grads::zeros_like(model.params()),
-        };
+        let mut sum = self.sum.take().unwrap_or_else(|| Summed {
+            grads: Grads::zeros_like(model.params()),
+            reducer: Reducer::new(),
+        });
         self.micro_batches(model, data, loss, batch, mine)?;
         let workers = &self.workers[..n];
         let results: Vec<(f64, usize)> = workers.iter().map(|w| (w.loss_sum, w.correct)).collect();
@@ -175,13 +187,13 @@ impl super::Trainer {
         };
         if step.loss.is_finite() {
             fold_stats(group, model, &local)?;
-            sum_gradients(group, &local, &mut sum)?;
+            sum_gradients(group, &local, &counts, &mut sum)?;
             step.finite_gradient = apply(
                 &self.config,
                 &self.pool,
                 model,
                 optimizer,
-                std::slice::from_ref(&sum),
+                std::slice::from_ref(&sum.grads),
             );
         }
         self.sum = Some(sum);

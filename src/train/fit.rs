@@ -292,7 +292,7 @@ pub struct Trainer {
     /// The other processes of a distributed run (see [`Trainer::distributed`]).
     pub(super) group: Option<Box<dyn Collective>>,
     /// A distributed step's summed gradient.
-    pub(super) sum: Option<Grads>,
+    pub(super) sum: Option<super::combine::Summed>,
 }
 
 impl Trainer {
