@@ -906,8 +906,9 @@ impl Trainer {
     ) -> Result<(), NablaError> {
         let total = batch.len();
         let (size, per) = (micro_batch_rows(total), micro_batches_per_group(total));
-        let first = mine.start * per;
-        let end = (mine.end * per).min(micro_batches(total));
+        // As `rank_share`: a rank with no group (fewer groups than ranks) starts at the end.
+        let k = micro_batches(total);
+        let (first, end) = ((mine.start * per).min(k), (mine.end * per).min(k));
         let workers = &mut self.workers[..mine.len()];
         let grads = &mut self.grads[..mine.len()];
         let outs = &mut self.outs[..end - first];
