@@ -240,3 +240,29 @@ fn a_rank_is_silent(batch: usize) {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(err.to_string().contains("rank 1 sent nothing"), "{err}");
 }
+
+/// Batches of 300 rows: 5 micro-batches in 3 gradient groups of 2, 2 and 1, so with 4 ranks
+/// the last rank has no group and the groups' micro-batch counts differ; the partial last
+/// batch of 200 rows has 4 groups of one.
+#[test]
+fn ranks_with_no_group_and_uneven_groups_train_the_one_process_weights() {
+    assert_eq!(nabla::train::groups(300), 3);
+    assert_eq!(nabla::train::micro_batches_per_group(300), 2);
+    let (single, report) = train_batch(config_with(1, false, 300), false, None);
+    for size in [3, 4] {
+        let members = LocalGroup::new(size, Duration::from_secs(60));
+        let handles: Vec<_> = members
+            .into_iter()
+            .map(|m| {
+                let c = config_with(2, false, 300);
+                std::thread::spawn(move || train_batch(c, false, Some(Box::new(m))))
+            })
+            .collect();
+        for (rank, h) in handles.into_iter().enumerate() {
+            let (w, r) = h.join().unwrap();
+            let what = format!("batch 300, {size} ranks, rank {rank}");
+            assert!(w == single, "{what}: weights differ");
+            same_history(&r, &report, &what);
+        }
+    }
+}

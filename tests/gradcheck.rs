@@ -4,7 +4,7 @@
 use nabla::autograd::gradcheck::check;
 use nabla::kernels::Transpose;
 use nabla::rng::{self, ChaCha8Rng, RngExt, Stream};
-use nabla::{NablaError, Tape, Tensor, Var};
+use nabla::{Grads, NablaError, Params, Tape, Tensor, Var, Workspace};
 
 /// Worst relative disagreement allowed. f32 forward values with ε = 1e-2 give numeric errors
 /// around 1e-4..1e-3; a wrong rule gives errors of order 1.
@@ -150,6 +150,46 @@ fn matmul_in_every_transpose_combination() {
                 assert_close(&format!("matmul {ta:?} {tb:?}"), (m, n), res);
             }
         }
+    }
+}
+
+#[test]
+fn linear_is_x_times_w_transposed_plus_the_bias() {
+    for (i, &(m, k, n)) in [(1, 1, 1), (5, 3, 2), (6, 4, 7)].iter().enumerate() {
+        let x = random(&mut rng(i as u64), m, k);
+        let w = random(&mut rng(i as u64 + 5), n, k);
+        let b = random(&mut rng(i as u64 + 9), 1, n);
+        let res = check(&[x.clone(), w.clone(), b.clone()], EPS, |t, v| {
+            let y = t.linear(v[0], v[1], v[2])?;
+            weighted_sum(t, y, i as u64)
+        });
+        assert_close("linear", (m, n), res);
+        // The same bits as the two ops it fuses, forward and backward.
+        let (mut fused, mut apart) = (Vec::new(), Vec::new());
+        for (fuse, out) in [(true, &mut fused), (false, &mut apart)] {
+            let mut params = Params::new();
+            let ids = [x.clone(), w.clone(), b.clone()].map(|t| params.add("p", t));
+            let mut ws = Workspace::new();
+            let mut tape = Tape::new(&params, &mut ws);
+            let [xv, wv, bv] = ids.map(|id| tape.param(id));
+            let y = if fuse {
+                tape.linear(xv, wv, bv).unwrap()
+            } else {
+                let z = tape
+                    .matmul_t(xv, Transpose::No, wv, Transpose::Yes)
+                    .unwrap();
+                tape.add_row(z, bv).unwrap()
+            };
+            let l = weighted_sum(&mut tape, y, i as u64).unwrap();
+            out.extend_from_slice(tape.value(y).data());
+            let mut grads = Grads::zeros_like(&params);
+            tape.backward(l, &mut grads).unwrap();
+            grads
+                .tensors()
+                .iter()
+                .for_each(|g| out.extend_from_slice(g.data()));
+        }
+        assert_eq!(fused, apart, "linear vs matmul_t + add_row");
     }
 }
 

@@ -73,6 +73,50 @@ fn every_parameter_of_a_deep_network_gets_a_nonzero_gradient() {
     }
 }
 
+/// Gradient accumulation as the trainer's groups do it: a second batch's backward pass added
+/// onto the first's gradients (the weight gradients by the GEMM's accumulate mode) gives the
+/// sum of the two passes' gradients: the weights' bit for bit (the GEMM adds its product to
+/// the buffer as the sum would), the biases' (column sums continued row by row) within
+/// rounding.
+#[test]
+fn backward_add_accumulates_the_gradients_of_several_batches() {
+    let spec = ModelSpec::mlp(20, &[16, 12], Activation::Relu, 4);
+    let model = Network::from_spec(&spec, 5).unwrap();
+    let params = model.params();
+    let labels: Vec<u32> = (0..64).map(|i| i % 4).collect();
+    let xs = [batch(64, 20, 1), batch(64, 20, 2), batch(37, 20, 3)];
+    let (mut apart, mut together) = (Vec::new(), Grads::zeros_like(params));
+    let mut ws = Workspace::new();
+    for (i, x) in xs.iter().enumerate() {
+        let mut tape = Tape::new(params, &mut ws);
+        let xv = tape.input(x);
+        let logits = model.forward(&mut tape, xv).unwrap();
+        let loss = tape
+            .softmax_cross_entropy(logits, &labels[..x.rows()])
+            .unwrap();
+        let mut g = Grads::zeros_like(params);
+        tape.backward(loss, &mut g).unwrap();
+        apart.push(g);
+        if i == 0 {
+            tape.backward(loss, &mut together).unwrap();
+        } else {
+            tape.backward_add(loss, &mut together).unwrap();
+        }
+    }
+    for (p, (name, _)) in params.iter().enumerate() {
+        let got = together.tensors()[p].data();
+        for (e, &v) in got.iter().enumerate() {
+            let sum = (apart[0].tensors()[p].data()[e] + apart[1].tensors()[p].data()[e])
+                + apart[2].tensors()[p].data()[e];
+            if name.ends_with("weight") {
+                assert_eq!(v.to_bits(), sum.to_bits(), "{name}[{e}]: {v} vs {sum}");
+            } else {
+                assert!((v - sum).abs() <= 1e-6 * sum.abs().max(1.0), "{name}[{e}]");
+            }
+        }
+    }
+}
+
 #[test]
 fn parameter_gradients_match_finite_differences() {
     let spec = ModelSpec::mlp(4, &[5, 3], Activation::Tanh, 3);

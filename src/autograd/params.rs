@@ -152,11 +152,13 @@ impl Grads {
         self.written.fill(false);
     }
 
-    /// Zero-fills the gradients of parameters the last backward pass did not reach.
+    /// Zero-fills the gradients of parameters no backward pass since [`Grads::begin`] reached;
+    /// every gradient then holds a value a later pass adds to.
     pub(crate) fn finish(&mut self) {
-        for (t, w) in self.tensors.iter_mut().zip(&self.written) {
+        for (t, w) in self.tensors.iter_mut().zip(&mut self.written) {
             if !*w {
                 t.fill(0.0);
+                *w = true;
             }
         }
     }

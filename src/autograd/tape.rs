@@ -222,6 +222,17 @@ impl<'a> Tape<'a> {
     ///
     /// `loss` must be a `1 × 1` value.
     pub fn backward(&mut self, loss: Var, grads: &mut Grads) -> Result<(), NablaError> {
+        grads.begin();
+        self.backward_add(loss, grads)
+    }
+
+    /// [`Tape::backward`] adding `∂loss/∂θ` to the gradients already in `grads` (those of an
+    /// earlier backward pass over the same parameters) instead of overwriting them: gradient
+    /// accumulation over several batches with no zero-fill and no second buffer, the weight
+    /// gradients added by the GEMM's accumulate mode. Each element ends as `old + new`, the
+    /// sum a separate buffer summed afterwards would give. `grads` must hold gradients: from
+    /// [`Grads::zeros_like`] or from a backward pass.
+    pub fn backward_add(&mut self, loss: Var, grads: &mut Grads) -> Result<(), NablaError> {
         if self.shape(loss) != (1, 1) {
             return Err(NablaError::Shape(format!(
                 "backward needs a 1×1 loss, got {:?}",
@@ -242,7 +253,6 @@ impl<'a> Tape<'a> {
             ws.grad_written.resize(len, false);
         }
         ws.grad_written[..len].fill(false);
-        grads.begin();
 
         let seed = &mut ws.grads[loss.0];
         seed.reshape_for_overwrite(1, 1);

@@ -118,8 +118,8 @@ fn no_peer(rank: usize) -> NablaError {
     NablaError::Distributed(format!("a one-process run has no rank {rank}"))
 }
 
-/// The micro-batches `rank` computes when a batch has `k` of them and the run has `size`
-/// ranks: contiguous, the first `k mod size` ranks one more than the others
+/// The gradient groups (see [`crate::train::micro_batches_per_group`]) `rank` computes when a
+/// batch has `k` of them and the run has `size` ranks: contiguous, the first `k mod size` ranks one more than the others
 /// (`k = 5, size = 2`: rank 0 takes 0..3, rank 1 takes 3..5). A rank may get none when
 /// `k < size`; it still passes the partial sums along.
 pub fn share(k: usize, rank: usize, size: usize) -> Range<usize> {

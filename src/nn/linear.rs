@@ -7,7 +7,6 @@ use super::module::{Ctx, LayerInfo, Module};
 use super::spec::LayerSpec;
 use crate::autograd::{ParamId, Tape, Var};
 use crate::error::NablaError;
-use crate::kernels::Transpose;
 
 /// A fully connected layer: its weight `[out, in]` and bias `[out]`.
 #[derive(Clone, Copy, Debug)]
@@ -42,8 +41,7 @@ impl Module for Linear {
     fn forward(&self, tape: &mut Tape, x: Var, _ctx: &mut Ctx) -> Result<Var, NablaError> {
         let w = tape.param(self.weight);
         let b = tape.param(self.bias);
-        let z = tape.matmul_t(x, Transpose::No, w, Transpose::Yes)?;
-        tape.add_row(z, b)
+        tape.linear(x, w, b)
     }
 
     fn layer(&self) -> Option<LayerInfo> {

@@ -245,6 +245,29 @@ impl GradSources<'_> {
     }
 }
 
+std::thread_local! {
+    /// Each thread's buffer for one chunk of a summed gradient: made once per thread (see
+    /// [`warm_up_thread`]) and overwritten by every chunk, so a step neither allocates nor
+    /// zero-fills 64 KiB per chunk.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with this thread's [`CHUNK`]-element scratch buffer (made on first use).
+fn with_scratch<R>(f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|s| {
+        if s.len() < CHUNK {
+            s.resize(CHUNK, 0.0);
+        }
+        f(s)
+    })
+}
+
+/// Makes the calling thread's scratch buffer for summed gradient chunks now, so no optimizer
+/// step pays for it or allocates (trainers call this on their threads when they start).
+pub fn warm_up_thread() {
+    with_scratch(|_| ());
+}
+
 /// Calls `update(p, g, s)` on matching chunks of every parameter, its summed gradient and its
 /// state (`width` state values per element), in parallel on the current rayon pool if
 /// `parallel`. Chunks are fixed ([`CHUNK`] elements), so the arithmetic of every element is
@@ -260,13 +283,14 @@ pub(crate) fn for_each_chunk<F>(
     F: Fn(&mut [f32], &[f32], &mut [f32]) + Sync + Send,
 {
     let run = |param: usize, c: usize, p: &mut [f32], s: &mut [f32]| {
-        let mut scratch = [0.0f32; CHUNK];
-        let g = grads.chunk(param, c * CHUNK, &mut scratch[..p.len()]);
-        if !all_finite(simd::level(), g) {
-            grads.finite.store(false, Ordering::Relaxed);
-            return;
-        }
-        update(p, g, s);
+        with_scratch(|scratch| {
+            let g = grads.chunk(param, c * CHUNK, &mut scratch[..p.len()]);
+            if !all_finite(simd::level(), g) {
+                grads.finite.store(false, Ordering::Relaxed);
+                return;
+            }
+            update(p, g, s);
+        })
     };
     for (param, (p, s)) in params.iter_mut().zip(state.iter_mut()).enumerate() {
         let p = p.data_mut();

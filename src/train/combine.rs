@@ -6,7 +6,6 @@
 //! direct reduce-scatter + all-gather or the chain).
 
 use super::fit::{StepStats, apply};
-use super::micro_batches;
 use crate::autograd::Grads;
 use crate::data::Dataset;
 use crate::dist::{Collective, Reducer, broadcast, share};
@@ -21,7 +20,7 @@ pub(crate) struct Local<'a> {
     pub results: &'a [(f64, usize)],
     /// Each micro-batch's batch-norm statistics, in order.
     pub stats: &'a [&'a BatchStats],
-    /// Each micro-batch's gradients, in order.
+    /// Each gradient group's gradients (the sum of its micro-batches'), in order.
     pub grads: &'a [Grads],
 }
 
@@ -100,8 +99,8 @@ pub(crate) struct Summed {
     reducer: Reducer,
 }
 
-/// Writes into `sum` the sum over every rank's gradient terms (`counts[r]` of them on rank
-/// `r`, `local.grads` here), added in order exactly as
+/// Writes into `sum` the sum over every rank's gradient terms, its groups' gradients
+/// (`counts[r]` of them on rank `r`, `local.grads` here), added in order exactly as
 /// [`crate::optim::Optimizer::step_sum`] adds them in one process.
 pub(crate) fn sum_gradients(
     group: &mut dyn Collective,
@@ -160,24 +159,24 @@ impl super::Trainer {
         loss: Loss,
         batch: &[usize],
     ) -> Result<StepStats, NablaError> {
-        let k = micro_batches(batch.len());
         let size = group.size();
-        let mine = share(k, group.rank(), size);
-        let counts: Vec<usize> = (0..size).map(|r| share(k, r, size).len()).collect();
-        let n = mine.len();
-        self.grow(n, model);
+        let (mine, n) = self.share_of(batch.len(), group.rank(), size, model);
+        let groups = mine.len();
+        // Every rank's term count: its whole gradient groups (see `train::rank_share`).
+        let all = super::groups(batch.len());
+        let counts: Vec<usize> = (0..size).map(|r| share(all, r, size).len()).collect();
         let mut sum = self.sum.take().unwrap_or_else(|| Summed {
             grads: Grads::zeros_like(model.params()),
             reducer: Reducer::new(),
         });
         self.micro_batches(model, data, loss, batch, mine)?;
-        let workers = &self.workers[..n];
-        let results: Vec<(f64, usize)> = workers.iter().map(|w| (w.loss_sum, w.correct)).collect();
-        let stats: Vec<&BatchStats> = workers.iter().map(|w| &w.stats).collect();
+        let outs = &self.outs[..n];
+        let results: Vec<(f64, usize)> = outs.iter().map(|o| (o.loss_sum, o.correct)).collect();
+        let stats: Vec<&BatchStats> = outs.iter().map(|o| &o.stats).collect();
         let local = Local {
             results: &results,
             stats: &stats,
-            grads: &self.grads[..n],
+            grads: &self.grads[..groups],
         };
         let t = totals(group, &local)?;
         let mut step = StepStats {

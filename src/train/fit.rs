@@ -5,7 +5,10 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::diagnosis::{Diagnosis, diagnose};
-use super::{iterations_per_epoch, micro_batch_rows, micro_batches};
+use super::{
+    groups, iterations_per_epoch, micro_batch_rows, micro_batches, micro_batches_per_group,
+    rank_share,
+};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::data::Dataset;
 use crate::data::augment::Augmenter;
@@ -264,13 +267,19 @@ pub struct RegressionMetrics {
     pub r2: f64,
 }
 
-/// Per-micro-batch state, kept across steps so a step allocates nothing.
+/// Per-group state (the tape's buffers, reused by the group's micro-batches one after
+/// another), kept across steps so a step allocates nothing.
 pub(super) struct Worker {
     ws: Workspace,
-    pub(super) stats: BatchStats,
     targets: Targets,
     /// One image, for augmentation.
     scratch: Vec<f32>,
+}
+
+/// What one micro-batch of a step produced besides its gradient, kept per micro-batch so the
+/// totals and running statistics are folded in micro-batch order.
+pub(super) struct MicroOut {
+    pub(super) stats: BatchStats,
     pub(super) loss_sum: f64,
     pub(super) correct: usize,
 }
@@ -279,9 +288,12 @@ pub(super) struct Worker {
 pub struct Trainer {
     pub(super) config: TrainConfig,
     pub(super) pool: rayon::ThreadPool,
+    /// One per gradient group (see [`super::micro_batches_per_group`]).
     pub(super) workers: Vec<Worker>,
-    /// One gradient set per micro-batch (beside `workers`, so the optimizer can take them all
-    /// as one slice and sum them as it updates).
+    /// One per micro-batch.
+    pub(super) outs: Vec<MicroOut>,
+    /// One gradient set per group, the sum of its micro-batches' gradients (beside `workers`,
+    /// so the optimizer can take them all as one slice and sum them in order as it updates).
     pub(super) grads: Vec<Grads>,
     order: Vec<usize>,
     /// Training steps taken so far: names each step's dropout stream.
@@ -322,12 +334,17 @@ impl Trainer {
             })?;
         // Start every worker thread now and let it set up its GEMM buffers, so the first
         // training step does not pay for it and steady-state steps allocate nothing.
-        pool.broadcast(|_| crate::kernels::matmul::warm_up_thread());
-        crate::kernels::matmul::warm_up_thread();
+        let warm_up = || {
+            crate::kernels::matmul::warm_up_thread();
+            crate::optim::warm_up_thread();
+        };
+        pool.broadcast(|_| warm_up());
+        warm_up();
         Ok(Self {
             config,
             pool,
             workers: Vec::new(),
+            outs: Vec::new(),
             grads: Vec::new(),
             order: Vec::new(),
             steps: 0,
@@ -824,44 +841,61 @@ impl Trainer {
         }
         // Subnormals flushed on this thread for the step only, as on the pool's threads.
         let _ftz = crate::simd::ftz::Scope::new();
-        let k = micro_batches(batch.len());
         if self.group.is_some() {
             return self.step_distributed(model, optimizer, data, loss, batch);
         }
-        self.grow(k, model);
-        self.micro_batches(model, data, loss, batch, 0..k)?;
-        let workers = &self.workers[..k];
-        let loss_sum: f64 = workers.iter().map(|w| w.loss_sum).sum();
+        let (mine, k) = self.share_of(batch.len(), 0, 1, model);
+        self.micro_batches(model, data, loss, batch, mine.clone())?;
+        let outs = &self.outs[..k];
+        let loss_sum: f64 = outs.iter().map(|o| o.loss_sum).sum();
         let mut stats = StepStats {
             loss: loss_sum / batch.len() as f64,
-            correct: workers.iter().map(|w| w.correct).sum(),
+            correct: outs.iter().map(|o| o.correct).sum(),
             finite_gradient: true,
         };
         if !stats.loss.is_finite() {
             return Ok(stats);
         }
-        model.fold_batch_stats(workers.iter().map(|w| &w.stats));
-        stats.finite_gradient = apply(&self.config, &self.pool, model, optimizer, &self.grads[..k]);
+        model.fold_batch_stats(outs.iter().map(|o| &o.stats));
+        let grads = &self.grads[..mine.len()];
+        stats.finite_gradient = apply(&self.config, &self.pool, model, optimizer, grads);
         Ok(stats)
     }
 
-    /// Makes room for `k` micro-batches.
-    pub(super) fn grow<M: Module>(&mut self, k: usize, model: &Network<M>) {
-        while self.workers.len() < k {
-            self.workers.push(Worker {
-                ws: Workspace::new(),
+    /// The gradient groups `rank` of `size` ranks computes of a mini-batch of `batch` rows
+    /// (all of them in one process) and how many micro-batches they hold, with room made for
+    /// them.
+    pub(super) fn share_of<M: Module>(
+        &mut self,
+        batch: usize,
+        rank: usize,
+        size: usize,
+        model: &Network<M>,
+    ) -> (std::ops::Range<usize>, usize) {
+        let mine = crate::dist::share(groups(batch), rank, size);
+        let k = rank_share(batch, rank, size).len();
+        while self.outs.len() < k {
+            self.outs.push(MicroOut {
                 stats: BatchStats::default(),
-                targets: Targets::default(),
-                scratch: Vec::new(),
                 loss_sum: 0.0,
                 correct: 0,
             });
+        }
+        while self.workers.len() < mine.len() {
+            self.workers.push(Worker {
+                ws: Workspace::new(),
+                targets: Targets::default(),
+                scratch: Vec::new(),
+            });
             self.grads.push(Grads::zeros_like(model.params()));
         }
+        (mine, k)
     }
 
-    /// Forward and backward of the micro-batches `mine` of `batch` (all of them in one
-    /// process), each into its own worker's buffers, in order from the first.
+    /// Forward and backward of the micro-batches of the gradient groups `mine` of `batch` (all
+    /// of them in one process): the groups in parallel, each group's micro-batches in order on
+    /// one thread, accumulating into the group's gradients (see
+    /// [`super::micro_batches_per_group`]).
     pub(super) fn micro_batches<M: Module>(
         &mut self,
         model: &Network<M>,
@@ -870,34 +904,40 @@ impl Trainer {
         batch: &[usize],
         mine: std::ops::Range<usize>,
     ) -> Result<(), NablaError> {
-        let k = mine.len();
-        let workers = &mut self.workers[..k];
-        let grads = &mut self.grads[..k];
         let total = batch.len();
-        let first = mine.start;
-        let size = micro_batch_rows(total);
-        let rows = &batch[(first * size).min(total)..(mine.end * size).min(total)];
+        let (size, per) = (micro_batch_rows(total), micro_batches_per_group(total));
+        // As `rank_share`: a rank with no group (fewer groups than ranks) starts at the end.
+        let k = micro_batches(total);
+        let (first, end) = ((mine.start * per).min(k), (mine.end * per).min(k));
+        let workers = &mut self.workers[..mine.len()];
+        let grads = &mut self.grads[..mine.len()];
+        let outs = &mut self.outs[..end - first];
+        let rows = &batch[(first * size).min(total)..(end * size).min(total)];
         let (seed, step_index) = (self.config.seed, self.steps);
         self.steps += 1;
         let augment = self.config.augment.as_ref().map(|a| (a, self.epoch));
-        let run = |(i, ((w, g), chunk)): (usize, ((&mut Worker, &mut Grads), &[usize]))| {
-            // Each micro-batch's dropout masks come from its own stream, named by the step and
-            // the micro-batch's position: the same masks whichever thread runs it.
-            let i = first + i;
-            let mut rng = rng::sub_stream(seed, Stream::Dropout, (step_index << 12) | i as u64);
-            let step = MicroStep {
-                rows: chunk,
-                batch_rows: total,
-                augment,
-            };
-            micro_step(model, (data, loss), step, w, g, &mut rng)
+        let run = |(gi, ((w, g), (outs, rows))): (usize, GroupJob)| {
+            for (j, (out, chunk)) in outs.iter_mut().zip(rows.chunks(size)).enumerate() {
+                // Each micro-batch's dropout masks come from its own stream, named by the step
+                // and the micro-batch's position: the same masks whichever thread runs it.
+                let i = first + gi * per + j;
+                let mut rng = rng::sub_stream(seed, Stream::Dropout, (step_index << 12) | i as u64);
+                let step = MicroStep {
+                    rows: chunk,
+                    batch_rows: total,
+                    augment,
+                    add: j > 0,
+                };
+                micro_step(model, (data, loss), step, (w, out, g), &mut rng)?;
+            }
+            Ok::<(), NablaError>(())
         };
-        if k > 1 && self.config.threads > 1 {
+        if mine.len() > 1 && self.config.threads > 1 {
             self.pool.install(|| {
                 workers
                     .par_iter_mut()
                     .zip(grads.par_iter_mut())
-                    .zip(rows.par_chunks(size))
+                    .zip(outs.par_chunks_mut(per).zip(rows.par_chunks(per * size)))
                     .enumerate()
                     .try_for_each(run)
             })
@@ -905,12 +945,19 @@ impl Trainer {
             workers
                 .iter_mut()
                 .zip(grads.iter_mut())
-                .zip(rows.chunks(size))
+                .zip(outs.chunks_mut(per).zip(rows.chunks(per * size)))
                 .enumerate()
                 .try_for_each(run)
         }
     }
 }
+
+/// One gradient group's share of a step: its worker and gradients, its micro-batches' outputs
+/// and rows.
+type GroupJob<'a> = (
+    (&'a mut Worker, &'a mut Grads),
+    (&'a mut [MicroOut], &'a [usize]),
+);
 
 /// The optimizer step over the micro-batch gradients `grads` (summed in order, clipped when
 /// configured); false when a gradient chunk was not finite.
@@ -966,22 +1013,24 @@ pub struct StepStats {
     pub finite_gradient: bool,
 }
 
-/// One micro-batch of a step: its samples, the mini-batch's size, and the augmentation with
-/// the epoch that names its draws.
+/// One micro-batch of a step: its samples, the mini-batch's size, the augmentation with the
+/// epoch that names its draws, and whether its gradients add to those of the group's earlier
+/// micro-batches.
 #[derive(Clone, Copy)]
 struct MicroStep<'a> {
     rows: &'a [usize],
     batch_rows: usize,
     augment: Option<(&'a Augmenter, u64)>,
+    add: bool,
 }
 
-/// Forward and backward of one micro-batch into the worker's own buffers.
+/// Forward and backward of one micro-batch with its group's worker, into its own outputs and
+/// (stored, or added when `step.add`) its group's gradients.
 fn micro_step<M: Module>(
     model: &Network<M>,
     (data, loss): (&Dataset, Loss),
     step: MicroStep,
-    w: &mut Worker,
-    grads: &mut Grads,
+    (w, out, grads): (&mut Worker, &mut MicroOut, &mut Grads),
     rng: &mut ChaCha8Rng,
 ) -> Result<(), NablaError> {
     let (chunk, batch_rows) = (step.rows, step.batch_rows);
@@ -993,14 +1042,18 @@ fn micro_step<M: Module>(
             augment.apply(epoch, chunk, buf, scratch);
         }
     });
-    let out = model.forward_train(&mut tape, x, rng, &mut w.stats)?;
-    let l = loss.record(&mut tape, out, data, chunk, &mut w.targets)?;
+    let y = model.forward_train(&mut tape, x, rng, &mut out.stats)?;
+    let l = loss.record(&mut tape, y, data, chunk, &mut w.targets)?;
     // The mini-batch loss is the mean over all its rows: weight this micro-batch's mean by its
     // share of the rows, and the summed gradients are exactly those of the mini-batch mean.
     let share = tape.scale(l, chunk.len() as f32 / batch_rows as f32);
-    tape.backward(share, grads)?;
-    w.loss_sum = tape.value(l).data()[0] as f64 * chunk.len() as f64;
-    w.correct = loss.correct(tape.value(out).data(), &w.targets);
+    if step.add {
+        tape.backward_add(share, grads)?;
+    } else {
+        tape.backward(share, grads)?;
+    }
+    out.loss_sum = tape.value(l).data()[0] as f64 * chunk.len() as f64;
+    out.correct = loss.correct(tape.value(y).data(), &w.targets);
     Ok(())
 }
 

@@ -75,7 +75,7 @@ impl World {
     pub fn describe(&self, threads: usize, batch_size: usize) -> String {
         let (rank, size) = (self.rank, self.size);
         let micro_batches = nabla::train::micro_batches(batch_size);
-        let share = nabla::dist::share(micro_batches, rank, size).len();
+        let share = nabla::train::rank_share(batch_size, rank, size).len();
         format!(
             "{size} MPI ranks × {threads} thread{}, rank {rank} computes {share} of every {micro_batches} micro-batches of {} rows",
             if threads == 1 { "" } else { "s" },

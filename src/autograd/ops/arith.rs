@@ -126,6 +126,11 @@ pub(super) fn add_row_backward(a: Var, bias: Var, g: &Tensor, ctx: &Ctx, sink: &
         let gd = g.data();
         write(d.data_mut(), acc, |i| gd[i]);
     }
+    bias_backward(bias, g, ctx, sink);
+}
+
+/// `∂L/∂b` of a bias added to every row: the column sums of `g`, row after row.
+pub(super) fn bias_backward(bias: Var, g: &Tensor, ctx: &Ctx, sink: &mut Sink) {
     if let Some((d, acc)) = sink.slot(ctx, bias) {
         let d = d.data_mut();
         if !acc {

@@ -46,6 +46,54 @@ impl Tape<'_> {
         );
         Ok(out)
     }
+
+    /// `x · Wᵀ + b`, a linear layer as one node: `x` is `m × k`, the weight `W` is stored
+    /// `[n, k]` (PyTorch's `[out, in]`) and read through strides, the bias `b` is `1 × n`. The
+    /// GEMM writes the product and the bias is added in the same buffer, so the values are
+    /// those of [`Tape::matmul_t`] then [`Tape::add_row`] with one buffer and one pass fewer,
+    /// and backward reads the upstream gradient directly (no copy into a node for `x · Wᵀ`).
+    pub fn linear(&mut self, x: Var, w: Var, b: Var) -> Result<Var, NablaError> {
+        let ((m, k), (n, kw)) = (self.shape(x), self.shape(w));
+        if k != kw {
+            return Err(shape_error("linear", (m, k), (kw, n)));
+        }
+        if self.shape(b) != (1, n) {
+            return Err(shape_error(
+                "linear (bias must be 1×out)",
+                (m, n),
+                self.shape(b),
+            ));
+        }
+        let needs = self.needs_grad(x) || self.needs_grad(w) || self.needs_grad(b);
+        let out = self.push(Op::Linear { x, w, b }, m, n, needs);
+        let (xv, wv, bv, node) = self.io3(x, w, b, out);
+        let z = node.value.data_mut();
+        matmul(
+            m,
+            n,
+            k,
+            xv.data(),
+            Transpose::No,
+            wv.data(),
+            Transpose::Yes,
+            z,
+            false,
+        );
+        if n > 0 {
+            for row in z.chunks_exact_mut(n) {
+                for (o, &bias) in row.iter_mut().zip(bv.data()) {
+                    *o += bias;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Backward of [`Tape::linear`]: the product's rule for `x` and `W`, the bias's column sums.
+pub(super) fn linear_backward(x: Var, w: Var, b: Var, g: &Tensor, ctx: &Ctx, sink: &mut Sink) {
+    super::arith::bias_backward(b, g, ctx, sink);
+    backward(x, w, Transpose::No, Transpose::Yes, g, ctx, sink);
 }
 
 /// The logical shape of an operand used with transpose flag `t`.

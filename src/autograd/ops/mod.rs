@@ -36,6 +36,11 @@ pub(crate) enum Op {
         a: Var,
         bias: Var,
     },
+    Linear {
+        x: Var,
+        w: Var,
+        b: Var,
+    },
     Add {
         a: Var,
         b: Var,
@@ -125,6 +130,7 @@ pub(crate) fn backward(node: &Node, upstream: &Tensor, ctx: &Ctx, sink: &mut Sin
         Op::Input | Op::Param(_) => {}
         Op::MatMul { a, b, ta, tb } => matmul::backward(a, b, ta, tb, upstream, ctx, sink),
         Op::AddRow { a, bias } => arith::add_row_backward(a, bias, upstream, ctx, sink),
+        Op::Linear { x, w, b } => matmul::linear_backward(x, w, b, upstream, ctx, sink),
         Op::Add { a, b } => arith::add_backward(a, b, upstream, ctx, sink),
         Op::Sub { a, b } => arith::sub_backward(a, b, upstream, ctx, sink),
         Op::Mul { a, b } => arith::mul_backward(a, b, upstream, ctx, sink),
