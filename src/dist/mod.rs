@@ -3,8 +3,9 @@
 //!
 //! A run over `N` processes ("ranks") trains one model. Every rank holds the whole model and
 //! the whole data, walks the same seeded batches, and computes a fixed share of every batch's
-//! micro-batches (see [`share`]). The micro-batch gradients are then combined **in the order a
-//! single process sums them**, so the trained weights are bit-identical to a one-process run
+//! gradient groups (see [`share`]; a group is one micro-batch, or from batch 512 up several that
+//! accumulate into one buffer, fixed by the batch: [`crate::train::groups`]). The group
+//! gradients (the "terms" below) are then combined **in the order a single process sums them**, so the trained weights are bit-identical to a one-process run
 //! with the same seed, for any `N` and any thread count per rank. Two schemes give that order:
 //!
 //! * *the chain* ([`sum_in_order`]): rank 0 sums its micro-batch gradients `(g0 + g1) + …`,
