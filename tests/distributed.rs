@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use nabla::dist::{Collective, LocalGroup};
+use nabla::optim::OptimizerState;
 use nabla::prelude::*;
 use nabla::train::{FitReport, MICRO_BATCH};
 
@@ -76,6 +77,16 @@ fn train_batch(
     adam: bool,
     group: Option<Box<dyn Collective>>,
 ) -> (Bits, FitReport) {
+    let (w, r, _) = train_full(config, adam, group);
+    (w, r)
+}
+
+/// As [`train_batch`], with the optimizer's state at the end.
+fn train_full(
+    config: TrainConfig,
+    adam: bool,
+    group: Option<Box<dyn Collective>>,
+) -> (Bits, FitReport, OptimizerState) {
     let (train, test) = digits();
     let mut model = network();
     let mut opt = optimizer(adam);
@@ -91,7 +102,7 @@ fn train_batch(
             Hooks::new(),
         )
         .unwrap();
-    (bits(&model), report)
+    (bits(&model), report, opt.state())
 }
 
 fn train_group(size: usize, threads: usize, adam: bool, clip: bool) -> Vec<(Bits, FitReport)> {
@@ -174,11 +185,54 @@ fn the_direct_reduction_trains_the_one_process_weights() {
     }
 }
 
+/// Ranks that share memory take the sharded step (each updates its own chunks from the
+/// others' terms, read in place): the same weights, metrics and, after `fit`, optimizer state
+/// as one process, with one term per rank (batch 128), several (512: 4 groups of 2 micro-batches),
+/// uneven groups and ranks with none (300: 3 groups; 128 and the last batches over 3–4 ranks).
+#[test]
+fn ranks_sharing_memory_train_the_one_process_weights_and_state() {
+    for adam in [false, true] {
+        for batch in [128, 512, 300] {
+            let (single, report, state) = train_full(config_with(1, false, batch), adam, None);
+            for size in [2, 3, 4] {
+                for threads in [1, 2] {
+                    let what = format!("batch {batch}, adam {adam}, {size} ranks × {threads}");
+                    let members = LocalGroup::with_shared_memory(size, Duration::from_secs(60));
+                    let handles: Vec<_> = members
+                        .into_iter()
+                        .map(|m| {
+                            let c = config_with(threads, false, batch);
+                            std::thread::spawn(move || train_full(c, adam, Some(Box::new(m))))
+                        })
+                        .collect();
+                    for (rank, h) in handles.into_iter().enumerate() {
+                        let (w, r, s) = h.join().unwrap();
+                        assert!(w == single, "{what}: rank {rank}'s weights differ");
+                        same_history(&r, &report, &what);
+                        assert!(s == state, "{what}: rank {rank}'s optimizer state differs");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gradient_clipping_sees_the_whole_batch() {
     let (single, _) = train_one(2, false, true, None);
     for (rank, (w, _)) in train_group(3, 1, false, true).into_iter().enumerate() {
         assert!(w == single, "rank {rank}'s weights differ with clipping");
+    }
+    // Ranks sharing memory sum the whole gradient too when they clip.
+    let members = LocalGroup::with_shared_memory(2, Duration::from_secs(60));
+    let handles: Vec<_> = (members.into_iter())
+        .map(|m| std::thread::spawn(move || train_one(1, false, true, Some(Box::new(m)))))
+        .collect();
+    for (rank, h) in handles.into_iter().enumerate() {
+        assert!(
+            h.join().unwrap().0 == single,
+            "rank {rank} (shared) differs"
+        );
     }
 }
 

@@ -110,18 +110,22 @@ mod ranks {
     fn one_two_and_four_ranks_train_the_one_process_bits() {
         let dir = temp_dir("ranks");
         let (weights, history) = single(&dir);
-        for (ranks, threads) in [(1, 2), (2, 1), (2, 2), (4, 1)] {
-            let tag = format!("np{ranks}t{threads}");
-            let out = mpirun(ranks, &flags(&dir, &tag, threads))
-                .current_dir(&dir)
-                .output()
-                .unwrap();
+        let runs = [(1, 2), (2, 1), (2, 2), (4, 1)].into_iter();
+        let both = runs.flat_map(|r| ["auto", "messages"].map(|how| (r, how)));
+        for ((ranks, threads), how) in both.filter(|&((n, _), how)| n > 1 || how == "auto") {
+            let tag = format!("np{ranks}t{threads}{how}");
+            let mut args = flags(&dir, &tag, threads);
+            args.extend(["--mpi-transport".into(), how.into()]);
+            let out = mpirun(ranks, &args).current_dir(&dir).output().unwrap();
             let stdout = ok(out, &tag);
             if ranks > 1 {
                 assert!(
                     stdout.contains(&format!("{ranks} MPI ranks × {threads} thread")),
                     "{stdout}"
                 );
+                // On one machine the ranks share memory unless told to use messages.
+                let shared = stdout.contains("combined through shared memory");
+                assert_eq!(shared, how == "auto", "{stdout}");
             }
             let file = dir.join(format!("{tag}.safetensors"));
             assert!(tensors(&file) == weights, "{tag}: the weights differ");
@@ -132,13 +136,17 @@ mod ranks {
     }
 
     /// Batches of 128 rows (2 micro-batches): one gradient term per rank with 2 ranks, none on
-    /// ranks 2 and 3 of 4, so the gradient takes the direct reduce-scatter + all-gather.
+    /// ranks 2 and 3 of 4, so the gradient takes the direct reduce-scatter + all-gather (with
+    /// `--mpi-transport messages`) or the sharded step (shared memory).
     #[test]
     fn the_direct_reduction_trains_the_one_process_bits() {
         let dir = temp_dir("direct");
         let small = |tag: &str, threads: usize| {
             let mut f = flags(&dir, tag, threads);
             f.extend(["--batch-size".into(), "128".into()]);
+            if tag.starts_with("direct") {
+                f.extend(["--mpi-transport".into(), "messages".into()]);
+            }
             f
         };
         ok(
@@ -151,8 +159,8 @@ mod ranks {
         );
         let weights = tensors(&dir.join("one.safetensors"));
         let history = epochs(&dir.join("one.json"));
-        for ranks in [2, 4] {
-            let tag = format!("direct{ranks}");
+        for (ranks, kind) in [(2, "direct"), (4, "direct"), (2, "shared"), (4, "shared")] {
+            let tag = format!("{kind}{ranks}");
             let out = mpirun(ranks, &small(&tag, 1))
                 .current_dir(&dir)
                 .output()

@@ -4,7 +4,8 @@
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
-use super::Collective;
+use super::shared::LocalShared;
+use super::{Collective, SharedMemory};
 use crate::error::NablaError;
 
 /// One message between two members.
@@ -25,6 +26,8 @@ pub struct LocalMember {
     /// `from[r]` receives from rank `r`.
     from: Vec<Option<Receiver<Payload>>>,
     timeout: Duration,
+    /// The group's shared memory, when made with [`LocalGroup::with_shared_memory`].
+    shared: Option<LocalShared>,
 }
 
 impl LocalGroup {
@@ -55,8 +58,19 @@ impl LocalGroup {
                 to,
                 from,
                 timeout,
+                shared: None,
             })
             .collect()
+    }
+
+    /// As [`LocalGroup::new`], and the members also share memory ([`Collective::shared`]),
+    /// as the ranks of an MPI run on one machine do: the trainer then takes the sharded step.
+    pub fn with_shared_memory(size: usize, timeout: Duration) -> Vec<LocalMember> {
+        let mut members = Self::new(size, timeout);
+        for (m, s) in members.iter_mut().zip(LocalShared::members(size, timeout)) {
+            m.shared = Some(s);
+        }
+        members
     }
 }
 
@@ -100,6 +114,10 @@ impl Collective for LocalMember {
 
     fn size(&self) -> usize {
         self.to.len()
+    }
+
+    fn shared(&mut self) -> Option<&mut dyn SharedMemory> {
+        self.shared.as_mut().map(|s| s as &mut dyn SharedMemory)
     }
 
     fn send(&mut self, to: usize, data: &[f32]) -> Result<(), NablaError> {

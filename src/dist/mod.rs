@@ -38,11 +38,15 @@ mod local;
 #[cfg(feature = "mpi")]
 mod mpi;
 mod scatter;
+mod shared;
+#[cfg(feature = "mpi")]
+mod window;
 
 pub use local::{LocalGroup, LocalMember};
 #[cfg(feature = "mpi")]
 pub use mpi::Mpi;
 pub use scatter::{Reducer, direct_pays};
+pub use shared::SharedMemory;
 
 use std::ops::Range;
 
@@ -62,6 +66,11 @@ pub trait Collective {
     fn rank(&self) -> usize;
     /// How many ranks the run has.
     fn size(&self) -> usize;
+    /// Memory all ranks share, when they run on one machine and the transport offers it
+    /// (then the trainer takes the sharded step: see the module docs); `None` by default.
+    fn shared(&mut self) -> Option<&mut dyn SharedMemory> {
+        None
+    }
     /// Sends `data` to rank `to`.
     fn send(&mut self, to: usize, data: &[f32]) -> Result<(), NablaError>;
     /// Receives exactly `data.len()` values from rank `from` into `data`.

@@ -8,7 +8,8 @@ use mpi::request::{Request, Scope};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::{Destination, Source};
 
-use super::Collective;
+use super::window::MpiShared;
+use super::{Collective, SharedMemory};
 use crate::error::NablaError;
 
 /// This process's place in an MPI job (`MPI_COMM_WORLD`).
@@ -19,6 +20,8 @@ use crate::error::NablaError;
 /// way to continue). A rank that dies is noticed by `mpirun`, which stops the others and names
 /// it.
 pub struct Mpi {
+    /// The shared-memory window of a job whose ranks all run on this machine (dropped first).
+    shared: Option<MpiShared>,
     // Dropped last: finalises MPI.
     world: SimpleCommunicator,
     timeout: Duration,
@@ -33,11 +36,24 @@ impl Mpi {
             mpi::initialize_with_threading(Threading::Funneled).ok_or_else(|| {
                 NablaError::Distributed("MPI was initialised already in this process".into())
             })?;
+        let world = universe.world();
         Ok(Self {
-            world: universe.world(),
+            shared: MpiShared::of(&world, timeout),
+            world,
             timeout,
             _universe: universe,
         })
+    }
+
+    /// Whether the ranks share memory (all run on this machine; see [`Collective::shared`]).
+    pub fn shares_memory(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Combines the ranks by MPI messages only, as between machines, even when they share
+    /// memory. Every rank must call it, or none.
+    pub fn messages_only(&mut self) {
+        self.shared = None;
     }
 
     /// Ends every rank of the job with `code` (`MPI_Abort`).
@@ -47,44 +63,61 @@ impl Mpi {
 
     /// Waits for every request (each with the peer it concerns and what that peer should
     /// do) until the deadline; past it, reports the first peer still pending and aborts.
-    fn finish<'a, D: ?Sized, S: Scope<'a>>(&self, mut pending: [Option<Pending<'a, D, S>>; 2]) {
-        let started = Instant::now();
-        let mut polls = 0u32;
-        loop {
-            for slot in &mut pending {
-                if let Some((request, peer, what)) = slot.take()
-                    && let Err(request) = request.test()
-                {
-                    *slot = Some((request, peer, what));
-                }
+    fn finish<'a, D: ?Sized, S: Scope<'a>>(&self, pending: [Option<Pending<'a, D, S>>; 2]) {
+        wait_for(&self.world, self.timeout, pending, &|| "a rank".into());
+    }
+}
+
+/// Waits for every request until `timeout`; past it, prints which rank did not do what (the
+/// request's peer, or `late()` for a request that concerns every rank), and aborts every rank
+/// of `comm`.
+pub(super) fn wait_for<'a, D: ?Sized, S: Scope<'a>, const N: usize>(
+    comm: &SimpleCommunicator,
+    timeout: Duration,
+    mut pending: [Option<Pending<'a, D, S>>; N],
+    late: &dyn Fn() -> String,
+) {
+    let started = Instant::now();
+    let mut polls = 0u32;
+    loop {
+        for slot in &mut pending {
+            if let Some((request, peer, what)) = slot.take()
+                && let Err(request) = request.test()
+            {
+                *slot = Some((request, peer, what));
             }
-            let Some((_, peer, what)) = pending.iter().flatten().next() else {
-                return;
-            };
-            polls += 1;
-            if polls < 1000 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            if polls.is_multiple_of(64) && started.elapsed() > self.timeout {
-                eprintln!(
-                    "error: rank {}: rank {peer} did not {what} within {:.0} s (the MPI timeout); stopping every rank",
-                    self.world.rank(),
-                    self.timeout.as_secs_f64()
-                );
-                self.world.abort(1);
-            }
+        }
+        let Some((_, peer, what)) = pending.iter().flatten().next() else {
+            return;
+        };
+        polls += 1;
+        if polls < 1000 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        if polls.is_multiple_of(64) && started.elapsed() > timeout {
+            let who = peer.map_or_else(late, |p| format!("rank {p}"));
+            eprintln!(
+                "error: rank {}: {who} did not {what} within {:.0} s (the MPI timeout); stopping every rank",
+                comm.rank(),
+                timeout.as_secs_f64()
+            );
+            comm.abort(1);
         }
     }
 }
 
-/// A request in flight, the peer it concerns and what that peer should do.
-type Pending<'a, D, S> = (Request<'a, D, S>, usize, &'static str);
+/// A request in flight, the peer it concerns (if one) and what that peer should do.
+pub(super) type Pending<'a, D, S> = (Request<'a, D, S>, Option<usize>, &'static str);
 
 impl Collective for Mpi {
     fn rank(&self) -> usize {
         self.world.rank() as usize
+    }
+
+    fn shared(&mut self) -> Option<&mut dyn SharedMemory> {
+        self.shared.as_mut().map(|s| s as &mut dyn SharedMemory)
     }
 
     fn size(&self) -> usize {
@@ -95,7 +128,7 @@ impl Collective for Mpi {
         let peer = self.world.process_at_rank(to as i32);
         mpi::request::scope(|scope| {
             self.finish([
-                Some((peer.immediate_send(scope, data), to, "take a message")),
+                Some((peer.immediate_send(scope, data), Some(to), "take a message")),
                 None,
             ])
         });
@@ -106,7 +139,7 @@ impl Collective for Mpi {
         let peer = self.world.process_at_rank(from as i32);
         mpi::request::scope(|scope| {
             self.finish([
-                Some((peer.immediate_receive_into(scope, data), from, "send")),
+                Some((peer.immediate_receive_into(scope, data), Some(from), "send")),
                 None,
             ])
         });
@@ -117,7 +150,7 @@ impl Collective for Mpi {
         let peer = self.world.process_at_rank(to as i32);
         mpi::request::scope(|scope| {
             self.finish([
-                Some((peer.immediate_send(scope, data), to, "take a message")),
+                Some((peer.immediate_send(scope, data), Some(to), "take a message")),
                 None,
             ])
         });
@@ -128,7 +161,7 @@ impl Collective for Mpi {
         let peer = self.world.process_at_rank(from as i32);
         mpi::request::scope(|scope| {
             self.finish([
-                Some((peer.immediate_receive_into(scope, data), from, "send")),
+                Some((peer.immediate_receive_into(scope, data), Some(from), "send")),
                 None,
             ])
         });
@@ -143,11 +176,11 @@ impl Collective for Mpi {
         mpi::request::scope(|scope| {
             let sent = send.map(|(to, data)| {
                 let peer = self.world.process_at_rank(to as i32);
-                (peer.immediate_send(scope, data), to, "take a message")
+                (peer.immediate_send(scope, data), Some(to), "take a message")
             });
             let heard = recv.map(|(from, data)| {
                 let peer = self.world.process_at_rank(from as i32);
-                (peer.immediate_receive_into(scope, data), from, "send")
+                (peer.immediate_receive_into(scope, data), Some(from), "send")
             });
             self.finish([heard, sent]);
         });

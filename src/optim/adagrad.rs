@@ -28,6 +28,11 @@ impl Adagrad {
         (self.sum.clone(), 0)
     }
 
+    /// The state buffers, to share between ranks that update disjoint chunks.
+    pub(super) fn buffers_mut(&mut self) -> &mut Vec<Vec<f32>> {
+        &mut self.sum
+    }
+
     /// Restores [`Adagrad::state_parts`].
     pub(super) fn set_state_parts(&mut self, buffers: Vec<Vec<f32>>, _counter: u64) {
         self.sum = buffers;

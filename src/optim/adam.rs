@@ -38,6 +38,11 @@ impl Adam {
         (self.moments.clone(), u64::from(self.t))
     }
 
+    /// The state buffers, to share between ranks that update disjoint chunks.
+    pub(super) fn buffers_mut(&mut self) -> &mut Vec<Vec<f32>> {
+        &mut self.moments
+    }
+
     /// Restores [`Adam::state_parts`].
     pub(super) fn set_state_parts(&mut self, buffers: Vec<Vec<f32>>, counter: u64) {
         self.moments = buffers;

@@ -17,6 +17,7 @@ pub use rmsprop::RmsProp;
 pub use schedule::{LrScheduler, Schedule};
 pub use sgd::Sgd;
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
@@ -83,11 +84,7 @@ impl Optimizer {
         if state.buffers.is_empty() {
             return Ok(());
         }
-        let width = match self {
-            Optimizer::Sgd(o) => usize::from(o.momentum != 0.0),
-            Optimizer::Adam(_) | Optimizer::RmsProp(_) => 2,
-            Optimizer::Adagrad(_) => 1,
-        };
+        let width = self.state_width();
         if state.buffers.len() != params.len() {
             return Err(format!(
                 "{} optimizer buffers for {} parameter tensors",
@@ -106,6 +103,27 @@ impl Optimizer {
             }
         }
         Ok(())
+    }
+
+    /// State values kept per parameter element (0 for SGD without momentum).
+    pub fn state_width(&self) -> usize {
+        match self {
+            Optimizer::Sgd(o) => usize::from(o.momentum != 0.0),
+            Optimizer::Adam(_) | Optimizer::RmsProp(_) => 2,
+            Optimizer::Adagrad(_) => 1,
+        }
+    }
+
+    /// The per-parameter state buffers ([`Optimizer::state_width`] values per element, in
+    /// chunks matching the parameter's; empty before the first step), for the ranks of a
+    /// distributed run to share the chunks each updated.
+    pub(crate) fn state_buffers_mut(&mut self) -> &mut Vec<Vec<f32>> {
+        match self {
+            Optimizer::Sgd(o) => o.buffers_mut(),
+            Optimizer::Adam(o) => o.buffers_mut(),
+            Optimizer::RmsProp(o) => o.buffers_mut(),
+            Optimizer::Adagrad(o) => o.buffers_mut(),
+        }
     }
 
     /// Applies one update to every parameter from its gradient, on the calling thread.
@@ -130,18 +148,47 @@ impl Optimizer {
     ) -> bool {
         let finite = AtomicBool::new(true);
         let sources = GradSources {
-            grads,
+            terms: Terms::Sets(grads),
             scale,
             finite: &finite,
+            owned: None,
         };
-        let p = params.tensors_mut();
+        self.step_from(params.tensors_mut(), sources, parallel);
+        finite.load(Ordering::Relaxed)
+    }
+
+    /// Applies one update to the chunks `owned[p]` ([`CHUNK`] elements each) of every
+    /// parameter `p`, from the gradient `Σ_k terms[k]` summed in order as
+    /// [`Optimizer::step_sum`] sums (with scale 1): each term is a gradient set or a flat
+    /// vector of every parameter's values, parameter `p` from `offsets[p]`. The other chunks of the parameters
+    /// and of the optimizer's state are left as they are: this is one rank's share of a step
+    /// whose ranks update disjoint chunks (see [`crate::dist`]). Returns false if a chunk it
+    /// updates held a NaN or an infinity (that chunk is left unchanged).
+    pub(crate) fn step_chunks(
+        &mut self,
+        params: &mut [Tensor],
+        (terms, offsets): (&[Term], &[usize]),
+        owned: &[Range<usize>],
+        parallel: bool,
+    ) -> bool {
+        let finite = AtomicBool::new(true);
+        let sources = GradSources {
+            terms: Terms::Mixed { terms, offsets },
+            scale: 1.0,
+            finite: &finite,
+            owned: Some(owned),
+        };
+        self.step_from(params, sources, parallel);
+        finite.load(Ordering::Relaxed)
+    }
+
+    fn step_from(&mut self, p: &mut [Tensor], sources: GradSources, parallel: bool) {
         match self {
             Optimizer::Sgd(o) => o.step(p, sources, parallel),
             Optimizer::Adam(o) => o.step(p, sources, parallel),
             Optimizer::RmsProp(o) => o.step(p, sources, parallel),
             Optimizer::Adagrad(o) => o.step(p, sources, parallel),
         }
-        finite.load(Ordering::Relaxed)
     }
 
     /// The learning rate in force.
@@ -183,13 +230,58 @@ pub(crate) fn ensure_state(state: &mut Vec<Vec<f32>>, params: &[Tensor], width: 
     }
 }
 
-/// One or more gradient sets whose (scaled) sum is the gradient an optimizer applies.
+/// One term of a summed gradient handed to [`Optimizer::step_chunks`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Term<'a> {
+    /// A flat vector holding every parameter's values (parameter `p` from `offsets[p]`).
+    Flat(&'a [f32]),
+    /// A gradient set, one tensor per parameter.
+    Set(&'a Grads),
+}
+
+/// Where the terms of a summed gradient live.
+#[derive(Clone, Copy)]
+enum Terms<'a> {
+    /// Gradient sets, one tensor per parameter each.
+    Sets(&'a [Grads]),
+    /// Flat vectors (parameter `p` at `offsets[p]`) or gradient sets.
+    Mixed {
+        terms: &'a [Term<'a>],
+        offsets: &'a [usize],
+    },
+}
+
+impl<'a> Terms<'a> {
+    fn len(&self) -> usize {
+        match self {
+            Terms::Sets(g) => g.len(),
+            Terms::Mixed { terms, .. } => terms.len(),
+        }
+    }
+
+    /// Term `k`'s values `start..end` of parameter `param`.
+    fn get(&self, k: usize, param: usize, start: usize, end: usize) -> &'a [f32] {
+        let set = |g: &'a Grads| &g.tensors()[param].data()[start..end];
+        match *self {
+            Terms::Sets(g) => set(&g[k]),
+            Terms::Mixed { terms, offsets } => match terms[k] {
+                Term::Flat(v) => &v[offsets[param] + start..offsets[param] + end],
+                Term::Set(g) => set(g),
+            },
+        }
+    }
+}
+
+/// One or more gradient terms whose (scaled) sum is the gradient an optimizer applies, and
+/// optionally the chunks of each parameter to update (the others are left as they are).
 #[derive(Clone, Copy)]
 pub(crate) struct GradSources<'a> {
-    grads: &'a [Grads],
+    terms: Terms<'a>,
     scale: f32,
     /// Cleared when a chunk holds a non-finite value.
     finite: &'a AtomicBool,
+    /// Per parameter, the range of [`CHUNK`]-element chunks to update (all when `None`).
+    owned: Option<&'a [Range<usize>]>,
 }
 
 /// The global L2 norm of the summed gradients `√(Σ_i (Σ_k g_k,i)²)`, accumulated in
@@ -209,39 +301,37 @@ pub fn global_norm(grads: &[Grads]) -> f64 {
 }
 
 impl GradSources<'_> {
-    /// Writes `scale · Σ_k g_k[param][start..start + out.len()]` into `out`, in order of `k`;
-    /// returns the slice to use (the single source itself when there is only one and the
-    /// scale is 1).
+    /// Writes `scale · Σ_k g_k[param][start..start + out.len()]` into `out`, in order of `k`
+    /// (`(g0 + g1) · scale` for two terms; `((g0 + g1) + g2 + …) · scale` for more); returns
+    /// the slice to use (the single term itself when there is only one and the scale is 1).
     fn chunk<'s>(&'s self, param: usize, start: usize, out: &'s mut [f32]) -> &'s [f32] {
         let end = start + out.len();
         let level = simd::level();
-        let slice = |g: &'s Grads| &g.tensors()[param].data()[start..end];
-        match self.grads {
-            [only] if self.scale == 1.0 => slice(only),
-            [first, second] => {
-                add_scaled(level, slice(first), slice(second), self.scale, out);
-                out
-            }
-            [first, second, rest @ ..] => {
+        let get = |k: usize| self.terms.get(k, param, start, end);
+        match self.terms.len() {
+            0 => out.fill(0.0),
+            1 if self.scale == 1.0 => return get(0),
+            1 => scale_into(level, get(0), self.scale, out),
+            2 => add_scaled(level, get(0), get(1), self.scale, out),
+            n => {
                 // The first two in one pass (the common case), then any others in order.
-                add_scaled(level, slice(first), slice(second), 1.0, out);
-                for g in rest {
-                    add_assign(level, out, slice(g));
+                add_scaled(level, get(0), get(1), 1.0, out);
+                for k in 2..n {
+                    add_assign(level, out, get(k));
                 }
                 if self.scale != 1.0 {
                     out.iter_mut().for_each(|o| *o *= self.scale);
                 }
-                out
-            }
-            [only] => {
-                scale_into(level, slice(only), self.scale, out);
-                out
-            }
-            [] => {
-                out.fill(0.0);
-                out
             }
         }
+        out
+    }
+
+    /// The chunks of parameter `param` (of `chunks`) to update.
+    fn chunks_of(&self, param: usize, chunks: usize) -> Range<usize> {
+        self.owned.map_or(0..chunks, |o| {
+            o[param].start.min(chunks)..o[param].end.min(chunks)
+        })
     }
 }
 
@@ -294,27 +384,31 @@ pub(crate) fn for_each_chunk<F>(
     };
     for (param, (p, s)) in params.iter_mut().zip(state.iter_mut()).enumerate() {
         let p = p.data_mut();
+        let chunks = grads.chunks_of(param, p.len().div_ceil(CHUNK));
+        let (skip, take) = (chunks.start, chunks.len());
+        let parallel = parallel && take > 1;
         if width == 0 {
             // No state (plain SGD): chunks of parameters only.
-            if parallel && p.len() > CHUNK {
-                p.par_chunks_mut(CHUNK)
-                    .enumerate()
-                    .for_each(|(c, p)| run(param, c, p, &mut []));
+            let each = |(c, p): (usize, &mut [f32])| run(param, c, p, &mut []);
+            if parallel {
+                let chunks = p.par_chunks_mut(CHUNK).enumerate();
+                chunks.skip(skip).take(take).for_each(each);
             } else {
                 p.chunks_mut(CHUNK)
                     .enumerate()
-                    .for_each(|(c, p)| run(param, c, p, &mut []));
+                    .skip(skip)
+                    .take(take)
+                    .for_each(each);
             }
-        } else if parallel && p.len() > CHUNK {
-            p.par_chunks_mut(CHUNK)
-                .zip(s.par_chunks_mut(CHUNK * width))
-                .enumerate()
-                .for_each(|(c, (p, s))| run(param, c, p, s));
         } else {
-            p.chunks_mut(CHUNK)
-                .zip(s.chunks_mut(CHUNK * width))
-                .enumerate()
-                .for_each(|(c, (p, s))| run(param, c, p, s));
+            let each = |(c, (p, s)): (usize, (&mut [f32], &mut [f32]))| run(param, c, p, s);
+            if parallel {
+                let chunks = p.par_chunks_mut(CHUNK).zip(s.par_chunks_mut(CHUNK * width));
+                chunks.enumerate().skip(skip).take(take).for_each(each);
+            } else {
+                let chunks = p.chunks_mut(CHUNK).zip(s.chunks_mut(CHUNK * width));
+                chunks.enumerate().skip(skip).take(take).for_each(each);
+            }
         }
     }
 }

@@ -33,6 +33,11 @@ impl RmsProp {
         (self.state.clone(), 0)
     }
 
+    /// The state buffers, to share between ranks that update disjoint chunks.
+    pub(super) fn buffers_mut(&mut self) -> &mut Vec<Vec<f32>> {
+        &mut self.state
+    }
+
     /// Restores [`RmsProp::state_parts`].
     pub(super) fn set_state_parts(&mut self, buffers: Vec<Vec<f32>>, _counter: u64) {
         self.state = buffers;

@@ -33,6 +33,11 @@ impl Sgd {
         (self.velocity.clone(), u64::from(self.started))
     }
 
+    /// The state buffers, to share between ranks that update disjoint chunks.
+    pub(super) fn buffers_mut(&mut self) -> &mut Vec<Vec<f32>> {
+        &mut self.velocity
+    }
+
     /// Restores [`Sgd::state_parts`].
     pub(super) fn set_state_parts(&mut self, buffers: Vec<Vec<f32>>, counter: u64) {
         self.velocity = buffers;

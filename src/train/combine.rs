@@ -159,16 +159,12 @@ impl super::Trainer {
         loss: Loss,
         batch: &[usize],
     ) -> Result<StepStats, NablaError> {
-        let size = group.size();
-        let (mine, n) = self.share_of(batch.len(), group.rank(), size, model);
+        let (rank, size) = (group.rank(), group.size());
+        let (mine, n) = self.share_of(batch.len(), rank, size, model);
         let groups = mine.len();
         // Every rank's term count: its whole gradient groups (see `train::rank_share`).
         let all = super::groups(batch.len());
         let counts: Vec<usize> = (0..size).map(|r| share(all, r, size).len()).collect();
-        let mut sum = self.sum.take().unwrap_or_else(|| Summed {
-            grads: Grads::zeros_like(model.params()),
-            reducer: Reducer::new(),
-        });
         self.micro_batches(model, data, loss, batch, mine)?;
         let outs = &self.outs[..n];
         let results: Vec<(f64, usize)> = outs.iter().map(|o| (o.loss_sum, o.correct)).collect();
@@ -184,18 +180,31 @@ impl super::Trainer {
             correct: t.correct,
             finite_gradient: true,
         };
-        if step.loss.is_finite() {
-            fold_stats(group, model, &local)?;
-            sum_gradients(group, &local, &counts, &mut sum)?;
-            step.finite_gradient = apply(
+        if !step.loss.is_finite() {
+            return Ok(step);
+        }
+        fold_stats(group, model, &local)?;
+        // Clipping needs the whole gradient's norm on every rank: the summed gradient then.
+        let sharded = self.config.clip_grad_norm.is_none();
+        if let Some(shared) = group.shared().filter(|_| sharded) {
+            step.finite_gradient =
+                self.sharded_update(shared, (rank, &counts), model, optimizer)?;
+            return Ok(step);
+        }
+        let mut sum = self.sum.take().unwrap_or_else(|| Summed {
+            grads: Grads::zeros_like(model.params()),
+            reducer: Reducer::new(),
+        });
+        let result = sum_gradients(group, &local, &counts, &mut sum);
+        step.finite_gradient = result.is_ok()
+            && apply(
                 &self.config,
                 &self.pool,
                 model,
                 optimizer,
                 std::slice::from_ref(&sum.grads),
             );
-        }
         self.sum = Some(sum);
-        Ok(step)
+        result.map(|()| step)
     }
 }

@@ -305,6 +305,8 @@ pub struct Trainer {
     pub(super) group: Option<Box<dyn Collective>>,
     /// A distributed step's summed gradient.
     pub(super) sum: Option<super::combine::Summed>,
+    /// The layout of a sharded distributed step (ranks sharing memory).
+    pub(super) shard: Option<super::shard::Shard>,
 }
 
 impl Trainer {
@@ -351,6 +353,7 @@ impl Trainer {
             epoch: 0,
             group: None,
             sum: None,
+            shard: None,
         })
     }
 
@@ -360,6 +363,7 @@ impl Trainer {
     /// Every rank must be given the same model, data, settings and seed.
     pub fn distributed(mut self, group: Box<dyn Collective>) -> Self {
         self.group = (group.size() > 1).then_some(group);
+        self.shard = None;
         self
     }
 
@@ -662,7 +666,10 @@ impl Trainer {
         };
         let finished = run();
         self.order = order;
-        Ok(finished?.then_some((loss_sum, correct)))
+        let finished = finished?;
+        // Sharded steps left each rank's optimizer state current for its own chunks only.
+        self.sync_state(optimizer)?;
+        Ok(finished.then_some((loss_sum, correct)))
     }
 }
 

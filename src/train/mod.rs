@@ -30,6 +30,7 @@ mod chunk;
 mod combine;
 pub mod diagnosis;
 mod fit;
+mod shard;
 
 pub use diagnosis::{Diagnosis, Verdict};
 pub use fit::{

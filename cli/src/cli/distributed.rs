@@ -16,6 +16,8 @@ pub struct World {
     /// Ranks in the run.
     pub size: usize,
     group: Option<Box<dyn Collective>>,
+    /// The ranks sum and update through shared memory (all on one machine).
+    shared: bool,
 }
 
 /// The number of processes the launcher started, from the variables OpenMPI, MPICH and PMIx
@@ -33,17 +35,19 @@ impl World {
             rank: 0,
             size: 1,
             group: None,
+            shared: false,
         }
     }
 
     /// Joins the run `mpirun` started, or stands alone when there is none. `timeout`: how
-    /// long a rank waits for another before it stops the run.
-    pub fn join(timeout: Duration) -> Result<Self> {
+    /// long a rank waits for another before it stops the run; `messages_only`: combine by MPI
+    /// messages even when the ranks could share memory.
+    pub fn join(timeout: Duration, messages_only: bool) -> Result<Self> {
         let launched = launched_size().unwrap_or(1);
         if launched <= 1 {
             return Ok(Self::solo());
         }
-        join_mpi(launched, timeout)
+        join_mpi(launched, timeout, messages_only)
     }
 
     /// True on the rank that prints and writes files.
@@ -76,8 +80,13 @@ impl World {
         let (rank, size) = (self.rank, self.size);
         let micro_batches = nabla::train::micro_batches(batch_size);
         let share = nabla::train::rank_share(batch_size, rank, size).len();
+        let how = if self.shared {
+            "shared memory, each rank updating its share of the weights"
+        } else {
+            "MPI messages"
+        };
         format!(
-            "{size} MPI ranks × {threads} thread{}, rank {rank} computes {share} of every {micro_batches} micro-batches of {} rows",
+            "{size} MPI ranks × {threads} thread{}, rank {rank} computes {share} of every {micro_batches} micro-batches of {} rows, gradients combined through {how}",
             if threads == 1 { "" } else { "s" },
             nabla::train::micro_batch_rows(batch_size)
         )
@@ -85,8 +94,11 @@ impl World {
 }
 
 #[cfg(feature = "mpi")]
-fn join_mpi(_launched: usize, timeout: Duration) -> Result<World> {
-    let mpi = nabla::dist::Mpi::init(timeout)?;
+fn join_mpi(_launched: usize, timeout: Duration, messages_only: bool) -> Result<World> {
+    let mut mpi = nabla::dist::Mpi::init(timeout)?;
+    if messages_only {
+        mpi.messages_only();
+    }
     let (rank, size) = (mpi.rank(), mpi.size());
     if rank != 0 {
         silence_stdout()?;
@@ -94,12 +106,13 @@ fn join_mpi(_launched: usize, timeout: Duration) -> Result<World> {
     Ok(World {
         rank,
         size,
+        shared: mpi.shares_memory(),
         group: Some(Box::new(mpi)),
     })
 }
 
 #[cfg(not(feature = "mpi"))]
-fn join_mpi(launched: usize, _timeout: Duration) -> Result<World> {
+fn join_mpi(launched: usize, _timeout: Duration, _messages_only: bool) -> Result<World> {
     anyhow::bail!(nabla::NablaError::Usage(format!(
         "mpirun started {launched} copies of a nabla built without MPI support, so each would train alone; build it with `cargo build --release --features mpi` (needs OpenMPI and libclang: apt-get install libopenmpi-dev openmpi-bin libclang-dev clang)"
     )))

@@ -334,6 +334,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = parse_timeout)]
     pub mpi_timeout: f64,
 
+    /// Under `mpirun`: how the ranks combine their gradients. `auto`: when every rank runs on
+    /// this machine, through one shared-memory window, each rank summing and updating its own
+    /// share of the weights (else MPI messages); `messages`: MPI messages only, as between
+    /// machines. Both give the same bits.
+    #[arg(long, value_name = "HOW", default_value = "auto", value_parser = ["auto", "messages"])]
+    pub mpi_transport: String,
+
     /// Write the run's metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
@@ -653,7 +660,8 @@ impl Progress {
 /// [`RunConfig`], resolved once the data is loaded; everything after reads only that. Every
 /// output is checked before the data is loaded.
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
-    let mut world = World::join(Duration::from_secs_f64(args.mpi_timeout))?;
+    let messages_only = args.mpi_transport == "messages";
+    let mut world = World::join(Duration::from_secs_f64(args.mpi_timeout), messages_only)?;
     let (config, resume) = match &args.resume {
         Some(dir) => match super::resume::resumed(dir, &args, matches)? {
             Some((config, ckpt)) => (config, Some(ckpt)),
