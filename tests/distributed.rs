@@ -87,10 +87,21 @@ fn train_full(
     adam: bool,
     group: Option<Box<dyn Collective>>,
 ) -> (Bits, FitReport, OptimizerState) {
+    train_overlap(config, adam, group, true)
+}
+
+/// As [`train_full`], with the gradient sum overlapping backward (ranks combining by messages)
+/// or not.
+fn train_overlap(
+    config: TrainConfig,
+    adam: bool,
+    group: Option<Box<dyn Collective>>,
+    overlap: bool,
+) -> (Bits, FitReport, OptimizerState) {
     let (train, test) = digits();
     let mut model = network();
     let mut opt = optimizer(adam);
-    let mut trainer = Trainer::new(config).unwrap();
+    let mut trainer = Trainer::new(config).unwrap().overlap(overlap);
     if let Some(group) = group {
         trainer = trainer.distributed(group);
     }
@@ -156,7 +167,8 @@ fn any_number_of_ranks_trains_the_one_process_weights() {
 
 /// Batches of 128 rows are 2 micro-batches (the last, 76 rows, 2 of 38): one term per rank
 /// for 2 ranks, none on ranks 2 and 3 of 3 or 4, so the gradient sum takes the direct
-/// reduce-scatter + all-gather (see `nabla::dist::Reducer`), not the chain.
+/// reduce-scatter + all-gather (see `nabla::dist::Reducer`), not the chain; overlapping the
+/// backward pass (parameter by parameter, as each is final) or after it.
 #[test]
 fn the_direct_reduction_trains_the_one_process_weights() {
     assert!(nabla::dist::direct_pays(&[1, 1], 1 << 22));
@@ -164,19 +176,23 @@ fn the_direct_reduction_trains_the_one_process_weights() {
     assert_eq!(1100 % 128, 76);
     for adam in [false, true] {
         let (single, report) = train_batch(config_with(1, false, 128), adam, None);
-        for size in [2, 3, 4] {
+        for (size, overlap) in [(2, true), (3, true), (4, true), (2, false), (4, false)] {
             for threads in [1, 2] {
-                let what = format!("batch 128, adam {adam}, {size} ranks × {threads} threads");
+                let what = format!(
+                    "batch 128, adam {adam}, {size} ranks × {threads} threads, overlap {overlap}"
+                );
                 let members = LocalGroup::new(size, Duration::from_secs(60));
                 let handles: Vec<_> = members
                     .into_iter()
                     .map(|m| {
                         let c = config_with(threads, false, 128);
-                        std::thread::spawn(move || train_batch(c, adam, Some(Box::new(m))))
+                        std::thread::spawn(move || {
+                            train_overlap(c, adam, Some(Box::new(m)), overlap)
+                        })
                     })
                     .collect();
                 for (rank, h) in handles.into_iter().enumerate() {
-                    let (w, r) = h.join().unwrap();
+                    let (w, r, _) = h.join().unwrap();
                     assert!(w == single, "{what}: rank {rank}'s weights differ");
                     same_history(&r, &report, &what);
                 }

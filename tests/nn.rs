@@ -117,6 +117,41 @@ fn backward_add_accumulates_the_gradients_of_several_batches() {
     }
 }
 
+/// `backward_notify` reports each parameter once, last layer first, after its gradient is
+/// final, and computes the same gradients as `backward` / `backward_add`.
+#[test]
+fn backward_notify_reports_each_parameter_once_it_is_final() {
+    let spec = ModelSpec::mlp(20, &[16, 12], Activation::Relu, 4);
+    let model = Network::from_spec(&spec, 5).unwrap();
+    let params = model.params();
+    let labels: Vec<u32> = (0..64).map(|i| i % 4).collect();
+    let x = batch(64, 20, 1);
+    let mut ws = Workspace::new();
+    let mut tape = Tape::new(params, &mut ws);
+    let xv = tape.input(&x);
+    let logits = model.forward(&mut tape, xv).unwrap();
+    let loss = tape.softmax_cross_entropy(logits, &labels).unwrap();
+    for add in [false, true] {
+        let (mut plain, mut told) = (Grads::zeros_like(params), Grads::zeros_like(params));
+        tape.backward(loss, &mut plain).unwrap();
+        tape.backward(loss, &mut told).unwrap();
+        if add {
+            tape.backward_add(loss, &mut plain).unwrap();
+        }
+        let mut order = Vec::new();
+        let mut ready = |id: ParamId| order.push(id.index());
+        tape.backward_notify(loss, &mut told, add, &mut ready)
+            .unwrap();
+        // Parameters: layer 1 weight, bias, layer 2 …; the linear op reads its weight, then
+        // its bias, so a layer's bias is final first.
+        assert_eq!(order, [5, 4, 3, 2, 1, 0], "add {add}");
+        for (a, b) in plain.tensors().iter().zip(told.tensors()) {
+            let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b), "add {add}");
+        }
+    }
+}
+
 #[test]
 fn parameter_gradients_match_finite_differences() {
     let spec = ModelSpec::mlp(4, &[5, 3], Activation::Tanh, 3);

@@ -137,15 +137,19 @@ mod ranks {
 
     /// Batches of 128 rows (2 micro-batches): one gradient term per rank with 2 ranks, none on
     /// ranks 2 and 3 of 4, so the gradient takes the direct reduce-scatter + all-gather (with
-    /// `--mpi-transport messages`) or the sharded step (shared memory).
+    /// `--mpi-transport messages`; overlapping backward, or after it with `--mpi-overlap off`)
+    /// or the sharded step (shared memory).
     #[test]
     fn the_direct_reduction_trains_the_one_process_bits() {
         let dir = temp_dir("direct");
         let small = |tag: &str, threads: usize| {
             let mut f = flags(&dir, tag, threads);
             f.extend(["--batch-size".into(), "128".into()]);
-            if tag.starts_with("direct") {
+            if tag.starts_with("direct") || tag.starts_with("after") {
                 f.extend(["--mpi-transport".into(), "messages".into()]);
+            }
+            if tag.starts_with("after") {
+                f.extend(["--mpi-overlap".into(), "off".into()]);
             }
             f
         };
@@ -159,7 +163,14 @@ mod ranks {
         );
         let weights = tensors(&dir.join("one.safetensors"));
         let history = epochs(&dir.join("one.json"));
-        for (ranks, kind) in [(2, "direct"), (4, "direct"), (2, "shared"), (4, "shared")] {
+        let kinds = [
+            (2, "direct"),
+            (4, "direct"),
+            (2, "after"),
+            (2, "shared"),
+            (4, "shared"),
+        ];
+        for (ranks, kind) in kinds {
             let tag = format!("{kind}{ranks}");
             let out = mpirun(ranks, &small(&tag, 1))
                 .current_dir(&dir)

@@ -233,6 +233,34 @@ impl<'a> Tape<'a> {
     /// sum a separate buffer summed afterwards would give. `grads` must hold gradients: from
     /// [`Grads::zeros_like`] or from a backward pass.
     pub fn backward_add(&mut self, loss: Var, grads: &mut Grads) -> Result<(), NablaError> {
+        self.backward_pass(loss, grads, None)
+    }
+
+    /// [`Tape::backward`] (with `add`, [`Tape::backward_add`]) that calls `ready(id)` as soon
+    /// as parameter `id`'s gradient is final: right after the backward of the last op that
+    /// reads it (ops run last-recorded first), so the gradients of a network's last layer are
+    /// ready while the earlier layers' backward still runs. Every parameter is reported once,
+    /// parameters the loss does not reach at the end. A data-parallel trainer starts summing a
+    /// layer's gradients across processes there, as PyTorch DDP's gradient hooks do.
+    pub fn backward_notify(
+        &mut self,
+        loss: Var,
+        grads: &mut Grads,
+        add: bool,
+        ready: &mut dyn FnMut(ParamId),
+    ) -> Result<(), NablaError> {
+        if !add {
+            grads.begin();
+        }
+        self.backward_pass(loss, grads, Some(ready))
+    }
+
+    fn backward_pass(
+        &mut self,
+        loss: Var,
+        grads: &mut Grads,
+        mut ready: Option<&mut dyn FnMut(ParamId)>,
+    ) -> Result<(), NablaError> {
         if self.shape(loss) != (1, 1) {
             return Err(NablaError::Shape(format!(
                 "backward needs a 1×1 loss, got {:?}",
@@ -261,6 +289,15 @@ impl<'a> Tape<'a> {
 
         let nodes = &ws.nodes[..len];
         for i in (0..=loss.0).rev() {
+            if let (Some(ready), Op::Param(id)) = (ready.as_mut(), nodes[i].op) {
+                // The earliest reference to the parameter: every op reading it has run.
+                if !nodes[..i]
+                    .iter()
+                    .any(|n| matches!(n.op, Op::Param(p) if p == id))
+                {
+                    ready(id);
+                }
+            }
             if !ws.grad_written[i] || !nodes[i].needs_grad {
                 continue;
             }
@@ -281,6 +318,17 @@ impl<'a> Tape<'a> {
             ops::backward(node, upstream, &ctx, &mut sink);
         }
         grads.finish();
+        if let Some(ready) = ready {
+            // Parameters recorded after the loss, or never: their gradients are zeros now.
+            for id in (0..self.params.len()).map(ParamId) {
+                if !nodes[..=loss.0]
+                    .iter()
+                    .any(|n| matches!(n.op, Op::Param(p) if p == id))
+                {
+                    ready(id);
+                }
+            }
+        }
         Ok(())
     }
 }

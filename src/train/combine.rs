@@ -95,8 +95,8 @@ fn each_f32(
 
 /// A distributed step's summed gradient and the buffers its reduction reuses.
 pub(crate) struct Summed {
-    grads: Grads,
-    reducer: Reducer,
+    pub(super) grads: Grads,
+    pub(super) reducer: Reducer,
 }
 
 /// Writes into `sum` the sum over every rank's gradient terms, its groups' gradients
@@ -165,7 +165,48 @@ impl super::Trainer {
         // Every rank's term count: its whole gradient groups (see `train::rank_share`).
         let all = super::groups(batch.len());
         let counts: Vec<usize> = (0..size).map(|r| share(all, r, size).len()).collect();
-        self.micro_batches(model, data, loss, batch, mine)?;
+        // Clipping needs the whole gradient's norm on every rank: the summed gradient then.
+        let sharded = self.config.clip_grad_norm.is_none() && group.shared().is_some();
+        let mut sum = self.sum.take().unwrap_or_else(|| Summed {
+            grads: Grads::zeros_like(model.params()),
+            reducer: Reducer::new(),
+        });
+        let overlap = self.overlap && !sharded;
+        let computed = if overlap {
+            let work = (data, loss);
+            self.overlapped_gradients(group, model, work, batch, mine, &counts, &mut sum)
+        } else {
+            self.micro_batches(model, data, loss, batch, mine)
+        };
+        let result = computed.and_then(|()| {
+            self.finish_step(
+                group,
+                (model, optimizer),
+                batch.len(),
+                (n, groups),
+                (&counts, &mut sum),
+                sharded,
+                overlap,
+            )
+        });
+        self.sum = Some(sum);
+        result
+    }
+
+    /// The rest of a distributed step once this rank's micro-batches ran: the totals, the
+    /// running statistics and the update, from the gradient sum (made here unless `summed`
+    /// already) or by the sharded step.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_step<M: Module>(
+        &mut self,
+        group: &mut dyn Collective,
+        (model, optimizer): (&mut Network<M>, &mut Optimizer),
+        rows: usize,
+        (n, groups): (usize, usize),
+        (counts, sum): (&[usize], &mut Summed),
+        sharded: bool,
+        summed: bool,
+    ) -> Result<StepStats, NablaError> {
         let outs = &self.outs[..n];
         let results: Vec<(f64, usize)> = outs.iter().map(|o| (o.loss_sum, o.correct)).collect();
         let stats: Vec<&BatchStats> = outs.iter().map(|o| &o.stats).collect();
@@ -176,7 +217,7 @@ impl super::Trainer {
         };
         let t = totals(group, &local)?;
         let mut step = StepStats {
-            loss: t.loss_sum / batch.len() as f64,
+            loss: t.loss_sum / rows as f64,
             correct: t.correct,
             finite_gradient: true,
         };
@@ -184,27 +225,21 @@ impl super::Trainer {
             return Ok(step);
         }
         fold_stats(group, model, &local)?;
-        // Clipping needs the whole gradient's norm on every rank: the summed gradient then.
-        let sharded = self.config.clip_grad_norm.is_none();
-        if let Some(shared) = group.shared().filter(|_| sharded) {
-            step.finite_gradient =
-                self.sharded_update(shared, (rank, &counts), model, optimizer)?;
+        let rank = group.rank();
+        if sharded && let Some(shared) = group.shared() {
+            step.finite_gradient = self.sharded_update(shared, (rank, counts), model, optimizer)?;
             return Ok(step);
         }
-        let mut sum = self.sum.take().unwrap_or_else(|| Summed {
-            grads: Grads::zeros_like(model.params()),
-            reducer: Reducer::new(),
-        });
-        let result = sum_gradients(group, &local, &counts, &mut sum);
-        step.finite_gradient = result.is_ok()
-            && apply(
-                &self.config,
-                &self.pool,
-                model,
-                optimizer,
-                std::slice::from_ref(&sum.grads),
-            );
-        self.sum = Some(sum);
-        result.map(|()| step)
+        if !summed {
+            sum_gradients(group, &local, counts, sum)?;
+        }
+        step.finite_gradient = apply(
+            &self.config,
+            &self.pool,
+            model,
+            optimizer,
+            std::slice::from_ref(&sum.grads),
+        );
+        Ok(step)
     }
 }

@@ -307,6 +307,8 @@ pub struct Trainer {
     pub(super) sum: Option<super::combine::Summed>,
     /// The layout of a sharded distributed step (ranks sharing memory).
     pub(super) shard: Option<super::shard::Shard>,
+    /// Sum a distributed step's gradients while backward runs (see [`Trainer::overlap`]).
+    pub(super) overlap: bool,
 }
 
 impl Trainer {
@@ -354,6 +356,7 @@ impl Trainer {
             group: None,
             sum: None,
             shard: None,
+            overlap: true,
         })
     }
 
@@ -364,6 +367,15 @@ impl Trainer {
     pub fn distributed(mut self, group: Box<dyn Collective>) -> Self {
         self.group = (group.size() > 1).then_some(group);
         self.shard = None;
+        self
+    }
+
+    /// Whether a distributed run whose ranks combine by messages sums each layer's gradients
+    /// across the ranks while the earlier layers' backward still runs (on by default; the same
+    /// bits either way): the micro-batches then run on the trainer's threads while the calling
+    /// thread talks to the other ranks. Ranks that share memory take the sharded step instead.
+    pub fn overlap(mut self, on: bool) -> Self {
+        self.overlap = on;
         self
     }
 
@@ -900,9 +912,7 @@ impl Trainer {
     }
 
     /// Forward and backward of the micro-batches of the gradient groups `mine` of `batch` (all
-    /// of them in one process): the groups in parallel, each group's micro-batches in order on
-    /// one thread, accumulating into the group's gradients (see
-    /// [`super::micro_batches_per_group`]).
+    /// of them in one process): see [`Compute::run`].
     pub(super) fn micro_batches<M: Module>(
         &mut self,
         model: &Network<M>,
@@ -911,19 +921,74 @@ impl Trainer {
         batch: &[usize],
         mine: std::ops::Range<usize>,
     ) -> Result<(), NablaError> {
+        self.compute(mine.len())
+            .run(model, (data, loss), batch, mine.start, None)
+    }
+
+    /// The trainer's buffers for a step's first `groups` gradient groups, borrowed apart from
+    /// the rest of it (so a distributed step can run them on the pool while the calling thread
+    /// talks to the other ranks); counts the step.
+    pub(super) fn compute(&mut self, groups: usize) -> Compute<'_> {
+        let step_index = self.steps;
+        self.steps += 1;
+        Compute {
+            workers: &mut self.workers[..groups],
+            grads: &mut self.grads[..groups],
+            outs: &mut self.outs,
+            config: &self.config,
+            pool: &self.pool,
+            step_index,
+            epoch: self.epoch,
+        }
+    }
+}
+
+/// A step's micro-batch work: the gradient groups' workers, gradient buffers and outputs, and
+/// what names the step's random draws.
+pub(super) struct Compute<'a> {
+    workers: &'a mut [Worker],
+    grads: &'a mut [Grads],
+    outs: &'a mut [MicroOut],
+    config: &'a TrainConfig,
+    /// The trainer's threads.
+    pub(super) pool: &'a rayon::ThreadPool,
+    step_index: u64,
+    epoch: u64,
+}
+
+/// Called with a parameter's index when every group of the step has its gradient final.
+pub(super) type Ready<'r> = &'r (dyn Fn(usize) + Sync);
+
+impl Compute<'_> {
+    /// Forward and backward of the micro-batches of this rank's gradient groups, the first
+    /// being group `first_group` of `batch`: the groups in parallel, each group's micro-batches
+    /// in order on one thread, accumulating into the group's gradients (see
+    /// [`super::micro_batches_per_group`]). With `ready`, each group reports when its last
+    /// micro-batch's backward has made a parameter's gradient final (see
+    /// [`Tape::backward_notify`]).
+    pub(super) fn run<M: Module>(
+        self,
+        model: &Network<M>,
+        (data, loss): (&Dataset, Loss),
+        batch: &[usize],
+        first_group: usize,
+        ready: Option<Ready>,
+    ) -> Result<(), NablaError> {
         let total = batch.len();
+        let groups = self.workers.len();
         let (size, per) = (micro_batch_rows(total), micro_batches_per_group(total));
         // As `rank_share`: a rank with no group (fewer groups than ranks) starts at the end.
         let k = micro_batches(total);
-        let (first, end) = ((mine.start * per).min(k), (mine.end * per).min(k));
-        let workers = &mut self.workers[..mine.len()];
-        let grads = &mut self.grads[..mine.len()];
+        let (first, end) = (
+            (first_group * per).min(k),
+            ((first_group + groups) * per).min(k),
+        );
         let outs = &mut self.outs[..end - first];
         let rows = &batch[(first * size).min(total)..(end * size).min(total)];
-        let (seed, step_index) = (self.config.seed, self.steps);
-        self.steps += 1;
+        let (seed, step_index) = (self.config.seed, self.step_index);
         let augment = self.config.augment.as_ref().map(|a| (a, self.epoch));
         let run = |(gi, ((w, g), (outs, rows))): (usize, GroupJob)| {
+            let last = outs.len().saturating_sub(1);
             for (j, (out, chunk)) in outs.iter_mut().zip(rows.chunks(size)).enumerate() {
                 // Each micro-batch's dropout masks come from its own stream, named by the step
                 // and the micro-batch's position: the same masks whichever thread runs it.
@@ -934,24 +999,21 @@ impl Trainer {
                     batch_rows: total,
                     augment,
                     add: j > 0,
+                    ready: ready.filter(|_| j == last),
                 };
                 micro_step(model, (data, loss), step, (w, out, g), &mut rng)?;
             }
             Ok::<(), NablaError>(())
         };
-        if mine.len() > 1 && self.config.threads > 1 {
+        if groups > 1 && self.config.threads > 1 {
             self.pool.install(|| {
-                workers
-                    .par_iter_mut()
-                    .zip(grads.par_iter_mut())
+                (self.workers.par_iter_mut().zip(self.grads.par_iter_mut()))
                     .zip(outs.par_chunks_mut(per).zip(rows.par_chunks(per * size)))
                     .enumerate()
                     .try_for_each(run)
             })
         } else {
-            workers
-                .iter_mut()
-                .zip(grads.iter_mut())
+            (self.workers.iter_mut().zip(self.grads.iter_mut()))
                 .zip(outs.chunks_mut(per).zip(rows.chunks(per * size)))
                 .enumerate()
                 .try_for_each(run)
@@ -1029,6 +1091,8 @@ struct MicroStep<'a> {
     batch_rows: usize,
     augment: Option<(&'a Augmenter, u64)>,
     add: bool,
+    /// Reports parameters whose gradients are final (the group's last micro-batch only).
+    ready: Option<Ready<'a>>,
 }
 
 /// Forward and backward of one micro-batch with its group's worker, into its own outputs and
@@ -1054,10 +1118,12 @@ fn micro_step<M: Module>(
     // The mini-batch loss is the mean over all its rows: weight this micro-batch's mean by its
     // share of the rows, and the summed gradients are exactly those of the mini-batch mean.
     let share = tape.scale(l, chunk.len() as f32 / batch_rows as f32);
-    if step.add {
-        tape.backward_add(share, grads)?;
-    } else {
-        tape.backward(share, grads)?;
+    match step.ready {
+        Some(ready) => {
+            tape.backward_notify(share, grads, step.add, &mut |id| ready(id.index()))?;
+        }
+        None if step.add => tape.backward_add(share, grads)?,
+        None => tape.backward(share, grads)?,
     }
     out.loss_sum = tape.value(l).data()[0] as f64 * chunk.len() as f64;
     out.correct = loss.correct(tape.value(y).data(), &w.targets);

@@ -30,6 +30,7 @@ mod chunk;
 mod combine;
 pub mod diagnosis;
 mod fit;
+mod overlap;
 mod shard;
 
 pub use diagnosis::{Diagnosis, Verdict};

@@ -18,6 +18,8 @@ pub struct World {
     group: Option<Box<dyn Collective>>,
     /// The ranks sum and update through shared memory (all on one machine).
     shared: bool,
+    /// Ranks combining by messages sum each layer's gradients while backward goes on.
+    pub overlap: bool,
 }
 
 /// The number of processes the launcher started, from the variables OpenMPI, MPICH and PMIx
@@ -36,6 +38,7 @@ impl World {
             size: 1,
             group: None,
             shared: false,
+            overlap: true,
         }
     }
 
@@ -80,10 +83,10 @@ impl World {
         let (rank, size) = (self.rank, self.size);
         let micro_batches = nabla::train::micro_batches(batch_size);
         let share = nabla::train::rank_share(batch_size, rank, size).len();
-        let how = if self.shared {
-            "shared memory, each rank updating its share of the weights"
-        } else {
-            "MPI messages"
+        let how = match (self.shared, self.overlap) {
+            (true, _) => "shared memory, each rank updating its share of the weights",
+            (false, true) => "MPI messages, each layer's as soon as its backward is done",
+            (false, false) => "MPI messages after the backward pass",
         };
         format!(
             "{size} MPI ranks × {threads} thread{}, rank {rank} computes {share} of every {micro_batches} micro-batches of {} rows, gradients combined through {how}",
@@ -107,6 +110,7 @@ fn join_mpi(_launched: usize, timeout: Duration, messages_only: bool) -> Result<
         rank,
         size,
         shared: mpi.shares_memory(),
+        overlap: true,
         group: Some(Box::new(mpi)),
     })
 }

@@ -341,6 +341,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "HOW", default_value = "auto", value_parser = ["auto", "messages"])]
     pub mpi_transport: String,
 
+    /// Under `mpirun`, ranks combining by messages: `on` sums each layer's gradients across the
+    /// ranks as soon as its backward is done, while the earlier layers' backward runs; `off`
+    /// after the whole backward pass. Both give the same bits.
+    #[arg(long, value_name = "ON_OFF", default_value = "on", value_parser = ["on", "off"])]
+    pub mpi_overlap: String,
+
     /// Write the run's metrics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
@@ -662,6 +668,7 @@ impl Progress {
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let messages_only = args.mpi_transport == "messages";
     let mut world = World::join(Duration::from_secs_f64(args.mpi_timeout), messages_only)?;
+    world.overlap = args.mpi_overlap == "on";
     let (config, resume) = match &args.resume {
         Some(dir) => match super::resume::resumed(dir, &args, matches)? {
             Some((config, ckpt)) => (config, Some(ckpt)),
@@ -1014,7 +1021,7 @@ fn fit(
     let epochs = tc.epochs;
     let mut trainer = Trainer::new(tc)?;
     if let Some(group) = world.take_group() {
-        trainer = trainer.distributed(group);
+        trainer = trainer.distributed(group).overlap(world.overlap);
     }
     // mpirun forwards every rank's output through a pseudo-terminal, even into a log file:
     // under MPI progress is printed as epoch lines, never as a redrawn bar.
