@@ -6,7 +6,8 @@
 //! gradient groups (see [`share`]; a group is one micro-batch, or from batch 512 up several that
 //! accumulate into one buffer, fixed by the batch: [`crate::train::groups`]). The group
 //! gradients (the "terms" below) are then combined **in the order a single process sums them**, so the trained weights are bit-identical to a one-process run
-//! with the same seed, for any `N` and any thread count per rank. Two schemes give that order:
+//! with the same seed, for any `N` and any thread count per rank. Over messages, two schemes
+//! give that order:
 //!
 //! * *the chain* ([`sum_in_order`]): rank 0 sums its micro-batch gradients `(g0 + g1) + …`,
 //!   sends the partial sum to rank 1, which adds its own in order and passes it on, … up to
@@ -24,10 +25,19 @@
 //!   on the busiest link ([`direct_pays`]) and falls back to the chain otherwise; both give
 //!   the same bits.
 //!
-//! Then every rank applies the same optimizer step to the same summed gradient. The sum starts
-//! once the rank's backward passes are done: it is not overlapped with backward (on shared
-//! memory the transfer is CPU work that competes with the backward for the same cores;
-//! BENCHMARKS.md has the measurement and the model with and without overlap).
+//! Then every rank applies the same optimizer step to the same summed gradient. The sum
+//! overlaps the backward pass: each parameter is summed across the ranks as soon as this rank's
+//! backward has made its gradient final (the last layer's first), while the earlier layers'
+//! backward runs on the trainer's threads (`Trainer::overlap`). Over shared memory:
+//!
+//! * *the sharded step*, for ranks that all run on one machine and so can share memory
+//!   ([`Collective::shared`], a [`SharedMemory`]): every rank writes its terms into its own
+//!   segment, and each updates only its own chunks of every parameter, summing the terms for
+//!   them in rank order (`((t0 + t1) + t2) + …` again) straight from the others' segments, then
+//!   publishes its updated chunks for the others to copy. Each element is summed and updated
+//!   once in the whole run rather than on every rank, and no byte goes through a message
+//!   queue. The optimizer's state is then current on each rank for its own chunks only, and is
+//!   gathered at the end of every epoch (`Trainer::sync_state`).
 //!
 //! [`Collective`] is what the trainer needs from the transport: point-to-point sends and
 //! receives of `f32` and `f64` values that fail (rather than hang) when a peer is gone or

@@ -1,5 +1,5 @@
 //! `ModelSpec`: the architecture of a network as a serde value. The CLI builds it from flags,
-//! the model file stores it as JSON, and [`crate::nn::Sequential::new`] builds the network from
+//! the model file stores it as JSON, and [`crate::nn::Sequential::build`] builds the network from
 //! it. Its JSON form is a contract shared with other tools:
 //! `{"inputs": 64, "layers": [{"type": "linear", "in": 64, "out": 256}, {"type": "relu"}, ...],
 //! "task": "classification", "classes": ["0", "1", ...]}`.
