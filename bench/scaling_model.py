@@ -19,13 +19,22 @@ Every rank then applies the optimizer step to the whole model (t_u, not divided 
 Efficiency (time per step at 1 rank / at N ranks, same per-rank batch):
     no overlap:   (t_c + t_u) / (t_c + t_u + t_comm)
     with overlap: (t_c + t_u) / (t_c + t_u + max(f * t_comm, t_comm - 2/3 * t_c))
-where overlap (not built) would start each layer's sum when its backward is done: backward
-is about 2/3 of t_c, and the first layer's share f of the bytes is final only at its end.
-On one machine's shared memory the transfer is CPU work on the same cores, so overlap hides
-only the waiting in it (measured: 0.7 ms of a 19.6 ms step, BENCHMARKS.md).
+where overlap (nabla::train's overlapped sum, --mpi-overlap on) starts each parameter's sum
+when its backward is done: backward is about 2/3 of t_c, and the first layer's share f of the
+bytes is final only at its end. On one machine's shared memory the transfer is CPU work on the
+same cores, so overlap hides only the waiting in it.
+
+Ranks on one machine take the sharded step over shared memory instead (no messages): each
+rank writes its term for the others' chunks ((N-1)/N * S), sums and updates its own 1/N of
+the weights reading N terms (t_u/N * (N+4)/5: the update pass reads the parameter, its state
+and one term and writes two, 5 streams, and each further term adds one), publishes its
+updated chunks (S/N) and copies the others' ((N-1)/N * S), with two barriers and the per-step
+loss exchange (t_sync). With b_m the copy bandwidth, N ranks on P cores:
+      t_shared = max(1, N/P) * (t_c + t_u/N * (N+4)/5 + (2N-1)/N * S/b_m + t_sync)
 
 Usage: bench/scaling_model.py [--check T_C T_U A B S N MEASURED_STEP [TERMS]]
        (seconds, bytes, B/s; TERMS per rank, default 1: the scheme the trainer picks)
+       bench/scaling_model.py --check-shared T_C T_U S N CORES B_COPY T_SYNC MEASURED_STEP
 """
 import sys
 
@@ -66,6 +75,12 @@ def ring_allreduce(s, n, a, b):
     return 2 * (n - 1) / n * s / b + 2 * (n - 1) * a if n > 1 else 0.0
 
 
+def t_shared(t_c, t_u, s, n, cores, b_copy, t_sync):
+    """A step of the sharded step over shared memory, n ranks on `cores` cores."""
+    per_rank = t_c + t_u / n * (n + 4) / 5 + (2 * n - 1) / n * s / b_copy + t_sync
+    return max(1.0, n / cores) * per_rank
+
+
 def efficiency(t_c, t_u, comm, overlap, first=1.0):
     exposed = max(first * comm, comm - 2 / 3 * t_c) if overlap else comm
     return (t_c + t_u) / (t_c + t_u + exposed)
@@ -97,6 +112,13 @@ if __name__ == "__main__":
         predicted = t_c + t_u + comm
         print(f"{scheme}: sum {comm*1e3:.2f} ms (chain {t_comm(int(s), int(n), a, b)*1e3:.2f}), "
               f"predicted step {predicted*1e3:.2f} ms, measured {measured*1e3:.2f} ms, "
+              f"ratio {measured/predicted:.2f}")
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--check-shared":
+        t_c, t_u, s, n, cores, b_copy, t_sync, measured = map(float, sys.argv[2:10])
+        predicted = t_shared(t_c, t_u, s, int(n), int(cores), b_copy, t_sync)
+        print(f"sharded step, {int(n)} ranks on {int(cores)} cores: predicted "
+              f"{predicted*1e3:.2f} ms, measured {measured*1e3:.2f} ms, "
               f"ratio {measured/predicted:.2f}")
         sys.exit(0)
     # Measured on this machine (BENCHMARKS.md, "Distributed training"): per-rank compute and

@@ -5,6 +5,8 @@
 //! [`Reducer`] as each parameter's ordered terms with every rank's term count (it picks the
 //! direct reduce-scatter + all-gather or the chain).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::fit::{StepStats, apply};
 use crate::autograd::Grads;
 use crate::data::Dataset;
@@ -117,6 +119,14 @@ pub(crate) fn sum_gradients(
     Ok(())
 }
 
+/// How a distributed step ends: by the sharded step (ranks sharing memory), with the gradient
+/// already summed (overlapped with backward), and the flag that asks the run to stop.
+struct Finish<'s> {
+    sharded: bool,
+    summed: bool,
+    stop: Option<&'s AtomicBool>,
+}
+
 /// [`crate::dist::broadcast`] for a few `f64` values.
 fn broadcast_f64(group: &mut dyn Collective, data: &mut [f64]) -> Result<(), NablaError> {
     let (rank, size) = (group.rank(), group.size());
@@ -136,16 +146,16 @@ impl super::Trainer {
     /// the micro-batches, then the results of every rank combined in the one-process order.
     pub(super) fn step_distributed<M: Module>(
         &mut self,
-        model: &mut Network<M>,
-        optimizer: &mut Optimizer,
-        data: &Dataset,
-        loss: Loss,
+        (model, optimizer): (&mut Network<M>, &mut Optimizer),
+        (data, loss): (&Dataset, Loss),
         batch: &[usize],
+        stop: Option<&AtomicBool>,
     ) -> Result<StepStats, NablaError> {
         let Some(mut group) = self.group.take() else {
             return Err(NablaError::Distributed("not a distributed trainer".into()));
         };
-        let result = self.combined_step(&mut *group, model, optimizer, data, loss, batch);
+        self.stop_agreed = None;
+        let result = self.combined_step(&mut *group, (model, optimizer), (data, loss), batch, stop);
         self.group = Some(group);
         result
     }
@@ -153,11 +163,10 @@ impl super::Trainer {
     fn combined_step<M: Module>(
         &mut self,
         group: &mut dyn Collective,
-        model: &mut Network<M>,
-        optimizer: &mut Optimizer,
-        data: &Dataset,
-        loss: Loss,
+        (model, optimizer): (&mut Network<M>, &mut Optimizer),
+        (data, loss): (&Dataset, Loss),
         batch: &[usize],
+        stop: Option<&AtomicBool>,
     ) -> Result<StepStats, NablaError> {
         let (rank, size) = (group.rank(), group.size());
         let (mine, n) = self.share_of(batch.len(), rank, size, model);
@@ -179,58 +188,73 @@ impl super::Trainer {
             self.micro_batches(model, data, loss, batch, mine)
         };
         let result = computed.and_then(|()| {
-            self.finish_step(
-                group,
-                (model, optimizer),
-                batch.len(),
-                (n, groups),
-                (&counts, &mut sum),
+            let how = Finish {
                 sharded,
-                overlap,
-            )
+                summed: overlap,
+                stop,
+            };
+            let sizes = (batch.len(), n, groups);
+            self.finish_step(group, (model, optimizer), sizes, (&counts, &mut sum), how)
         });
         self.sum = Some(sum);
         result
     }
 
-    /// The rest of a distributed step once this rank's micro-batches ran: the totals, the
-    /// running statistics and the update, from the gradient sum (made here unless `summed`
-    /// already) or by the sharded step.
-    #[allow(clippy::too_many_arguments)]
+    /// The rest of a distributed step once this rank's micro-batches ran (`rows` in the
+    /// batch, `n` micro-batches and `groups` gradient groups here): the totals, the running
+    /// statistics and the update, by the sharded step or from the gradient sum (made here
+    /// unless `how.summed` already).
     fn finish_step<M: Module>(
         &mut self,
         group: &mut dyn Collective,
         (model, optimizer): (&mut Network<M>, &mut Optimizer),
-        rows: usize,
-        (n, groups): (usize, usize),
+        (rows, n, groups): (usize, usize, usize),
         (counts, sum): (&[usize], &mut Summed),
-        sharded: bool,
-        summed: bool,
+        how: Finish,
     ) -> Result<StepStats, NablaError> {
-        let outs = &self.outs[..n];
-        let results: Vec<(f64, usize)> = outs.iter().map(|o| (o.loss_sum, o.correct)).collect();
-        let stats: Vec<&BatchStats> = outs.iter().map(|o| &o.stats).collect();
+        let rank = group.rank();
+        let results: Vec<(f64, usize)> = (self.outs[..n].iter())
+            .map(|o| (o.loss_sum, o.correct))
+            .collect();
+        let shared_totals = match group.shared().filter(|_| how.sharded) {
+            Some(shared) => {
+                let at = (model as &Network<M>, optimizer.state_width());
+                Some(self.shared_begin(shared, (rank, counts), at, (&results, rows))?)
+            }
+            None => None,
+        };
+        let stats: Vec<&BatchStats> = self.outs[..n].iter().map(|o| &o.stats).collect();
         let local = Local {
             results: &results,
             stats: &stats,
             grads: &self.grads[..groups],
         };
-        let t = totals(group, &local)?;
+        let t = match shared_totals {
+            Some((loss_sum, correct)) => Totals { loss_sum, correct },
+            None => totals(group, &local)?,
+        };
         let mut step = StepStats {
             loss: t.loss_sum / rows as f64,
             correct: t.correct,
             finite_gradient: true,
         };
         if !step.loss.is_finite() {
+            // Every rank skips the update; none writes its segment before all have read.
+            if let Some(shared) = group.shared().filter(|_| how.sharded) {
+                shared.barrier()?;
+            }
             return Ok(step);
         }
         fold_stats(group, model, &local)?;
-        let rank = group.rank();
-        if sharded && let Some(shared) = group.shared() {
-            step.finite_gradient = self.sharded_update(shared, (rank, counts), model, optimizer)?;
+        if let Some(shared) = group.shared().filter(|_| how.sharded) {
+            let here = how.stop.is_some_and(|s| s.load(Ordering::Relaxed));
+            let (finite, stop) =
+                self.shared_finish(shared, (rank, counts), (model, optimizer), here)?;
+            self.stop_agreed = how.stop.map(|_| stop);
+            step.finite_gradient = finite;
             return Ok(step);
         }
-        if !summed {
+        if !how.summed {
             sum_gradients(group, &local, counts, sum)?;
         }
         step.finite_gradient = apply(

@@ -309,6 +309,8 @@ pub struct Trainer {
     pub(super) shard: Option<super::shard::Shard>,
     /// Sum a distributed step's gradients while backward runs (see [`Trainer::overlap`]).
     pub(super) overlap: bool,
+    /// Whether some rank was asked to stop, agreed inside the last sharded step.
+    pub(super) stop_agreed: Option<bool>,
 }
 
 impl Trainer {
@@ -357,6 +359,7 @@ impl Trainer {
             sum: None,
             shard: None,
             overlap: true,
+            stop_agreed: None,
         })
     }
 
@@ -652,7 +655,7 @@ impl Trainer {
         let order = std::mem::take(&mut self.order);
         let mut run = || -> Result<bool, NablaError> {
             for (iteration, batch) in order.chunks(batch_size).enumerate() {
-                let stats = self.step_with(model, optimizer, train, loss, batch)?;
+                let stats = self.step_or_stop(model, optimizer, (train, loss), batch, stop)?;
                 let at = (epoch, iteration + 1, iterations);
                 if !stats.loss.is_finite() || !stats.finite_gradient {
                     return Err(diverged(&stats, at, last_finite, optimizer.learning_rate()));
@@ -695,6 +698,9 @@ impl Trainer {
         let Some(stop) = stop else {
             return Ok(false);
         };
+        if let Some(agreed) = self.stop_agreed.take() {
+            return Ok(agreed);
+        }
         let here = stop.load(std::sync::atomic::Ordering::Relaxed);
         match self.group.as_deref_mut() {
             Some(group) => Ok(!crate::dist::all_agree(group, !here)?),
@@ -851,6 +857,19 @@ impl Trainer {
         loss: Loss,
         batch: &[usize],
     ) -> Result<StepStats, NablaError> {
+        self.step_or_stop(model, optimizer, (data, loss), batch, None)
+    }
+
+    /// [`Trainer::step_with`]; a distributed step also tells the ranks whether `stop` is set
+    /// here (and [`Trainer::stop_requested`] then reads their agreement).
+    fn step_or_stop<M: Module>(
+        &mut self,
+        model: &mut Network<M>,
+        optimizer: &mut Optimizer,
+        (data, loss): (&Dataset, Loss),
+        batch: &[usize],
+        stop: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<StepStats, NablaError> {
         if batch.is_empty() {
             return Ok(StepStats {
                 loss: 0.0,
@@ -861,7 +880,7 @@ impl Trainer {
         // Subnormals flushed on this thread for the step only, as on the pool's threads.
         let _ftz = crate::simd::ftz::Scope::new();
         if self.group.is_some() {
-            return self.step_distributed(model, optimizer, data, loss, batch);
+            return self.step_distributed((model, optimizer), (data, loss), batch, stop);
         }
         let (mine, k) = self.share_of(batch.len(), 0, 1, model);
         self.micro_batches(model, data, loss, batch, mine.clone())?;

@@ -2,8 +2,10 @@
 //! every rank updates only its own chunks of every parameter, reading the gradient terms for
 //! them straight from the other ranks' shared segments, then reads the others' updated chunks.
 //!
-//! A rank's segment holds, from value 0: a header ([`HEADER`] values; value 0 is 1 when every
-//! chunk this rank updated had a finite gradient), the rank's updated chunks of the weights
+//! A rank's segment holds, from value 0: a header (value 0 is 1 when every chunk this rank
+//! updated had a finite gradient, value 1 is 1 when this rank was asked to stop; from value
+//! [`RESULTS`], the summed loss and correct count of each of its micro-batches as `f64` bits),
+//! the rank's updated chunks of the weights
 //! (all parameters one after another, in the flat layout of [`Shard::offsets`]), and its
 //! gradient terms in the same layout: rank 0 one, the prefix `(t0 + t1) + …` of its groups'
 //! gradients (its only term as it is), any later rank each of its terms. The owner of a chunk
@@ -26,11 +28,13 @@ use crate::optim::{CHUNK, Optimizer, Term};
 use crate::simd::{self, elementwise::add_assign, elementwise::add_scaled};
 use crate::tensor::Tensor;
 
-/// Values before the weights in a rank's segment.
-const HEADER: usize = 16;
+/// Where a rank's micro-batch results start in its header (4 values, two `f64`, each).
+const RESULTS: usize = 4;
 
 /// Where every parameter's values sit in a segment, and which chunks each rank updates.
 pub(super) struct Shard {
+    /// Values before the weights in a segment.
+    header: usize,
     /// First value of each parameter in the flat layout.
     offsets: Vec<usize>,
     /// Values of all parameters.
@@ -44,8 +48,9 @@ pub(super) struct Shard {
 impl Shard {
     /// The layout for `params` over `size` ranks. Parameter `p`'s chunks are split in
     /// contiguous shares ([`share`]), rank `(p + i) mod size` taking share `i`, so parameters
-    /// of one chunk (biases, small layers) spread over the ranks.
-    fn new(params: &[Tensor], size: usize) -> Self {
+    /// of one chunk (biases, small layers) spread over the ranks. A batch has at most
+    /// `micro_batches` micro-batches.
+    fn new(params: &[Tensor], size: usize, micro_batches: usize) -> Self {
         let mut offsets = Vec::with_capacity(params.len());
         let mut total = 0;
         for p in params {
@@ -62,6 +67,7 @@ impl Shard {
             })
             .collect();
         Self {
+            header: (RESULTS + 4 * micro_batches).next_multiple_of(16),
             offsets,
             total,
             owners,
@@ -71,12 +77,12 @@ impl Shard {
 
     /// The weights' values in a segment.
     fn weights(&self) -> Range<usize> {
-        HEADER..HEADER + self.total
+        self.header..self.header + self.total
     }
 
     /// Where term areas start in a segment (term `t` at `t · total` from there).
     fn terms_at(&self) -> usize {
-        HEADER + self.total
+        self.header + self.total
     }
 
     /// The elements of parameter `p` (of `len`) in the chunks `chunks`.
@@ -129,30 +135,81 @@ fn of(g: &Grads, p: usize) -> &[f32] {
 }
 
 impl Trainer {
-    /// The sharded gradient sum and update of a distributed step (see the module docs), after
-    /// this rank computed its groups' gradients (`self.grads[..counts[rank]]`); `counts[r]` is
-    /// every rank's group count. Returns false when some rank's gradient held a non-finite
-    /// value (those chunks stay unchanged, as in one process).
-    pub(super) fn sharded_update<M: Module>(
+    /// The first half of a sharded step (see the module docs), after this rank computed its
+    /// groups' gradients (`self.grads[..counts[rank]]`; `counts[r]` is every rank's group
+    /// count) and its micro-batches' `results` (summed loss, correct answers) of a batch of
+    /// `rows`: puts both in
+    /// its segment, waits for every rank, and returns the step's loss sum and correct count
+    /// over every rank's micro-batches, added in micro-batch order as one process adds them.
+    pub(super) fn shared_begin<M: Module>(
         &mut self,
         shared: &mut dyn SharedMemory,
         (rank, counts): (usize, &[usize]),
-        model: &mut Network<M>,
-        optimizer: &mut Optimizer,
-    ) -> Result<bool, NablaError> {
+        (model, width): (&Network<M>, usize),
+        (results, rows): (&[(f64, usize)], usize),
+    ) -> Result<(f64, usize), NablaError> {
         let size = counts.len();
         let params = model.params().tensors();
-        let shard = self.shard.get_or_insert_with(|| Shard::new(params, size));
+        let most_micro = super::micro_batches(self.config.batch_size).max(results.len());
+        let shard = match self.shard.take() {
+            Some(s) if s.header >= RESULTS + 4 * most_micro => s,
+            old => Shard {
+                stale: old.is_some_and(|s| s.stale),
+                ..Shard::new(params, size, most_micro)
+            },
+        };
+        let shard = self.shard.insert(shard);
         let most = (0..size).map(|r| terms_of(r, counts[r])).max().unwrap_or(1);
-        let width = optimizer.state_width();
         shared.reserve(shard.terms_at() + shard.total * most.max(width))?;
         let mine = &self.grads[..counts[rank]];
         let terms = shard.terms_at()..shard.terms_at() + shard.total * terms_of(rank, mine.len());
         if !mine.is_empty() {
             shared.write(terms, &mut |seg| write_terms(seg, shard, rank, mine))?;
         }
+        let at = RESULTS..RESULTS + 4 * results.len();
+        shared.write(at, &mut |seg| {
+            for (out, &(loss, correct)) in seg.chunks_exact_mut(4).zip(results) {
+                out[..2].copy_from_slice(&f64_bits(loss));
+                out[2..].copy_from_slice(&f64_bits(correct as f64));
+            }
+        })?;
         shared.barrier()?;
+        // `Sum for f64` starts from -0.0 (the exact identity); so does this fold.
+        let (mut loss, mut correct) = (-0.0f64, 0.0f64);
+        shared.read(0..shard.header, &mut |segs| {
+            for (r, seg) in segs.iter().enumerate() {
+                let n = super::rank_share(rows, r, size).len();
+                for out in seg[RESULTS..].chunks_exact(4).take(n) {
+                    loss += from_f64_bits(&out[..2]);
+                    correct += from_f64_bits(&out[2..]);
+                }
+            }
+        })?;
+        Ok((loss, correct as usize))
+    }
+
+    /// The second half of a sharded step: this rank sums the terms for its own chunks straight
+    /// from the others' segments and updates them, publishes them with whether their gradient
+    /// was finite and whether `stop` is set here, waits for every rank and copies the others'
+    /// chunks. Returns (every rank's gradient was finite, some rank was asked to stop).
+    pub(super) fn shared_finish<M: Module>(
+        &mut self,
+        shared: &mut dyn SharedMemory,
+        (rank, counts): (usize, &[usize]),
+        (model, optimizer): (&mut Network<M>, &mut Optimizer),
+        stop: bool,
+    ) -> Result<(bool, bool), NablaError> {
+        let Some(shard) = self.shard.as_mut() else {
+            return Err(NablaError::Distributed(
+                "a sharded step without its layout".into(),
+            ));
+        };
+        let mine = &self.grads[..counts[rank]];
         let mut finite = true;
+        let most = (0..counts.len())
+            .map(|r| terms_of(r, counts[r]))
+            .max()
+            .unwrap_or(1);
         let all_terms = shard.terms_at()..shard.terms_at() + shard.total * most;
         let parallel = self.config.threads > 1;
         let owned = &shard.owners[rank];
@@ -178,13 +235,8 @@ impl Trainer {
             };
         })?;
         shard.stale = true;
-        share_weights(
-            shared,
-            shard,
-            rank,
-            model.params_mut().tensors_mut(),
-            finite,
-        )
+        let params = model.params_mut().tensors_mut();
+        share_weights(shared, shard, rank, params, [finite, stop])
     }
 
     /// Makes every rank's optimizer state whole again after sharded steps of a distributed
@@ -242,41 +294,54 @@ fn state_len(offsets: &[usize], total: usize, p: usize) -> usize {
     offsets.get(p + 1).copied().unwrap_or(total) - offsets[p]
 }
 
-/// Puts this rank's updated chunks (and whether its gradient was finite) in its segment, waits
-/// for every rank, then copies the other ranks' chunks into `params`. Returns whether every
-/// rank's gradient was finite.
+/// Puts this rank's updated chunks and its two flags (its gradient was finite; it was asked to
+/// stop) in its segment, waits for every rank, then copies the other ranks' chunks into
+/// `params`. Returns (every rank's gradient was finite, some rank was asked to stop).
 fn share_weights(
     shared: &mut dyn SharedMemory,
     shard: &Shard,
     rank: usize,
     params: &mut [Tensor],
-    finite: bool,
-) -> Result<bool, NablaError> {
+    [finite, stop]: [bool; 2],
+) -> Result<(bool, bool), NablaError> {
     let weights = shard.weights();
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
     shared.write(0..weights.end, &mut |seg| {
-        seg[0] = if finite { 1.0 } else { 0.0 };
+        seg[..2].copy_from_slice(&[flag(finite), flag(stop)]);
         for (p, t) in params.iter().enumerate() {
             let e = Shard::elements(&shard.owners[rank][p], t.len());
-            let at = HEADER + shard.offsets[p];
+            let at = shard.header + shard.offsets[p];
             seg[at + e.start..at + e.end].copy_from_slice(&t.data()[e]);
         }
     })?;
     shared.barrier()?;
-    let mut all_finite = true;
+    let (mut all_finite, mut any_stop) = (true, false);
     shared.read(0..weights.end, &mut |segs| {
         for (r, seg) in segs.iter().enumerate() {
             all_finite &= seg[0] == 1.0;
+            any_stop |= seg[1] == 1.0;
             if r == rank {
                 continue;
             }
             for (p, t) in params.iter_mut().enumerate() {
                 let e = Shard::elements(&shard.owners[r][p], t.len());
-                let at = HEADER + shard.offsets[p];
+                let at = shard.header + shard.offsets[p];
                 t.data_mut()[e.clone()].copy_from_slice(&seg[at + e.start..at + e.end]);
             }
         }
     })?;
-    Ok(all_finite)
+    Ok((all_finite, any_stop))
+}
+
+/// An `f64` as two `f32` bit patterns (low word first), copied bit for bit.
+fn f64_bits(x: f64) -> [f32; 2] {
+    let b = x.to_bits();
+    [f32::from_bits(b as u32), f32::from_bits((b >> 32) as u32)]
+}
+
+/// The `f64` that [`f64_bits`] split.
+fn from_f64_bits(v: &[f32]) -> f64 {
+    f64::from_bits(u64::from(v[0].to_bits()) | (u64::from(v[1].to_bits()) << 32))
 }
 
 #[cfg(test)]
@@ -288,7 +353,7 @@ mod tests {
         let lens: [usize; 7] = [784 * 1024, 1024, 1024 * 1024, 1024, 10 * 1024, 10, 0];
         let params: Vec<Tensor> = lens.iter().map(|&n| Tensor::zeros(1, n)).collect();
         for size in 1..6 {
-            let shard = Shard::new(&params, size);
+            let shard = Shard::new(&params, size, 8);
             for (p, &len) in lens.iter().enumerate() {
                 let mut owned = vec![0; len.div_ceil(CHUNK)];
                 for r in 0..size {
@@ -301,7 +366,7 @@ mod tests {
             assert_eq!(shard.offsets[2], 784 * 1024 + 1024);
         }
         // Two ranks update about as many values each (784-1024-1024-10: 944,128 and 919,562).
-        let shard = Shard::new(&params, 2);
+        let shard = Shard::new(&params, 2, 8);
         let values = |r: usize| -> usize {
             let each = lens.iter().enumerate();
             each.map(|(p, &n)| Shard::elements(&shard.owners[r][p], n).len())
