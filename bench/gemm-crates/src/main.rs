@@ -335,8 +335,134 @@ struct Case {
     acc: bool,
 }
 
+/// The shapes timed: name, op, m, k, n, and whether C is accumulated into.
+const SHAPES: [(&str, Op, usize, usize, usize, bool); 26] = [
+    // forward, batch 128
+    ("fwd1 128x784*784x256", Op::NN, 128, 784, 256, false),
+    ("fwd2 128x256*256x128", Op::NN, 128, 256, 128, false),
+    ("fwd3 128x128*128x10", Op::NN, 128, 128, 10, false),
+    // weight gradients X^T G (A stored k x m)
+    ("wgrad1 784x128*128x256 (At)", Op::TN, 784, 128, 256, false),
+    ("wgrad2 256x128*128x128 (At)", Op::TN, 256, 128, 128, false),
+    ("wgrad3 128x128*128x10 (At)", Op::TN, 128, 128, 10, false),
+    (
+        "wgrad1 784x128*128x256 (At) +=",
+        Op::TN,
+        784,
+        128,
+        256,
+        true,
+    ),
+    (
+        "wgrad2 256x128*128x128 (At) +=",
+        Op::TN,
+        256,
+        128,
+        128,
+        true,
+    ),
+    ("wgrad3 128x128*128x10 (At) +=", Op::TN, 128, 128, 10, true),
+    // input gradients G W^T (B stored n x k)
+    ("igrad1 128x256*256x784 (Bt)", Op::NT, 128, 256, 784, false),
+    ("igrad2 128x128*128x256 (Bt)", Op::NT, 128, 128, 256, false),
+    // GEMM-bound 784-1024-1024-10, batch 128
+    ("big fwd1 128x784*784x1024", Op::NN, 128, 784, 1024, false),
+    (
+        "big fwd2 128x1024*1024x1024",
+        Op::NN,
+        128,
+        1024,
+        1024,
+        false,
+    ),
+    (
+        "big wgrad1 784x128*128x1024 (At)",
+        Op::TN,
+        784,
+        128,
+        1024,
+        false,
+    ),
+    (
+        "big wgrad2 1024x128*128x1024 (At)",
+        Op::TN,
+        1024,
+        128,
+        1024,
+        false,
+    ),
+    (
+        "big wgrad1 784x128*128x1024 (At) +=",
+        Op::TN,
+        784,
+        128,
+        1024,
+        true,
+    ),
+    (
+        "big wgrad2 1024x128*128x1024 (At) +=",
+        Op::TN,
+        1024,
+        128,
+        1024,
+        true,
+    ),
+    (
+        "big igrad 128x1024*1024x1024 (Bt)",
+        Op::NT,
+        128,
+        1024,
+        1024,
+        false,
+    ),
+    // micro-batch 64
+    ("mb64 fwd1 64x784*784x256", Op::NN, 64, 784, 256, false),
+    ("mb64 fwd2 64x256*256x128", Op::NN, 64, 256, 128, false),
+    (
+        "mb64 wgrad1 784x64*64x256 (At)",
+        Op::TN,
+        784,
+        64,
+        256,
+        false,
+    ),
+    (
+        "mb64 wgrad2 256x64*64x128 (At)",
+        Op::TN,
+        256,
+        64,
+        128,
+        false,
+    ),
+    ("mb64 wgrad3 128x64*64x10 (At)", Op::TN, 128, 64, 10, false),
+    (
+        "mb64 wgrad1 784x64*64x256 (At) +=",
+        Op::TN,
+        784,
+        64,
+        256,
+        true,
+    ),
+    (
+        "mb64 wgrad2 256x64*64x128 (At) +=",
+        Op::TN,
+        256,
+        64,
+        128,
+        true,
+    ),
+    (
+        "mb64 wgrad3 128x64*64x10 (At) +=",
+        Op::TN,
+        128,
+        64,
+        10,
+        true,
+    ),
+];
+
 fn cases() -> Vec<Case> {
-    let c = |name, op, m, k, n, acc| Case {
+    let case = |&(name, op, m, k, n, acc): &(&'static str, Op, usize, usize, usize, bool)| Case {
         name,
         op,
         m,
@@ -344,130 +470,7 @@ fn cases() -> Vec<Case> {
         k,
         acc,
     };
-    vec![
-        // forward, batch 128
-        c("fwd1 128x784*784x256", Op::NN, 128, 784, 256, false),
-        c("fwd2 128x256*256x128", Op::NN, 128, 256, 128, false),
-        c("fwd3 128x128*128x10", Op::NN, 128, 128, 10, false),
-        // weight gradients X^T G (A stored k x m)
-        c("wgrad1 784x128*128x256 (At)", Op::TN, 784, 128, 256, false),
-        c("wgrad2 256x128*128x128 (At)", Op::TN, 256, 128, 128, false),
-        c("wgrad3 128x128*128x10 (At)", Op::TN, 128, 128, 10, false),
-        c(
-            "wgrad1 784x128*128x256 (At) +=",
-            Op::TN,
-            784,
-            128,
-            256,
-            true,
-        ),
-        c(
-            "wgrad2 256x128*128x128 (At) +=",
-            Op::TN,
-            256,
-            128,
-            128,
-            true,
-        ),
-        c("wgrad3 128x128*128x10 (At) +=", Op::TN, 128, 128, 10, true),
-        // input gradients G W^T (B stored n x k)
-        c("igrad1 128x256*256x784 (Bt)", Op::NT, 128, 256, 784, false),
-        c("igrad2 128x128*128x256 (Bt)", Op::NT, 128, 128, 256, false),
-        // GEMM-bound 784-1024-1024-10, batch 128
-        c("big fwd1 128x784*784x1024", Op::NN, 128, 784, 1024, false),
-        c(
-            "big fwd2 128x1024*1024x1024",
-            Op::NN,
-            128,
-            1024,
-            1024,
-            false,
-        ),
-        c(
-            "big wgrad1 784x128*128x1024 (At)",
-            Op::TN,
-            784,
-            128,
-            1024,
-            false,
-        ),
-        c(
-            "big wgrad2 1024x128*128x1024 (At)",
-            Op::TN,
-            1024,
-            128,
-            1024,
-            false,
-        ),
-        c(
-            "big wgrad1 784x128*128x1024 (At) +=",
-            Op::TN,
-            784,
-            128,
-            1024,
-            true,
-        ),
-        c(
-            "big wgrad2 1024x128*128x1024 (At) +=",
-            Op::TN,
-            1024,
-            128,
-            1024,
-            true,
-        ),
-        c(
-            "big igrad 128x1024*1024x1024 (Bt)",
-            Op::NT,
-            128,
-            1024,
-            1024,
-            false,
-        ),
-        // micro-batch 64
-        c("mb64 fwd1 64x784*784x256", Op::NN, 64, 784, 256, false),
-        c("mb64 fwd2 64x256*256x128", Op::NN, 64, 256, 128, false),
-        c(
-            "mb64 wgrad1 784x64*64x256 (At)",
-            Op::TN,
-            784,
-            64,
-            256,
-            false,
-        ),
-        c(
-            "mb64 wgrad2 256x64*64x128 (At)",
-            Op::TN,
-            256,
-            64,
-            128,
-            false,
-        ),
-        c("mb64 wgrad3 128x64*64x10 (At)", Op::TN, 128, 64, 10, false),
-        c(
-            "mb64 wgrad1 784x64*64x256 (At) +=",
-            Op::TN,
-            784,
-            64,
-            256,
-            true,
-        ),
-        c(
-            "mb64 wgrad2 256x64*64x128 (At) +=",
-            Op::TN,
-            256,
-            64,
-            128,
-            true,
-        ),
-        c(
-            "mb64 wgrad3 128x64*64x10 (At) +=",
-            Op::TN,
-            128,
-            64,
-            10,
-            true,
-        ),
-    ]
+    SHAPES.iter().map(case).collect()
 }
 
 fn main() {
@@ -495,13 +498,10 @@ fn main() {
 }
 
 fn body(t: Threads, pool: &rayon::ThreadPool, secs: f64, hash_out: Option<String>) {
-    let threads = t.0;
-    let pool = pool;
     if !verify(t, pool) {
         eprintln!("VERIFICATION FAILED");
         std::process::exit(1);
     }
-
     let mut hash_lines = Vec::new();
     let mut rng = Rng(777);
     println!(
@@ -513,120 +513,151 @@ fn body(t: Threads, pool: &rayon::ThreadPool, secs: f64, hash_out: Option<String
     let only = std::env::var("ONLY").ok();
     let case_filter = std::env::var("CASES").ok();
     for cs in cases() {
-        if let Some(f) = &case_filter {
-            if !cs.name.contains(f.as_str()) {
-                continue;
-            }
+        if case_filter
+            .as_ref()
+            .is_some_and(|f| !cs.name.contains(f.as_str()))
+        {
+            continue;
         }
-        let (m, n, k, op, acc) = (cs.m, cs.n, cs.k, cs.op, cs.acc);
-        let a = rng.vec(m * k);
-        let b = rng.vec(k * n);
-        let c0 = rng.vec(m * n);
-
-        // --- correctness + determinism hash: one fresh call per crate ---
-        let (r, bd) = naive(op, m, n, k, &a, &b, if acc { Some(&c0) } else { None });
-        let mut errs = [0f64; 3];
-        for (ci, &cr) in CRATES.iter().enumerate() {
-            let mut c = if acc {
-                c0.clone()
-            } else {
-                vec![f32::NAN; m * n]
-            };
-            run(cr, op, m, n, k, &a, &b, &mut c, acc, t, pool);
-            errs[ci] = max_err(&c, &r, &bd);
-            assert!(
-                errs[ci] < 1e-5,
-                "{} wrong on {}: {}",
-                crate_name(cr),
-                cs.name,
-                errs[ci]
-            );
-            // call twice more to check run-to-run determinism within the process
-            let mut c2 = if acc {
-                c0.clone()
-            } else {
-                vec![f32::NAN; m * n]
-            };
-            run(cr, op, m, n, k, &a, &b, &mut c2, acc, t, pool);
-            let same = c.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits());
-            hash_lines.push(format!(
-                "{}\t{}\t{:016x}\trepeat_identical={}",
-                cs.name,
-                crate_name(cr),
-                fnv(&c),
-                same
-            ));
-        }
-
-        // --- timing: round-robin across crates ---
-        let flops = 2.0 * m as f64 * n as f64 * k as f64;
-        let mut cbuf: Vec<Vec<f32>> = (0..3).map(|_| c0.clone()).collect();
-        // warmup + calibrate inner reps so one sample takes >= ~2 ms
-        let mut inner = [1usize; 3];
-        for (ci, &cr) in CRATES.iter().enumerate() {
-            if only.as_deref().is_some_and(|o| o != crate_name(cr)) {
-                continue;
-            }
-            for _ in 0..3 {
-                run(cr, op, m, n, k, &a, &b, &mut cbuf[ci], acc, t, pool);
-            }
-            let t0 = Instant::now();
-            let mut cnt = 0;
-            while t0.elapsed().as_secs_f64() < 0.02 {
-                run(cr, op, m, n, k, &a, &b, &mut cbuf[ci], acc, t, pool);
-                cnt += 1;
-            }
-            let per = t0.elapsed().as_secs_f64() / cnt as f64;
-            inner[ci] = ((0.002 / per).ceil() as usize).max(1);
-        }
-        let rounds = ((secs / 0.002) as usize).clamp(15, 400);
-        let mut samples: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
-        for round in 0..rounds {
-            for j in 0..3 {
-                let ci = (round + j) % 3;
-                let cr = CRATES[ci];
-                if let Some(o) = &only {
-                    if crate_name(cr) != o {
-                        samples[ci].push(f64::NAN);
-                        continue;
-                    }
-                }
-                let t0 = Instant::now();
-                for _ in 0..inner[ci] {
-                    run(cr, op, m, n, k, &a, &b, &mut cbuf[ci], acc, t, pool);
-                }
-                let dt = t0.elapsed().as_secs_f64() / inner[ci] as f64;
-                samples[ci].push(flops / dt / 1e9);
-                black_box(&cbuf[ci]);
-            }
-        }
-        let mut med = [0f64; 3];
-        let mut p10 = [0f64; 3];
-        for ci in 0..3 {
-            med[ci] = median(&mut samples[ci]);
-            p10[ci] = samples[ci][samples[ci].len() / 10];
-        }
-        println!(
-            "{:<40} {:>3} | {:>8.1} {:>8.1} {:>8.1} | {:>8.1} {:>8.1} {:>8.1} | {:.1e} {:.1e} {:.1e}",
-            cs.name,
-            threads,
-            med[0],
-            med[1],
-            med[2],
-            p10[0],
-            p10[1],
-            p10[2],
-            errs[0],
-            errs[1],
-            errs[2]
-        );
-        println!(
-            "RESULT\t{}\t{}\t{:.2}\t{:.2}\t{:.2}",
-            cs.name, threads, med[0], med[1], med[2]
-        );
+        let a = rng.vec(cs.m * cs.k);
+        let b = rng.vec(cs.k * cs.n);
+        let c0 = rng.vec(cs.m * cs.n);
+        let data = Operands {
+            a: &a,
+            b: &b,
+            c0: &c0,
+        };
+        let errs = check_case(&cs, data, t, pool, &mut hash_lines);
+        let (med, p10) = time_case(&cs, data, (t, pool), secs, only.as_deref());
+        print_row(&cs, t.0, med, p10, errs);
     }
     if let Some(p) = hash_out {
         std::fs::write(&p, hash_lines.join("\n") + "\n").unwrap();
         println!("# output hashes written to {p}");
     }
+}
+
+/// One case's inputs: A, B and the C that accumulating calls start from.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    c0: &'a [f32],
+}
+
+impl Operands<'_> {
+    /// A fresh C: a copy of `c0` when accumulating, NaN otherwise (every value must be written).
+    fn fresh_c(&self, acc: bool) -> Vec<f32> {
+        if acc {
+            self.c0.to_vec()
+        } else {
+            vec![f32::NAN; self.c0.len()]
+        }
+    }
+}
+
+/// Correctness against the f64 reference and a determinism hash: one fresh call per crate and
+/// a second to check run-to-run identity. Returns each crate's error.
+fn check_case(
+    cs: &Case,
+    data: Operands,
+    t: Threads,
+    pool: &rayon::ThreadPool,
+    hash_lines: &mut Vec<String>,
+) -> [f64; 3] {
+    let (m, n, k, op, acc) = (cs.m, cs.n, cs.k, cs.op, cs.acc);
+    let (r, bd) = naive(op, m, n, k, data.a, data.b, acc.then_some(data.c0));
+    let mut errs = [0f64; 3];
+    for (ci, &cr) in CRATES.iter().enumerate() {
+        let mut c = data.fresh_c(acc);
+        run(cr, op, m, n, k, data.a, data.b, &mut c, acc, t, pool);
+        errs[ci] = max_err(&c, &r, &bd);
+        assert!(
+            errs[ci] < 1e-5,
+            "{} wrong on {}: {}",
+            crate_name(cr),
+            cs.name,
+            errs[ci]
+        );
+        let mut c2 = data.fresh_c(acc);
+        run(cr, op, m, n, k, data.a, data.b, &mut c2, acc, t, pool);
+        let same = c.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits());
+        hash_lines.push(format!(
+            "{}\t{}\t{:016x}\trepeat_identical={}",
+            cs.name,
+            crate_name(cr),
+            fnv(&c),
+            same
+        ));
+    }
+    errs
+}
+
+/// Times the three crates round-robin; returns each crate's median and 10th-percentile
+/// GFLOP/s (NaN for a crate left out by `only`).
+fn time_case(
+    cs: &Case,
+    data: Operands,
+    (t, pool): (Threads, &rayon::ThreadPool),
+    secs: f64,
+    only: Option<&str>,
+) -> ([f64; 3], [f64; 3]) {
+    let (m, n, k, op, acc) = (cs.m, cs.n, cs.k, cs.op, cs.acc);
+    let call = |cr: Crate, c: &mut Vec<f32>| run(cr, op, m, n, k, data.a, data.b, c, acc, t, pool);
+    let skipped = |cr: Crate| only.is_some_and(|o| o != crate_name(cr));
+    let flops = 2.0 * m as f64 * n as f64 * k as f64;
+    let mut cbuf: Vec<Vec<f32>> = (0..3).map(|_| data.c0.to_vec()).collect();
+    // warmup + calibrate inner reps so one sample takes >= ~2 ms
+    let mut inner = [1usize; 3];
+    for (ci, &cr) in CRATES.iter().enumerate().filter(|&(_, &cr)| !skipped(cr)) {
+        for _ in 0..3 {
+            call(cr, &mut cbuf[ci]);
+        }
+        let t0 = Instant::now();
+        let mut cnt = 0;
+        while t0.elapsed().as_secs_f64() < 0.02 {
+            call(cr, &mut cbuf[ci]);
+            cnt += 1;
+        }
+        let per = t0.elapsed().as_secs_f64() / cnt as f64;
+        inner[ci] = ((0.002 / per).ceil() as usize).max(1);
+    }
+    let rounds = ((secs / 0.002) as usize).clamp(15, 400);
+    let mut samples: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for j in 0..3 {
+            let ci = (round + j) % 3;
+            let cr = CRATES[ci];
+            if skipped(cr) {
+                samples[ci].push(f64::NAN);
+                continue;
+            }
+            let t0 = Instant::now();
+            for _ in 0..inner[ci] {
+                call(cr, &mut cbuf[ci]);
+            }
+            let dt = t0.elapsed().as_secs_f64() / inner[ci] as f64;
+            samples[ci].push(flops / dt / 1e9);
+            black_box(&cbuf[ci]);
+        }
+    }
+    let mut med = [0f64; 3];
+    let mut p10 = [0f64; 3];
+    for ci in 0..3 {
+        med[ci] = median(&mut samples[ci]);
+        p10[ci] = samples[ci][samples[ci].len() / 10];
+    }
+    (med, p10)
+}
+
+/// The table row and the machine-readable RESULT line of one case.
+fn print_row(cs: &Case, threads: usize, med: [f64; 3], p10: [f64; 3], errs: [f64; 3]) {
+    println!(
+        "{:<40} {:>3} | {:>8.1} {:>8.1} {:>8.1} | {:>8.1} {:>8.1} {:>8.1} | {:.1e} {:.1e} {:.1e}",
+        cs.name, threads, med[0], med[1], med[2], p10[0], p10[1], p10[2], errs[0], errs[1], errs[2]
+    );
+    println!(
+        "RESULT\t{}\t{}\t{:.2}\t{:.2}\t{:.2}",
+        cs.name, threads, med[0], med[1], med[2]
+    );
 }
