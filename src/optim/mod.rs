@@ -312,17 +312,7 @@ impl GradSources<'_> {
             0 => out.fill(0.0),
             1 if self.scale == 1.0 => return get(0),
             1 => scale_into(level, get(0), self.scale, out),
-            2 => add_scaled(level, get(0), get(1), self.scale, out),
-            n => {
-                // The first two in one pass (the common case), then any others in order.
-                add_scaled(level, get(0), get(1), 1.0, out);
-                for k in 2..n {
-                    add_assign(level, out, get(k));
-                }
-                if self.scale != 1.0 {
-                    out.iter_mut().for_each(|o| *o *= self.scale);
-                }
-            }
+            n => add_terms(level, [get(0), get(1)], (2..n).map(get), self.scale, out),
         }
         out
     }
@@ -332,6 +322,29 @@ impl GradSources<'_> {
         self.owned.map_or(0..chunks, |o| {
             o[param].start.min(chunks)..o[param].end.min(chunks)
         })
+    }
+}
+
+/// `out = (t0 + t1) · scale` for two terms, `((t0 + t1) + t2 + …) · scale` for more: the order
+/// in which one process adds a step's gradient terms, which every distributed scheme
+/// reproduces bit for bit (the first two in one pass, the common case, then any others).
+pub(crate) fn add_terms<'t>(
+    level: simd::Level,
+    [first, second]: [&[f32]; 2],
+    rest: impl ExactSizeIterator<Item = &'t [f32]>,
+    scale: f32,
+    out: &mut [f32],
+) {
+    if rest.len() == 0 {
+        add_scaled(level, first, second, scale, out);
+        return;
+    }
+    add_scaled(level, first, second, 1.0, out);
+    for t in rest {
+        add_assign(level, out, t);
+    }
+    if scale != 1.0 {
+        out.iter_mut().for_each(|o| *o *= scale);
     }
 }
 

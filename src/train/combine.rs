@@ -176,10 +176,17 @@ impl super::Trainer {
         let counts: Vec<usize> = (0..size).map(|r| share(all, r, size).len()).collect();
         // Clipping needs the whole gradient's norm on every rank: the summed gradient then.
         let sharded = self.config.clip_grad_norm.is_none() && group.shared().is_some();
-        let mut sum = self.sum.take().unwrap_or_else(|| Summed {
-            grads: Grads::zeros_like(model.params()),
-            reducer: Reducer::new(),
-        });
+        // The sharded step sums into no buffer of its own: no gradient-sized one for it.
+        let mut sum = (self.sum.take())
+            .filter(|s| sharded || !s.grads.tensors().is_empty())
+            .unwrap_or_else(|| Summed {
+                grads: if sharded {
+                    Grads::default()
+                } else {
+                    Grads::zeros_like(model.params())
+                },
+                reducer: Reducer::new(),
+            });
         let overlap = self.overlap && !sharded;
         let computed = if overlap {
             let work = (data, loss);

@@ -24,8 +24,8 @@ use crate::autograd::Grads;
 use crate::dist::{SharedMemory, share};
 use crate::error::NablaError;
 use crate::nn::{Module, Network};
-use crate::optim::{CHUNK, Optimizer, Term};
-use crate::simd::{self, elementwise::add_assign, elementwise::add_scaled};
+use crate::optim::{CHUNK, Optimizer, Term, add_terms};
+use crate::simd;
 use crate::tensor::Tensor;
 
 /// Where a rank's micro-batch results start in its header (4 values, two `f64`, each).
@@ -116,12 +116,11 @@ fn write_terms(seg: &mut [f32], shard: &Shard, rank: usize, grads: &[Grads]) {
             }
             let out = &mut seg[at(0)];
             match grads {
-                [only] => out.copy_from_slice(&of(only, p)[e.clone()]),
+                [only] => out.copy_from_slice(&of(only, p)[e]),
                 [a, b, rest @ ..] => {
-                    add_scaled(level, &of(a, p)[e.clone()], &of(b, p)[e.clone()], 1.0, out);
-                    for g in rest {
-                        add_assign(level, out, &of(g, p)[e.clone()]);
-                    }
+                    let rest = rest.iter().map(|g| &of(g, p)[e.clone()]);
+                    let first = [&of(a, p)[e.clone()], &of(b, p)[e.clone()]];
+                    add_terms(level, first, rest, 1.0, out);
                 }
                 [] => {}
             }
