@@ -2,7 +2,8 @@
 //! every code path forced in turn (`scalar`, `avx2`, `avx512`): each must give the reference's
 //! exact bits. A path this CPU lacks is reported as skipped on stderr (run with
 //! `--nocapture` to see it), never counted as passed silently. Whole training runs must give
-//! the same weights at every level too.
+//! the same weights at every level too. `.ci/avx512-emulated.sh` runs this file on an emulated
+//! AVX-512 CPU (Bochs) and fails if any AVX-512 case is skipped there.
 
 use nabla::prelude::*;
 use nabla::simd::update::{AdamCoefficients, SgdCoefficients};
