@@ -105,7 +105,7 @@ EOF
 # Debian's Bochs is built with its debugger: "c" starts the machine, "quit" ends Bochs after the
 # guest powers off.
 start=$(date +%s)
-printf 'c\nquit\n' | timeout 1500 bochs -q -f "$work/bochsrc" >"$work/bochs.out" 2>&1 || true
+printf 'c\nquit\n' | timeout 900 bochs -q -f "$work/bochsrc" >"$work/bochs.out" 2>&1 || true
 echo "emulation took $(($(date +%s) - start)) s"
 serial="$work/serial.log"
 grep -a -E 'GUEST-|^test |SKIPPED|test result|panicked' "$serial" || true
