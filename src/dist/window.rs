@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mpi::ffi;
 use mpi::raw::AsRaw;
@@ -75,6 +75,20 @@ impl MpiShared {
         }
         // SAFETY: `at.start ≤ len`, inside (or one past) the segment's mapping.
         Ok(unsafe { base.add(at.start) })
+    }
+
+    /// A barrier through MPI (`MPI_Ibarrier`, polled under the run's timeout), for when the
+    /// window's counters cannot be used: before it is mapped, and to start them.
+    fn message_barrier(&self, what: &'static str) {
+        self.sync();
+        let request = self.node.immediate_barrier();
+        wait_for(
+            &self.node,
+            self.timeout,
+            [Some((request, None, what))],
+            &|| "a rank".into(),
+        );
+        self.sync();
     }
 
     fn sync(&self) {
@@ -170,7 +184,14 @@ impl SharedMemory for MpiShared {
             return Ok(());
         }
         self.window = None;
-        self.window = Some(Window::allocate(&self.node, len)?);
+        let window = Window::allocate(&self.node, len)?;
+        // Every rank's counter starts at the barriers it has passed (the same on every rank)
+        // before anyone compares counters.
+        window
+            .counter(self.rank())
+            .store(self.barriers, Ordering::Release);
+        self.window = Some(window);
+        self.message_barrier("map the shared-memory window");
         Ok(())
     }
 
@@ -194,31 +215,45 @@ impl SharedMemory for MpiShared {
         Ok(())
     }
 
+    /// A barrier in the window itself: each rank stores how many barriers it has reached and
+    /// waits until every rank's count is as high. No MPI call, so a rank stopped anywhere
+    /// (even right after storing its count) is the one named: the others pass this barrier
+    /// and find it behind at the next.
     fn barrier(&mut self) -> Result<(), NablaError> {
         self.barriers = self.barriers.wrapping_add(1);
-        if let Some(w) = &self.window {
-            w.counter(self.rank())
-                .store(self.barriers, Ordering::Release);
-        }
-        self.sync();
-        let request = self.node.immediate_barrier();
         let reached = self.barriers;
-        let late = || match &self.window {
-            Some(w) => {
-                let behind = (0..w.bases.len())
-                    .filter(|&r| w.counter(r).load(Ordering::Acquire) != reached)
-                    .map(|r| format!("rank {r}"));
-                behind.collect::<Vec<_>>().join(", ")
-            }
-            None => "a rank".into(),
+        let Some(w) = &self.window else {
+            self.message_barrier("reach the step's barrier");
+            return Ok(());
         };
-        let what = "reach the step's barrier";
-        wait_for(
-            &self.node,
-            self.timeout,
-            [Some((request, None, what))],
-            &late,
-        );
+        self.sync();
+        w.counter(self.rank()).store(reached, Ordering::Release);
+        // Counts differ by at most one barrier, so a wrapped difference tells who is behind.
+        let behind =
+            |r: &usize| (reached.wrapping_sub(w.counter(*r).load(Ordering::Acquire)) as i32) > 0;
+        let started = Instant::now();
+        let mut polls = 0u32;
+        while (0..w.bases.len()).any(|r| behind(&r)) {
+            polls += 1;
+            if polls < 1000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            if polls.is_multiple_of(64) && started.elapsed() > self.timeout {
+                let late: Vec<String> = (0..w.bases.len())
+                    .filter(behind)
+                    .map(|r| format!("rank {r}"))
+                    .collect();
+                eprintln!(
+                    "error: rank {}: {} did not reach the step's barrier within {:.0} s (the MPI timeout); stopping every rank",
+                    self.rank(),
+                    late.join(", "),
+                    self.timeout.as_secs_f64()
+                );
+                self.node.abort(1);
+            }
+        }
         self.sync();
         Ok(())
     }
