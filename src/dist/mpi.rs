@@ -77,9 +77,7 @@ pub(super) fn wait_for<'a, D: ?Sized, S: Scope<'a>, const N: usize>(
     mut pending: [Option<Pending<'a, D, S>>; N],
     late: &dyn Fn() -> String,
 ) {
-    let started = Instant::now();
-    let mut polls = 0u32;
-    loop {
+    poll_until(comm, timeout, late, || {
         for slot in &mut pending {
             if let Some((request, peer, what)) = slot.take()
                 && let Err(request) = request.test()
@@ -87,9 +85,24 @@ pub(super) fn wait_for<'a, D: ?Sized, S: Scope<'a>, const N: usize>(
                 *slot = Some((request, peer, what));
             }
         }
-        let Some((_, peer, what)) = pending.iter().flatten().next() else {
-            return;
-        };
+        let (_, peer, what) = pending.iter().flatten().next()?;
+        Some((*what, *peer))
+    });
+}
+
+/// Calls `waiting` until it returns `None` (done), yielding and then sleeping 50 µs between
+/// calls; past `timeout`, prints which rank did not do what (`waiting`'s last answer: what,
+/// and the peer it concerns, or `late()` for every rank's business) and aborts every rank of
+/// `comm`. The one wait of nabla's MPI code, for messages and the shared-memory barrier alike.
+pub(super) fn poll_until(
+    comm: &SimpleCommunicator,
+    timeout: Duration,
+    late: &dyn Fn() -> String,
+    mut waiting: impl FnMut() -> Option<(&'static str, Option<usize>)>,
+) {
+    let started = Instant::now();
+    let mut polls = 0u32;
+    while let Some((what, peer)) = waiting() {
         polls += 1;
         if polls < 1000 {
             std::thread::yield_now();

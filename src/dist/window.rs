@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mpi::ffi;
 use mpi::raw::AsRaw;
@@ -14,7 +14,7 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::CommunicatorCollectives;
 
 use super::SharedMemory;
-use super::mpi::wait_for;
+use super::mpi::{poll_until, wait_for};
 use super::shared::outside;
 use crate::error::NablaError;
 
@@ -231,29 +231,21 @@ impl SharedMemory for MpiShared {
         // Counts differ by at most one barrier, so a wrapped difference tells who is behind.
         let behind =
             |r: &usize| (reached.wrapping_sub(w.counter(*r).load(Ordering::Acquire)) as i32) > 0;
-        let started = Instant::now();
-        let mut polls = 0u32;
-        while (0..w.bases.len()).any(|r| behind(&r)) {
-            polls += 1;
-            if polls < 1000 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-            if polls.is_multiple_of(64) && started.elapsed() > self.timeout {
-                let late: Vec<String> = (0..w.bases.len())
-                    .filter(behind)
-                    .map(|r| format!("rank {r}"))
-                    .collect();
-                eprintln!(
-                    "error: rank {}: {} did not reach the step's barrier within {:.0} s (the MPI timeout); stopping every rank",
-                    self.rank(),
-                    late.join(", "),
-                    self.timeout.as_secs_f64()
-                );
-                self.node.abort(1);
-            }
-        }
+        let ranks = 0..w.bases.len();
+        let late = || {
+            let names: Vec<String> = ranks
+                .clone()
+                .filter(behind)
+                .map(|r| format!("rank {r}"))
+                .collect();
+            names.join(", ")
+        };
+        poll_until(&self.node, self.timeout, &late, || {
+            ranks
+                .clone()
+                .any(|r| behind(&r))
+                .then_some(("reach the step's barrier", None))
+        });
         self.sync();
         Ok(())
     }
