@@ -54,7 +54,7 @@ pub mod task;
 pub mod tensor;
 pub mod train;
 
-pub use autograd::{Grads, ParamId, Params, Tape, Var, Workspace};
+pub use autograd::{CustomOp, Grads, ParamId, Params, Tape, Var, Workspace, gradcheck};
 
 /// What most programs need, in one `use nabla::prelude::*;`.
 pub mod prelude {

@@ -17,7 +17,8 @@ pub struct GradCheck {
 
 /// Compares the tape's gradients of the scalar `f(inputs)` with central differences.
 ///
-/// `f` records a computation on the tape from the given input vars and returns a `1 × 1` var.
+/// `f` records a computation on the tape from the given input vars (tensors of any rank) and
+/// returns a var of one element.
 /// Every element of every input is perturbed by `±eps`; the function is evaluated in f64 from
 /// the f32 forward values.
 pub fn check(
@@ -40,7 +41,7 @@ pub fn check(
             .map(|(&v, t)| {
                 tape.grad(v)
                     .cloned()
-                    .unwrap_or_else(|| Tensor::zeros(t.rows(), t.cols()))
+                    .unwrap_or_else(|| Tensor::zeros_dims(t.dims_value()))
             })
             .collect()
     };

@@ -125,7 +125,7 @@ impl Grads {
             tensors: params
                 .tensors
                 .iter()
-                .map(|t| Tensor::zeros(t.rows(), t.cols()))
+                .map(|t| Tensor::zeros_dims(t.dims_value()))
                 .collect(),
             written: vec![false; params.len()],
         }

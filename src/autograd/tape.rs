@@ -10,10 +10,11 @@
 //! buffers of node `i` of this step, so a training loop that records the same ops every step
 //! allocates nothing in the steady state.
 
+use super::custom::CustomNode;
 use super::ops::{self, Op};
 use super::params::{Grads, ParamId, Params};
 use crate::error::NablaError;
-use crate::tensor::Tensor;
+use crate::tensor::{Dims, Tensor};
 
 /// A handle to a value recorded on a tape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -38,6 +39,8 @@ pub struct Workspace {
     pub(crate) labels: Vec<u32>,
     /// Scratch an op's backward may overwrite (a convolution's input-gradient patch matrix).
     pub(crate) scratch: Vec<f32>,
+    /// The ops recorded through [`Tape::custom`], their inputs and saved state, by slot.
+    pub(crate) customs: Vec<CustomNode>,
 }
 
 impl Workspace {
@@ -70,6 +73,8 @@ pub struct Tape<'a> {
     pub(crate) len: usize,
     /// False for a forward-only recording (see [`Tape::without_grad`]).
     pub(crate) grad: bool,
+    /// Custom-op slots used so far.
+    pub(crate) customs: usize,
 }
 
 impl<'a> Tape<'a> {
@@ -82,6 +87,7 @@ impl<'a> Tape<'a> {
             params,
             len: 0,
             grad: true,
+            customs: 0,
         }
     }
 
@@ -119,6 +125,17 @@ impl<'a> Tape<'a> {
 
     /// Appends a node with an output of `rows × cols`, reusing node `len`'s buffers.
     pub(crate) fn push(&mut self, op: Op, rows: usize, cols: usize, needs_grad: bool) -> Var {
+        self.push_dims(op, Dims::matrix(rows, cols), needs_grad)
+    }
+
+    /// Appends a node with an output shaped like `a`'s value (an elementwise op).
+    pub(crate) fn push_like(&mut self, op: Op, a: Var, needs_grad: bool) -> Var {
+        let dims = self.value(a).dims_value();
+        self.push_dims(op, dims, needs_grad)
+    }
+
+    /// Appends a node with an output of shape `dims`, reusing node `len`'s buffers.
+    pub(crate) fn push_dims(&mut self, op: Op, dims: Dims, needs_grad: bool) -> Var {
         let i = self.len;
         if i == self.ws.nodes.len() {
             self.ws.nodes.push(Node::default());
@@ -127,7 +144,7 @@ impl<'a> Tape<'a> {
         node.op = op;
         node.needs_grad = needs_grad && self.grad;
         if !matches!(op, Op::Param(_)) {
-            node.value.reshape_for_overwrite(rows, cols);
+            node.value.reset_for_overwrite(dims);
         }
         self.len += 1;
         Var(i)
@@ -165,9 +182,26 @@ impl<'a> Tape<'a> {
         value_of(&self.ws.nodes[..self.len], self.params, v)
     }
 
-    /// `(rows, cols)` of `v`.
+    /// `(rows, cols)` of `v`'s matrix view (every axis but the last flattened into rows).
     pub fn shape(&self, v: Var) -> (usize, usize) {
         self.value(v).shape()
+    }
+
+    /// The shape of `v`, outermost axis first.
+    pub fn dims(&self, v: Var) -> &[usize] {
+        self.value(v).dims()
+    }
+
+    /// An error unless `v` was recorded on this tape (and so may be read).
+    pub(crate) fn check_var(&self, v: Var, op: &str) -> Result<(), NablaError> {
+        if v.0 < self.len {
+            Ok(())
+        } else {
+            Err(NablaError::Shape(format!(
+                "{op}: variable #{} was not recorded on this tape (it has {} nodes)",
+                v.0, self.len
+            )))
+        }
     }
 
     /// Whether a gradient flows back into `v`.
@@ -261,10 +295,11 @@ impl<'a> Tape<'a> {
         grads: &mut Grads,
         mut ready: Option<&mut dyn FnMut(ParamId)>,
     ) -> Result<(), NablaError> {
-        if self.shape(loss) != (1, 1) {
+        self.check_var(loss, "backward")?;
+        if self.value(loss).len() != 1 {
             return Err(NablaError::Shape(format!(
-                "backward needs a 1×1 loss, got {:?}",
-                self.shape(loss)
+                "backward needs a loss of one element (1×1), got shape {:?}",
+                self.dims(loss)
             )));
         }
         if grads.tensors().len() != self.params.len() {
@@ -283,7 +318,7 @@ impl<'a> Tape<'a> {
         ws.grad_written[..len].fill(false);
 
         let seed = &mut ws.grads[loss.0];
-        seed.reshape_for_overwrite(1, 1);
+        seed.reset_for_overwrite(ws.nodes[loss.0].value.dims_value());
         seed.fill(1.0);
         ws.grad_written[loss.0] = true;
 
@@ -308,6 +343,7 @@ impl<'a> Tape<'a> {
                 nodes,
                 params: self.params,
                 labels: &ws.labels,
+                customs: &ws.customs,
             };
             let mut sink = Sink {
                 grads: lower,
@@ -315,7 +351,7 @@ impl<'a> Tape<'a> {
                 param_grads: grads,
                 scratch: &mut ws.scratch,
             };
-            ops::backward(node, upstream, &ctx, &mut sink);
+            ops::backward(node, upstream, &ctx, &mut sink)?;
         }
         grads.finish();
         if let Some(ready) = ready {
@@ -346,6 +382,7 @@ pub(crate) struct Ctx<'t> {
     pub(crate) nodes: &'t [Node],
     pub(crate) params: &'t Params,
     pub(crate) labels: &'t [u32],
+    pub(crate) customs: &'t [CustomNode],
 }
 
 impl Ctx<'_> {
@@ -379,7 +416,7 @@ impl Sink<'_> {
         self.written[v.0] = true;
         let g = &mut self.grads[v.0];
         if !accumulate {
-            g.reshape_for_overwrite(node.value.rows(), node.value.cols());
+            g.reset_for_overwrite(node.value.dims_value());
         }
         Some((g, accumulate))
     }

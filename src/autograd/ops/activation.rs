@@ -9,9 +9,8 @@ use crate::tensor::Tensor;
 impl Tape<'_> {
     /// Applies activation `f` elementwise.
     pub fn activation(&mut self, a: Var, f: Activation) -> Var {
-        let (r, c) = self.shape(a);
         let needs = self.needs_grad(a);
-        let out = self.push(Op::Activation { a, f }, r, c, needs);
+        let out = self.push_like(Op::Activation { a, f }, a, needs);
         let (x, node) = self.io1(a, out);
         f.forward(x.data(), node.value.data_mut());
         out

@@ -1,32 +1,33 @@
 //! Elementwise arithmetic: `a + b`, `a − b`, `a ⊙ b`, `c·a`, and `a + bias` with the bias row
 //! broadcast over every row (the `+ b` of a linear layer).
 
+use super::broadcast::BinaryKind;
 use super::{Op, shape_error, write};
 use crate::autograd::tape::{Ctx, Sink, Tape, Var};
 use crate::error::NablaError;
 use crate::tensor::Tensor;
 
 impl Tape<'_> {
-    /// `a + b`, same shapes. Backward: `∂L/∂a = ∂L/∂b = G`.
+    /// `a + b`. Backward: `∂L/∂a = ∂L/∂b = G`. Shapes that differ are broadcast
+    /// ([`Tape::broadcast`]); equal shapes take this one-pass path.
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var, NablaError> {
-        self.binary(a, b, Op::Add { a, b }, "add", |x, y| x + y)
+        self.binary(a, b, Op::Add { a, b }, BinaryKind::Add, |x, y| x + y)
     }
 
-    /// `a − b`, same shapes. Backward: `∂L/∂a = G`, `∂L/∂b = −G`.
+    /// `a − b`, broadcasting. Backward: `∂L/∂a = G`, `∂L/∂b = −G`.
     pub fn sub(&mut self, a: Var, b: Var) -> Result<Var, NablaError> {
-        self.binary(a, b, Op::Sub { a, b }, "sub", |x, y| x - y)
+        self.binary(a, b, Op::Sub { a, b }, BinaryKind::Sub, |x, y| x - y)
     }
 
-    /// `a ⊙ b` (elementwise), same shapes. Backward: `∂L/∂a = G ⊙ b`, `∂L/∂b = G ⊙ a`.
+    /// `a ⊙ b` (elementwise), broadcasting. Backward: `∂L/∂a = G ⊙ b`, `∂L/∂b = G ⊙ a`.
     pub fn mul(&mut self, a: Var, b: Var) -> Result<Var, NablaError> {
-        self.binary(a, b, Op::Mul { a, b }, "mul", |x, y| x * y)
+        self.binary(a, b, Op::Mul { a, b }, BinaryKind::Mul, |x, y| x * y)
     }
 
     /// `factor · a`. Backward: `∂L/∂a = factor · G`.
     pub fn scale(&mut self, a: Var, factor: f32) -> Var {
-        let (r, c) = self.shape(a);
         let needs = self.needs_grad(a);
-        let out = self.push(Op::Scale { a, factor }, r, c, needs);
+        let out = self.push_like(Op::Scale { a, factor }, a, needs);
         let (x, node) = self.io1(a, out);
         for (o, &v) in node.value.data_mut().iter_mut().zip(x.data()) {
             *o = factor * v;
@@ -68,15 +69,16 @@ impl Tape<'_> {
         a: Var,
         b: Var,
         op: Op,
-        name: &str,
+        kind: BinaryKind,
         f: impl Fn(f32, f32) -> f32,
     ) -> Result<Var, NablaError> {
-        let (sa, sb) = (self.shape(a), self.shape(b));
-        if sa != sb {
-            return Err(shape_error(name, sa, sb));
+        self.check_var(a, "binary op")?;
+        self.check_var(b, "binary op")?;
+        if self.dims(a) != self.dims(b) {
+            return self.broadcast(a, b, kind);
         }
         let needs = self.needs_grad(a) || self.needs_grad(b);
-        let out = self.push(op, sa.0, sa.1, needs);
+        let out = self.push_like(op, a, needs);
         let (x, y, node) = self.io2(a, b, out);
         for ((o, &xv), &yv) in node.value.data_mut().iter_mut().zip(x.data()).zip(y.data()) {
             *o = f(xv, yv);

@@ -9,7 +9,7 @@ use crate::rng::{ChaCha8Rng, RngExt};
 use crate::tensor::Tensor;
 
 impl Tape<'_> {
-    /// Zeroes each element with probability `p` (drawn from `rng`) and scales the rest by
+    /// Zeroes each element (of a tensor of any rank) with probability `p` (drawn from `rng`) and scales the rest by
     /// `1/(1 − p)`. `p` must be in `[0, 1)`.
     pub fn dropout(&mut self, a: Var, p: f32, rng: &mut ChaCha8Rng) -> Result<Var, NablaError> {
         if !(0.0..1.0).contains(&p) {
@@ -17,12 +17,11 @@ impl Tape<'_> {
                 "dropout probability must be in [0, 1), got {p}"
             )));
         }
-        let (r, c) = self.shape(a);
         let needs = self.needs_grad(a);
-        let out = self.push(Op::Dropout { a }, r, c, needs);
+        let out = self.push_like(Op::Dropout { a }, a, needs);
         let (x, node) = self.io1(a, out);
         let keep = 1.0 / (1.0 - p);
-        node.aux.reshape_for_overwrite(r, c);
+        node.aux.reset_for_overwrite(x.dims_value());
         for ((m, y), &xv) in node
             .aux
             .data_mut()

@@ -8,7 +8,7 @@ use super::{Op, shape_error};
 use crate::autograd::tape::{Ctx, Sink, Tape, Var};
 use crate::error::NablaError;
 use crate::kernels::{Transpose, matmul};
-use crate::tensor::Tensor;
+use crate::tensor::{Dims, Tensor};
 
 impl Tape<'_> {
     /// `a · b`.
@@ -47,7 +47,8 @@ impl Tape<'_> {
         Ok(out)
     }
 
-    /// `x · Wᵀ + b`, a linear layer as one node: `x` is `m × k`, the weight `W` is stored
+    /// `x · Wᵀ + b`, a linear layer as one node: `x` is `m × k` (or `[…, k]` of any rank, its
+    /// leading axes kept in the output `[…, n]`), the weight `W` is stored
     /// `[n, k]` (PyTorch's `[out, in]`) and read through strides, the bias `b` is `1 × n`. The
     /// GEMM writes the product and the bias is added in the same buffer, so the values are
     /// those of [`Tape::matmul_t`] then [`Tape::add_row`] with one buffer and one pass fewer,
@@ -65,7 +66,16 @@ impl Tape<'_> {
             ));
         }
         let needs = self.needs_grad(x) || self.needs_grad(w) || self.needs_grad(b);
-        let out = self.push(Op::Linear { x, w, b }, m, n, needs);
+        // Any rank: every axis of `x` but the last is a batch axis, as in PyTorch's nn.Linear.
+        let dims = match self.dims(x) {
+            [lead @ .., _] if !lead.is_empty() => {
+                let mut sizes = lead.to_vec();
+                sizes.push(n);
+                Dims::new(&sizes)?
+            }
+            _ => Dims::matrix(m, n),
+        };
+        let out = self.push_dims(Op::Linear { x, w, b }, dims, needs);
         let (xv, wv, bv, node) = self.io3(x, w, b, out);
         let z = node.value.data_mut();
         matmul(

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod arith;
 pub mod batchnorm;
 pub mod batchnorm2d;
+pub mod broadcast;
 pub mod conv;
 pub mod dropout;
 pub mod loss;
@@ -122,10 +123,21 @@ pub(crate) enum Op {
         scale: Var,
         shift: Var,
     },
+    /// An op recorded through [`Tape::custom`](crate::Tape::custom): slot `slot` of the
+    /// workspace's custom nodes holds it.
+    Custom {
+        slot: usize,
+    },
 }
 
-/// Dispatches node's backward rule: `upstream` is `∂L/∂node`.
-pub(crate) fn backward(node: &Node, upstream: &Tensor, ctx: &Ctx, sink: &mut Sink) {
+/// Dispatches node's backward rule: `upstream` is `∂L/∂node`. Only a custom op's backward can
+/// fail (a user's rule returning a wrongly shaped gradient).
+pub(crate) fn backward(
+    node: &Node,
+    upstream: &Tensor,
+    ctx: &Ctx,
+    sink: &mut Sink,
+) -> Result<(), crate::NablaError> {
     match node.op {
         Op::Input | Op::Param(_) => {}
         Op::MatMul { a, b, ta, tb } => matmul::backward(a, b, ta, tb, upstream, ctx, sink),
@@ -171,7 +183,11 @@ pub(crate) fn backward(node: &Node, upstream: &Tensor, ctx: &Ctx, sink: &mut Sin
         Op::AffineChannels { x, scale, shift } => {
             batchnorm2d::affine_channels_backward(x, scale, shift, upstream, ctx, sink)
         }
+        Op::Custom { slot } => {
+            return crate::autograd::custom::backward(slot, &node.value, upstream, ctx, sink);
+        }
     }
+    Ok(())
 }
 
 /// `dst[i] = f(i)`, or `dst[i] += f(i)` when `accumulate`: how every elementwise rule writes.

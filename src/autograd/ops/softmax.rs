@@ -9,21 +9,21 @@ use crate::kernels::softmax::{log_softmax_rows, softmax_rows};
 use crate::tensor::Tensor;
 
 impl Tape<'_> {
-    /// Softmax of each row: probabilities that sum to 1.
+    /// Softmax of each row (along the last axis, for any rank): probabilities that sum to 1.
     pub fn softmax(&mut self, a: Var) -> Var {
-        let (r, c) = self.shape(a);
+        let c = self.shape(a).1;
         let needs = self.needs_grad(a);
-        let out = self.push(Op::Softmax { a }, r, c, needs);
+        let out = self.push_like(Op::Softmax { a }, a, needs);
         let (x, node) = self.io1(a, out);
         softmax_rows(x.data(), c, node.value.data_mut());
         out
     }
 
-    /// Log-softmax of each row, computed with the log-sum-exp shift.
+    /// Log-softmax of each row (along the last axis), computed with the log-sum-exp shift.
     pub fn log_softmax(&mut self, a: Var) -> Var {
-        let (r, c) = self.shape(a);
+        let c = self.shape(a).1;
         let needs = self.needs_grad(a);
-        let out = self.push(Op::LogSoftmax { a }, r, c, needs);
+        let out = self.push_like(Op::LogSoftmax { a }, a, needs);
         let (x, node) = self.io1(a, out);
         log_softmax_rows(x.data(), c, node.value.data_mut());
         out
