@@ -12,6 +12,7 @@
 mod layout;
 mod view;
 
+pub(crate) use layout::resolve_axis;
 pub use layout::{Dims, Layout, MAX_RANK, broadcast_shapes, walk2};
 pub use view::TensorView;
 pub(crate) use view::infer_shape;

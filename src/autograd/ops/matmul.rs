@@ -11,9 +11,17 @@ use crate::kernels::{Transpose, matmul};
 use crate::tensor::{Dims, Tensor};
 
 impl Tape<'_> {
-    /// `a · b`.
+    /// `a · b`. Two matrices (rank 2) take the 2-D path below; any other ranks follow NumPy's
+    /// `matmul` (batch axes broadcast, rank-1 operands as a row / a column) through
+    /// [`Tape::batched_matmul`].
     pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var, NablaError> {
-        self.matmul_t(a, Transpose::No, b, Transpose::No)
+        self.check_var(a, "matmul")?;
+        self.check_var(b, "matmul")?;
+        if self.value(a).rank() == 2 && self.value(b).rank() == 2 {
+            self.matmul_t(a, Transpose::No, b, Transpose::No)
+        } else {
+            self.batched_matmul(a, b)
+        }
     }
 
     /// `op(a) · op(b)` where `op` transposes an operand stored transposed. A linear layer with

@@ -5,13 +5,16 @@ pub mod activation;
 pub mod arith;
 pub mod batchnorm;
 pub mod batchnorm2d;
+pub mod bmm;
 pub mod broadcast;
 pub mod conv;
 pub mod dropout;
+pub mod index;
 pub mod loss;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod shape;
 pub mod softmax;
 
 use super::params::ParamId;
