@@ -12,7 +12,7 @@
 mod layout;
 mod view;
 
-pub use layout::{Dims, Layout, MAX_RANK, broadcast_shapes, walk2};
+pub use layout::{Dims, Layout, MAX_RANK, broadcast_shapes, walk, walk2};
 pub use view::TensorView;
 pub(crate) use view::infer_shape;
 
