@@ -252,7 +252,12 @@ fn activations_keep_the_rank_and_match_finite_differences() {
 }
 
 /// Input shape, axes, output shape without and with `keepdim`.
-type ReduceCase = (&'static [usize], &'static [isize], &'static [usize], &'static [usize]);
+type ReduceCase = (
+    &'static [usize],
+    &'static [isize],
+    &'static [usize],
+    &'static [usize],
+);
 
 #[test]
 fn reductions_along_axes_match_finite_differences_and_shapes() {
