@@ -210,81 +210,59 @@ impl Layout {
 
     /// Calls `f(i, buffer_index)` for every element in row-major order of the layout's shape.
     pub fn for_each_index(&self, mut f: impl FnMut(usize, usize)) {
-        let n = self.dims.len();
-        if n == 0 {
-            return;
-        }
-        let rank = self.dims.rank();
-        if rank == 0 {
-            f(0, self.offset);
-            return;
-        }
-        let mut idx = [0usize; MAX_RANK];
-        let mut pos = self.offset;
-        let last = rank - 1;
-        let (inner, inner_stride) = (self.dims[last], self.strides[last]);
-        let mut i = 0;
-        while i < n {
-            let mut p = pos;
-            for _ in 0..inner {
-                f(i, p);
-                p += inner_stride;
-                i += 1;
-            }
-            // Advance the outer index like an odometer.
-            let mut ax = last;
-            while ax > 0 {
-                ax -= 1;
-                idx[ax] += 1;
-                pos += self.strides[ax];
-                if idx[ax] < self.dims[ax] {
-                    break;
-                }
-                pos -= self.strides[ax] * self.dims[ax];
-                idx[ax] = 0;
-            }
-        }
+        walk([self], |i, [p]| f(i, p));
     }
 }
 
 /// Walks two layouts of the same shape together in row-major order, calling
 /// `f(i, position_in_a, position_in_b)`: how a broadcasting op pairs its operands.
 pub fn walk2(a: &Layout, b: &Layout, mut f: impl FnMut(usize, usize, usize)) {
-    debug_assert_eq!(a.dims, b.dims);
-    let dims = a.dims;
+    walk([a, b], |i, [pa, pb]| f(i, pa, pb));
+}
+
+/// Walks `N` layouts of the same shape together in row-major order, calling
+/// `f(i, positions)` with element `i`'s position in each buffer.
+pub fn walk<const N: usize>(layouts: [&Layout; N], mut f: impl FnMut(usize, [usize; N])) {
+    let Some(first) = layouts.first() else { return };
+    let dims = first.dims;
+    debug_assert!(layouts.iter().all(|l| l.dims == dims));
     let n = dims.len();
+    let mut pos = layouts.map(|l| l.offset);
     if n == 0 {
         return;
     }
     let rank = dims.rank();
     if rank == 0 {
-        f(0, a.offset, b.offset);
+        f(0, pos);
         return;
     }
     let last = rank - 1;
-    let (inner, sa, sb) = (dims[last], a.strides[last], b.strides[last]);
+    let inner_strides = layouts.map(|l| l.strides[last]);
     let mut idx = [0usize; MAX_RANK];
-    let (mut pa, mut pb) = (a.offset, b.offset);
     let mut i = 0;
     while i < n {
-        let (mut qa, mut qb) = (pa, pb);
-        for _ in 0..inner {
-            f(i, qa, qb);
-            qa += sa;
-            qb += sb;
+        let mut q = pos;
+        for _ in 0..dims[last] {
+            f(i, q);
+            for (q, s) in q.iter_mut().zip(&inner_strides) {
+                *q += s;
+            }
             i += 1;
         }
+        // Advance the outer index like an odometer.
         let mut ax = last;
         while ax > 0 {
             ax -= 1;
             idx[ax] += 1;
-            pa += a.strides[ax];
-            pb += b.strides[ax];
+            for (p, l) in pos.iter_mut().zip(&layouts) {
+                *p += l.strides[ax];
+            }
             if idx[ax] < dims[ax] {
                 break;
             }
-            pa -= a.strides[ax] * dims[ax];
-            pb -= b.strides[ax] * dims[ax];
+            for (p, l) in pos.iter_mut().zip(&layouts) {
+                *p -= l.strides[ax] * dims[ax];
+            }
             idx[ax] = 0;
         }
     }

@@ -13,7 +13,7 @@ mod layout;
 mod view;
 
 pub(crate) use layout::resolve_axis;
-pub use layout::{Dims, Layout, MAX_RANK, broadcast_shapes, walk2};
+pub use layout::{Dims, Layout, MAX_RANK, broadcast_shapes, walk, walk2};
 pub use view::TensorView;
 pub(crate) use view::infer_shape;
 
@@ -23,7 +23,20 @@ use crate::error::NablaError;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
     dims: Dims,
+    /// The matrix view of `dims`, kept beside it so the 2-D kernels' `rows()`/`cols()` cost
+    /// a field read, as they did when tensors were matrices.
+    rows: usize,
+    cols: usize,
     data: Vec<f32>,
+}
+
+/// `(rows, cols)` of the matrix view of `dims`: every axis but the last × the last.
+fn matrix_view(dims: &Dims) -> (usize, usize) {
+    match dims.as_slice() {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [lead @ .., last] => (lead.iter().product(), *last),
+    }
 }
 
 impl Default for Tensor {
@@ -34,38 +47,41 @@ impl Default for Tensor {
 }
 
 impl Tensor {
+    fn make(dims: Dims, data: Vec<f32>) -> Self {
+        let (rows, cols) = matrix_view(&dims);
+        Self {
+            dims,
+            rows,
+            cols,
+            data,
+        }
+    }
+
+    fn set_dims(&mut self, dims: Dims) {
+        (self.rows, self.cols) = matrix_view(&dims);
+        self.dims = dims;
+    }
+
     /// A `rows × cols` tensor of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Self {
-            dims: Dims::matrix(rows, cols),
-            data: vec![0.0; rows * cols],
-        }
+        Self::make(Dims::matrix(rows, cols), vec![0.0; rows * cols])
     }
 
     /// A tensor of zeros of shape `dims`.
     pub fn zeros_dims(dims: Dims) -> Self {
-        Self {
-            dims,
-            data: vec![0.0; dims.len()],
-        }
+        Self::make(dims, vec![0.0; dims.len()])
     }
 
     /// A tensor of shape `shape` with every element `value`; fails for a rank above
     /// [`MAX_RANK`] or a shape whose size overflows.
     pub fn full(shape: &[usize], value: f32) -> Result<Self, NablaError> {
         let dims = Dims::new(shape)?;
-        Ok(Self {
-            dims,
-            data: vec![value; dims.len()],
-        })
+        Ok(Self::make(dims, vec![value; dims.len()]))
     }
 
     /// A `1 × 1` tensor holding `value`.
     pub fn scalar(value: f32) -> Self {
-        Self {
-            dims: Dims::matrix(1, 1),
-            data: vec![value],
-        }
+        Self::make(Dims::matrix(1, 1), vec![value])
     }
 
     /// Wraps `data` as a tensor of shape `shape` (row-major); fails if the length does not
@@ -87,7 +103,7 @@ impl Tensor {
                 data.len()
             )));
         }
-        Ok(Self { dims, data })
+        Ok(Self::make(dims, data))
     }
 
     /// Wraps `data` as a `rows × cols` tensor; fails if the length does not match.
@@ -106,24 +122,18 @@ impl Tensor {
                 data.len()
             )));
         }
-        Ok(Self {
-            dims: Dims::matrix(rows, cols),
-            data,
-        })
+        Ok(Self::make(Dims::matrix(rows, cols), data))
     }
 
     /// Number of rows of the matrix view: the product of every axis but the last (the batch
     /// dimension for activations, `out` for weights; 1 for rank 0 and 1).
     pub fn rows(&self) -> usize {
-        match self.dims.as_slice() {
-            [] | [_] => 1,
-            [lead @ .., _] => lead.iter().product(),
-        }
+        self.rows
     }
 
     /// Number of columns of the matrix view: the size of the last axis (1 for rank 0).
     pub fn cols(&self) -> usize {
-        self.dims.as_slice().last().copied().unwrap_or(1)
+        self.cols
     }
 
     /// `(rows, cols)` of the matrix view.
@@ -154,7 +164,8 @@ impl Tensor {
     /// The same elements as shape `shape`, without copying (one entry may be `usize::MAX`
     /// for "the rest"); the error names both shapes.
     pub fn reshape(mut self, shape: &[usize]) -> Result<Self, NablaError> {
-        self.dims = infer_shape(self.data.len(), shape, self.dims())?;
+        let dims = infer_shape(self.data.len(), shape, self.dims())?;
+        self.set_dims(dims);
         Ok(self)
     }
 
@@ -204,13 +215,13 @@ impl Tensor {
     /// The contents are unspecified afterwards (callers overwrite them). This is how buffers are
     /// reused between training steps without allocating.
     pub fn reshape_for_overwrite(&mut self, rows: usize, cols: usize) {
-        self.dims = Dims::matrix(rows, cols);
+        self.set_dims(Dims::matrix(rows, cols));
         self.data.resize(rows * cols, 0.0);
     }
 
     /// [`Tensor::reshape_for_overwrite`] to any shape.
     pub fn reset_for_overwrite(&mut self, dims: Dims) {
-        self.dims = dims;
+        self.set_dims(dims);
         self.data.resize(dims.len(), 0.0);
     }
 
@@ -221,7 +232,7 @@ impl Tensor {
 
     /// Copies `other`'s shape and values into `self`, reusing `self`'s allocation.
     pub fn copy_from(&mut self, other: &Tensor) {
-        self.dims = other.dims;
+        self.set_dims(other.dims);
         self.data.clear();
         self.data.extend_from_slice(&other.data);
     }

@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod arith;
+pub mod axes;
 pub mod batchnorm;
 pub mod batchnorm2d;
 pub mod bmm;
@@ -12,10 +13,13 @@ pub mod dropout;
 pub mod index;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod select;
 pub mod shape;
 pub mod softmax;
+pub mod unary;
 
 use super::params::ParamId;
 use super::tape::{Ctx, Node, Sink, Var};
