@@ -67,13 +67,10 @@ impl Tape<'_> {
         }
         let needs = self.needs_grad(x) || self.needs_grad(w) || self.needs_grad(b);
         // Any rank: every axis of `x` but the last is a batch axis, as in PyTorch's nn.Linear.
-        let dims = match self.dims(x) {
-            [lead @ .., _] if !lead.is_empty() => {
-                let mut sizes = lead.to_vec();
-                sizes.push(n);
-                Dims::new(&sizes)?
-            }
-            _ => Dims::matrix(m, n),
+        let dims = match self.value(x).rank() {
+            2 => Dims::matrix(m, n),
+            0 | 1 => Dims::new(&[n])?,
+            _ => self.value(x).dims_value().with_last(n)?,
         };
         let out = self.push_dims(Op::Linear { x, w, b }, dims, needs);
         let (xv, wv, bv, node) = self.io3(x, w, b, out);
