@@ -74,6 +74,21 @@ impl Dims {
             })
     }
 
+    /// This shape with its last axis set to `size` (a `[…, k]` input's `[…, n]` output);
+    /// rank 0 becomes `[size]`.
+    pub fn with_last(&self, size: usize) -> Result<Self, NablaError> {
+        let mut d = *self;
+        match d.rank() {
+            0 => {
+                d.rank = 1;
+                d.sizes[0] = size;
+            }
+            r => d.sizes[r - 1] = size,
+        }
+        d.checked_len()?;
+        Ok(d)
+    }
+
     /// Row-major (C-order) strides of this shape.
     pub fn contiguous_strides(&self) -> [usize; MAX_RANK] {
         let mut strides = [0; MAX_RANK];

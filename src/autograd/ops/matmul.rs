@@ -8,7 +8,7 @@ use super::{Op, shape_error};
 use crate::autograd::tape::{Ctx, Sink, Tape, Var};
 use crate::error::NablaError;
 use crate::kernels::{Transpose, matmul};
-use crate::tensor::{Dims, MAX_RANK, Tensor};
+use crate::tensor::{Dims, Tensor};
 
 impl Tape<'_> {
     /// `a · b`. Two matrices (rank 2) take the 2-D path below; any other ranks follow NumPy's
@@ -75,15 +75,10 @@ impl Tape<'_> {
         }
         let needs = self.needs_grad(x) || self.needs_grad(w) || self.needs_grad(b);
         // Any rank: every axis of `x` but the last is a batch axis, as in PyTorch's nn.Linear.
-        // The sizes are built on the stack: a training step allocates nothing.
-        let dims = match self.dims(x) {
-            sizes @ [_, _, ..] => {
-                let mut out = [0; MAX_RANK];
-                out[..sizes.len()].copy_from_slice(sizes);
-                out[sizes.len() - 1] = n;
-                Dims::new(&out[..sizes.len()])?
-            }
-            _ => Dims::matrix(m, n),
+        let dims = match self.value(x).rank() {
+            2 => Dims::matrix(m, n),
+            0 | 1 => Dims::new(&[n])?,
+            _ => self.value(x).dims_value().with_last(n)?,
         };
         let out = self.push_dims(Op::Linear { x, w, b }, dims, needs);
         let (xv, wv, bv, node) = self.io3(x, w, b, out);
