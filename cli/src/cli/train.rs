@@ -29,6 +29,7 @@ use nabla::train::{
 
 use super::distributed::World;
 use super::hints;
+use super::outputs::Existing;
 use super::plot::{self, History};
 use super::progress;
 
@@ -676,7 +677,17 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         },
         None => (args.config(), None),
     };
-    let folder = checked_run_folder(&mut world, &args, &config, resume.is_some())?;
+    // A resumed run writes into its own folder (the one its settings name), unless an output
+    // flag given with --resume points elsewhere.
+    let own_folder = resume.is_some()
+        && !["run_dir", "name", "no_save"]
+            .iter()
+            .any(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine));
+    let claim = Claim {
+        resuming: resume.is_some(),
+        own_folder,
+    };
+    let folder = checked_run_folder(&mut world, &args, &config, claim)?;
     let run_dir = folder.as_ref().map(|f| f.dir.clone());
     let events = super::tensorboard::EventLog::open(run_dir.as_deref());
     let data = config.load_data()?;
@@ -761,10 +772,10 @@ fn checked_run_folder(
     world: &mut World,
     args: &TrainArgs,
     config: &RunConfig,
-    resuming: bool,
+    claim: Claim,
 ) -> Result<Option<super::outputs::RunFolder>> {
     let folder = match world.is_root() {
-        true => preflight(args, config, resuming),
+        true => preflight(args, config, claim),
         false => Ok(None),
     };
     if !world.agree(folder.is_ok())? {
@@ -777,17 +788,34 @@ fn checked_run_folder(
     folder
 }
 
+/// How the run folder is claimed.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    /// The run continues from a checkpoint (--resume).
+    resuming: bool,
+    /// The folder is the resumed run's own: the run it holds is the one continued, so it is
+    /// replaced without --overwrite.
+    own_folder: bool,
+}
+
 /// Every output checked, and the run folder claimed (rank 0 only).
 fn preflight(
     args: &TrainArgs,
     config: &RunConfig,
-    resuming: bool,
+    claim: Claim,
 ) -> Result<Option<super::outputs::RunFolder>> {
-    if !resuming && let Some(dir) = &config.output.checkpoint_dir {
+    if !claim.resuming
+        && let Some(dir) = &config.output.checkpoint_dir
+    {
         super::resume::fresh_checkpoint_dir(dir)?;
     }
     let extra_inputs: Vec<PathBuf> = args.config.iter().cloned().collect();
-    super::outputs::preflight(config, args.overwrite, &extra_inputs)
+    let existing = match (args.overwrite, claim.own_folder) {
+        (true, _) => Existing::Overwrite,
+        (false, true) => Existing::Continue,
+        (false, false) => Existing::Refuse,
+    };
+    super::outputs::preflight(config, existing, &extra_inputs)
 }
 
 /// The run's identity (new, or the resumed run's) and the state a resume continues from.

@@ -1,0 +1,143 @@
+//! Issue 30, the bugs a user hits in the first hour: the interrupted run's advice that works as
+//! printed, per-iteration warm-up, `--limit-train` that means N, a verdict that waits for a
+//! curve, run folders for export, a quiet `--quiet`, and models a user's modules make.
+
+mod common;
+use common::{nabla_in, temp_dir};
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nabla");
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../data")
+        .join(name)
+}
+
+fn err(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn out(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn interrupt(child: &Child) {
+    let s = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(s.success());
+}
+
+/// The highest epoch number among `dir`'s checkpoints.
+fn latest_checkpoint(dir: &Path) -> u32 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_prefix("epoch-")?
+                        .strip_suffix(".safetensors")?
+                        .parse()
+                        .ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until `dir` holds a checkpoint of an epoch after `after`.
+fn wait_for_checkpoint(dir: &Path, after: u32, child: &mut Child) {
+    let start = Instant::now();
+    while latest_checkpoint(dir) <= after {
+        let ended = child.try_wait().unwrap().is_some();
+        if ended || start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+            }
+            panic!("no checkpoint after epoch {after}: {stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+// 1. The advice printed after Ctrl-C works as printed: the resumed run writes into its own
+// folder without --overwrite.
+#[test]
+fn the_resume_advice_after_ctrl_c_works_as_printed() {
+    let dir = temp_dir("resume-advice");
+    let digits = data("digits.csv");
+    let mut child = spawn(
+        &dir,
+        &[
+            "train",
+            "--data",
+            digits.to_str().unwrap(),
+            "--epochs",
+            "100000",
+            "--hidden",
+            "8",
+            "--threads",
+            "1",
+            "--name",
+            "x",
+            "--checkpoint-dir",
+            "ck",
+        ],
+    );
+    wait_for_checkpoint(&dir.join("ck"), 1, &mut child);
+    interrupt(&child);
+    let first = child.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(130), "{}", err(&first));
+    let advice = err(&first)
+        .lines()
+        .find_map(|l| l.split("continue with ").nth(1).map(str::to_string))
+        .unwrap_or_else(|| panic!("no advice: {}", err(&first)));
+    let args: Vec<&str> = advice.split_whitespace().collect();
+    assert_eq!(args[..2], ["nabla", "train"], "{advice}");
+    let done = latest_checkpoint(&dir.join("ck"));
+    let mut child = spawn(&dir, &args[1..]);
+    wait_for_checkpoint(&dir.join("ck"), done, &mut child);
+    interrupt(&child);
+    let second = child.wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(130), "{}", err(&second));
+    assert!(err(&second).contains("resuming from"), "{}", err(&second));
+    let history = std::fs::read_to_string(dir.join("runs/x/history.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&history).unwrap();
+    let epochs = json["epochs"].as_array().map_or(0, Vec::len) as u32;
+    assert!(epochs > done, "{epochs} epochs after resuming at {done}");
+    // Another run's folder is still refused.
+    let out = nabla_in(
+        &dir,
+        &[
+            "train",
+            "--data",
+            digits.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--name",
+            "x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    assert!(err(&out).contains("already holds a run"), "{}", err(&out));
+}
