@@ -141,3 +141,44 @@ fn the_resume_advice_after_ctrl_c_works_as_printed() {
     assert_eq!(out.status.code(), Some(2), "{}", err(&out));
     assert!(err(&out).contains("already holds a run"), "{}", err(&out));
 }
+
+/// `nabla train ARGS --metrics-out m.json` in `dir`: the metrics JSON.
+fn metrics(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["--metrics-out", "m.json", "--no-save"]);
+    let out = nabla_in(dir, &all);
+    assert!(out.status.success(), "{}", err(&out));
+    serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap()
+}
+
+// 2. `--warmup 1` warms up over epoch 1's iterations: epoch 1 trains at lower rates than without
+// it, and ends at the base rate.
+#[test]
+fn one_warm_up_epoch_changes_the_first_epoch() {
+    let dir = temp_dir("warmup");
+    let iris = data("iris.csv");
+    let args = [
+        "train",
+        "--data",
+        iris.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--hidden",
+        "8",
+        "--lr",
+        "0.01",
+    ];
+    let plain = metrics(&dir, &args);
+    let mut warm_args = args.to_vec();
+    warm_args.extend(["--warmup", "1"]);
+    let warm = metrics(&dir, &warm_args);
+    let epoch = |m: &serde_json::Value, key: &str| m["epochs"][0][key].as_f64().unwrap();
+    assert_ne!(
+        epoch(&plain, "train_loss"),
+        epoch(&warm, "train_loss"),
+        "--warmup 1 trained epoch 1 exactly as without it"
+    );
+    // The smaller rates of the warm-up learn less in the first epoch.
+    assert!(epoch(&warm, "train_loss") > epoch(&plain, "train_loss"));
+    assert_eq!(epoch(&warm, "learning_rate"), 0.01);
+}

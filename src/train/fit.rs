@@ -491,7 +491,11 @@ impl Trainer {
             optimizer.learning_rate(),
             self.config.warmup,
             epochs,
-        );
+        )
+        .iterations_per_epoch(iterations_per_epoch(
+            splits.train.len(),
+            self.config.batch_size,
+        ));
         // Only validation data chooses: without it there is no best epoch and no early stop.
         let keep_best = splits.val.is_some();
         let mut state = self.start_state(resume, &mut scheduler);
@@ -504,7 +508,7 @@ impl Trainer {
                 model,
                 optimizer,
                 (&splits, loss),
-                epoch,
+                (epoch, &scheduler),
                 &mut explosion,
                 &mut hooks,
             ) {
@@ -589,7 +593,7 @@ impl Trainer {
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
         (splits, loss): (&Splits, Loss),
-        epoch: usize,
+        (epoch, scheduler): (usize, &LrScheduler),
         explosion: &mut Explosion,
         hooks: &mut Hooks<M>,
     ) -> Result<Option<EpochMetrics>, NablaError> {
@@ -598,7 +602,7 @@ impl Trainer {
         let Some((loss_sum, correct)) = self.train_epoch(
             model,
             optimizer,
-            (splits.train, loss, epoch),
+            (splits.train, loss, epoch, scheduler),
             (explosion, stop),
             &mut hooks.on_iteration,
         )?
@@ -638,7 +642,7 @@ impl Trainer {
         &mut self,
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
-        (train, loss, epoch): (&Dataset, Loss, usize),
+        (train, loss, epoch, scheduler): (&Dataset, Loss, usize, &LrScheduler),
         (explosion, stop): (&mut Explosion, Option<&std::sync::atomic::AtomicBool>),
         on_iteration: &mut dyn FnMut(&IterationStats),
     ) -> Result<Option<(f64, usize)>, NablaError> {
@@ -655,6 +659,8 @@ impl Trainer {
         let order = std::mem::take(&mut self.order);
         let mut run = || -> Result<bool, NablaError> {
             for (iteration, batch) in order.chunks(batch_size).enumerate() {
+                // The warm-up rises at every iteration; afterwards the rate is the epoch's.
+                optimizer.set_learning_rate(scheduler.lr_at(epoch, iteration + 1));
                 let stats = self.step_or_stop(model, optimizer, (train, loss), batch, stop)?;
                 let at = (epoch, iteration + 1, iterations);
                 if !stats.loss.is_finite() || !stats.finite_gradient {

@@ -280,7 +280,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = defaults::PLATEAU_FACTOR, value_parser = parse_fraction)]
     pub plateau_factor: f64,
 
-    /// Linear warm-up epochs before the schedule (combines with any schedule).
+    /// Linear warm-up epochs before the schedule (combines with any schedule): the rate rises at
+    /// every iteration, from base/(N × iterations per epoch) to the base rate at the end of
+    /// epoch N.
     #[arg(long, default_value_t = defaults::WARMUP)]
     pub warmup: usize,
 
