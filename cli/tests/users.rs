@@ -182,3 +182,28 @@ fn one_warm_up_epoch_changes_the_first_epoch() {
     assert!(epoch(&warm, "train_loss") > epoch(&plain, "train_loss"));
     assert_eq!(epoch(&warm, "learning_rate"), 0.01);
 }
+
+// 3. `--limit-train N` keeps exactly N rows, and the validation split is carved from them.
+#[test]
+fn limit_train_keeps_exactly_n_rows_and_validation_comes_from_them() {
+    let dir = temp_dir("limit");
+    let digits = data("digits.csv");
+    let base = ["train", "--data", digits.to_str().unwrap(), "--epochs", "1"];
+    for n in [500u64, 999, 1000] {
+        let mut args = base.to_vec();
+        let n_text = n.to_string();
+        args.extend(["--limit-train", &n_text, "--val-split", "0"]);
+        let m = metrics(&dir, &args);
+        assert_eq!(
+            m["train_samples"].as_u64(),
+            Some(n),
+            "{n}: {}",
+            m["train_samples"]
+        );
+    }
+    let mut args = base.to_vec();
+    args.extend(["--limit-train", "500", "--val-split", "0.1"]);
+    let m = metrics(&dir, &args);
+    assert_eq!(m["train_samples"].as_u64(), Some(450), "{m}");
+    assert_eq!(m["val_samples"].as_u64(), Some(50), "{m}");
+}

@@ -308,8 +308,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATIENCE", value_parser = clap::value_parser!(u32).range(1..))]
     pub early_stopping: Option<u32>,
 
-    /// Train on only this many training samples (a seeded, stratified subset), e.g. to see
-    /// overfitting.
+    /// Train on exactly this many training samples (a seeded, stratified subset), e.g. to see
+    /// overfitting; a validation split (--val-split) is carved from these rows.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit_train: Option<u32>,
 
