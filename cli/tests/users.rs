@@ -207,3 +207,34 @@ fn limit_train_keeps_exactly_n_rows_and_validation_comes_from_them() {
     assert_eq!(m["train_samples"].as_u64(), Some(450), "{m}");
     assert_eq!(m["val_samples"].as_u64(), Some(50), "{m}");
 }
+
+// 4. One epoch is no curve: the verdict says so, and what to run.
+#[test]
+fn after_one_epoch_the_verdict_waits_for_a_curve() {
+    let dir = temp_dir("one-epoch");
+    let houses = data("houses.csv");
+    let args = [
+        "train",
+        "--data",
+        houses.to_str().unwrap(),
+        "--impute",
+        "mean",
+        "--epochs",
+        "1",
+        "--no-save",
+    ];
+    let run = nabla_in(&dir, &args);
+    assert!(run.status.success(), "{}", err(&run));
+    let line = out(&run)
+        .lines()
+        .find(|l| l.starts_with("diagnosis:"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no diagnosis:\n{}", out(&run)));
+    assert!(!line.contains("good"), "{line}");
+    assert!(
+        line.contains("too little history") && line.contains("--epochs"),
+        "{line}"
+    );
+    let m = metrics(&dir, &args[..args.len() - 1]);
+    assert_eq!(m["diagnosis"]["verdict"], "undecided", "{}", m["diagnosis"]);
+}
