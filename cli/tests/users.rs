@@ -238,3 +238,42 @@ fn after_one_epoch_the_verdict_waits_for_a_curve() {
     let m = metrics(&dir, &args[..args.len() - 1]);
     assert_eq!(m["diagnosis"]["verdict"], "undecided", "{}", m["diagnosis"]);
 }
+
+// 5. `export --model RUN_FOLDER` exports the folder's model, as every other command reads it.
+#[test]
+fn export_takes_a_run_folder() {
+    let dir = temp_dir("export-folder");
+    let iris = data("iris.csv");
+    let run = nabla_in(
+        &dir,
+        &[
+            "train",
+            "--data",
+            iris.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--hidden",
+            "8",
+            "--name",
+            "r",
+        ],
+    );
+    assert!(run.status.success(), "{}", err(&run));
+    let export = nabla_in(
+        &dir,
+        &[
+            "export", "--model", "runs/r", "--format", "onnx", "--out", "r.onnx",
+        ],
+    );
+    assert!(export.status.success(), "{}", err(&export));
+    assert!(std::fs::metadata(dir.join("r.onnx")).unwrap().len() > 100);
+    // A folder without a model is the user's error, named.
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    let export = nabla_in(&dir, &["export", "--model", "empty", "--out", "e.onnx"]);
+    assert_eq!(export.status.code(), Some(2), "{}", err(&export));
+    assert!(
+        err(&export).contains("model.safetensors"),
+        "{}",
+        err(&export)
+    );
+}
