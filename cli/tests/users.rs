@@ -277,3 +277,37 @@ fn export_takes_a_run_folder() {
         err(&export)
     );
 }
+
+// 6. `--quiet` prints the final line only (errors and warnings go to standard error).
+#[test]
+fn quiet_prints_the_final_line_only() {
+    let dir = temp_dir("quiet");
+    let iris = data("iris.csv");
+    let run = nabla_in(
+        &dir,
+        &[
+            "train",
+            "--data",
+            iris.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--hidden",
+            "8",
+            "--quiet",
+            "--name",
+            "q",
+            "--save",
+            "q.safetensors",
+        ],
+    );
+    assert!(run.status.success(), "{}", err(&run));
+    let stdout = out(&run);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert!(lines[0].starts_with("done: test accuracy"), "{stdout}");
+    assert!(dir.join("runs/q/model.safetensors").exists() && dir.join("q.safetensors").exists());
+    // An error still says why.
+    let bad = nabla_in(&dir, &["train", "--data", "missing.csv", "--quiet"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(err(&bad).contains("missing.csv"), "{}", err(&bad));
+}

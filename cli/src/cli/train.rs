@@ -371,7 +371,8 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with_all = ["name", "run_dir"])]
     pub no_save: bool,
 
-    /// No progress bar: plain per-epoch lines even on a terminal.
+    /// Print errors, warnings and the final `done:` line only (no setup, epoch or summary
+    /// lines, no progress bar).
     #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -598,6 +599,8 @@ impl ScheduleArg {
 /// How progress is shown: a bar per epoch on a terminal, plain lines otherwise.
 struct Progress {
     terminal: bool,
+    /// --quiet: no epoch lines.
+    quiet: bool,
     verbose: bool,
     bar: Option<ProgressBar>,
     started: Instant,
@@ -660,6 +663,9 @@ impl Progress {
         if self.width.is_some() {
             self.width = progress::terminal_width().or(self.width);
         }
+        if self.quiet {
+            return;
+        }
         let line = progress::epoch_line(m, self.epochs, self.width);
         let _ = writeln!(std::io::stdout(), "{line}");
     }
@@ -710,14 +716,19 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     if world.is_root() {
         warn_unused_early_stopping(&config, &data);
     }
-    print_setup(
-        &config,
-        &data,
-        (&spec, &model),
-        &optimizer,
-        (&world, defaulted),
-    )?;
-    if let Some(a) = augment.as_ref().filter(|_| world.is_root()) {
+    if !config.output.quiet {
+        print_setup(
+            &config,
+            &data,
+            (&spec, &model),
+            &optimizer,
+            (&world, defaulted),
+        )?;
+    }
+    if let Some(a) = augment
+        .as_ref()
+        .filter(|_| world.is_root() && !config.output.quiet)
+    {
         augment_line(a)?;
     }
     let base_lr = optimizer.learning_rate();
@@ -1059,6 +1070,7 @@ fn fit(
     let terminal = !config.output.quiet && tty;
     let progress = std::cell::RefCell::new(Progress {
         terminal,
+        quiet: config.output.quiet,
         // Lines fit a terminal's width, with --quiet too; piped output gets full lines.
         width: if tty {
             progress::terminal_width()
@@ -1229,6 +1241,10 @@ impl Finished<'_> {
     /// Early stopping, the kept epoch, the diagnosis, the baselines and the final numbers.
     fn print_outcome(&self, outcome: &Outcome) -> Result<()> {
         let mut out = super::Stdout::lock();
+        if self.config.output.quiet {
+            writeln!(out, "{}", self.done_line(outcome))?;
+            return Ok(());
+        }
         let (report, history) = (self.report, &self.report.history);
         if report.stopped_early {
             writeln!(
@@ -1262,29 +1278,29 @@ impl Finished<'_> {
         if let Some(note) = &outcome.linear_note {
             writeln!(out, "note: {}.", hints::message(note))?;
         }
-        let train_seconds = history.iter().fold(0.0, |t, m| t + m.seconds);
+        writeln!(out, "{}", self.done_line(outcome))?;
+        Ok(())
+    }
+
+    /// The final line: `done: test accuracy ...`.
+    fn done_line(&self, outcome: &Outcome) -> String {
+        let train_seconds = self.report.history.iter().fold(0.0, |t, m| t + m.seconds);
         match outcome.network.test {
-            None => writeln!(
-                out,
-                "done: no test set (--test-split 0), {train_seconds:.2}s training"
-            )?,
+            None => format!("done: no test set (--test-split 0), {train_seconds:.2}s training"),
             Some(Evaluation {
                 regression: Some(r),
                 loss,
                 ..
-            }) => writeln!(
-                out,
+            }) => format!(
                 "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {loss:.4}, {train_seconds:.2}s training",
                 r.r2, r.mae, r.rmse
-            )?,
-            Some(e) => writeln!(
-                out,
+            ),
+            Some(e) => format!(
                 "done: test accuracy {:.4}, test loss {:.4}, {train_seconds:.2}s training",
                 e.accuracy.unwrap_or(f64::NAN),
                 e.loss
-            )?,
+            ),
         }
-        Ok(())
     }
 
     /// The model goes to --save and, unless --no-save, into the run folder; its `training`
@@ -1334,7 +1350,7 @@ impl Finished<'_> {
         for path in targets {
             nabla::io::save(path, self.model, &self.data.preprocess, &training)
                 .context("saving the model")?;
-            if Some(path) != run_model {
+            if Some(path) != run_model && !c.output.quiet {
                 writeln!(out, "saved the model to {}", path.display())?;
             }
         }
@@ -1449,6 +1465,9 @@ impl Finished<'_> {
             .transpose()?
             .unwrap_or_default();
         save_run(dir, config, &record)?;
+        if self.config.output.quiet {
+            return Ok(());
+        }
         let mut out = super::Stdout::lock();
         writeln!(
             out,
