@@ -311,3 +311,57 @@ fn quiet_prints_the_final_line_only() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(err(&bad).contains("missing.csv"), "{}", err(&bad));
 }
+
+/// The `nabla train` command of README.md's block that contains `marker`, as words (double
+/// quotes group).
+fn readme_command(marker: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("nabla train") && l.contains(marker))
+        .unwrap_or_else(|| panic!("README.md has no `nabla train ... {marker}` line"));
+    line.split('"')
+        .enumerate()
+        .flat_map(|(i, part)| match i % 2 {
+            1 => vec![part.to_string()],
+            _ => part.split_whitespace().map(str::to_string).collect(),
+        })
+        .collect()
+}
+
+/// `(network, linear baseline)` test accuracy from a run's `baselines (accuracy, ...)` line.
+fn network_and_linear(stdout: &str) -> (f64, f64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("baselines (accuracy"))
+        .unwrap_or_else(|| panic!("no baselines line:\n{stdout}"));
+    let after = |word: &str| -> f64 {
+        let rest = &line[line.find(word).unwrap() + word.len()..];
+        rest.trim_start()
+            .split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (after("network"), after("linear"))
+}
+
+// 7. The README's `--augment` example trains a good model: at least the linear baseline.
+#[test]
+fn the_readme_augment_example_beats_the_linear_baseline() {
+    let dir = temp_dir("readme-augment");
+    let words = readme_command("--augment");
+    assert!(!words.iter().any(|w| w.contains("../shared")), "{words:?}");
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let run = nabla_in(&dir, &args);
+    assert!(run.status.success(), "{}", err(&run));
+    let (network, linear) = network_and_linear(&out(&run));
+    assert!(
+        network >= 0.95 && network >= linear,
+        "{words:?}: test accuracy {network}, linear baseline {linear}\n{}",
+        out(&run)
+    );
+}
