@@ -365,3 +365,28 @@ fn the_readme_augment_example_beats_the_linear_baseline() {
         out(&run)
     );
 }
+
+// 8. The README says what mpirun needs on a small machine and how long the first build takes.
+#[test]
+fn the_readme_says_what_mpirun_needs_and_how_long_the_first_build_takes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    // The paragraph (list item) holding the mpirun command.
+    let item = readme
+        .split("\n- ")
+        .find(|p| p.contains("mpirun -np 4"))
+        .expect("README.md has the mpirun command");
+    assert!(
+        item.contains("--oversubscribe") && item.contains("--allow-run-as-root"),
+        "{item}"
+    );
+    let setup = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Set up"))
+        .expect("README.md has a set-up section");
+    assert!(
+        setup.contains("first build") && setup.contains("minutes"),
+        "{setup}"
+    );
+}
