@@ -390,3 +390,63 @@ fn the_readme_says_what_mpirun_needs_and_how_long_the_first_build_takes() {
         "{setup}"
     );
 }
+
+/// A user's module: `y = x + relu(W·x + b)` after a linear layer.
+struct Residual {
+    input: nabla::nn::Linear,
+    inner: nabla::nn::Linear,
+}
+
+impl nabla::nn::Module for Residual {
+    fn forward(
+        &self,
+        tape: &mut nabla::Tape,
+        x: nabla::Var,
+        ctx: &mut nabla::nn::Ctx,
+    ) -> Result<nabla::Var, nabla::NablaError> {
+        let h = self.input.forward(tape, x, ctx)?;
+        let z = self.inner.forward(tape, h, ctx)?;
+        let a = tape.relu(z);
+        tape.add(h, a)
+    }
+}
+
+// 12. A state file of a user's modules: every command that reads models names the module and
+// says what to do, instead of a format message.
+#[test]
+fn a_state_file_of_user_modules_is_refused_with_the_module_named() {
+    use nabla::nn::{Init, Linear, Network};
+    let dir = temp_dir("state-file");
+    let net = Network::build(4, 3, 1, |b| {
+        Ok(Residual {
+            input: Linear::new(&mut b.pp("input"), 4, 3, Init::HeNormal),
+            inner: Linear::new(&mut b.pp("inner"), 3, 3, Init::HeNormal),
+        })
+    })
+    .unwrap();
+    let state = dir.join("residual.safetensors");
+    nabla::io::save_state(&state, &net).unwrap();
+    let iris = data("iris.csv");
+    let iris = iris.to_str().unwrap();
+    let model = state.to_str().unwrap();
+    for args in [
+        vec!["inspect", "--model", model],
+        vec!["predict", "--model", model, "--data", iris],
+        vec!["evaluate", "--model", model, "--data", iris],
+        vec!["export", "--model", model, "--out", "r.onnx"],
+    ] {
+        let run = nabla_in(&dir, &args);
+        let e = err(&run);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {e}");
+        assert!(
+            e.contains("Residual"),
+            "{args:?} does not name the module: {e}"
+        );
+        assert!(
+            e.contains("load_state") && e.contains("save_network"),
+            "{args:?} does not say what to do: {e}"
+        );
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+    }
+    assert!(!dir.join("r.onnx").exists());
+}
