@@ -52,7 +52,7 @@ fn main() -> Result<(), NablaError> {
     let test = digits.subset(&shuffled[1500..], "test");
     let mut net = build(1)?;
     let mut optimizer = Optimizer::Adam(Adam::new(0.003));
-    let mut trainer = Trainer::new(TrainConfig::new(10, 32, 1, 2))?;
+    let mut trainer = Trainer::new(TrainConfig::default().epochs(10).seed(1).threads(2))?;
     let report = trainer.fit(
         &mut net,
         &mut optimizer,

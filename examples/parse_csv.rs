@@ -32,6 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             scaling: Default::default(),
             test_split: 0.2,
             val_split: 0.0,
+            limit_train: None,
             seed: 1,
         };
         let p = table::prepare("bench", raw, None, &options)?;

@@ -27,7 +27,13 @@ fn main() -> Result<(), NablaError> {
     spec.classes = classes;
     let mut network = Network::from_spec(&spec, 7)?;
     let mut optimizer = Optimizer::Adam(Adam::new(0.01));
-    let mut trainer = Trainer::new(TrainConfig::new(30, 32, 7, 2))?;
+    let mut trainer = Trainer::new(
+        TrainConfig::default()
+            .epochs(30)
+            .batch_size(32)
+            .seed(7)
+            .threads(2),
+    )?;
     let report = trainer.fit(
         &mut network,
         &mut optimizer,

@@ -724,7 +724,7 @@ impl RunConfig {
 
     /// [`RunConfig::load_data`] with the validation fraction `val_split`.
     fn load_split(&self, val_split: f64) -> Result<RunData, NablaError> {
-        let mut loaded = match &self.data {
+        let loaded = match &self.data {
             None => self.load_table(None, val_split),
             Some(path) if path.is_dir() => self.load_idx(path, val_split),
             Some(path) if path.is_file() => self.load_table(Some(path), val_split),
@@ -735,9 +735,6 @@ impl RunConfig {
             )),
             Some(path) => Err(NablaError::data(path, "path", "no such file or folder")),
         }?;
-        if let Some(n) = self.limit_train.filter(|&n| n < loaded.train.len()) {
-            loaded.train = limit(&loaded.train, n, self.seed())?;
-        }
         Ok(loaded)
     }
 
@@ -765,6 +762,7 @@ impl RunConfig {
             scaling: self.scale.map_or(Scaling::Standard, ScaleKind::scaling),
             test_split: self.test_split.unwrap_or(defaults::TEST_SPLIT),
             val_split,
+            limit_train: self.limit_train,
             seed: self.seed(),
         };
         let prepared = match path {
@@ -814,7 +812,10 @@ impl RunConfig {
                 )));
             }
         }
-        let (train, test, (rows, cols)) = data::idx::read_dir_shaped(path)?;
+        let (mut train, test, (rows, cols)) = data::idx::read_dir_shaped(path)?;
+        if let Some(n) = self.limit_train.filter(|&n| n < train.len()) {
+            train = limit(&train, n, self.seed())?;
+        }
         let (train, val, warnings) = if val_split > 0.0 {
             let (train, val, warnings) =
                 data::table::carve_validation(&train, val_split, self.seed())?;
@@ -857,21 +858,11 @@ fn check_outputs(spec: &ModelSpec, outputs: usize) -> Result<(), NablaError> {
 
 /// A seeded subset of `n` training samples (stratified by class for classification).
 fn limit(train: &Dataset, n: usize, seed: u64) -> Result<Dataset, NablaError> {
-    let fraction = n as f64 / train.len() as f64;
-    let mut keep = match train.task() {
-        Task::Classification => {
-            data::split::stratified_stream(
-                train.labels(),
-                train.classes().len(),
-                fraction,
-                seed,
-                7,
-            )?
-            .held
-        }
-        Task::Regression => data::split::random(train.len(), fraction, seed, 7)?.held,
+    let labels = match train.task() {
+        Task::Classification => train.labels(),
+        Task::Regression => &[],
     };
-    keep.truncate(n);
+    let keep = data::split::sample_exactly(labels, train.classes().len(), train.len(), n, seed, 7)?;
     Ok(train.subset(&keep, train.name()))
 }
 

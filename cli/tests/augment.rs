@@ -24,7 +24,6 @@ fn train_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         "--seed",
         "5",
         "--no-save",
-        "--quiet",
     ];
     a.extend_from_slice(extra);
     a

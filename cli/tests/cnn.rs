@@ -21,7 +21,6 @@ fn train_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         "--batch-size",
         "64",
         "--no-save",
-        "--quiet",
     ];
     a.extend_from_slice(extra);
     a
@@ -204,13 +203,7 @@ fn layers_in_a_config_file_and_dense_only_stacks() {
         "layers = \"conv 2 3, relu, flatten, dense 10\"\nimage_shape = \"1x8x8\"\nepochs = 1\n",
     )
     .unwrap();
-    let out = stdout(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--no-save",
-        "--quiet",
-    ]);
+    let out = stdout(&["train", "--config", cfg.to_str().unwrap(), "--no-save"]);
     assert!(out.contains("2×6×6"), "{out}");
     // A stack of dense layers reads the values flat, image or not.
     let out = stdout(&[
@@ -220,7 +213,6 @@ fn layers_in_a_config_file_and_dense_only_stacks() {
         "--epochs",
         "1",
         "--no-save",
-        "--quiet",
     ]);
     assert!(out.contains("linear 64 → 8"), "{out}");
 }

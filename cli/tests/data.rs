@@ -160,7 +160,7 @@ proptest! {
         }
         for scaling in [Scaling::None, Scaling::Standard, Scaling::MinMax] {
             let raw = csv::read_bytes(Path::new("s.csv"), text.as_bytes(), &CsvOptions::default()).unwrap();
-            let options = TableOptions { task: None, impute: Impute::Refuse, scaling, test_split: 0.2, val_split: 0.0, seed };
+            let options = TableOptions { task: None, impute: Impute::Refuse, scaling, test_split: 0.2, val_split: 0.0, limit_train: None, seed };
             let p = table::prepare("s", raw, None, &options).unwrap();
             prop_assert_eq!(&p.preprocess.features, &vec!["a".to_string(), "b".to_string()]);
             let n = p.train.len();

@@ -13,7 +13,7 @@ use std::process::Output;
 /// (`Null` when the run wrote none).
 fn train(dir: &Path, name: &str, args: &[&str]) -> (Output, serde_json::Value) {
     let path = dir.join(format!("{name}.json"));
-    let mut all = vec!["train", "--quiet", "--metrics-out", path.to_str().unwrap()];
+    let mut all = vec!["train", "--metrics-out", path.to_str().unwrap()];
     all.extend_from_slice(args);
     let out = nabla(&all);
     let metrics = std::fs::read_to_string(&path)

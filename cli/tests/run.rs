@@ -44,10 +44,11 @@ fn on_a_terminal_a_bar_per_epoch_then_one_summary_line_each() {
     }
     assert!(s.contains("done: test accuracy"), "{s}");
 
-    // --quiet on a terminal: plain lines only.
+    // --quiet on a terminal: no bar, no epoch lines, the final line only (issue 30.6).
     let q = under_pty(&format!("train {} --no-save --quiet", SMALL.join(" "))).unwrap();
     assert!(!q.contains("samples/s") && !q.contains('\x1b'), "{q}");
-    assert!(q.contains("epoch 3/3  train loss"), "{q}");
+    assert!(!q.contains("epoch 3/3  train loss"), "{q}");
+    assert!(q.contains("done: test accuracy"), "{q}");
 }
 
 #[test]

@@ -33,6 +33,7 @@ fuzz_target!(|bytes: &[u8]| {
         },
         test_split: if mode & 32 == 0 { 0.2 } else { 0.0 },
         val_split: if mode & 64 == 0 { 0.0 } else { 0.25 },
+        limit_train: if mode & 128 == 0 { None } else { Some(3) },
         seed: 1,
     };
     if let Ok(p) = table::prepare("fuzz", raw, None, &table_options) {

@@ -98,9 +98,68 @@ pub fn random(n: usize, fraction: f64, seed: u64, index: u64) -> Result<Split, N
     })
 }
 
+/// Exactly `min(n, rows)` of the indices `0..rows`, sorted and seeded (sub-stream `index` of the
+/// split stream): stratified by `labels` (about the same share of every class) when there are
+/// labels, a random draw without (regression). The classes' rounded shares are topped up, or
+/// trimmed, by a seeded draw so the count is exact.
+pub fn sample_exactly(
+    labels: &[u32],
+    num_classes: usize,
+    rows: usize,
+    n: usize,
+    seed: u64,
+    index: u64,
+) -> Result<Vec<usize>, NablaError> {
+    if n >= rows {
+        return Ok((0..rows).collect());
+    }
+    let fraction = n as f64 / rows as f64;
+    let s = if labels.is_empty() {
+        random(rows, fraction, seed, index)?
+    } else {
+        stratified_stream(labels, num_classes, fraction, seed, index)?
+    };
+    let (mut held, mut rest) = (s.held, s.kept);
+    let mut rng = rng::sub_stream(seed, Stream::Split, index.wrapping_add(1 << 32));
+    if held.len() > n {
+        rng::shuffle(&mut rng, &mut held);
+        held.truncate(n);
+    } else {
+        rng::shuffle(&mut rng, &mut rest);
+        held.extend_from_slice(&rest[..n - held.len()]);
+    }
+    held.sort_unstable();
+    Ok(held)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_exactly_gives_exactly_n_stratified_rows() {
+        // 3 classes of 7: a share of 500/…-style rounding leaves the stratified draw short.
+        let labels: Vec<u32> = (0..21).map(|i| (i % 3) as u32).collect();
+        for n in [1, 2, 4, 5, 10, 13, 20, 21, 30] {
+            let got = sample_exactly(&labels, 3, 21, n, 42, 7).unwrap();
+            assert_eq!(got.len(), n.min(21), "n = {n}");
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
+        }
+        let labels: Vec<u32> = (0..1797).map(|i| (i % 10) as u32).collect();
+        for n in [500, 6000, 999, 1000, 1796] {
+            assert_eq!(
+                sample_exactly(&labels, 10, 1797, n, 1, 7).unwrap().len(),
+                n.min(1797)
+            );
+        }
+        assert_eq!(sample_exactly(&[], 0, 1000, 499, 3, 7).unwrap().len(), 499);
+        let a = sample_exactly(&labels, 10, 1797, 500, 1, 7).unwrap();
+        assert_eq!(
+            a,
+            sample_exactly(&labels, 10, 1797, 500, 1, 7).unwrap(),
+            "seeded"
+        );
+    }
 
     #[test]
     fn split_is_stratified_seeded_and_disjoint() {

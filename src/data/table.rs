@@ -59,6 +59,9 @@ pub struct TableOptions {
     pub test_split: f64,
     /// Fraction of the training part held out as the validation set (0: none).
     pub val_split: f64,
+    /// Keep exactly this many of the training rows (a seeded, stratified subset), taken after
+    /// the test split and before the validation split, which is carved from them.
+    pub limit_train: Option<usize>,
     /// Seed of the splits.
     pub seed: u64,
 }
@@ -618,6 +621,11 @@ fn hold_out(
             (held, format!("{name} (test)"))
         }
     };
+    if let Some(n) = options.limit_train {
+        let rows = train.rows(stride);
+        let keep = split::sample_exactly(&train.labels, class_names.len(), rows, n, seed, 7)?;
+        train.keep(stride, &keep);
+    }
     let val = if options.val_split > 0.0 {
         Some(split_part(
             &mut train,

@@ -39,6 +39,10 @@ use crate::task::Task;
 pub const FORMAT: &str = "nabla";
 /// The `format` metadata value of a file holding only a network's tensors ([`save_state`]).
 pub const STATE_FORMAT: &str = "nabla-state";
+
+/// The metadata entry of a state file ([`save_state`]) naming the network's module type (Rust's
+/// `type_name`, e.g. `my_crate::Net`), so a command that cannot run it can say which it is.
+pub const STATE_MODULE: &str = "module";
 /// The `format_version` this build writes for networks of flat features (and reads).
 pub const FORMAT_VERSION: &str = "1";
 
@@ -284,6 +288,9 @@ pub fn save_state<M: Module>(
     extras
         .metadata
         .insert("format_version".into(), FORMAT_VERSION.into());
+    extras
+        .metadata
+        .insert(STATE_MODULE.into(), std::any::type_name::<M>().into());
     let bytes = encode_tensors(&network.tensors(), &extras)?;
     write_atomic(path.as_ref(), &bytes)
 }
@@ -427,6 +434,9 @@ pub fn decode_with(path: &Path, bytes: &[u8]) -> Result<(ModelFile, Extras), Nab
             )
         })
     };
+    if metadata.get("format").map(String::as_str) == Some(STATE_FORMAT) {
+        return Err(state_file(path, &metadata, &tensors));
+    }
     check_format(path, meta("format")?, meta("format_version")?)?;
     let spec: ModelSpec = serde_json::from_str(meta("spec")?)
         .map_err(|e| bad(path, "__metadata__.spec", format!("invalid JSON: {e}")))?;
@@ -480,6 +490,40 @@ fn check_spec_fits(
             ),
         )),
     }
+}
+
+/// A state file ([`save_state`]) read as a model: it holds a user's modules, which only the
+/// program that defines them can build. Names the module (or, for files that predate the
+/// `module` entry, the tensors' top-level names) and what to do.
+fn state_file(
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    tensors: &BTreeMap<String, RawTensor>,
+) -> NablaError {
+    let module = match metadata.get(STATE_MODULE) {
+        // The name as written (a crafted file's could be long: 200 characters at most).
+        Some(m) => format!(
+            "the user-defined module `{}`",
+            m.chars().take(200).collect::<String>()
+        ),
+        None => {
+            let mut tops: Vec<&str> = tensors
+                .keys()
+                .filter(|n| !n.starts_with(EXTRA_PREFIX))
+                .filter_map(|n| n.split('.').next())
+                .collect();
+            tops.dedup();
+            let shown = tops.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+            format!("user-defined modules (parts {shown})")
+        }
+    };
+    bad(
+        path,
+        "__metadata__.format",
+        format!(
+            "a state file (nabla::io::save_state) of {module}, not a model of built-in layers:              only the program that defines the module can build it, so this command cannot run it.              Load it there with nabla::io::load_state into a network built the same way; to use              inspect, predict, evaluate or export, build the network from built-in layers              (ModelSpec, or nabla train --layers) and save it with nabla::io::save_network"
+        ),
+    )
 }
 
 fn check_format(path: &Path, format: &str, version: &str) -> Result<(), NablaError> {

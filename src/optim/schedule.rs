@@ -1,8 +1,10 @@
 //! Learning-rate schedules, evaluated once per epoch (epochs numbered from 1), with an optional
-//! linear warm-up in front of any of them:
+//! linear warm-up in front of any of them, evaluated per iteration (as PyTorch's `LinearLR` and
+//! Keras' warm-up do): with I iterations per epoch and k = (e − 1)·I + i the iteration counted
+//! from 1 over the run (i = 1..I within epoch e),
 //!
 //! ```text
-//! warm-up (e ≤ W):  lr = base · e / W
+//! warm-up (e ≤ W):  lr = base · k / (W·I)      (from base/(W·I) up to base at the last one)
 //! then, with t = e − W the epoch after warm-up (t ≥ 1) and T = epochs − W:
 //! constant     lr = base
 //! step         lr = base · γ^⌊(t − 1) / s⌋
@@ -66,6 +68,8 @@ pub struct LrScheduler {
     base: f64,
     warmup: usize,
     epochs: usize,
+    /// Iterations per epoch (the warm-up's granularity).
+    iterations: usize,
     /// Plateau state: current rate, best loss seen, epochs since it improved.
     plateau_lr: f64,
     best: f64,
@@ -84,13 +88,15 @@ impl LrScheduler {
         (self.plateau_lr, self.best, self.bad_epochs) = state;
     }
 
-    /// `schedule` from `base_lr` over `epochs` epochs, after `warmup` warm-up epochs.
+    /// `schedule` from `base_lr` over `epochs` epochs, after `warmup` warm-up epochs, with one
+    /// iteration per epoch until [`LrScheduler::iterations_per_epoch`] says otherwise.
     pub fn new(schedule: Schedule, base_lr: f64, warmup: usize, epochs: usize) -> Self {
         Self {
             schedule,
             base: base_lr,
             warmup,
             epochs,
+            iterations: 1,
             plateau_lr: base_lr,
             best: f64::INFINITY,
             bad_epochs: 0,
@@ -102,7 +108,27 @@ impl LrScheduler {
         self.schedule
     }
 
-    /// The learning rate for epoch `epoch` (from 1).
+    /// The same scheduler with `iterations` iterations per epoch (at least 1), so the warm-up
+    /// rises at every iteration.
+    pub fn iterations_per_epoch(mut self, iterations: usize) -> Self {
+        self.iterations = iterations.max(1);
+        self
+    }
+
+    /// The learning rate of iteration `iteration` (from 1) of epoch `epoch` (from 1): the
+    /// warm-up's rate during the warm-up epochs, the epoch's rate ([`LrScheduler::lr`]) after.
+    pub fn lr_at(&self, epoch: usize, iteration: usize) -> f64 {
+        let epoch = epoch.max(1);
+        if epoch > self.warmup {
+            return self.lr(epoch);
+        }
+        let per_epoch = self.iterations as f64;
+        let k = (epoch - 1) as f64 * per_epoch + iteration.clamp(1, self.iterations) as f64;
+        self.base * k / (self.warmup as f64 * per_epoch)
+    }
+
+    /// The learning rate for epoch `epoch` (from 1); during the warm-up, the rate its last
+    /// iteration reaches (base · e / W).
     pub fn lr(&self, epoch: usize) -> f64 {
         let epoch = epoch.max(1);
         if epoch <= self.warmup {
@@ -187,6 +213,36 @@ mod tests {
         assert!(close(s.lr(4), 1.0));
         assert!(close(s.lr(5), 1.0));
         assert!(close(s.lr(10), 0.5));
+    }
+
+    #[test]
+    fn warmup_rises_at_every_iteration() {
+        // One warm-up epoch of 4 iterations: 1/4, 2/4, 3/4, 1 of the base, then the schedule.
+        let s = LrScheduler::new(Schedule::Constant, 0.1, 1, 3).iterations_per_epoch(4);
+        let got: Vec<f64> = (1..=4).map(|i| s.lr_at(1, i)).collect();
+        for (a, b) in got.iter().zip([0.025, 0.05, 0.075, 0.1]) {
+            assert!(close(*a, b), "{got:?}");
+        }
+        assert!(close(s.lr_at(2, 1), 0.1) && close(s.lr_at(3, 4), 0.1));
+        // Two warm-up epochs of 5 iterations: k / 10 over the 10 iterations, continuing across
+        // the epoch boundary; the epoch's recorded rate is its last iteration's.
+        let s =
+            LrScheduler::new(Schedule::Cosine { min_lr: 0.0 }, 1.0, 2, 12).iterations_per_epoch(5);
+        assert!(close(s.lr_at(1, 1), 0.1));
+        assert!(close(s.lr_at(1, 5), 0.5) && close(s.lr(1), 0.5));
+        assert!(close(s.lr_at(2, 1), 0.6));
+        assert!(close(s.lr_at(2, 5), 1.0) && close(s.lr(2), 1.0));
+        assert!(close(s.lr_at(3, 1), 1.0) && close(s.lr_at(3, 3), 1.0));
+        assert!(close(s.lr_at(8, 2), s.lr(8)));
+        // Strictly rising, starting at a small fraction of the base.
+        let rates: Vec<f64> = (1..=2)
+            .flat_map(|e| (1..=5).map(move |i| (e, i)))
+            .map(|(e, i)| s.lr_at(e, i))
+            .collect();
+        assert!(
+            rates.windows(2).all(|w| w[0] < w[1]) && rates[0] <= 0.1,
+            "{rates:?}"
+        );
     }
 
     #[test]

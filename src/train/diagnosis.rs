@@ -14,6 +14,8 @@
 //! - **underfitting** (only while the validation loss is not rising): training accuracy below
 //!   0.90, or the training loss still fell by more than 5 % (and 0.01) over the last epoch with
 //!   training accuracy (classification) below 0.98;
+//! - **undecided** after a single epoch when no rule above applies: one point is no curve, so
+//!   the advice is to train for more epochs;
 //! - **good** otherwise.
 //!
 //! Numbers are quoted with enough digits to differ ([`pair`]), and a suggestion never names a
@@ -36,6 +38,8 @@ pub enum Verdict {
     Unstable,
     /// Neither.
     Good,
+    /// Too little history to judge (a single epoch and no rule above applies).
+    Undecided,
 }
 
 /// The verdict with the facts behind it.
@@ -83,9 +87,10 @@ pub fn diagnose_with(history: &[EpochMetrics], context: &Context) -> Option<Diag
         .or_else(|| accuracy_gap(&curves))
         .or_else(|| low_accuracy(&curves))
         .or_else(|| still_falling(&curves))
+        .or_else(|| too_early(&curves))
         .unwrap_or_else(|| levelled_off(&curves));
     let mut reason = finding.reason;
-    if curves.val.is_none() {
+    if curves.val.is_none() && finding.verdict != Verdict::Undecided {
         reason += " (judged on the training curve alone: there is no validation set)";
     }
     Some(Diagnosis {
@@ -324,6 +329,22 @@ fn still_falling(c: &Curves) -> Option<Finding> {
     })
 }
 
+/// Undecided: a single epoch, where "levelled off" would mean nothing.
+fn too_early(c: &Curves) -> Option<Finding> {
+    if c.epochs() >= 2 {
+        return None;
+    }
+    Some(Finding {
+        verdict: Verdict::Undecided,
+        reason:
+            "one epoch is too little history to judge the fit (a curve needs at least 2 epochs)"
+                .to_string(),
+        suggestion: Message::new()
+            .text("train for more epochs, e.g. ")
+            .value(Setting::Epochs, "10"),
+    })
+}
+
 /// Good: none of the rules above.
 fn levelled_off(c: &Curves) -> Finding {
     let Some(v) = c.val.as_ref() else {
@@ -368,6 +389,32 @@ fn levelled_off(c: &Curves) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_good_looking_epoch_is_undecided_not_good() {
+        let one = [epoch(1, 0.05, 0.06, 0.99, 0.985)];
+        let d = diagnose(&one).unwrap();
+        assert_eq!(d.verdict, Verdict::Undecided, "{d:?}");
+        assert!(d.reason.contains("too little history"), "{}", d.reason);
+        assert!(
+            d.suggestion.to_string().contains("epochs"),
+            "{:?}",
+            d.suggestion
+        );
+        let mut no_val = one.clone();
+        no_val[0].val_loss = None;
+        no_val[0].val_accuracy = None;
+        assert_eq!(diagnose(&no_val).unwrap().verdict, Verdict::Undecided);
+        // One epoch that is clearly underfitting still says so.
+        let low = [epoch(1, 1.5, 1.4, 0.5, 0.52)];
+        assert_eq!(diagnose(&low).unwrap().verdict, Verdict::Underfitting);
+        // Two levelled epochs are a curve.
+        let two = [
+            epoch(1, 0.051, 0.06, 0.99, 0.985),
+            epoch(2, 0.05, 0.059, 0.99, 0.985),
+        ];
+        assert_eq!(diagnose(&two).unwrap().verdict, Verdict::Good);
+    }
 
     /// An epoch with a validation set: (train loss, val loss, train acc, val acc).
     fn epoch(e: usize, train: f64, val: f64, train_acc: f64, val_acc: f64) -> EpochMetrics {

@@ -147,8 +147,17 @@ pub struct TrainConfig {
     pub augment: Option<Augmenter>,
 }
 
+impl Default for TrainConfig {
+    /// 10 epochs of mini-batches of 32, seed 42, one thread, a constant learning rate, no
+    /// early stopping, no clipping: change what you need with the builder methods.
+    fn default() -> Self {
+        Self::new(10, 32, 42, 1)
+    }
+}
+
 impl TrainConfig {
-    /// Plain settings: constant learning rate, no early stopping, no clipping.
+    /// Plain settings by position: constant learning rate, no early stopping, no clipping.
+    /// Reads better as `TrainConfig::default().epochs(30).batch_size(32).seed(7).threads(2)`.
     pub fn new(epochs: usize, batch_size: usize, seed: u64, threads: usize) -> Self {
         Self {
             epochs,
@@ -162,6 +171,76 @@ impl TrainConfig {
             loss: None,
             augment: None,
         }
+    }
+
+    /// Passes over the training data.
+    #[must_use]
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Samples per mini-batch.
+    #[must_use]
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Seed of the shuffling streams.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Worker threads (1 = everything on the calling thread).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// The learning-rate schedule.
+    #[must_use]
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Linear warm-up epochs before the schedule (the rate rises at every iteration).
+    #[must_use]
+    pub fn warmup(mut self, epochs: usize) -> Self {
+        self.warmup = epochs;
+        self
+    }
+
+    /// Stop after `patience` epochs without a lower validation loss.
+    #[must_use]
+    pub fn early_stopping(mut self, patience: usize) -> Self {
+        self.early_stopping = Some(patience);
+        self
+    }
+
+    /// Rescale the summed gradient so its global L2 norm is at most `max_norm`.
+    #[must_use]
+    pub fn clip_grad_norm(mut self, max_norm: f64) -> Self {
+        self.clip_grad_norm = Some(max_norm);
+        self
+    }
+
+    /// What training minimises, instead of the usual loss for the data's task.
+    #[must_use]
+    pub fn loss(mut self, loss: Loss) -> Self {
+        self.loss = Some(loss);
+        self
+    }
+
+    /// Augment the training images as they are gathered.
+    #[must_use]
+    pub fn augment(mut self, augment: Augmenter) -> Self {
+        self.augment = Some(augment);
+        self
     }
 }
 
@@ -491,7 +570,11 @@ impl Trainer {
             optimizer.learning_rate(),
             self.config.warmup,
             epochs,
-        );
+        )
+        .iterations_per_epoch(iterations_per_epoch(
+            splits.train.len(),
+            self.config.batch_size,
+        ));
         // Only validation data chooses: without it there is no best epoch and no early stop.
         let keep_best = splits.val.is_some();
         let mut state = self.start_state(resume, &mut scheduler);
@@ -504,7 +587,7 @@ impl Trainer {
                 model,
                 optimizer,
                 (&splits, loss),
-                epoch,
+                (epoch, &scheduler),
                 &mut explosion,
                 &mut hooks,
             ) {
@@ -589,7 +672,7 @@ impl Trainer {
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
         (splits, loss): (&Splits, Loss),
-        epoch: usize,
+        (epoch, scheduler): (usize, &LrScheduler),
         explosion: &mut Explosion,
         hooks: &mut Hooks<M>,
     ) -> Result<Option<EpochMetrics>, NablaError> {
@@ -598,7 +681,7 @@ impl Trainer {
         let Some((loss_sum, correct)) = self.train_epoch(
             model,
             optimizer,
-            (splits.train, loss, epoch),
+            (splits.train, loss, epoch, scheduler),
             (explosion, stop),
             &mut hooks.on_iteration,
         )?
@@ -638,7 +721,7 @@ impl Trainer {
         &mut self,
         model: &mut Network<M>,
         optimizer: &mut Optimizer,
-        (train, loss, epoch): (&Dataset, Loss, usize),
+        (train, loss, epoch, scheduler): (&Dataset, Loss, usize, &LrScheduler),
         (explosion, stop): (&mut Explosion, Option<&std::sync::atomic::AtomicBool>),
         on_iteration: &mut dyn FnMut(&IterationStats),
     ) -> Result<Option<(f64, usize)>, NablaError> {
@@ -655,6 +738,8 @@ impl Trainer {
         let order = std::mem::take(&mut self.order);
         let mut run = || -> Result<bool, NablaError> {
             for (iteration, batch) in order.chunks(batch_size).enumerate() {
+                // The warm-up rises at every iteration; afterwards the rate is the epoch's.
+                optimizer.set_learning_rate(scheduler.lr_at(epoch, iteration + 1));
                 let stats = self.step_or_stop(model, optimizer, (train, loss), batch, stop)?;
                 let at = (epoch, iteration + 1, iterations);
                 if !stats.loss.is_finite() || !stats.finite_gradient {
@@ -1229,6 +1314,31 @@ pub fn evaluate_with<M: Module>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builder_names_every_setting() {
+        let c = TrainConfig::default()
+            .epochs(30)
+            .batch_size(16)
+            .seed(7)
+            .threads(2)
+            .warmup(1)
+            .early_stopping(5)
+            .clip_grad_norm(1.0)
+            .schedule(Schedule::Cosine { min_lr: 0.0 });
+        let old = TrainConfig::new(30, 16, 7, 2);
+        assert_eq!(
+            (c.epochs, c.batch_size, c.seed, c.threads),
+            (old.epochs, old.batch_size, old.seed, old.threads)
+        );
+        assert_eq!(
+            (c.warmup, c.early_stopping, c.clip_grad_norm),
+            (1, Some(5), Some(1.0))
+        );
+        assert_eq!(c.schedule, Schedule::Cosine { min_lr: 0.0 });
+        let d = TrainConfig::default();
+        assert_eq!((d.epochs, d.batch_size, d.seed, d.threads), (10, 32, 42, 1));
+    }
 
     #[test]
     fn a_finite_explosion_is_caught_against_where_the_loss_starts() {

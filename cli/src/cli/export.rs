@@ -11,8 +11,8 @@ use clap::{Args, ValueEnum};
     after_help = "The ONNX graph takes the raw columns and gives what `nabla predict` gives:\n  inputs   `numeric` float [N, n] (the numeric columns, in the order of metadata\n           `numeric_columns`; NaN = missing), and one string input [N, 1] per categorical\n           column, named after it (\"\" = missing)\n  outputs  `probabilities` float [N, classes] (class names in metadata `classes`), or\n           `value` float [N, 1] in the target's units for regression\n  opsets   ai.onnx 17, ai.onnx.ml 3 (OneHotEncoder)\n\nExample:\n  nabla export --model runs/first-try/model.safetensors --format onnx --out model.onnx"
 )]
 pub struct ExportArgs {
-    /// The model file (from `nabla train --save`, or a run folder's model.safetensors).
-    #[arg(long, value_name = "FILE")]
+    /// The model file (from `nabla train --save`), or a run folder (its model.safetensors).
+    #[arg(long, value_name = "PATH")]
     pub model: PathBuf,
 
     /// The format to write.
@@ -33,7 +33,7 @@ pub enum Format {
 
 /// Runs `nabla export`.
 pub fn run(args: ExportArgs) -> Result<()> {
-    let file = nabla::io::load(&args.model).context("loading the model")?;
+    let (_, file) = super::model_path::load(&args.model).context("loading the model")?;
     match args.format {
         Format::Onnx => nabla::io::onnx::save(&args.out, &file).context("exporting to ONNX")?,
     }

@@ -50,6 +50,7 @@ pub fn diagnosis_line(d: &Diagnosis) -> String {
             Verdict::Overfitting => "overfitting",
             Verdict::Unstable => "unstable",
             Verdict::Good => "good",
+            Verdict::Undecided => "undecided",
         },
         d.reason,
         d.best_epoch

@@ -5,7 +5,8 @@
 //! Run folders: `--name` is a plain name (no `/`, no `..`, not empty or `.`); a folder is
 //! created exclusively and holds a lock file (`.nabla-run.lock`, the writing process id) while
 //! the run lives, so two concurrent runs never share one; a folder that already holds a run is
-//! refused unless `--overwrite` (which first removes the files a run writes); a taken default
+//! refused unless `--overwrite` (which first removes the files a run writes) or it is the folder
+//! of the run `--resume` continues (its files are replaced as the run writes them); a taken default
 //! (time-stamped) name gets a suffix `-2`, `-3`, ...
 
 use std::ffi::OsStr;
@@ -97,11 +98,22 @@ pub fn check_output_file(path: &Path, inputs: &[PathBuf]) -> Result<()> {
     not_an_input(path, inputs)
 }
 
+/// What to do with a run folder that already holds a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse it (the default).
+    Refuse,
+    /// Remove the files a run writes first (`--overwrite`).
+    Overwrite,
+    /// Keep them until the run replaces them: the folder is the resumed run's own (`--resume`).
+    Continue,
+}
+
 /// Checks every output of `config` and claims its run folder (`None` with `--no-save`).
 /// `extra_inputs`: files read besides the data (a --config file).
 pub fn preflight(
     config: &RunConfig,
-    overwrite: bool,
+    existing: Existing,
     extra_inputs: &[PathBuf],
 ) -> Result<Option<RunFolder>> {
     let out = &config.output;
@@ -124,7 +136,7 @@ pub fn preflight(
             ));
         }
     }
-    claim(out, overwrite).map(Some)
+    claim(out, existing).map(Some)
 }
 
 /// Checks `--name`: a plain name, not a path.
@@ -144,7 +156,7 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// Creates (exclusively) and locks the run folder `output` asks for.
-fn claim(output: &Output, overwrite: bool) -> Result<RunFolder> {
+fn claim(output: &Output, existing: Existing) -> Result<RunFolder> {
     if let Some(name) = &output.name {
         check_name(name)?;
     }
@@ -182,8 +194,9 @@ fn claim(output: &Output, overwrite: bool) -> Result<RunFolder> {
     }
     let folder = lock(dir)?;
     let held = holds_a_run(&folder.dir);
-    if let Some(file) = held {
-        if !overwrite {
+    match (held, existing) {
+        (None, _) | (Some(_), Existing::Continue) => {}
+        (Some(file), Existing::Refuse) => {
             return Err(refuse(
                 &folder.dir,
                 format!(
@@ -191,8 +204,10 @@ fn claim(output: &Output, overwrite: bool) -> Result<RunFolder> {
                 ),
             ));
         }
-        for f in RUN_FILES {
-            let _ = std::fs::remove_file(folder.dir.join(f));
+        (Some(_), Existing::Overwrite) => {
+            for f in RUN_FILES {
+                let _ = std::fs::remove_file(folder.dir.join(f));
+            }
         }
     }
     Ok(folder)

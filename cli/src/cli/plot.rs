@@ -270,7 +270,10 @@ impl Panel {
             (Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss, 0) => Some(m.train_loss),
             (Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss, 1) => m.val_loss,
             (Panel::CrossEntropy | Panel::Mse | Panel::MixedLoss, _) => m.test_loss,
-            (Panel::R2, 0) => None,
+            // Targets are standardised on the training rows (variance 1), so the training
+            // MSE of the epoch gives its R² = 1 − MSE, as training accuracy is read off the
+            // epoch's steps.
+            (Panel::R2, 0) => m.test_r2.or(m.val_r2).map(|_| 1.0 - m.train_loss),
             (Panel::R2, 1) => m.val_r2,
             (Panel::R2, _) => m.test_r2,
             (Panel::Accuracy, 0) => m.train_accuracy,
@@ -322,6 +325,7 @@ impl Panel {
 
     /// The y axis: every finite value of every run with a margin, clamped to what the metric
     /// can be (a loss is ≥ 0, accuracy in [0, 1], R² ≤ 1); with `log`, decades of the loss.
+    /// R² starts from the [`r2_floor`] when the first epochs would squash the rest.
     fn y_range(self, runs: &[&History], log: bool) -> (f64, f64) {
         let (lo, hi) = self
             .drawn_values(runs, log)
@@ -329,6 +333,10 @@ impl Panel {
                 (lo.min(v), hi.max(v))
             });
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let lo = match self {
+            Panel::R2 => r2_floor(runs).map_or(lo, |floor| lo.max(floor)),
+            _ => lo,
+        };
         let pad = ((hi - lo) * 0.08).max(1e-3);
         match self {
             _ if log => (lo - pad, hi + pad),
@@ -338,6 +346,50 @@ impl Panel {
         }
     }
 }
+
+/// Where the R² axis starts when the first epochs lie far below the rest (R² of a barely
+/// trained model can be −0.15 while later epochs sit between 0.9 and 0.95): the lowest value of
+/// the epochs after the first quarter of the run, if including the earlier ones would more than
+/// double the axis' span. `None`: nothing to clip (or fewer than 3 epochs).
+fn r2_floor(runs: &[&History]) -> Option<f64> {
+    let mut all = (f64::INFINITY, f64::NEG_INFINITY);
+    let mut late = f64::INFINITY;
+    for run in runs {
+        let skip = (run.epochs.len() / 4).max(1);
+        if run.epochs.len() < 3 {
+            return None;
+        }
+        for (i, m) in run.epochs.iter().enumerate() {
+            for v in (0..3)
+                .filter_map(|s| Panel::R2.value(m, s))
+                .filter(|v| v.is_finite())
+            {
+                all = (all.0.min(v), all.1.max(v));
+                if i >= skip {
+                    late = late.min(v);
+                }
+            }
+        }
+    }
+    let (lo, hi) = all;
+    (late.is_finite() && lo < late && late - lo > hi - late).then_some(late)
+}
+
+/// Decimals (at least `min`) that write every tick plotters puts on `lo..hi` (asked for
+/// `labels` of them) differently, so no two ticks read the same (0.975 and 0.98 are not both
+/// "0.98").
+fn tick_decimals(lo: f64, hi: f64, labels: usize, min: usize) -> usize {
+    let ticks = RangedCoordf64::from(lo..hi).key_points(labels);
+    (min..=12)
+        .find(|&d| {
+            let text: Vec<String> = ticks.iter().map(|v| format!("{v:.d$}")).collect();
+            text.windows(2).all(|w| w[0] != w[1])
+        })
+        .unwrap_or(12)
+}
+
+/// Ticks the y axes ask plotters for.
+const Y_LABELS: usize = 10;
 
 /// The legend's corner: the one with the fewest drawn points under where the legend goes
 /// (`share` of the plot's width and height), so no curve hides behind it.
@@ -389,6 +441,11 @@ where
     } else {
         panel.caption().to_string()
     };
+    let y_desc = match r2_floor(runs).filter(|_| panel == Panel::R2) {
+        Some(floor) => format!("R² (axis from {floor:.2}; earlier epochs lower)"),
+        None => panel.y_desc().to_string(),
+    };
+    let decimals = tick_decimals(y0, y1, Y_LABELS, 2);
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 20))
         .margin(12)
@@ -399,13 +456,14 @@ where
         if log {
             significant(10f64.powf(*y))
         } else {
-            format!("{y:.2}")
+            format!("{y:.decimals$}")
         }
     };
     chart
         .configure_mesh()
         .x_desc("epoch")
-        .y_desc(panel.y_desc())
+        .y_desc(y_desc)
+        .y_labels(Y_LABELS)
         .axis_desc_style(("sans-serif", 17))
         .label_style(("sans-serif", 14))
         .x_label_formatter(&epoch_label)
@@ -461,7 +519,7 @@ fn legend_entries(runs: &[&History], panel: Panel) -> (usize, usize) {
             .filter(|&s| r.epochs.iter().any(|m| panel.value(m, s).is_some()))
             .count();
         entries += curves + usize::from(r.best_epoch.is_some());
-        longest = longest.max(prefix + 10);
+        longest = longest.max(prefix + 16);
         if r.best_epoch.is_some() {
             longest = longest.max(prefix + "best epoch 100 (lowest validation loss)".len());
         }
@@ -523,7 +581,12 @@ fn run_curves<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    for (series, name) in ["train", "validation", "test"].into_iter().enumerate() {
+    // The R² panel's train curve is read off the training MSE (see [`Panel::value`]).
+    let train = match panel {
+        Panel::R2 => "train (1 − MSE)",
+        _ => "train",
+    };
+    for (series, name) in [train, "validation", "test"].into_iter().enumerate() {
         let colour = style.colours[series];
         let points: Vec<(f64, f64)> = run
             .epochs
@@ -696,12 +759,13 @@ where
         .collect();
     let hi = pts.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-12);
     let max_epoch = (pts.len() as f64).max(2.0);
+    let top = hi * 1.15;
     let mut chart = ChartBuilder::on(root)
         .caption(lr_title(h, &pts), ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.8..max_epoch + 0.2, 0.0..hi * 1.15)?;
+        .build_cartesian_2d(0.8..max_epoch + 0.2, 0.0..top)?;
     chart
         .configure_mesh()
         .x_desc("epoch")
@@ -709,7 +773,9 @@ where
         .axis_desc_style(("sans-serif", 17))
         .label_style(("sans-serif", 14))
         .x_label_formatter(&epoch_label)
-        .y_label_formatter(&|y| format!("{y:.2e}"))
+        .y_labels(LR_LABELS)
+        .y_label_formatter(&|y| lr_label(*y, top))
+        .light_line_style(WHITE.mix(0.0))
         .draw()?;
     chart
         .draw_series(LineSeries::new(pts.clone(), TRAIN.stroke_width(3)))?
@@ -725,6 +791,23 @@ where
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// Ticks of the learning-rate axis: few, so each reads at a glance.
+const LR_LABELS: usize = 6;
+
+/// A learning-rate tick on an axis from 0 to `top`: a plain decimal with just the digits that
+/// tell the ticks apart (`0`, `0.0005`, `0.001`), never `1.00e-3` or `0.00e0`.
+fn lr_label(y: f64, top: f64) -> String {
+    if y.abs() < top * 1e-9 {
+        return "0".to_string();
+    }
+    let decimals = tick_decimals(0.0, top, LR_LABELS, 0);
+    let text = format!("{y:.decimals$}");
+    match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => text,
+    }
 }
 
 /// `Learning rate — cosine schedule (run NAME)`: the schedule as training described it, or,
@@ -835,5 +918,117 @@ fn epoch_label(x: &f64) -> String {
         format!("{x:.0}")
     } else {
         String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(
+        e: usize,
+        train_loss: f64,
+        acc: (Option<f64>, Option<f64>),
+        r2: Option<f64>,
+    ) -> EpochMetrics {
+        EpochMetrics {
+            epoch: e,
+            train_loss,
+            train_accuracy: acc.0,
+            val_loss: None,
+            val_accuracy: None,
+            val_r2: None,
+            test_loss: Some(0.1),
+            test_accuracy: acc.1,
+            test_mae: None,
+            test_rmse: None,
+            test_r2: r2,
+            seconds: 0.0,
+            learning_rate: 1e-3,
+        }
+    }
+
+    fn history(epochs: Vec<EpochMetrics>) -> History {
+        History {
+            name: "t".into(),
+            dataset: "d".into(),
+            classes: Vec::new(),
+            epochs,
+            best_epoch: None,
+            early_stop_epoch: None,
+            confusion_matrix: Vec::new(),
+            status: None,
+            baselines: None,
+            diverged: false,
+            schedule: None,
+        }
+    }
+
+    fn labels(lo: f64, hi: f64, n: usize, decimals: usize) -> Vec<String> {
+        RangedCoordf64::from(lo..hi)
+            .key_points(n)
+            .iter()
+            .map(|v| format!("{v:.decimals$}"))
+            .collect()
+    }
+
+    fn distinct(labels: &[String]) -> bool {
+        labels.windows(2).all(|w| w[0] != w[1])
+    }
+
+    #[test]
+    fn a_one_epoch_runs_accuracy_ticks_are_distinct() {
+        // Issue 30.10: train 0.9749, test 0.9805 after one epoch.
+        let h = history(vec![epoch(1, 0.1, (Some(0.9749), Some(0.9805)), None)]);
+        let (lo, hi) = Panel::Accuracy.y_range(&[&h], false);
+        assert!(
+            !distinct(&labels(lo, hi, Y_LABELS, 2)),
+            "the old labels repeated"
+        );
+        let d = tick_decimals(lo, hi, Y_LABELS, 2);
+        let text = labels(lo, hi, Y_LABELS, d);
+        assert!(text.len() >= 3 && distinct(&text), "{text:?}");
+        // A wide range keeps two decimals.
+        assert_eq!(tick_decimals(0.0, 1.0, Y_LABELS, 2), 2);
+    }
+
+    #[test]
+    fn the_r2_axis_is_clipped_to_the_informative_range_and_has_a_train_curve() {
+        let r2 = [-0.15, 0.62, 0.88, 0.91, 0.93, 0.94, 0.945, 0.95];
+        let epochs = r2
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| epoch(i + 1, 1.0 - r + 0.01, (None, None), Some(r)))
+            .collect();
+        let h = history(epochs);
+        let floor = r2_floor(&[&h]).expect("epoch 1 squashes the rest");
+        // The lowest value after the first quarter (2 epochs): epoch 3's train R², 0.87.
+        assert!((floor - 0.87).abs() < 1e-9, "{floor}");
+        let (lo, hi) = Panel::R2.y_range(&[&h], false);
+        assert!(lo > 0.8 && hi <= 1.0, "{lo}..{hi}");
+        // The train curve: 1 − the epoch's MSE on standardised targets.
+        let train = Panel::R2.value(&h.epochs[7], 0).unwrap();
+        assert!((train - 0.94).abs() < 1e-9, "{train}");
+        // Curves without an outlier are not clipped.
+        let even = history(
+            (1..=5)
+                .map(|e| epoch(e, 0.2, (None, None), Some(0.5 + 0.05 * e as f64)))
+                .collect(),
+        );
+        assert_eq!(r2_floor(&[&even]), None);
+    }
+
+    #[test]
+    fn lr_ticks_are_plain_distinct_decimals() {
+        let top = 1e-3 * 1.15;
+        let ticks: Vec<String> = RangedCoordf64::from(0.0..top)
+            .key_points(LR_LABELS)
+            .into_iter()
+            .map(|y| lr_label(y, top))
+            .collect();
+        assert!(ticks.len() >= 3 && distinct(&ticks), "{ticks:?}");
+        assert_eq!(ticks[0], "0");
+        assert!(ticks.iter().all(|t| !t.contains('e')), "{ticks:?}");
+        assert!(ticks.contains(&"0.001".to_string()), "{ticks:?}");
     }
 }

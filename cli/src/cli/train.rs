@@ -29,6 +29,7 @@ use nabla::train::{
 
 use super::distributed::World;
 use super::hints;
+use super::outputs::Existing;
 use super::plot::{self, History};
 use super::progress;
 
@@ -279,7 +280,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = defaults::PLATEAU_FACTOR, value_parser = parse_fraction)]
     pub plateau_factor: f64,
 
-    /// Linear warm-up epochs before the schedule (combines with any schedule).
+    /// Linear warm-up epochs before the schedule (combines with any schedule): the rate rises at
+    /// every iteration, from base/(N × iterations per epoch) to the base rate at the end of
+    /// epoch N.
     #[arg(long, default_value_t = defaults::WARMUP)]
     pub warmup: usize,
 
@@ -305,8 +308,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATIENCE", value_parser = clap::value_parser!(u32).range(1..))]
     pub early_stopping: Option<u32>,
 
-    /// Train on only this many training samples (a seeded, stratified subset), e.g. to see
-    /// overfitting.
+    /// Train on exactly this many training samples (a seeded, stratified subset), e.g. to see
+    /// overfitting; a validation split (--val-split) is carved from these rows.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit_train: Option<u32>,
 
@@ -368,7 +371,8 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with_all = ["name", "run_dir"])]
     pub no_save: bool,
 
-    /// No progress bar: plain per-epoch lines even on a terminal.
+    /// Print errors, warnings and the final `done:` line only (no setup, epoch or summary
+    /// lines, no progress bar).
     #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
 
@@ -595,6 +599,8 @@ impl ScheduleArg {
 /// How progress is shown: a bar per epoch on a terminal, plain lines otherwise.
 struct Progress {
     terminal: bool,
+    /// --quiet: no epoch lines.
+    quiet: bool,
     verbose: bool,
     bar: Option<ProgressBar>,
     started: Instant,
@@ -657,6 +663,9 @@ impl Progress {
         if self.width.is_some() {
             self.width = progress::terminal_width().or(self.width);
         }
+        if self.quiet {
+            return;
+        }
         let line = progress::epoch_line(m, self.epochs, self.width);
         let _ = writeln!(std::io::stdout(), "{line}");
     }
@@ -676,7 +685,17 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         },
         None => (args.config(), None),
     };
-    let folder = checked_run_folder(&mut world, &args, &config, resume.is_some())?;
+    // A resumed run writes into its own folder (the one its settings name), unless an output
+    // flag given with --resume points elsewhere.
+    let own_folder = resume.is_some()
+        && !["run_dir", "name", "no_save"]
+            .iter()
+            .any(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine));
+    let claim = Claim {
+        resuming: resume.is_some(),
+        own_folder,
+    };
+    let folder = checked_run_folder(&mut world, &args, &config, claim)?;
     let run_dir = folder.as_ref().map(|f| f.dir.clone());
     let events = super::tensorboard::EventLog::open(run_dir.as_deref());
     let data = config.load_data()?;
@@ -697,14 +716,19 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     if world.is_root() {
         warn_unused_early_stopping(&config, &data);
     }
-    print_setup(
-        &config,
-        &data,
-        (&spec, &model),
-        &optimizer,
-        (&world, defaulted),
-    )?;
-    if let Some(a) = augment.as_ref().filter(|_| world.is_root()) {
+    if !config.output.quiet {
+        print_setup(
+            &config,
+            &data,
+            (&spec, &model),
+            &optimizer,
+            (&world, defaulted),
+        )?;
+    }
+    if let Some(a) = augment
+        .as_ref()
+        .filter(|_| world.is_root() && !config.output.quiet)
+    {
         augment_line(a)?;
     }
     let base_lr = optimizer.learning_rate();
@@ -761,10 +785,10 @@ fn checked_run_folder(
     world: &mut World,
     args: &TrainArgs,
     config: &RunConfig,
-    resuming: bool,
+    claim: Claim,
 ) -> Result<Option<super::outputs::RunFolder>> {
     let folder = match world.is_root() {
-        true => preflight(args, config, resuming),
+        true => preflight(args, config, claim),
         false => Ok(None),
     };
     if !world.agree(folder.is_ok())? {
@@ -777,17 +801,34 @@ fn checked_run_folder(
     folder
 }
 
+/// How the run folder is claimed.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    /// The run continues from a checkpoint (--resume).
+    resuming: bool,
+    /// The folder is the resumed run's own: the run it holds is the one continued, so it is
+    /// replaced without --overwrite.
+    own_folder: bool,
+}
+
 /// Every output checked, and the run folder claimed (rank 0 only).
 fn preflight(
     args: &TrainArgs,
     config: &RunConfig,
-    resuming: bool,
+    claim: Claim,
 ) -> Result<Option<super::outputs::RunFolder>> {
-    if !resuming && let Some(dir) = &config.output.checkpoint_dir {
+    if !claim.resuming
+        && let Some(dir) = &config.output.checkpoint_dir
+    {
         super::resume::fresh_checkpoint_dir(dir)?;
     }
     let extra_inputs: Vec<PathBuf> = args.config.iter().cloned().collect();
-    super::outputs::preflight(config, args.overwrite, &extra_inputs)
+    let existing = match (args.overwrite, claim.own_folder) {
+        (true, _) => Existing::Overwrite,
+        (false, true) => Existing::Continue,
+        (false, false) => Existing::Refuse,
+    };
+    super::outputs::preflight(config, existing, &extra_inputs)
 }
 
 /// The run's identity (new, or the resumed run's) and the state a resume continues from.
@@ -1029,6 +1070,7 @@ fn fit(
     let terminal = !config.output.quiet && tty;
     let progress = std::cell::RefCell::new(Progress {
         terminal,
+        quiet: config.output.quiet,
         // Lines fit a terminal's width, with --quiet too; piped output gets full lines.
         width: if tty {
             progress::terminal_width()
@@ -1199,6 +1241,10 @@ impl Finished<'_> {
     /// Early stopping, the kept epoch, the diagnosis, the baselines and the final numbers.
     fn print_outcome(&self, outcome: &Outcome) -> Result<()> {
         let mut out = super::Stdout::lock();
+        if self.config.output.quiet {
+            writeln!(out, "{}", self.done_line(outcome))?;
+            return Ok(());
+        }
         let (report, history) = (self.report, &self.report.history);
         if report.stopped_early {
             writeln!(
@@ -1232,29 +1278,29 @@ impl Finished<'_> {
         if let Some(note) = &outcome.linear_note {
             writeln!(out, "note: {}.", hints::message(note))?;
         }
-        let train_seconds = history.iter().fold(0.0, |t, m| t + m.seconds);
+        writeln!(out, "{}", self.done_line(outcome))?;
+        Ok(())
+    }
+
+    /// The final line: `done: test accuracy ...`.
+    fn done_line(&self, outcome: &Outcome) -> String {
+        let train_seconds = self.report.history.iter().fold(0.0, |t, m| t + m.seconds);
         match outcome.network.test {
-            None => writeln!(
-                out,
-                "done: no test set (--test-split 0), {train_seconds:.2}s training"
-            )?,
+            None => format!("done: no test set (--test-split 0), {train_seconds:.2}s training"),
             Some(Evaluation {
                 regression: Some(r),
                 loss,
                 ..
-            }) => writeln!(
-                out,
+            }) => format!(
                 "done: test R² {:.4}, MAE {:.4}, RMSE {:.4} (original units), test loss {loss:.4}, {train_seconds:.2}s training",
                 r.r2, r.mae, r.rmse
-            )?,
-            Some(e) => writeln!(
-                out,
+            ),
+            Some(e) => format!(
                 "done: test accuracy {:.4}, test loss {:.4}, {train_seconds:.2}s training",
                 e.accuracy.unwrap_or(f64::NAN),
                 e.loss
-            )?,
+            ),
         }
-        Ok(())
     }
 
     /// The model goes to --save and, unless --no-save, into the run folder; its `training`
@@ -1304,7 +1350,7 @@ impl Finished<'_> {
         for path in targets {
             nabla::io::save(path, self.model, &self.data.preprocess, &training)
                 .context("saving the model")?;
-            if Some(path) != run_model {
+            if Some(path) != run_model && !c.output.quiet {
                 writeln!(out, "saved the model to {}", path.display())?;
             }
         }
@@ -1419,6 +1465,9 @@ impl Finished<'_> {
             .transpose()?
             .unwrap_or_default();
         save_run(dir, config, &record)?;
+        if self.config.output.quiet {
+            return Ok(());
+        }
         let mut out = super::Stdout::lock();
         writeln!(
             out,

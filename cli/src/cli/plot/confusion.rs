@@ -17,6 +17,10 @@ const AXIS: f64 = 17.0;
 const TITLE: f64 = 21.0;
 const PAD: i32 = 12;
 const BAR: i32 = 22;
+/// A colour-bar tick mark's length, and the space between its end and its label: the label's
+/// first glyph may start left of its origin, and a mark touching a "1" reads as "−1".
+const BAR_TICK: i32 = 4;
+const BAR_GAP: i32 = 7;
 
 /// Width and height of `text` in `size`-point sans-serif, in pixels.
 fn measure(text: &str, size: f64) -> (i32, i32) {
@@ -79,7 +83,7 @@ impl Layout {
             .max()
             .unwrap_or(0);
         let matrix = cell * n as i32;
-        let width = (left + matrix + PAD * 2 + BAR + 6 + bar_labels + PAD)
+        let width = (left + matrix + PAD * 2 + bar_tick(0).2 + bar_labels + PAD)
             .max(measure(&title, TITLE).0 + 2 * PAD)
             .max(measure(&subtitle, TICK).0 + 2 * PAD);
         let height = top + matrix + 6 + x_labels + 6 + axis_h + PAD;
@@ -284,16 +288,24 @@ where
         [(x, top), (x + BAR, bottom)],
         BLACK.mix(0.5).stroke_width(1),
     ))?;
+    let (mark_from, mark_to, label_x) = bar_tick(x);
     for t in bar_ticks(l.max) {
         let y = bottom - (height(shade(t, l.max)) * f64::from(span)).round() as i32;
         root.draw(&PathElement::new(
-            vec![(x + BAR, y), (x + BAR + 4, y)],
+            vec![(mark_from, y), (mark_to, y)],
             BLACK.stroke_width(1),
         ))?;
         let style = font(TICK).pos(Pos::new(HPos::Left, VPos::Center));
-        root.draw(&Text::new(t.to_string(), (x + BAR + 6, y), style))?;
+        root.draw(&Text::new(t.to_string(), (label_x, y), style))?;
     }
     Ok(())
+}
+
+/// For a colour bar whose left edge is at `x`: where a tick mark starts and ends, and where
+/// its label starts.
+fn bar_tick(x: i32) -> (i32, i32, i32) {
+    let from = x + BAR;
+    (from, from + BAR_TICK, from + BAR_TICK + BAR_GAP)
 }
 
 #[cfg(test)]
@@ -352,5 +364,17 @@ mod tests {
         assert_eq!(ticks[..3], [1, 10, 100]);
         assert_eq!(ticks.last(), Some(&1_100));
         assert_eq!(bar_ticks(0), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn colour_bar_marks_keep_clear_of_their_labels() {
+        // A mark touching its label makes "1" and "10" read as "−1" and "−10" (issue 30.9):
+        // at least 6 px of white between the mark's end and the label's origin.
+        let (from, to, label) = bar_tick(100);
+        assert!(from < to, "{from} {to}");
+        assert!(
+            label - to >= 6,
+            "mark ends at {to}, label starts at {label}"
+        );
     }
 }
