@@ -593,6 +593,18 @@ impl RunConfig {
         train: &Dataset,
         image: Option<ImageShape>,
     ) -> Result<(ModelSpec, Network), NablaError> {
+        let spec = self.spec_for(train, image)?;
+        let model = Network::from_spec_with_init(&spec, self.seed(), self.init)?;
+        Ok((spec, model))
+    }
+
+    /// The spec of [`RunConfig::network`]'s network, checked, with nothing allocated for it
+    /// (so its sizes can be weighed first).
+    pub fn spec_for(
+        &self,
+        train: &Dataset,
+        image: Option<ImageShape>,
+    ) -> Result<ModelSpec, NablaError> {
         let outputs = match train.task() {
             Task::Regression => 1,
             Task::Classification => train.classes().len(),
@@ -608,8 +620,8 @@ impl RunConfig {
             None => self.model_spec(train.dim(), outputs, train.task()),
         };
         spec.classes = train.classes().to_vec();
-        let model = Network::from_spec_with_init(&spec, self.seed(), self.init)?;
-        Ok((spec, model))
+        spec.validate()?;
+        Ok(spec)
     }
 
     /// The image shape of a sample of `dim` values: `image_shape` when set (it must hold `dim`
@@ -623,11 +635,17 @@ impl RunConfig {
             return Ok(data);
         };
         let shape = ImageShape::parse(text).ok_or_else(|| {
-            NablaError::Settings(
-                Message::new()
-                    .setting(Setting::ImageShape)
-                    .text(format!(" must be CxHxW (like 1x28x28), got {text:?}")),
-            )
+            let sides: Option<Vec<u128>> = text
+                .split(['x', 'X', '×'])
+                .map(|p| p.trim().parse().ok())
+                .collect();
+            let why = match sides.as_deref() {
+                Some([c, h, w]) if *c > 0 && *h > 0 && *w > 0 => {
+                    format!(" {text:?} holds more values than can be counted (C·H·W overflows)")
+                }
+                Some(_) | None => format!(" must be CxHxW (like 1x28x28), got {text:?}"),
+            };
+            NablaError::Settings(Message::new().setting(Setting::ImageShape).text(why))
         })?;
         if shape.len() != dim {
             return Err(NablaError::Settings(

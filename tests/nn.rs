@@ -308,3 +308,45 @@ fn gradient_descent_lowers_the_loss() {
     let last = loss_of(&model, &x, &labels, None);
     assert!(last < first * 0.5, "loss went from {first} to {last}");
 }
+
+#[test]
+fn every_kind_declares_the_tensors_its_module_makes() {
+    // Each kind says its tensors (names, shapes, bytes) from its spec alone; the model-file size
+    // check and the memory estimates rely on that matching what its module builds.
+    use nabla::nn::{Dtype, ImageShape};
+    let text = "conv 4 3 pad 1, batchnorm, relu, maxpool 2, dropout2d 0.1, conv 6 3 dilation 1, \
+                leaky_relu 0.1, avgpool 2 stride 1, globalavgpool, flatten, dense 16, batchnorm, \
+                gelu, dropout 0.1, sigmoid, tanh, dense 10";
+    let spec = ModelSpec::from_layers(text, 64, Some(ImageShape::new(1, 8, 8))).unwrap();
+    let net = Network::from_spec(&spec, 1).unwrap();
+    let mut made: Vec<(String, Vec<usize>, u64)> = net
+        .tensors()
+        .iter()
+        .map(|t| {
+            let bytes = if t.dtype == Dtype::I64 { 8 } else { 4 };
+            (
+                t.name.to_string(),
+                t.shape.to_vec(),
+                bytes * t.data.len() as u64,
+            )
+        })
+        .collect();
+    let mut declared: Vec<(String, Vec<usize>, u64)> = spec
+        .layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            l.tensors().into_iter().map(move |t| {
+                let bytes = t.bytes().unwrap();
+                (format!("layers.{i}.{}", t.name), t.shape, bytes)
+            })
+        })
+        .collect();
+    made.sort();
+    declared.sort();
+    assert_eq!(made, declared);
+    let total: u64 = spec.layers.iter().map(|l| l.tensor_bytes().unwrap()).sum();
+    assert_eq!(total, made.iter().map(|t| t.2).sum::<u64>());
+    let trained: usize = spec.layers.iter().map(LayerSpec::parameters).sum();
+    assert_eq!(trained, net.params().count());
+}

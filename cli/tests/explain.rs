@@ -474,34 +474,27 @@ fn any_valid_layer_order_is_explained_without_panicking() {
     // activation last. The library explains them all, every gradient checked.
     use nabla::data::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding};
     use nabla::explain::{Target, explain_model};
-    use nabla::nn::{LayerSpec, ModelSpec, Network, Task};
-    let bn = |features| LayerSpec::BatchNorm {
-        features,
-        eps: 1e-5,
-        momentum: 0.1,
+    use nabla::nn::{BatchNormSpec, DropoutSpec, LayerSpec, ModelSpec, Network, Task};
+    let bn = |features| {
+        LayerSpec::BatchNorm(BatchNormSpec {
+            features,
+            eps: 1e-5,
+            momentum: 0.1,
+        })
     };
     let orders = [
         vec![
-            LayerSpec::Dropout { p: 0.5 },
+            LayerSpec::Dropout(DropoutSpec { p: 0.5 }),
             bn(4),
-            LayerSpec::Linear {
-                inputs: 4,
-                outputs: 3,
-            },
+            LayerSpec::linear(4, 3),
             LayerSpec::Sigmoid,
         ],
         vec![
             LayerSpec::Tanh,
-            LayerSpec::Linear {
-                inputs: 4,
-                outputs: 5,
-            },
+            LayerSpec::linear(4, 5),
             LayerSpec::Gelu,
-            LayerSpec::Dropout { p: 0.1 },
-            LayerSpec::Linear {
-                inputs: 5,
-                outputs: 3,
-            },
+            LayerSpec::Dropout(DropoutSpec { p: 0.1 }),
+            LayerSpec::linear(5, 3),
         ],
     ];
     for layers in orders {

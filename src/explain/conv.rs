@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::model::{Sample, Target, TensorCheck, check_sample, loss_with, record, tensor_checks};
 use crate::autograd::{Grads, Tape, Workspace};
 use crate::error::{Message, NablaError, Setting};
-use crate::nn::{ImageShape, LayerSpec, Network, Sequential, Shape, Traced};
+use crate::nn::{Conv2dSpec, ImageShape, LayerSpec, Network, Sequential, Shape, Traced};
 use crate::tensor::Tensor;
 
 /// A convolution weight, picked by its model-file name `layers.N.weight[o,i,ky,kx]`.
@@ -50,12 +50,12 @@ impl ConvWeightRef {
             .map(|v| v.trim().parse::<usize>())
             .collect::<Result<_, _>>()
             .map_err(|_| usage(format!("[{index}] is not a list of numbers")))?;
-        let Some(LayerSpec::Conv2d {
+        let Some(LayerSpec::Conv2d(Conv2dSpec {
             in_channels,
             out_channels,
             kernel,
             ..
-        }) = net.spec().layers.get(layer).copied()
+        })) = net.spec().layers.get(layer).copied()
         else {
             return Err(usage(format!("layers.{layer} is not a convolution")));
         };
@@ -287,13 +287,11 @@ fn largest_gradient(net: &Network<Sequential>, grads: &Grads) -> Result<ConvWeig
         .layers
         .iter()
         .enumerate()
-        .find_map(|(n, l)| match *l {
-            LayerSpec::Conv2d {
-                in_channels,
-                kernel,
-                ..
-            } => Some((n, (in_channels, kernel))),
-            _ => None,
+        .find_map(|(n, l)| {
+            let LayerSpec::Conv2d(c) = l else {
+                return None;
+            };
+            Some((n, (c.in_channels, c.kernel)))
         })
         .ok_or_else(|| NablaError::Usage("the model has no convolution".into()))?;
     let id = net
@@ -324,13 +322,13 @@ fn conv_weight(
     let net = sample.net;
     let (
         Some(t),
-        Some(LayerSpec::Conv2d {
+        Some(LayerSpec::Conv2d(Conv2dSpec {
             stride,
             padding,
             dilation,
             kernel,
             ..
-        }),
+        })),
     ) = (trace.get(r.layer), net.spec().layers.get(r.layer).copied())
     else {
         return Err(NablaError::Usage(format!(
@@ -396,10 +394,10 @@ fn first_max_pool(net: &Network<Sequential>, from: usize) -> Option<(usize, usiz
     let layer = (from..layers.len())
         .find(|&n| is_max(&layers[n]))
         .or_else(|| layers.iter().position(is_max))?;
-    match layers[layer] {
-        LayerSpec::MaxPool2d { kernel, stride } => Some((layer, kernel, stride)),
-        _ => None,
-    }
+    let LayerSpec::MaxPool2d(p) = layers[layer] else {
+        return None;
+    };
+    Some((layer, p.kernel, p.stride))
 }
 
 /// The images a layer reads and gives (`None` when either is flat).

@@ -12,9 +12,8 @@ use serde::Serialize;
 use super::WeightTrace;
 use crate::autograd::{Grads, ParamId, Params, Tape, Var, Workspace};
 use crate::error::{Message, NablaError, Setting};
-use crate::kernels::activation::Activation;
 use crate::nn::batchnorm::eval_affine;
-use crate::nn::{Ctx, LayerInfo, LayerSpec, Module, Network, Sequential, Traced};
+use crate::nn::{Ctx, ExplainView, LayerInfo, Module, Network, Sequential, Traced};
 use crate::optim::{Optimizer, Sgd};
 use crate::tensor::Tensor;
 
@@ -232,10 +231,7 @@ fn linear_layers(net: &Network<Sequential>) -> impl Iterator<Item = (usize, usiz
         .layers
         .iter()
         .enumerate()
-        .filter_map(|(i, l)| match *l {
-            LayerSpec::Linear { inputs, outputs } => Some((i, inputs, outputs)),
-            _ => None,
-        })
+        .filter_map(|(i, l)| l.as_linear().map(|(inputs, outputs)| (i, inputs, outputs)))
 }
 
 /// One training step of a trained network on one sample, every number from the engine.
@@ -445,7 +441,8 @@ fn trace_stages<M: Module>(
     let mut number = 0;
     for (layer, t) in trace.iter().enumerate() {
         let shown = t.layer.clone();
-        let Some(info) = shown.filter(|i| !matches!(i.spec, LayerSpec::Dropout { .. })) else {
+        let Some(info) = shown.filter(|i| i.spec.kind().explain_view() != ExplainView::Hidden)
+        else {
             continue;
         };
         let value = tape.value(t.output).data().to_vec();
@@ -453,7 +450,7 @@ fn trace_stages<M: Module>(
             .grad(t.output)
             .map(|g| g.data().to_vec())
             .unwrap_or_else(|| vec![0.0; value.len()]);
-        if matches!(info.spec, LayerSpec::Linear { .. }) {
+        if let ExplainView::Dense { .. } = info.spec.kind().explain_view() {
             number += 1;
         }
         let z = tape.value(t.input).data().to_vec();
@@ -490,8 +487,8 @@ fn stage_kind<M: Module>(
 ) -> Result<(StageKind, String, Option<Vec<f32>>), NablaError> {
     let (params, buffers) = (net.params(), net.buffers());
     let missing = || NablaError::Shape(format!("step {layer}: a layer without its tensors"));
-    Ok(match info.spec {
-        LayerSpec::Linear { inputs, outputs } => {
+    Ok(match info.spec.kind().explain_view() {
+        ExplainView::Dense { inputs, outputs } => {
             let [w, b] = info.params[..] else {
                 return Err(missing());
             };
@@ -504,7 +501,7 @@ fn stage_kind<M: Module>(
             };
             (kind, format!("z{number}"), None)
         }
-        LayerSpec::BatchNorm { eps, .. } => {
+        ExplainView::Normalise { eps } => {
             let ([g, b], [m, v]) = (&info.params[..], &info.buffers[..]) else {
                 return Err(missing());
             };
@@ -519,10 +516,13 @@ fn stage_kind<M: Module>(
             let kind = StageKind::BatchNorm { scale, shift };
             (kind, format!("n{number}"), local)
         }
-        other => {
-            let f: Activation = other.activation().ok_or_else(|| {
-                NablaError::Usage(format!("step {layer}: cannot explain {other:?}"))
-            })?;
+        ExplainView::Hidden | ExplainView::Image => {
+            let name = info.spec.name();
+            return Err(NablaError::Usage(format!(
+                "step {layer}: cannot explain {name} here (image layers have their own view)"
+            )));
+        }
+        ExplainView::Function(f) => {
             let ones = vec![1.0; z.len()];
             let mut local = vec![0.0; z.len()];
             f.backward(z, value, &ones, &mut local, false);

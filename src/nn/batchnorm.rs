@@ -6,12 +6,188 @@
 //! Evaluation: `y = x·s + t` with `s = γ·(1/sqrt(σ²_run + ε))` and `t = β − μ_run·s`, recorded on
 //! the tape so that γ and β still get gradients (as `nabla explain --model` needs).
 
+use serde::{Deserialize, Serialize};
+
 use super::buffers::{BufferId, Buffers, Dtype};
 use super::builder::Builder;
+use super::init::Init;
+use super::kind::{ExplainView, LayerKind, TensorLookup, TensorSpec, layer_error, times};
 use super::module::{Ctx, LayerInfo, Module};
+use super::shape::Shape;
 use super::spec::LayerSpec;
 use crate::autograd::{ParamId, Tape, Var};
 use crate::error::NablaError;
+use crate::io::onnx::graph::Graph;
+
+/// The 1-D batch-norm kind in a model file: `{"type": "batch_norm", "features": 64,
+/// "eps": 1e-5, "momentum": 0.1}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchNormSpec {
+    /// Features (columns) normalised.
+    pub features: usize,
+    /// Added to the variance (default 1e-5; finite, above 0).
+    #[serde(default = "default_eps")]
+    pub eps: f32,
+    /// Weight of each new batch in the running statistics (default 0.1; in `[0, 1]`).
+    #[serde(default = "default_momentum")]
+    pub momentum: f32,
+}
+
+/// PyTorch's default `eps`.
+pub(super) fn default_eps() -> f32 {
+    1e-5
+}
+
+/// PyTorch's default `momentum`.
+pub(super) fn default_momentum() -> f32 {
+    0.1
+}
+
+impl BatchNormSpec {
+    /// Batch norm over `features` with PyTorch's default `eps` and `momentum`.
+    pub fn new(features: usize) -> Self {
+        Self {
+            features,
+            eps: default_eps(),
+            momentum: default_momentum(),
+        }
+    }
+}
+
+/// Refuses an `eps` that is not a positive finite number or a `momentum` outside `[0, 1]`
+/// (layer `i`, kind `name`): either would make every normalised value NaN or infinite.
+pub(super) fn check_settings(
+    i: usize,
+    name: &str,
+    eps: f32,
+    momentum: f32,
+) -> Result<(), NablaError> {
+    if !(eps.is_finite() && eps > 0.0) {
+        return Err(layer_error(
+            i,
+            format!("{name} eps must be a finite number above 0, got {eps}"),
+        ));
+    }
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(layer_error(
+            i,
+            format!("{name} momentum must be in [0, 1], got {momentum}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The tensors of a batch norm over `features`: `weight`, `bias` (trained), `running_mean`,
+/// `running_var` and PyTorch's i64 `num_batches_tracked`.
+pub(super) fn batch_norm_tensors(features: usize) -> Vec<TensorSpec> {
+    vec![
+        TensorSpec::param("weight", &[features]),
+        TensorSpec::param("bias", &[features]),
+        TensorSpec::buffer("running_mean", &[features], 4),
+        TensorSpec::buffer("running_var", &[features], 4),
+        TensorSpec::buffer("num_batches_tracked", &[], 8),
+    ]
+}
+
+/// Batch norm in evaluation mode as ONNX `x·s + t`, `s` and `t` computed in f32 as
+/// [`BatchNorm1d`] computes them; per channel (`[1, C, 1, 1]`) for images.
+pub(super) fn batch_norm_onnx(
+    g: &mut Graph,
+    tensor: &TensorLookup<'_>,
+    eps: f32,
+    x: &str,
+    image: bool,
+) -> Result<String, NablaError> {
+    let (_, gamma) = tensor("weight")?;
+    let (_, beta) = tensor("bias")?;
+    let (_, mean) = tensor("running_mean")?;
+    let (_, var) = tensor("running_var")?;
+    let s: Vec<f32> = gamma
+        .iter()
+        .zip(var)
+        .map(|(&g, &v)| g * (1.0 / (v + eps).sqrt()))
+        .collect();
+    let t: Vec<f32> = beta
+        .iter()
+        .zip(mean)
+        .zip(&s)
+        .map(|((&b, &m), &s)| b - m * s)
+        .collect();
+    let dims = match image {
+        true => vec![1, s.len(), 1, 1],
+        false => vec![1, s.len()],
+    };
+    let s = g.f32s("bn_scale", &dims, &s);
+    let t = g.f32s("bn_shift", &dims, &t);
+    let y = g.node("Mul", &[x, &s], vec![]);
+    Ok(g.node("Add", &[&y, &t], vec![]))
+}
+
+impl LayerKind for BatchNormSpec {
+    fn name(&self) -> &'static str {
+        "batch_norm"
+    }
+
+    fn summary(&self) -> String {
+        let (f, e, m) = (self.features, self.eps, self.momentum);
+        format!("batch_norm {f} (eps {e}, momentum {m})")
+    }
+
+    fn tensors(&self) -> Vec<TensorSpec> {
+        batch_norm_tensors(self.features)
+    }
+
+    fn output_shape(&self, i: usize, input: Shape) -> Result<Shape, NablaError> {
+        let features = self.features;
+        match input {
+            Shape::Flat(width) if features == width => {
+                check_settings(i, "batch_norm", self.eps, self.momentum)?;
+                Ok(input)
+            }
+            Shape::Flat(width) => Err(layer_error(
+                i,
+                format!("batch norm over {features} features follows a width of {width}"),
+            )),
+            Shape::Image(s) => Err(layer_error(
+                i,
+                format!(
+                    "1-D batch norm after the {s} image: use batch_norm2d (`batchnorm` of an \
+                     image in a layer list) or flatten first"
+                ),
+            )),
+        }
+    }
+
+    fn needs_image(&self) -> bool {
+        false
+    }
+
+    /// The output and the normalised values kept for backward.
+    fn activations_per_row(&self, _input: Shape, output: Shape) -> Option<u64> {
+        times(2, output)
+    }
+
+    fn build(&self, b: &mut Builder, _init: Init, _input: Shape) -> Box<dyn Module> {
+        Box::new(BatchNorm1d::new(b, self.features, self.eps, self.momentum))
+    }
+
+    fn onnx(
+        &self,
+        g: &mut Graph,
+        tensor: &TensorLookup<'_>,
+        x: &str,
+    ) -> Result<String, NablaError> {
+        batch_norm_onnx(g, tensor, self.eps, x, false)
+    }
+
+    fn explain_view(&self) -> ExplainView {
+        ExplainView::Normalise { eps: self.eps }
+    }
+
+    fn weighted(&self) -> bool {
+        false
+    }
+}
 
 /// A batch-norm layer: scale `γ` (`weight`), shift `β` (`bias`) and the running mean and
 /// variance (`running_mean`, `running_var`, plus PyTorch's `num_batches_tracked`).
@@ -92,11 +268,11 @@ impl Module for BatchNorm1d {
 
     fn layer(&self) -> Option<LayerInfo> {
         Some(LayerInfo {
-            spec: LayerSpec::BatchNorm {
+            spec: LayerSpec::BatchNorm(BatchNormSpec {
                 features: self.features,
                 eps: self.eps,
                 momentum: self.momentum,
-            },
+            }),
             params: vec![self.weight, self.bias],
             buffers: vec![self.running_mean, self.running_var],
         })

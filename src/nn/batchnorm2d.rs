@@ -5,12 +5,94 @@
 //! Training: `y = γ_c·(x − μ_c)/sqrt(σ²_c + ε) + β_c` with the batch's per-channel statistics.
 //! Evaluation: `y = x·s_c + t_c` with `s = γ·(1/sqrt(σ²_run + ε))` and `t = β − μ_run·s`.
 
+use serde::{Deserialize, Serialize};
+
+use super::batchnorm::{
+    batch_norm_onnx, batch_norm_tensors, check_settings, default_eps, default_momentum,
+};
 use super::buffers::{BufferId, Dtype};
 use super::builder::Builder;
+use super::init::Init;
+use super::kind::{
+    ExplainView, LayerKind, TensorLookup, TensorSpec, image_input, layer_error, times,
+};
 use super::module::{Ctx, LayerInfo, Module};
+use super::shape::Shape;
 use super::spec::LayerSpec;
 use crate::autograd::{ParamId, Tape, Var};
 use crate::error::NablaError;
+use crate::io::onnx::graph::Graph;
+
+/// The 2-D batch-norm kind in a model file: `{"type": "batch_norm2d", "features": 32,
+/// "eps": 1e-5, "momentum": 0.1}`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchNorm2dSpec {
+    /// Channels normalised.
+    pub features: usize,
+    /// Added to the variance (default 1e-5; finite, above 0).
+    #[serde(default = "default_eps")]
+    pub eps: f32,
+    /// Weight of each new batch in the running statistics (default 0.1; in `[0, 1]`).
+    #[serde(default = "default_momentum")]
+    pub momentum: f32,
+}
+
+impl LayerKind for BatchNorm2dSpec {
+    fn name(&self) -> &'static str {
+        "batch_norm2d"
+    }
+
+    fn summary(&self) -> String {
+        format!("batch_norm2d {} (eps {})", self.features, self.eps)
+    }
+
+    fn tensors(&self) -> Vec<TensorSpec> {
+        batch_norm_tensors(self.features)
+    }
+
+    fn output_shape(&self, i: usize, input: Shape) -> Result<Shape, NablaError> {
+        let s = image_input(i, self.name(), input)?;
+        if self.features != s.channels {
+            let f = self.features;
+            return Err(layer_error(
+                i,
+                format!("batch_norm2d over {f} channels follows the {s} image"),
+            ));
+        }
+        check_settings(i, self.name(), self.eps, self.momentum)?;
+        Ok(input)
+    }
+
+    fn needs_image(&self) -> bool {
+        true
+    }
+
+    /// The output and the normalised values kept for backward.
+    fn activations_per_row(&self, _input: Shape, output: Shape) -> Option<u64> {
+        times(2, output)
+    }
+
+    fn build(&self, b: &mut Builder, _init: Init, _input: Shape) -> Box<dyn Module> {
+        Box::new(BatchNorm2d::new(b, self.features, self.eps, self.momentum))
+    }
+
+    fn onnx(
+        &self,
+        g: &mut Graph,
+        tensor: &TensorLookup<'_>,
+        x: &str,
+    ) -> Result<String, NablaError> {
+        batch_norm_onnx(g, tensor, self.eps, x, true)
+    }
+
+    fn explain_view(&self) -> ExplainView {
+        ExplainView::Image
+    }
+
+    fn weighted(&self) -> bool {
+        false
+    }
+}
 
 /// A batch-norm layer over the channels of an image.
 #[derive(Clone, Copy, Debug)]
@@ -80,11 +162,11 @@ impl Module for BatchNorm2d {
 
     fn layer(&self) -> Option<LayerInfo> {
         Some(LayerInfo {
-            spec: LayerSpec::BatchNorm2d {
+            spec: LayerSpec::BatchNorm2d(BatchNorm2dSpec {
                 features: self.features,
                 eps: self.eps,
                 momentum: self.momentum,
-            },
+            }),
             params: vec![self.weight, self.bias],
             buffers: vec![self.running_mean, self.running_var],
         })

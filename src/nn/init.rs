@@ -23,8 +23,10 @@ impl Init {
     /// The default for a linear layer followed by `activation` (`None`: the output layer).
     pub fn for_activation(activation: Option<Activation>) -> Self {
         match activation {
-            Some(Activation::Relu) | Some(Activation::LeakyRelu { .. }) => Init::HeNormal,
-            _ => Init::GlorotUniform,
+            Some(Activation::Relu | Activation::LeakyRelu { .. }) => Init::HeNormal,
+            Some(Activation::Sigmoid | Activation::Tanh | Activation::Gelu) | None => {
+                Init::GlorotUniform
+            }
         }
     }
 

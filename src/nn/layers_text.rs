@@ -19,6 +19,10 @@
 
 use super::shape::Shape;
 use super::spec::LayerSpec;
+use super::{
+    AvgPool2dSpec, BatchNorm2dSpec, BatchNormSpec, Conv2dSpec, Dropout2dSpec, DropoutSpec,
+    LeakyReluSpec, MaxPool2dSpec,
+};
 use crate::error::{Message, NablaError, Setting};
 
 /// Parses `text` into layers for samples of shape `input`.
@@ -28,7 +32,7 @@ use crate::error::{Message, NablaError, Setting};
 /// let layers = parse("conv 8 3 pad 1, relu, maxpool 2, flatten, dense 10",
 ///                    Shape::Image(ImageShape::new(1, 28, 28))).unwrap();
 /// assert_eq!(layers.len(), 5);
-/// assert_eq!(layers[4], LayerSpec::Linear { inputs: 8 * 14 * 14, outputs: 10 });
+/// assert_eq!(layers[4], LayerSpec::linear(8 * 14 * 14, 10));
 /// ```
 pub fn parse(text: &str, input: Shape) -> Result<Vec<LayerSpec>, NablaError> {
     let mut shape = input;
@@ -81,8 +85,10 @@ impl Words<'_> {
     }
 
     fn count(&self, v: f64) -> Result<usize, String> {
-        if v >= 1.0 && v.fract() == 0.0 {
+        if v >= 1.0 && v.fract() == 0.0 && v <= MAX_SIZE {
             Ok(v as usize)
+        } else if v > MAX_SIZE {
+            Err(format!("`{}` takes sizes up to 2^53, got {v}", self.word))
         } else {
             Err(format!(
                 "`{}` needs whole numbers above 0, got {v}",
@@ -90,116 +96,136 @@ impl Words<'_> {
             ))
         }
     }
+
+    /// A layer of no numbers and no options.
+    fn plain(&self, layer: LayerSpec) -> Result<LayerSpec, String> {
+        self.arity(0, "no number")?;
+        self.allowed(&[])?;
+        Ok(layer)
+    }
+
+    /// A dropout probability (checked by the layer's kind).
+    fn probability(&self) -> Result<f32, String> {
+        self.arity(1, "one number (the probability)")?;
+        self.allowed(&[])?;
+        Ok(self.args[0] as f32)
+    }
+
+    /// A padding: a whole number from 0 up to 2^53.
+    fn padding(&self, v: f64) -> Result<usize, String> {
+        if v == 0.0 {
+            Ok(0)
+        } else {
+            self.count(v)
+                .map_err(|_| format!("`{}` needs a padding of 0 to 2^53, got {v}", self.word))
+        }
+    }
 }
 
-/// One layer from its words, given the shape it receives.
+/// One layer from its words, given the shape it receives: one arm per word of the grammar.
 fn parse_one(words: &[&str], input: Shape) -> Result<LayerSpec, String> {
     let Some((&word, rest)) = words.split_first() else {
         return Err("empty layer (two commas in a row?)".into());
     };
     let (args, opts) = split_options(rest)?;
     let w = Words { word, args, opts };
-    let lower = word.to_ascii_lowercase();
-    if let Some(layer) = image_layer(&lower, &w, input)? {
-        return Ok(layer);
-    }
-    let layer = match lower.as_str() {
+    match word.to_ascii_lowercase().as_str() {
         "dense" | "linear" => {
             w.arity(1, "one number (its outputs)")?;
             w.allowed(&[])?;
-            LayerSpec::Linear {
-                inputs: input.len(),
-                outputs: w.count(w.args[0])?,
-            }
+            Ok(LayerSpec::linear(input.len(), w.count(w.args[0])?))
         }
-        "dropout" | "dropout2d" => {
-            w.arity(1, "one number (the probability)")?;
+        "conv" | "conv2d" => conv(&w, input),
+        "maxpool" | "max_pool" => {
+            let (kernel, stride) = pool(&w)?;
+            Ok(LayerSpec::MaxPool2d(MaxPool2dSpec { kernel, stride }))
+        }
+        "avgpool" | "avg_pool" => {
+            let (kernel, stride) = pool(&w)?;
+            Ok(LayerSpec::AvgPool2d(AvgPool2dSpec { kernel, stride }))
+        }
+        "globalavgpool" | "global_avg_pool" | "gap" => w.plain(LayerSpec::GlobalAvgPool),
+        "flatten" => w.plain(LayerSpec::Flatten),
+        "batchnorm" | "batch_norm" | "bn" => batch_norm(&w, input),
+        "dropout" => Ok(LayerSpec::Dropout(DropoutSpec {
+            p: w.probability()?,
+        })),
+        "dropout2d" => Ok(LayerSpec::Dropout2d(Dropout2dSpec {
+            p: w.probability()?,
+        })),
+        "relu" => w.plain(LayerSpec::Relu),
+        "sigmoid" => w.plain(LayerSpec::Sigmoid),
+        "tanh" => w.plain(LayerSpec::Tanh),
+        "gelu" => w.plain(LayerSpec::Gelu),
+        "leaky_relu" | "leakyrelu" => {
+            if w.args.len() > 1 {
+                w.arity(1, "at most one number (its slope)")?;
+            }
             w.allowed(&[])?;
-            let p = w.args[0] as f32;
-            if lower.ends_with("2d") {
-                LayerSpec::Dropout2d { p }
-            } else {
-                LayerSpec::Dropout { p }
-            }
+            Ok(LayerSpec::LeakyRelu(LeakyReluSpec {
+                slope: w.args.first().copied().unwrap_or(0.01) as f32,
+            }))
         }
-        "relu" | "sigmoid" | "tanh" | "gelu" => {
-            w.arity(0, "no number")?;
-            match lower.as_str() {
-                "relu" => LayerSpec::Relu,
-                "sigmoid" => LayerSpec::Sigmoid,
-                "tanh" => LayerSpec::Tanh,
-                _ => LayerSpec::Gelu,
-            }
-        }
-        "leaky_relu" | "leakyrelu" => LayerSpec::LeakyRelu {
-            slope: w.args.first().copied().unwrap_or(0.01) as f32,
-        },
-        other => {
-            return Err(format!(
-                "unknown layer `{other}` (known: dense, conv, maxpool, avgpool, globalavgpool, \
-                 flatten, batchnorm, dropout, dropout2d, relu, sigmoid, tanh, gelu, leaky_relu)"
-            ));
-        }
-    };
-    Ok(layer)
+        other => Err(format!(
+            "unknown layer `{other}` (known: dense, conv, maxpool, avgpool, globalavgpool, \
+             flatten, batchnorm, dropout, dropout2d, relu, sigmoid, tanh, gelu, leaky_relu)"
+        )),
+    }
 }
 
-/// The layers whose settings depend on an image input (convolution, pooling, flatten, batch
-/// norm); `None` for other words.
-fn image_layer(word: &str, w: &Words, input: Shape) -> Result<Option<LayerSpec>, String> {
-    let image = input.image();
-    let channels = image.map_or(input.len(), |s| s.channels);
-    Ok(Some(match word {
-        "conv" | "conv2d" => {
-            w.arity(2, "two numbers (filters, kernel size)")?;
-            w.allowed(&["stride", "pad", "padding", "dilation"])?;
-            LayerSpec::Conv2d {
-                in_channels: channels,
-                out_channels: w.count(w.args[0])?,
-                kernel: w.count(w.args[1])?,
-                stride: w.count(w.opt("stride", 1.0))?,
-                padding: w.opt("pad", w.opt("padding", 0.0)).max(0.0) as usize,
-                dilation: w.count(w.opt("dilation", 1.0))?,
-            }
-        }
-        "maxpool" | "max_pool" | "avgpool" | "avg_pool" => {
-            w.arity(1, "one number (its window size)")?;
-            w.allowed(&["stride"])?;
-            let kernel = w.count(w.args[0])?;
-            let stride = w.count(w.opt("stride", kernel as f64))?;
-            if word.starts_with("max") {
-                LayerSpec::MaxPool2d { kernel, stride }
-            } else {
-                LayerSpec::AvgPool2d { kernel, stride }
-            }
-        }
-        "globalavgpool" | "global_avg_pool" | "gap" => {
-            w.arity(0, "no number")?;
-            LayerSpec::GlobalAvgPool
-        }
-        "flatten" => {
-            w.arity(0, "no number")?;
-            LayerSpec::Flatten
-        }
-        "batchnorm" | "batch_norm" | "bn" => {
-            w.arity(0, "no number (its size is its input's)")?;
-            w.allowed(&["eps", "momentum"])?;
-            let (eps, momentum) = (w.opt("eps", 1e-5) as f32, w.opt("momentum", 0.1) as f32);
-            match image {
-                Some(s) => LayerSpec::BatchNorm2d {
-                    features: s.channels,
-                    eps,
-                    momentum,
-                },
-                None => LayerSpec::BatchNorm {
-                    features: input.len(),
-                    eps,
-                    momentum,
-                },
-            }
-        }
-        _ => return Ok(None),
+/// `conv F K [stride S] [pad P] [dilation D]` over the image (or flat features) `input`.
+fn conv(w: &Words, input: Shape) -> Result<LayerSpec, String> {
+    w.arity(2, "two numbers (filters, kernel size)")?;
+    w.allowed(&["stride", "pad", "padding", "dilation"])?;
+    Ok(LayerSpec::Conv2d(Conv2dSpec {
+        in_channels: input.image().map_or(input.len(), |s| s.channels),
+        out_channels: w.count(w.args[0])?,
+        kernel: w.count(w.args[1])?,
+        stride: w.count(w.opt("stride", 1.0))?,
+        padding: w.padding(w.opt("pad", w.opt("padding", 0.0)))?,
+        dilation: w.count(w.opt("dilation", 1.0))?,
     }))
+}
+
+/// `maxpool K [stride S]` / `avgpool K [stride S]`: the window and its stride (`K` unless
+/// given).
+fn pool(w: &Words) -> Result<(usize, usize), String> {
+    w.arity(1, "one number (its window size)")?;
+    w.allowed(&["stride"])?;
+    let kernel = w.count(w.args[0])?;
+    let stride = w.count(w.opt("stride", kernel as f64))?;
+    Ok((kernel, stride))
+}
+
+/// `batchnorm [eps E] [momentum M]`: over channels after an image, over features otherwise.
+fn batch_norm(w: &Words, input: Shape) -> Result<LayerSpec, String> {
+    w.arity(0, "no number (its size is its input's)")?;
+    w.allowed(&["eps", "momentum"])?;
+    let (eps, momentum) = (w.opt("eps", 1e-5) as f32, w.opt("momentum", 0.1) as f32);
+    Ok(match input.image() {
+        Some(s) => LayerSpec::BatchNorm2d(BatchNorm2dSpec {
+            features: s.channels,
+            eps,
+            momentum,
+        }),
+        None => LayerSpec::BatchNorm(BatchNormSpec {
+            features: input.len(),
+            eps,
+            momentum,
+        }),
+    })
+}
+
+/// The largest size a layer's number may give: 2^53, the largest whole number an `f64` holds
+/// exactly (sizes beyond it could not be read back as written).
+const MAX_SIZE: f64 = 9_007_199_254_740_992.0;
+
+/// The one spelling of an option with two (`padding` is `pad`).
+fn synonym(option: &str) -> &str {
+    match option {
+        "padding" => "pad",
+        other => other,
+    }
 }
 
 /// `name value` options of a layer, in order.
@@ -224,6 +250,12 @@ fn split_options<'a>(rest: &[&'a str]) -> Result<(Vec<f64>, Options<'a>), String
         let v = value
             .parse::<f64>()
             .map_err(|_| format!("option `{w}` needs a number, got `{value}`"))?;
+        if opts
+            .iter()
+            .any(|(k, _): &(&str, f64)| synonym(k) == synonym(w))
+        {
+            return Err(format!("option `{w}` is given twice"));
+        }
         opts.push((w, v));
     }
     Ok((args, opts))
@@ -242,22 +274,16 @@ mod tests {
         assert_eq!(layers.len(), 10);
         assert_eq!(
             layers[3],
-            LayerSpec::Conv2d {
+            LayerSpec::Conv2d(Conv2dSpec {
                 in_channels: 32,
                 out_channels: 64,
                 kernel: 3,
                 stride: 1,
                 padding: 1,
                 dilation: 1
-            }
+            })
         );
-        assert_eq!(
-            layers[7],
-            LayerSpec::Linear {
-                inputs: 64 * 7 * 7,
-                outputs: 128
-            }
-        );
+        assert_eq!(layers[7], LayerSpec::linear(64 * 7 * 7, 128));
     }
 
     #[test]

@@ -27,9 +27,17 @@ impl ImageShape {
         }
     }
 
-    /// Values per sample: `C·H·W`.
+    /// Values per sample: `C·H·W` (saturating at `usize::MAX`; shapes a spec accepts never
+    /// overflow, see [`ImageShape::checked_len`]).
     pub fn len(&self) -> usize {
-        self.channels * self.height * self.width
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// `C·H·W`, `None` when it overflows.
+    pub fn checked_len(&self) -> Option<usize> {
+        self.channels
+            .checked_mul(self.height)?
+            .checked_mul(self.width)
     }
 
     /// True when any side is zero.
@@ -43,10 +51,11 @@ impl ImageShape {
             .split(['x', 'X', '×'])
             .map(|p| p.trim().parse().ok())
             .collect::<Option<_>>()?;
-        match parts[..] {
-            [c, h, w] if c > 0 && h > 0 && w > 0 => Some(Self::new(c, h, w)),
-            _ => None,
-        }
+        let [c, h, w] = parts[..] else {
+            return None;
+        };
+        let shape = Self::new(c, h, w);
+        (c > 0 && h > 0 && w > 0 && shape.checked_len().is_some()).then_some(shape)
     }
 }
 
@@ -78,11 +87,16 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// Values per sample.
+    /// Values per sample (saturating, see [`ImageShape::len`]).
     pub fn len(&self) -> usize {
+        self.checked_len().unwrap_or(usize::MAX)
+    }
+
+    /// Values per sample, `None` when an image's `C·H·W` overflows.
+    pub fn checked_len(&self) -> Option<usize> {
         match self {
-            Shape::Flat(n) => *n,
-            Shape::Image(s) => s.len(),
+            Shape::Flat(n) => Some(*n),
+            Shape::Image(s) => s.checked_len(),
         }
     }
 
@@ -109,133 +123,24 @@ impl std::fmt::Display for Shape {
     }
 }
 
-use super::spec::LayerSpec;
 use crate::error::{Message, NablaError, Setting};
-use crate::kernels::conv::out_len;
 
-impl LayerSpec {
-    /// The shape this layer gives for samples of shape `input`, or why it cannot take them
-    /// (`i` is the layer's index, for the message).
-    pub fn output_shape(&self, i: usize, input: Shape) -> Result<Shape, NablaError> {
-        let usage = |text: String| Err(NablaError::Usage(format!("layer {i}: {text}")));
-        match (*self, input) {
-            (LayerSpec::Linear { inputs, outputs }, Shape::Flat(width)) => {
-                if inputs != width {
-                    return usage(format!(
-                        "a linear layer with {inputs} inputs follows a width of {width}"
-                    ));
-                }
-                if outputs == 0 {
-                    return usage("a linear layer needs at least one output".into());
-                }
-                Ok(Shape::Flat(outputs))
-            }
-            (LayerSpec::Linear { .. }, Shape::Image(s)) => usage(format!(
-                "a dense layer cannot take the {s} {}: put `flatten` before it",
-                if i == 0 {
-                    "input image"
-                } else {
-                    "image the layer before gives"
-                }
-            )),
-            (LayerSpec::BatchNorm { features, .. }, _) => match input {
-                Shape::Flat(width) if features == width => Ok(input),
-                Shape::Flat(width) => usage(format!(
-                    "batch norm over {features} features follows a width of {width}"
-                )),
-                Shape::Image(s) => usage(format!(
-                    "1-D batch norm after the {s} image: use batch_norm2d (`batchnorm` of an \
-                     image in a layer list) or flatten first"
-                )),
-            },
-            (LayerSpec::Dropout { p } | LayerSpec::Dropout2d { p }, _)
-                if !(0.0..1.0).contains(&p) =>
-            {
-                usage(format!("dropout probability must be in [0, 1), got {p}"))
-            }
-            (LayerSpec::Flatten, _) => Ok(Shape::Flat(input.len())),
-            (_, Shape::Image(s)) => self.image_output(i, s).map(Shape::Image),
-            (_, Shape::Flat(n)) if self.needs_image() => Err(flat_input(i, self.name(), n)),
-            _ => Ok(input),
-        }
-    }
-
-    /// True for the layers that read an image (convolution, pooling, 2-D batch norm and
-    /// channel dropout).
-    pub fn needs_image(&self) -> bool {
-        matches!(
-            self,
-            LayerSpec::Conv2d { .. }
-                | LayerSpec::MaxPool2d { .. }
-                | LayerSpec::AvgPool2d { .. }
-                | LayerSpec::GlobalAvgPool
-                | LayerSpec::BatchNorm2d { .. }
-                | LayerSpec::Dropout2d { .. }
-        )
-    }
-
-    /// The image an image layer gives for the image `s` (activations and dropout keep it).
-    fn image_output(&self, i: usize, s: ImageShape) -> Result<ImageShape, NablaError> {
-        let usage = |text: String| Err(NablaError::Usage(format!("layer {i}: {text}")));
-        match *self {
-            LayerSpec::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                dilation,
-            } => {
-                if in_channels != s.channels {
-                    return usage(format!(
-                        "conv2d expects {in_channels} input channels, the {s} input has {}",
-                        s.channels
-                    ));
-                }
-                if kernel == 0 || stride == 0 || dilation == 0 || out_channels == 0 {
-                    return usage(
-                        "conv2d needs a kernel, stride, dilation and filters above 0".into(),
-                    );
-                }
-                let span = dilation * (kernel - 1) + 1;
-                let (h, w) = (
-                    out_len(s.height, padding, span, stride),
-                    out_len(s.width, padding, span, stride),
-                );
-                if h == 0 || w == 0 {
-                    return usage(format!(
-                        "the conv2d kernel {kernel}×{kernel} (span {span}) is larger than its {s} \
-                         input with padding {padding}"
-                    ));
-                }
-                Ok(ImageShape::new(out_channels, h, w))
-            }
-            LayerSpec::MaxPool2d { kernel, stride } | LayerSpec::AvgPool2d { kernel, stride } => {
-                let (h, w) = (
-                    out_len(s.height, 0, kernel, stride),
-                    out_len(s.width, 0, kernel, stride),
-                );
-                if kernel == 0 || h == 0 || w == 0 {
-                    return usage(format!(
-                        "{} {kernel}×{kernel} of the {s} input pools down to zero size",
-                        self.name()
-                    ));
-                }
-                Ok(ImageShape::new(s.channels, h, w))
-            }
-            LayerSpec::GlobalAvgPool => Ok(ImageShape::new(s.channels, 1, 1)),
-            LayerSpec::BatchNorm2d { features, .. } if features != s.channels => usage(format!(
-                "batch_norm2d over {features} channels follows the {s} image"
-            )),
-            _ => Ok(s),
-        }
+/// Output positions along one side of `n` pixels padded by `padding` on both ends, for a
+/// window spanning `span` moved by `stride`: `(n + 2·padding − span) / stride + 1`, `Some(0)`
+/// when the window does not fit, `None` when a size overflows.
+pub fn checked_out_len(n: usize, padding: usize, span: usize, stride: usize) -> Option<usize> {
+    let padded = n.checked_add(padding.checked_mul(2)?)?;
+    if stride == 0 || span > padded {
+        Some(0)
+    } else {
+        Some((padded - span) / stride + 1)
     }
 }
 
 /// An image layer fed flat features: by the data (the message names the image-shape setting,
 /// with a guess when the width is a square (one channel) or three squares (colour)), or by a
 /// flat layer before it.
-fn flat_input(i: usize, name: &str, n: usize) -> NablaError {
+pub(crate) fn flat_input(i: usize, name: &str, n: usize) -> NablaError {
     if i > 0 {
         return NablaError::Usage(format!(
             "layer {i}: {name} needs an image (C×H×W), but the layer before gives {n} flat \

@@ -6,29 +6,32 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::activation::LeakyReluSpec;
+use super::avgpool::AvgPool2dSpec;
+use super::batchnorm::BatchNormSpec;
+use super::batchnorm2d::BatchNorm2dSpec;
+use super::conv::Conv2dSpec;
+use super::dropout::DropoutSpec;
+use super::dropout2d::Dropout2dSpec;
+use super::flatten::FlattenSpec;
+use super::global_pool::GlobalAvgPoolSpec;
+use super::kind::{LayerBytes, LayerKind, TensorSpec};
+use super::linear::LinearSpec;
+use super::maxpool::MaxPool2dSpec;
 use super::shape::{ImageShape, Shape};
-use super::{
-    AvgPool2d, BatchNorm1d, BatchNorm2d, Builder, Conv2d, Dropout, Dropout2d, Flatten,
-    GlobalAvgPool, Init, Linear, MaxPool2d, Module,
-};
+use super::{Builder, Init, Module};
 use crate::error::NablaError;
 use crate::kernels::activation::Activation;
-use crate::kernels::conv::{ConvGeometry, PoolGeometry};
 pub use crate::task::Task;
 
-/// One layer of a sequential network.
+/// One layer of a sequential network: which built-in kind it is, with the kind's settings.
+/// Everything about a kind lives in the kind's own type ([`LayerKind`], reached through
+/// [`LayerSpec::kind`]); this enum only names the kinds for serde (`"type": "linear"`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LayerSpec {
     /// `z = x·Wᵀ + b` with `W` of shape `[out, in]`.
-    Linear {
-        /// Inputs per sample.
-        #[serde(rename = "in")]
-        inputs: usize,
-        /// Outputs per sample (neurons).
-        #[serde(rename = "out")]
-        outputs: usize,
-    },
+    Linear(LinearSpec),
     /// ReLU activation.
     Relu,
     /// Logistic sigmoid activation.
@@ -36,274 +39,126 @@ pub enum LayerSpec {
     /// Hyperbolic tangent activation.
     Tanh,
     /// Leaky ReLU activation.
-    LeakyRelu {
-        /// Slope for negative inputs.
-        slope: f32,
-    },
+    LeakyRelu(LeakyReluSpec),
     /// GELU activation (exact, erf-based).
     Gelu,
     /// Inverted dropout, active only in training.
-    Dropout {
-        /// Probability of zeroing an element.
-        p: f32,
-    },
+    Dropout(DropoutSpec),
     /// 1-D batch normalisation over the batch, with running statistics for evaluation
     /// (PyTorch's `BatchNorm1d`).
-    BatchNorm {
-        /// Features (columns) normalised.
-        features: usize,
-        /// Added to the variance (default 1e-5).
-        #[serde(default = "default_bn_eps")]
-        eps: f32,
-        /// Weight of each new batch in the running statistics (default 0.1).
-        #[serde(default = "default_bn_momentum")]
-        momentum: f32,
-    },
-    /// 2-D convolution with a `kernel × kernel` window (PyTorch's `Conv2d`, weight
-    /// `[out, in, kernel, kernel]`, bias `[out]`).
-    Conv2d {
-        /// Input channels.
-        #[serde(rename = "in")]
-        in_channels: usize,
-        /// Output channels (filters).
-        #[serde(rename = "out")]
-        out_channels: usize,
-        /// Kernel side.
-        kernel: usize,
-        /// Step between windows (default 1).
-        #[serde(default = "one")]
-        stride: usize,
-        /// Zeros added on every side (default 0).
-        #[serde(default)]
-        padding: usize,
-        /// Spacing of the kernel's taps (default 1).
-        #[serde(default = "one")]
-        dilation: usize,
-    },
+    BatchNorm(BatchNormSpec),
+    /// 2-D convolution with a `kernel × kernel` window (PyTorch's `Conv2d`).
+    Conv2d(Conv2dSpec),
     /// Max pooling over `kernel × kernel` windows moved by `stride` (PyTorch's `MaxPool2d`).
-    MaxPool2d {
-        /// Window side.
-        kernel: usize,
-        /// Step between windows (PyTorch's default: the window side).
-        stride: usize,
-    },
+    MaxPool2d(MaxPool2dSpec),
     /// Average pooling over `kernel × kernel` windows moved by `stride` (`AvgPool2d`).
-    AvgPool2d {
-        /// Window side.
-        kernel: usize,
-        /// Step between windows.
-        stride: usize,
-    },
+    AvgPool2d(AvgPool2dSpec),
     /// The mean of every channel: a `C × 1 × 1` image (`AdaptiveAvgPool2d(1)`).
     GlobalAvgPool,
     /// Batch normalisation of each channel over the batch and every pixel (`BatchNorm2d`).
-    BatchNorm2d {
-        /// Channels normalised.
-        features: usize,
-        /// Added to the variance (default 1e-5).
-        #[serde(default = "default_bn_eps")]
-        eps: f32,
-        /// Weight of each new batch in the running statistics (default 0.1).
-        #[serde(default = "default_bn_momentum")]
-        momentum: f32,
-    },
+    BatchNorm2d(BatchNorm2dSpec),
     /// Dropout of whole channels, active only in training (`Dropout2d`).
-    Dropout2d {
-        /// Probability of zeroing a channel.
-        p: f32,
-    },
+    Dropout2d(Dropout2dSpec),
     /// An image read as `C·H·W` features in C,H,W order (`nn.Flatten`).
     Flatten,
 }
 
-fn one() -> usize {
-    1
-}
-
-fn default_bn_eps() -> f32 {
-    1e-5
-}
-
-fn default_bn_momentum() -> f32 {
-    0.1
-}
-
 impl LayerSpec {
+    /// The kind of layer, which knows everything about it: the one `match` over kinds.
+    pub fn kind(&self) -> &dyn LayerKind {
+        match self {
+            LayerSpec::Linear(k) => k,
+            LayerSpec::Relu => &Activation::Relu,
+            LayerSpec::Sigmoid => &Activation::Sigmoid,
+            LayerSpec::Tanh => &Activation::Tanh,
+            LayerSpec::LeakyRelu(k) => k,
+            LayerSpec::Gelu => &Activation::Gelu,
+            LayerSpec::Dropout(k) => k,
+            LayerSpec::BatchNorm(k) => k,
+            LayerSpec::Conv2d(k) => k,
+            LayerSpec::MaxPool2d(k) => k,
+            LayerSpec::AvgPool2d(k) => k,
+            LayerSpec::GlobalAvgPool => &GlobalAvgPoolSpec,
+            LayerSpec::BatchNorm2d(k) => k,
+            LayerSpec::Dropout2d(k) => k,
+            LayerSpec::Flatten => &FlattenSpec,
+        }
+    }
+
     /// What the layer is, in words: `linear`, `relu`, `dropout`, `batch_norm`, ...
     pub fn name(&self) -> &'static str {
-        match self {
-            LayerSpec::Linear { .. } => "linear",
-            LayerSpec::Dropout { .. } => "dropout",
-            LayerSpec::BatchNorm { .. } => "batch_norm",
-            LayerSpec::Conv2d { .. } => "conv2d",
-            LayerSpec::MaxPool2d { .. } => "max_pool2d",
-            LayerSpec::AvgPool2d { .. } => "avg_pool2d",
-            LayerSpec::GlobalAvgPool => "global_avg_pool",
-            LayerSpec::BatchNorm2d { .. } => "batch_norm2d",
-            LayerSpec::Dropout2d { .. } => "dropout2d",
-            LayerSpec::Flatten => "flatten",
-            other => other.activation().map_or("activation", |f| f.name()),
-        }
+        self.kind().name()
     }
 
     /// The layer in a few words, with its settings: `linear 64 → 256`, `dropout p=0.2`, ...
     pub fn summary(&self) -> String {
-        match *self {
-            LayerSpec::Linear { inputs, outputs } => format!("linear {inputs} → {outputs}"),
-            LayerSpec::BatchNorm {
-                features,
-                eps,
-                momentum,
-            } => format!("batch_norm {features} (eps {eps}, momentum {momentum})"),
-            LayerSpec::Dropout { p } => format!("dropout p={p}"),
-            LayerSpec::LeakyRelu { slope } => format!("leaky_relu slope={slope}"),
-            LayerSpec::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                dilation,
-            } => {
-                let mut s = format!("conv2d {in_channels} → {out_channels} {kernel}×{kernel}");
-                for (word, v, default) in [
-                    ("stride", stride, 1),
-                    ("pad", padding, 0),
-                    ("dilation", dilation, 1),
-                ] {
-                    if v != default {
-                        s += &format!(" {word} {v}");
-                    }
-                }
-                s
-            }
-            LayerSpec::MaxPool2d { kernel, stride } | LayerSpec::AvgPool2d { kernel, stride } => {
-                let stride = if stride == kernel {
-                    String::new()
-                } else {
-                    format!(" stride {stride}")
-                };
-                format!("{} {kernel}×{kernel}{stride}", self.name())
-            }
-            LayerSpec::BatchNorm2d { features, eps, .. } => {
-                format!("batch_norm2d {features} (eps {eps})")
-            }
-            LayerSpec::Dropout2d { p } => format!("dropout2d p={p}"),
-            other => other.name().to_string(),
-        }
+        self.kind().summary()
     }
 
-    /// Trainable parameters the layer holds.
+    /// Trainable parameters the layer holds (saturating at `usize::MAX`).
     pub fn parameters(&self) -> usize {
-        match *self {
-            LayerSpec::Linear { inputs, outputs } => inputs * outputs + outputs,
-            LayerSpec::BatchNorm { features, .. } | LayerSpec::BatchNorm2d { features, .. } => {
-                2 * features
-            }
-            LayerSpec::Conv2d {
-                in_channels,
-                out_channels,
-                kernel,
-                ..
-            } => out_channels * in_channels * kernel * kernel + out_channels,
-            _ => 0,
-        }
+        let n = self
+            .kind()
+            .tensors()
+            .iter()
+            .filter(|t| t.trainable)
+            .try_fold(0u64, |acc, t| acc.checked_add(t.elements()?));
+        n.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// The tensors the layer holds (see [`LayerKind::tensors`]).
+    pub fn tensors(&self) -> Vec<TensorSpec> {
+        self.kind().tensors()
     }
 
     /// The activation this layer applies, if it is an activation layer.
     pub fn activation(&self) -> Option<Activation> {
-        match *self {
-            LayerSpec::Relu => Some(Activation::Relu),
-            LayerSpec::Sigmoid => Some(Activation::Sigmoid),
-            LayerSpec::Tanh => Some(Activation::Tanh),
-            LayerSpec::LeakyRelu { slope } => Some(Activation::LeakyRelu { slope }),
-            LayerSpec::Gelu => Some(Activation::Gelu),
-            _ => None,
-        }
+        self.kind().activation()
+    }
+
+    /// True for the layers that read an image (convolution, pooling, 2-D batch norm and
+    /// channel dropout).
+    pub fn needs_image(&self) -> bool {
+        self.kind().needs_image()
+    }
+
+    /// The shape this layer gives for samples of shape `input`, or why it cannot take them
+    /// (`i` is the layer's index, for the message).
+    pub fn output_shape(&self, i: usize, input: Shape) -> Result<Shape, NablaError> {
+        self.kind().output_shape(i, input)
     }
 
     /// Builds the layer this spec describes with `b`, for samples of shape `input` (a linear or
-    /// convolution layer's weights drawn by `init`): the one place that maps a kind of layer in
-    /// a model file to its [`Module`]. `input` must be the shape [`LayerSpec::output_shape`]
-    /// accepted.
+    /// convolution layer's weights drawn by `init`). `input` must be the shape
+    /// [`LayerSpec::output_shape`] accepted.
     pub fn build(&self, b: &mut Builder, init: Init, input: Shape) -> Box<dyn Module> {
-        let image = input.image().unwrap_or(ImageShape::new(input.len(), 1, 1));
-        let pool = |kernel, stride| PoolGeometry {
-            channels: image.channels,
-            height: image.height,
-            width: image.width,
-            kernel,
-            stride,
-        };
-        match *self {
-            LayerSpec::Conv2d {
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                dilation,
-                ..
-            } => {
-                let g = ConvGeometry {
-                    channels: image.channels,
-                    height: image.height,
-                    width: image.width,
-                    kernel,
-                    stride,
-                    padding,
-                    dilation,
-                };
-                Box::new(Conv2d::new(b, g, out_channels, init))
-            }
-            LayerSpec::MaxPool2d { kernel, stride } => Box::new(MaxPool2d {
-                geometry: pool(kernel, stride),
-            }),
-            LayerSpec::AvgPool2d { kernel, stride } => Box::new(AvgPool2d {
-                geometry: pool(kernel, stride),
-            }),
-            LayerSpec::GlobalAvgPool => Box::new(GlobalAvgPool {
-                channels: image.channels,
-            }),
-            LayerSpec::BatchNorm2d {
-                features,
-                eps,
-                momentum,
-            } => Box::new(BatchNorm2d::new(b, features, eps, momentum)),
-            LayerSpec::Dropout2d { p } => Box::new(Dropout2d {
-                p,
-                channels: image.channels,
-            }),
-            LayerSpec::Flatten => Box::new(Flatten),
-            LayerSpec::Linear { inputs, outputs } => {
-                Box::new(Linear::new(b, inputs, outputs, init))
-            }
-            LayerSpec::Dropout { p } => Box::new(Dropout { p }),
-            LayerSpec::BatchNorm {
-                features,
-                eps,
-                momentum,
-            } => Box::new(BatchNorm1d::new(b, features, eps, momentum)),
-            LayerSpec::Relu => Box::new(Activation::Relu),
-            LayerSpec::Sigmoid => Box::new(Activation::Sigmoid),
-            LayerSpec::Tanh => Box::new(Activation::Tanh),
-            LayerSpec::LeakyRelu { slope } => Box::new(Activation::LeakyRelu { slope }),
-            LayerSpec::Gelu => Box::new(Activation::Gelu),
-        }
+        self.kind().build(b, init, input)
     }
 
-    /// The bytes of the tensors this layer holds as F32 (`None` on overflow), known before
-    /// building it: a model file's data must hold at least this much before anything is
-    /// allocated for the layer.
+    /// The bytes of the tensors this layer holds (`None` on overflow), known before building
+    /// it: a model file's data must hold at least this much before anything is allocated for
+    /// the layer.
     pub fn tensor_bytes(&self) -> Option<u64> {
-        let elements = match *self {
-            LayerSpec::Linear { inputs, outputs } => (inputs as u64)
-                .checked_mul(outputs as u64)?
-                .checked_add(outputs as u64)?,
-            // weight, bias, running mean and variance.
-            LayerSpec::BatchNorm { features, .. } => (features as u64).checked_mul(4)?,
-            _ => 0,
-        };
-        elements.checked_mul(4)
+        self.kind()
+            .tensors()
+            .iter()
+            .try_fold(0u64, |acc, t| acc.checked_add(t.bytes()?))
+    }
+
+    /// The layer's parameter, buffer and per-sample activation bytes for samples of shape
+    /// `input` giving `output` (`None` on overflow).
+    pub fn bytes(&self, input: Shape, output: Shape) -> Option<LayerBytes> {
+        let kind = self.kind();
+        let mut b = LayerBytes::default();
+        for t in kind.tensors() {
+            let bytes = t.bytes()?;
+            match t.trainable {
+                true => b.parameters = b.parameters.checked_add(bytes)?,
+                false => b.buffers = b.buffers.checked_add(bytes)?,
+            }
+        }
+        b.activations_per_row = kind.activations_per_row(input, output)?.checked_mul(4)?;
+        Some(b)
     }
 
     /// The activation layer for `f`.
@@ -312,9 +167,29 @@ impl LayerSpec {
             Activation::Relu => LayerSpec::Relu,
             Activation::Sigmoid => LayerSpec::Sigmoid,
             Activation::Tanh => LayerSpec::Tanh,
-            Activation::LeakyRelu { slope } => LayerSpec::LeakyRelu { slope },
+            Activation::LeakyRelu { slope } => LayerSpec::LeakyRelu(LeakyReluSpec { slope }),
             Activation::Gelu => LayerSpec::Gelu,
         }
+    }
+
+    /// The linear layer of `inputs → outputs`.
+    pub fn linear(inputs: usize, outputs: usize) -> Self {
+        LayerSpec::Linear(LinearSpec { inputs, outputs })
+    }
+
+    /// `(inputs, outputs)` when this is a linear layer.
+    pub fn as_linear(&self) -> Option<(usize, usize)> {
+        if let LayerSpec::Linear(l) = self {
+            Some((l.inputs, l.outputs))
+        } else {
+            None
+        }
+    }
+
+    /// True for the layers with weights drawn at initialisation (linear, convolution), which
+    /// take the activation after them into account.
+    pub fn is_weighted(&self) -> bool {
+        self.kind().weighted()
     }
 }
 
@@ -358,27 +233,17 @@ impl ModelSpec {
         let mut layers = Vec::new();
         let mut prev = inputs;
         for &h in hidden {
-            layers.push(LayerSpec::Linear {
-                inputs: prev,
-                outputs: h,
-            });
+            layers.push(LayerSpec::linear(prev, h));
             if batch_norm {
-                layers.push(LayerSpec::BatchNorm {
-                    features: h,
-                    eps: default_bn_eps(),
-                    momentum: default_bn_momentum(),
-                });
+                layers.push(LayerSpec::BatchNorm(BatchNormSpec::new(h)));
             }
             layers.push(LayerSpec::from_activation(activation));
             if dropout > 0.0 {
-                layers.push(LayerSpec::Dropout { p: dropout });
+                layers.push(LayerSpec::Dropout(DropoutSpec { p: dropout }));
             }
             prev = h;
         }
-        layers.push(LayerSpec::Linear {
-            inputs: prev,
-            outputs,
-        });
+        layers.push(LayerSpec::linear(prev, outputs));
         Self {
             inputs,
             layers,
@@ -419,10 +284,7 @@ impl ModelSpec {
         self.layers
             .iter()
             .rev()
-            .find_map(|l| match l {
-                LayerSpec::Linear { outputs, .. } => Some(*outputs),
-                _ => None,
-            })
+            .find_map(|l| l.as_linear().map(|(_, outputs)| outputs))
             .unwrap_or(self.inputs)
     }
 
@@ -431,10 +293,7 @@ impl ModelSpec {
         let widths: Vec<usize> = self
             .layers
             .iter()
-            .filter_map(|l| match l {
-                LayerSpec::Linear { outputs, .. } => Some(*outputs),
-                _ => None,
-            })
+            .filter_map(|l| l.as_linear().map(|(_, outputs)| outputs))
             .collect();
         widths[..widths.len().saturating_sub(1)].to_vec()
     }
@@ -445,7 +304,7 @@ impl ModelSpec {
         self.layers
             .get(i + 1..)?
             .iter()
-            .take_while(|l| !matches!(l, LayerSpec::Linear { .. } | LayerSpec::Conv2d { .. }))
+            .take_while(|l| !l.is_weighted())
             .find_map(LayerSpec::activation)
     }
 
@@ -474,6 +333,32 @@ impl ModelSpec {
             .collect()
     }
 
+    /// The bytes the network needs, summed over its layers (see [`LayerSpec::bytes`]), or why
+    /// they cannot be counted (a layer that does not fit, or sizes beyond 2^64 bytes).
+    pub fn bytes(&self) -> Result<LayerBytes, NablaError> {
+        let shapes = self.shapes()?;
+        let inputs = std::iter::once(self.input()).chain(shapes.iter().copied());
+        let mut total = LayerBytes::default();
+        for (i, ((layer, input), output)) in self
+            .layers
+            .iter()
+            .zip(inputs)
+            .zip(shapes.iter())
+            .enumerate()
+        {
+            total = layer
+                .bytes(input, *output)
+                .and_then(|b| total.checked_add(b))
+                .ok_or_else(|| {
+                    NablaError::Usage(format!(
+                        "layer {i} ({}): the network needs more than 2^64 bytes",
+                        layer.summary()
+                    ))
+                })?;
+        }
+        Ok(total)
+    }
+
     /// Checks that every layer fits what the one before gives (sizes positive, channels and
     /// widths matching, kernels inside their inputs) and that the network ends in flat outputs
     /// matching the class names.
@@ -484,7 +369,7 @@ impl ModelSpec {
             ));
         }
         if let Some(s) = self.input_shape
-            && s.len() != self.inputs
+            && s.checked_len() != Some(self.inputs)
         {
             return Err(NablaError::Usage(format!(
                 "an input image of {s} holds {} values, the model has {} inputs",
@@ -540,10 +425,7 @@ mod tests {
     #[test]
     fn validate_rejects_mismatched_layers() {
         let mut spec = ModelSpec::mlp(3, &[4], Activation::Relu, 2);
-        spec.layers[2] = LayerSpec::Linear {
-            inputs: 5,
-            outputs: 2,
-        };
+        spec.layers[2] = LayerSpec::linear(5, 2);
         assert!(spec.validate().is_err());
         assert!(
             ModelSpec::mlp(3, &[0], Activation::Relu, 2)

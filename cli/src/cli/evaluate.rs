@@ -70,7 +70,7 @@ struct Report {
 /// Runs `nabla evaluate`.
 pub fn run(args: EvaluateArgs) -> Result<()> {
     let model = Model::new(
-        super::model_path::load(&args.model)
+        super::model_path::load_to_run(&args.model)
             .context("loading the model")?
             .1,
     );

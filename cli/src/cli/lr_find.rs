@@ -164,6 +164,7 @@ pub fn sweep(args: &LrFindArgs) -> Result<Sweep> {
     };
     let RunData { train, image, .. } = config.load_data()?;
     let config = config.resolve(train.len());
+    super::memory::check_network(&config, &train, image, false)?;
     let (_, mut model) = config.network(&train, image)?;
     let mut optimizer = config.optimizer()?;
     let tc = config.train_config();

@@ -1,5 +1,7 @@
 //! Memory before allocation: an estimate of what a run needs (its network's weights, their
-//! gradients, the optimizer's state and the best epoch's copy) against what the machine has
+//! gradients, the optimizer's state, the best epoch's copy and a batch's activations, all from
+//! the layer specs: `nabla::nn::LayerSpec::bytes`) or what reading a saved model needs,
+//! against what the machine has
 //! (the smaller of `MemAvailable` and the cgroup's limit; `NABLA_MEMORY_LIMIT`, in bytes or with
 //! a K/M/G suffix, overrides both), so `--hidden 65536,65536` is refused with the figures
 //! instead of aborting in the allocator.
@@ -7,7 +9,8 @@
 use anyhow::Result;
 use nabla::NablaError;
 use nabla::config::{OptimizerKind, RunConfig, RunData};
-use nabla::nn::Task;
+use nabla::data::dataset::Dataset;
+use nabla::nn::{ImageShape, ModelSpec};
 
 /// The environment variable that sets the memory available to a run.
 pub const LIMIT_VAR: &str = "NABLA_MEMORY_LIMIT";
@@ -74,46 +77,84 @@ pub fn human(bytes: f64) -> String {
     }
 }
 
-/// Refuses a run whose network, gradients and optimizer state would not fit in memory.
+/// Refuses a run whose network, gradients, optimizer state and activations would not fit in
+/// memory.
 pub fn check_run(config: &RunConfig, data: &RunData) -> Result<()> {
-    let train = &data.train;
-    let outputs = match train.task() {
-        Task::Classification => train.classes().len() as f64,
-        Task::Regression => 1.0,
+    let best = data.val.is_some() || config.early_stopping.is_some();
+    check_network(config, &data.train, data.image, best)
+}
+
+/// Refuses training `config`'s network on `train` (images `image`) when its estimate does not
+/// fit: every layer's parameters (with their gradients, the optimizer's state and, with `best`,
+/// the best epoch's copy), buffers, and the values a batch keeps (with their gradients), all
+/// from the layer specs before anything is allocated.
+pub fn check_network(
+    config: &RunConfig,
+    train: &Dataset,
+    image: Option<ImageShape>,
+    best: bool,
+) -> Result<()> {
+    let spec = config.spec_for(train, image)?;
+    let bytes = spec.bytes()?;
+    let (slots, what) = match config.optimizer.unwrap_or_default() {
+        OptimizerKind::Adam | OptimizerKind::Adamw => (2, "Adam state"),
+        OptimizerKind::Rmsprop => (2, "RMSprop state"),
+        OptimizerKind::Adagrad => (1, "Adagrad state"),
+        OptimizerKind::Sgd if config.momentum.unwrap_or(0.9) != 0.0 => (1, "momentum"),
+        OptimizerKind::Sgd => (0, "no optimizer state"),
     };
-    let hidden = config.hidden.clone().unwrap_or_default();
-    let mut widths = vec![train.dim() as f64];
-    widths.extend(hidden.iter().map(|&h| h as f64));
-    widths.push(outputs);
-    let mut params: f64 = widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-    if config.batch_norm {
-        params += hidden.iter().map(|&h| 4.0 * h as f64).sum::<f64>();
-    }
-    let (state, what) = match config.optimizer.unwrap_or_default() {
-        OptimizerKind::Adam | OptimizerKind::Adamw => (2.0, "Adam state"),
-        OptimizerKind::Rmsprop => (2.0, "RMSprop state"),
-        OptimizerKind::Adagrad => (1.0, "Adagrad state"),
-        OptimizerKind::Sgd if config.momentum.unwrap_or(0.9) != 0.0 => (1.0, "momentum"),
-        OptimizerKind::Sgd => (0.0, "no optimizer state"),
-    };
-    let best = f64::from(u8::from(
-        data.val.is_some() || config.early_stopping.is_some(),
-    ));
-    let need = 4.0 * params * (2.0 + state + best);
+    let copies = 2 + slots + u64::from(best);
+    let weights = bytes.parameters as f64 * copies as f64
+        + bytes.buffers as f64 * (1 + u64::from(best)) as f64;
+    // Rows in flight: up to four gradient groups of 64-row micro-batches.
+    let rows = config.batch_size.unwrap_or(32).clamp(1, 256);
+    let activations = bytes.activations_per_row as f64 * 2.0 * rows as f64;
+    let need = weights + activations;
     let Some(have) = available() else {
         return Ok(());
     };
     if need > have as f64 {
-        let list: Vec<String> = hidden.iter().map(usize::to_string).collect();
+        let network = match (&config.layers, &config.hidden) {
+            (Some(text), _) => format!("--layers {text:?}"),
+            (None, hidden) => {
+                let list: Vec<String> = hidden.iter().flatten().map(usize::to_string).collect();
+                format!("--hidden {}", list.join(","))
+            }
+        };
         anyhow::bail!(NablaError::Usage(format!(
-            "--hidden {} needs ~{} for weights, gradients and {what}{}; {} are available (set {LIMIT_VAR} to change the limit)",
-            list.join(","),
-            human(need),
-            if best > 0.0 {
+            "{network} needs ~{} for weights, gradients and {what}{}, and ~{} for the values a \
+             batch of {rows} keeps; {} are available (set {LIMIT_VAR} to change the limit)",
+            human(weights),
+            if best {
                 " (and the best epoch's copy)"
             } else {
                 ""
             },
+            human(activations),
+            human(have as f64)
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses reading `rows` rows at a time through the saved network `spec` when its tensors and
+/// the values those rows keep would not fit (a crafted spec of tiny tensors can still ask for
+/// huge activations, e.g. a convolution padded by 10,000).
+pub fn check_model(spec: &ModelSpec, rows: usize) -> Result<(), NablaError> {
+    let bytes = spec.bytes()?;
+    let weights = bytes.parameters as f64 + bytes.buffers as f64;
+    let activations = bytes.activations_per_row as f64 * rows.max(1) as f64;
+    let Some(have) = available() else {
+        return Ok(());
+    };
+    let need = weights + activations;
+    if need > have as f64 {
+        return Err(NablaError::Usage(format!(
+            "the model's layers need ~{} for their tensors and ~{} for the values of {} row(s) \
+             at a time; {} are available (set {LIMIT_VAR} to change the limit)",
+            human(weights),
+            human(activations),
+            rows.max(1),
             human(have as f64)
         )));
     }

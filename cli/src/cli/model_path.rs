@@ -41,3 +41,12 @@ pub fn load(path: &Path) -> Result<(PathBuf, ModelFile), NablaError> {
         Err(e) => Err(e),
     }
 }
+
+/// [`load`] for a command that runs rows through the network (predict, evaluate, explain): the
+/// model's tensors and the values one row keeps must fit in the memory available
+/// ([`super::memory::check_model`]) before any row is read.
+pub fn load_to_run(path: &Path) -> Result<(PathBuf, ModelFile), NablaError> {
+    let (file, model) = load(path)?;
+    super::memory::check_model(model.network.spec(), 1)?;
+    Ok((file, model))
+}

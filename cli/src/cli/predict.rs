@@ -34,7 +34,8 @@ pub(crate) const BATCH: usize = 256;
 
 /// Runs `nabla predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let (model_path, file) = super::model_path::load(&args.model).context("loading the model")?;
+    let (model_path, file) =
+        super::model_path::load_to_run(&args.model).context("loading the model")?;
     if let Some(out) = &args.out {
         let inputs = super::outputs::input_files(&[model_path, args.data.clone()]);
         super::outputs::check_output_file(out, &inputs)?;

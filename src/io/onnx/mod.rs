@@ -39,9 +39,8 @@ use prost::Message;
 use crate::data::preprocess::ColumnEncoding;
 use crate::error::NablaError;
 use crate::io::model_file::{ModelFile, write_atomic};
-use crate::nn::LayerSpec;
 use crate::task::Task;
-use graph::{Graph, ML_DOMAIN, float, int, ints, strings};
+use graph::{Graph, ML_DOMAIN, int, strings};
 use proto::{
     Dimension, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto,
     TensorShapeProto, TensorType, TypeProto, ValueInfoProto,
@@ -326,110 +325,10 @@ fn network(g: &mut Graph, file: &ModelFile, x: &str) -> Result<String, NablaErro
         h = g.node("Reshape", &[&h, &shape], vec![]);
     }
     for (i, layer) in file.network.spec().layers.iter().enumerate() {
-        h = match *layer {
-            LayerSpec::Linear { .. } => {
-                let (ws, w) = tensor(file, i, "weight")?;
-                let (bs, b) = tensor(file, i, "bias")?;
-                let w = g.f32s("weight", ws, w);
-                let b = g.f32s("bias", bs, b);
-                g.node("Gemm", &[&h, &w, &b], vec![int("transB", 1)])
-            }
-            LayerSpec::BatchNorm { eps, .. } => batch_norm(g, file, i, eps, &h, false)?,
-            LayerSpec::BatchNorm2d { eps, .. } => batch_norm(g, file, i, eps, &h, true)?,
-            LayerSpec::Dropout { .. } | LayerSpec::Dropout2d { .. } => h,
-            LayerSpec::Relu => g.node("Relu", &[&h], vec![]),
-            LayerSpec::Sigmoid => g.node("Sigmoid", &[&h], vec![]),
-            LayerSpec::Tanh => g.node("Tanh", &[&h], vec![]),
-            LayerSpec::LeakyRelu { slope } => {
-                g.node("LeakyRelu", &[&h], vec![float("alpha", slope)])
-            }
-            LayerSpec::Gelu => gelu(g, &h),
-            LayerSpec::Conv2d {
-                kernel,
-                stride,
-                padding,
-                dilation,
-                ..
-            } => {
-                let (ws, w) = tensor(file, i, "weight")?;
-                let (bs, b) = tensor(file, i, "bias")?;
-                let w = g.f32s("weight", ws, w);
-                let b = g.f32s("bias", bs, b);
-                let (k, s, p, d) = (
-                    kernel as i64,
-                    stride as i64,
-                    padding as i64,
-                    dilation as i64,
-                );
-                let attrs = vec![
-                    ints("kernel_shape", &[k, k]),
-                    ints("strides", &[s, s]),
-                    ints("pads", &[p, p, p, p]),
-                    ints("dilations", &[d, d]),
-                ];
-                g.node("Conv", &[&h, &w, &b], attrs)
-            }
-            LayerSpec::MaxPool2d { kernel, stride } => pool(g, "MaxPool", &h, kernel, stride),
-            LayerSpec::AvgPool2d { kernel, stride } => pool(g, "AveragePool", &h, kernel, stride),
-            LayerSpec::GlobalAvgPool => g.node("GlobalAveragePool", &[&h], vec![]),
-            LayerSpec::Flatten => g.node("Flatten", &[&h], vec![int("axis", 1)]),
-        };
+        let lookup = |name: &str| tensor(file, i, name);
+        h = layer.kind().onnx(g, &lookup, &h)?;
     }
     Ok(h)
-}
-
-/// A `kernel × kernel` pooling window moved by `stride`, no padding (PyTorch's defaults).
-fn pool(g: &mut Graph, op: &str, x: &str, kernel: usize, stride: usize) -> String {
-    let (k, s) = (kernel as i64, stride as i64);
-    let attrs = vec![ints("kernel_shape", &[k, k]), ints("strides", &[s, s])];
-    g.node(op, &[x], attrs)
-}
-
-/// Batch norm in evaluation mode as `x·s + t`, `s` and `t` computed in f32 as
-/// [`crate::nn::BatchNorm1d`] computes them; per channel (`[1, C, 1, 1]`) for images.
-fn batch_norm(
-    g: &mut Graph,
-    file: &ModelFile,
-    i: usize,
-    eps: f32,
-    x: &str,
-    image: bool,
-) -> Result<String, NablaError> {
-    let (_, gamma) = tensor(file, i, "weight")?;
-    let (_, beta) = tensor(file, i, "bias")?;
-    let (_, mean) = tensor(file, i, "running_mean")?;
-    let (_, var) = tensor(file, i, "running_var")?;
-    let s: Vec<f32> = gamma
-        .iter()
-        .zip(var)
-        .map(|(&g, &v)| g * (1.0 / (v + eps).sqrt()))
-        .collect();
-    let t: Vec<f32> = beta
-        .iter()
-        .zip(mean)
-        .zip(&s)
-        .map(|((&b, &m), &s)| b - m * s)
-        .collect();
-    let dims = match image {
-        true => vec![1, s.len(), 1, 1],
-        false => vec![1, s.len()],
-    };
-    let s = g.f32s("bn_scale", &dims, &s);
-    let t = g.f32s("bn_shift", &dims, &t);
-    let y = g.node("Mul", &[x, &s], vec![]);
-    Ok(g.node("Add", &[&y, &t], vec![]))
-}
-
-/// `x·Φ(x)` with `Φ(x) = (1 + erf(x/√2)) / 2` (opset 17 has no `Gelu`).
-fn gelu(g: &mut Graph, x: &str) -> String {
-    let r = g.f32s("inv_sqrt2", &[], &[std::f32::consts::FRAC_1_SQRT_2]);
-    let one = g.f32s("one", &[], &[1.0]);
-    let half = g.f32s("half", &[], &[0.5]);
-    let z = g.node("Mul", &[x, &r], vec![]);
-    let e = g.node("Erf", &[&z], vec![]);
-    let e = g.node("Add", &[&e, &one], vec![]);
-    let e = g.node("Mul", &[&e, &half], vec![]);
-    g.node("Mul", &[x, &e], vec![])
 }
 
 /// Softmax (classification) or the target's units (regression), as the graph's output.

@@ -36,7 +36,8 @@ pub(super) struct Sample {
 /// Runs `nabla explain --model`.
 pub(super) fn run(args: &ExplainArgs) -> Result<()> {
     let path = args.model.as_deref().unwrap_or(Path::new(""));
-    let (resolved, file) = crate::cli::model_path::load(path).context("loading the model")?;
+    let (resolved, file) =
+        crate::cli::model_path::load_to_run(path).context("loading the model")?;
     let path = resolved.as_path();
     let (sample, x, target) = read_sample(args, &file)?;
     if file.network.spec().layers.iter().any(|l| l.needs_image()) {
@@ -266,14 +267,11 @@ impl View<'_> {
         let spec = self.net.spec();
         let mut parts = vec![format!("{} inputs", spec.inputs)];
         for l in &spec.layers {
-            match *l {
-                nabla::nn::LayerSpec::Linear { outputs, .. } => parts.push(outputs.to_string()),
-                other => {
-                    if let Some(last) = parts.last_mut() {
-                        last.push(' ');
-                        last.push_str(other.name());
-                    }
-                }
+            if let Some((_, outputs)) = l.as_linear() {
+                parts.push(outputs.to_string());
+            } else if let Some(last) = parts.last_mut() {
+                last.push(' ');
+                last.push_str(l.name());
             }
         }
         if let Some(last) = parts.last_mut() {
@@ -320,9 +318,10 @@ impl View<'_> {
     }
 
     fn number(&self, s: usize) -> usize {
-        match self.stages()[s].kind {
-            StageKind::Linear { number, .. } => number,
-            _ => 0,
+        if let StageKind::Linear { number, .. } = self.stages()[s].kind {
+            number
+        } else {
+            0
         }
     }
 
