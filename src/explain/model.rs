@@ -49,6 +49,9 @@ pub enum StageKind {
     Activation {
         /// The function's name (`relu`, `sigmoid`, ...).
         function: String,
+        /// The function itself, which says why its derivative has its value.
+        #[serde(skip)]
+        activation: crate::kernels::activation::Activation,
     },
     /// Batch norm with its running statistics: `n = z·s + t` per feature.
     BatchNorm {
@@ -528,7 +531,10 @@ fn stage_kind<M: Module>(
             f.backward(z, value, &ones, &mut local, false);
             let function = f.name().to_string();
             (
-                StageKind::Activation { function },
+                StageKind::Activation {
+                    function,
+                    activation: f,
+                },
                 format!("h{number}"),
                 Some(local),
             )

@@ -15,6 +15,35 @@ use crate::error::NablaError;
 use crate::io::onnx::graph::{Graph, float};
 use crate::kernels::activation::Activation;
 
+/// How `nabla explain` writes this function's local derivative: each kind says it itself.
+impl Activation {
+    /// The derivative applied to `arg` (`σ'(z1[0])`, `relu'(z1[0])`).
+    pub fn derivative_symbol(&self, arg: &str) -> String {
+        match self {
+            Activation::Sigmoid => format!("σ'({arg})"),
+            Activation::Relu
+            | Activation::Tanh
+            | Activation::LeakyRelu { .. }
+            | Activation::Gelu => {
+                format!("{}'({arg})", self.name())
+            }
+        }
+    }
+
+    /// Why the derivative at input `z` (written `input`) with output `h` (written `output`)
+    /// has its value: the side of the kink, or the formula in terms of the output.
+    pub fn derivative_reason(&self, input: &str, z: f32, output: &str, h: f32) -> String {
+        match self {
+            Activation::Relu | Activation::LeakyRelu { .. } => {
+                format!("{input} = {z:.4} {} 0", if z > 0.0 { ">" } else { "≤" })
+            }
+            Activation::Sigmoid => format!("h(1 − h) with h = {output} = {h:.4}"),
+            Activation::Tanh => format!("1 − h² with h = {output} = {h:.4}"),
+            Activation::Gelu => format!("Φ(z) + z·φ(z) at z = {z:.4}"),
+        }
+    }
+}
+
 impl Module for Activation {
     fn forward(&self, tape: &mut Tape, x: Var, _ctx: &mut Ctx) -> Result<Var, NablaError> {
         Ok(tape.activation(x, *self))

@@ -359,21 +359,14 @@ impl View<'_> {
         let z = before.get(j).copied().unwrap_or(f32::NAN);
         let h = st.value.get(j).copied().unwrap_or(f32::NAN);
         match &st.kind {
-            StageKind::Activation { function } => {
-                let short = match function.as_str() {
-                    "sigmoid" => format!("σ'({input}[{j}])"),
-                    f => format!("{f}'({input}[{j}])"),
-                };
-                let why = match function.as_str() {
-                    "relu" | "leaky_relu" => format!(
-                        "{input}[{j}] = {z:.4} {} 0",
-                        if z > 0.0 { ">" } else { "≤" }
-                    ),
-                    "sigmoid" => format!("h(1 − h) with h = {}[{j}] = {h:.4}", st.symbol),
-                    "tanh" => format!("1 − h² with h = {}[{j}] = {h:.4}", st.symbol),
-                    "gelu" => format!("Φ(z) + z·φ(z) at z = {z:.4}"),
-                    _ => format!("at {input}[{j}] = {z:.4}"),
-                };
+            StageKind::Activation { activation, .. } => {
+                let short = activation.derivative_symbol(&format!("{input}[{j}]"));
+                let why = activation.derivative_reason(
+                    &format!("{input}[{j}]"),
+                    z,
+                    &format!("{}[{j}]", st.symbol),
+                    h,
+                );
                 (short, why)
             }
             StageKind::BatchNorm { .. } => {
@@ -420,7 +413,7 @@ impl View<'_> {
             StageKind::Linear { number, .. } => {
                 format!("∂L/∂{} = W{number}ᵀ·∂L/∂{}", st.symbol, next.symbol)
             }
-            StageKind::Activation { function } => format!(
+            StageKind::Activation { function, .. } => format!(
                 "∂L/∂{} = ∂L/∂{} ⊙ {function}'({})",
                 st.symbol, next.symbol, st.symbol
             ),
@@ -610,7 +603,7 @@ impl View<'_> {
                 *number,
                 &format!("linear {inputs} → {outputs}; W{number} is {weight} in the model file"),
             ),
-            StageKind::Activation { function } => self.forward_activation(i, function),
+            StageKind::Activation { function, .. } => self.forward_activation(i, function),
             StageKind::BatchNorm { scale, shift } => self.forward_batch_norm(i, scale, shift),
         }
     }
