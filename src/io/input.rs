@@ -38,21 +38,21 @@ pub fn read(path: &Path, preprocess: &Preprocess) -> Result<Rows, NablaError> {
     if path.is_dir() {
         return read_idx_dir(path, preprocess);
     }
-    let mut file = std::fs::File::open(path).map_err(|e| NablaError::io(path, e))?;
-    let mut head = [0u8; 4];
-    let got = file.read(&mut head).map_err(|e| NablaError::io(path, e))?;
+    let (file, size) = crate::io::source::open(path)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(size)
+        .read_to_end(&mut bytes)
+        .map_err(|e| NablaError::io(path, e))?;
     // IDX magic: 0, 0, type 0x08 (unsigned byte), dimensions.
-    if got == 4 && head[0] == 0 && head[1] == 0 && head[2] == 0x08 {
+    let is_idx = |b: &[u8]| b.len() >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0x08;
+    if is_idx(&bytes) {
         let images = idx::read(path, 3)?;
         return from_images(path, images, None, preprocess);
     }
-    let bytes = std::fs::read(path).map_err(|e| NablaError::io(path, e))?;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| NablaError::io(path, e))?;
-        if out.len() >= 4 && out[0] == 0 && out[1] == 0 && out[2] == 0x08 {
+        // Bounded like training data: a decompression bomb is refused, whatever the command.
+        let out = crate::io::source::gunzip(path, &bytes)?;
+        if is_idx(&out) {
             let images = idx::read(path, 3)?;
             return from_images(path, images, None, preprocess);
         }

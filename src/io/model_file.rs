@@ -320,9 +320,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<ModelFile, NablaError> {
 }
 
 /// The whole file, its size checked before anything is allocated for it.
-fn read_file(path: &Path) -> Result<Vec<u8>, NablaError> {
-    let mut file = std::fs::File::open(path).map_err(|e| NablaError::io(path, e))?;
-    let size = file.metadata().map_err(|e| NablaError::io(path, e))?.len();
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, NablaError> {
+    let (mut file, size) = crate::io::source::open(path)?;
     if size < 8 {
         return Err(too_short(path, size));
     }

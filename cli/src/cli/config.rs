@@ -181,9 +181,10 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
 
 /// The config file's TOML table; a syntax error names its line and column.
 fn read_table(path: &Path) -> Result<toml::Table> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| nabla::NablaError::io(path, e))
-        .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
+    let bytes = nabla::io::source::read_at_most(path, MAX_CONFIG_BYTES as u64, "config file")
+        .map_err(|e| anyhow::anyhow!(e).context("reading the config file"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| nabla::NablaError::data(path, "file", format!("not UTF-8 text: {e}")))?;
     check_shape(&text).map_err(|m| nabla::NablaError::data(path, "file", m))?;
     text.parse().map_err(|e: toml::de::Error| {
         let place = e
