@@ -27,6 +27,11 @@ pub struct PredictArgs {
     /// Write the CSV here instead of standard output (atomically).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Replace an existing --out file that is not a predictions CSV (without it, such a file
+    /// is refused).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Predicts every row of `data` in batches of this many rows.
@@ -34,11 +39,13 @@ pub(crate) const BATCH: usize = 256;
 
 /// Runs `nabla predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let (model_path, file) = super::model_path::load(&args.model).context("loading the model")?;
     if let Some(out) = &args.out {
-        let inputs = super::outputs::input_files(&[model_path, args.data.clone()]);
+        let inputs = super::outputs::input_files(&[args.model.clone(), args.data.clone()]);
         super::outputs::check_output_file(out, &inputs)?;
+        let kind = super::outputs::Kind::Predictions;
+        super::outputs::same_kind(out, "--out", kind, args.overwrite)?;
     }
+    let (_, file) = super::model_path::load(&args.model).context("loading the model")?;
     let model = Model::new(file);
     let rows =
         nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;

@@ -677,7 +677,10 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         None => (args.config(), None),
     };
     let folder = checked_run_folder(&mut world, &args, &config, resume.is_some())?;
-    let run_dir = folder.as_ref().map(|f| f.dir.clone());
+    let run_dir = folder
+        .as_ref()
+        .and_then(|f| f.run.as_ref())
+        .map(|f| f.dir.clone());
     let events = super::tensorboard::EventLog::open(run_dir.as_deref());
     let data = config.load_data()?;
     for w in data.warnings.iter().filter(|_| world.is_root()) {
@@ -762,9 +765,9 @@ fn checked_run_folder(
     args: &TrainArgs,
     config: &RunConfig,
     resuming: bool,
-) -> Result<Option<super::outputs::RunFolder>> {
+) -> Result<Option<super::outputs::Claim>> {
     let folder = match world.is_root() {
-        true => preflight(args, config, resuming),
+        true => preflight(args, config, resuming).map(Some),
         false => Ok(None),
     };
     if !world.agree(folder.is_ok())? {
@@ -782,7 +785,7 @@ fn preflight(
     args: &TrainArgs,
     config: &RunConfig,
     resuming: bool,
-) -> Result<Option<super::outputs::RunFolder>> {
+) -> Result<super::outputs::Claim> {
     if !resuming && let Some(dir) = &config.output.checkpoint_dir {
         super::resume::fresh_checkpoint_dir(dir)?;
     }

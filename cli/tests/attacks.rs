@@ -1,0 +1,410 @@
+//! Issue 30's hostile inputs ("the attacks of this round"), one test per item, driven through
+//! the binary. Each names the item it proves; every attack must end in a one-line error (exit 2
+//! for bad input) or correct behaviour, with nothing clobbered and no model lost.
+
+mod common;
+use common::{nabla_in, temp_dir};
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn nabla() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nabla"))
+}
+
+fn err(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ok(out: &Output) {
+    assert!(out.status.success(), "{}", err(out));
+}
+
+/// Asserts exit 2 with a one-line message containing `needle`.
+fn refused(out: &Output, needle: &str) {
+    let e = err(out);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(e.contains(needle), "expected {needle:?} in: {e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
+}
+
+/// A small 3-class CSV (`a,b,c,y`), `rows` rows, in `dir/name`.
+fn tiny_csv(dir: &Path, name: &str, rows: usize) -> PathBuf {
+    let mut s = String::from("a,b,c,y\n");
+    for i in 0..rows {
+        let k = i % 3;
+        let x = (i * 7 % 11) as f64 / 11.0;
+        s += &format!(
+            "{},{},{x},{}\n",
+            k as f64 + x,
+            2.0 - k as f64,
+            ["p", "q", "r"][k]
+        );
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// Trains a one-epoch model on `tiny.csv` in `dir` and returns the model's path.
+fn tiny_model(dir: &Path) -> PathBuf {
+    tiny_csv(dir, "tiny.csv", 60);
+    let out = nabla_in(
+        dir,
+        &[
+            "train",
+            "--data",
+            "tiny.csv",
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--no-save",
+            "--save",
+            "m.safetensors",
+            "--threads",
+            "1",
+        ],
+    );
+    ok(&out);
+    dir.join("m.safetensors")
+}
+
+/// `train` on tiny.csv with `extra` flags (one epoch, 4 hidden units).
+fn train(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        "tiny.csv",
+        "--epochs",
+        "1",
+        "--hidden",
+        "4",
+        "--threads",
+        "1",
+    ];
+    args.extend(extra);
+    nabla_in(dir, &args)
+}
+
+/// A run of 4294967295 epochs in `dir` with `extra` flags (killed by the test).
+fn endless(dir: &Path, extra: &[&str]) -> Child {
+    nabla()
+        .current_dir(dir)
+        .args([
+            "train",
+            "--data",
+            "tiny.csv",
+            "--epochs",
+            "4294967295",
+            "--hidden",
+            "4",
+            "--threads",
+            "1",
+            "--quiet",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, name: &str) {
+    let s = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(s.success());
+}
+
+/// Waits until `ready()` (at most 60 s; the child is killed on failure).
+fn wait_until(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        let ended = child.try_wait().unwrap().is_some();
+        if ended || start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} never happened (ended early: {ended})");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Ends an endless run with SIGTERM and returns its output.
+fn stop(mut child: Child) -> Output {
+    signal(&child, "TERM");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn is_model(path: &Path) -> bool {
+    nabla::io::load(path).is_ok()
+}
+
+// 14. Outputs onto inputs or onto each other: refused before any work, through links too.
+#[test]
+fn i14_outputs_never_land_on_inputs_or_on_each_other() {
+    let dir = temp_dir("i14");
+    let model = tiny_model(&dir);
+    std::os::unix::fs::symlink("m.safetensors", dir.join("link.safetensors")).unwrap();
+    std::fs::hard_link(&model, dir.join("hard.safetensors")).unwrap();
+    for out in ["m.safetensors", "link.safetensors", "hard.safetensors"] {
+        let run = nabla_in(
+            &dir,
+            &[
+                "export",
+                "--model",
+                "m.safetensors",
+                "--format",
+                "onnx",
+                "--out",
+                out,
+            ],
+        );
+        refused(&run, "is an input of this command");
+        assert!(is_model(&model), "export --out {out} clobbered the model");
+    }
+    let data = std::fs::read(dir.join("tiny.csv")).unwrap();
+    let run = nabla_in(
+        &dir,
+        &["lr-find", "--data", "tiny.csv", "--metrics-out", "tiny.csv"],
+    );
+    refused(&run, "is an input of this command");
+    assert_eq!(std::fs::read(dir.join("tiny.csv")).unwrap(), data);
+    let cases: [&[&str]; 4] = [
+        &["--no-save", "--save", "x", "--metrics-out", "x"],
+        &["--run-dir", "r1", "--save", "r1/metrics.csv"],
+        &["--run-dir", "r2", "--metrics-out", "r2/model.safetensors"],
+        &[
+            "--no-save",
+            "--checkpoint-dir",
+            "c",
+            "--save",
+            "c/epoch-00002.safetensors",
+        ],
+    ];
+    for case in cases {
+        let run = train(&dir, case);
+        refused(&run, "would write");
+    }
+    // The run folder's own model is the --save target: allowed (the same model).
+    std::fs::create_dir_all(dir.join("r3")).unwrap();
+    ok(&train(
+        &dir,
+        &["--run-dir", "r3", "--save", "r3/model.safetensors"],
+    ));
+    assert!(is_model(&dir.join("r3/model.safetensors")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 15. Files that are not ours are not replaced without --overwrite; a concurrent writer of the
+//     same --save is refused.
+#[test]
+fn i15_files_of_another_kind_and_concurrent_writers_are_refused() {
+    let dir = temp_dir("i15");
+    let model = tiny_model(&dir);
+    tiny_csv(&dir, "other.csv", 10);
+    let csv = std::fs::read(dir.join("other.csv")).unwrap();
+    refused(
+        &train(&dir, &["--no-save", "--save", "other.csv"]),
+        "is not a nabla model file",
+    );
+    assert_eq!(std::fs::read(dir.join("other.csv")).unwrap(), csv);
+    refused(
+        &train(&dir, &["--no-save", "--metrics-out", "m.safetensors"]),
+        "is not a JSON file",
+    );
+    std::fs::copy(&model, dir.join("m2.safetensors")).unwrap();
+    let run = nabla_in(
+        &dir,
+        &[
+            "predict",
+            "--model",
+            "m.safetensors",
+            "--data",
+            "tiny.csv",
+            "--out",
+            "m2.safetensors",
+        ],
+    );
+    refused(&run, "is not a predictions CSV");
+    assert!(is_model(&dir.join("m2.safetensors")));
+    // A model over a model, predictions over predictions: the normal case.
+    ok(&train(&dir, &["--no-save", "--save", "m2.safetensors"]));
+    // --overwrite says yes.
+    ok(&train(
+        &dir,
+        &["--no-save", "--save", "other.csv", "--overwrite"],
+    ));
+    assert!(is_model(&dir.join("other.csv")));
+    // Two runs with one --save: the second is refused while the first runs.
+    let mut first = endless(&dir, &["--no-save", "--save", "shared.safetensors"]);
+    let lock = dir.join(".shared.safetensors.nabla-lock");
+    wait_until(&mut first, "the --save lock", || lock.exists());
+    let second = train(&dir, &["--no-save", "--save", "shared.safetensors"]);
+    refused(&second, "another nabla run");
+    let out = stop(first);
+    assert_eq!(out.status.code(), Some(143), "{}", err(&out));
+    assert!(is_model(&dir.join("shared.safetensors")));
+    assert!(!lock.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 21. A checkpoint folder is locked while a run writes into it.
+#[test]
+fn i21_checkpoint_folders_are_locked() {
+    let dir = temp_dir("i21");
+    tiny_csv(&dir, "tiny.csv", 60);
+    let mut first = endless(
+        &dir,
+        &["--no-save", "--checkpoint-dir", "ck", "--seed", "1"],
+    );
+    let lock = dir.join("ck/.nabla-checkpoints.lock");
+    wait_until(&mut first, "the checkpoint lock", || lock.exists());
+    let second = train(
+        &dir,
+        &["--no-save", "--checkpoint-dir", "ck", "--seed", "2"],
+    );
+    assert_eq!(second.status.code(), Some(2), "{}", err(&second));
+    assert!(
+        err(&second).contains("another nabla run") || err(&second).contains("another run"),
+        "{}",
+        err(&second)
+    );
+    let out = stop(first);
+    assert_eq!(out.status.code(), Some(143), "{}", err(&out));
+    assert!(!lock.exists());
+    // Every checkpoint left is the first run's.
+    let ids: std::collections::BTreeSet<String> = std::fs::read_dir(dir.join("ck"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| nabla::train::checkpoint::run_id(&e.path()))
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    // A stale lock of a dead process, or of pid 1 (never a nabla run), is cleared.
+    for (i, pid) in ["4194304", "1"].into_iter().enumerate() {
+        let ck = format!("ck-stale{i}");
+        std::fs::create_dir_all(dir.join(&ck)).unwrap();
+        std::fs::write(dir.join(&ck).join(".nabla-checkpoints.lock"), pid).unwrap();
+        ok(&train(&dir, &["--no-save", "--checkpoint-dir", &ck]));
+    }
+    // A lock that cannot be cleared says how to clear it.
+    std::fs::write(&lock, std::process::id().to_string()).unwrap();
+    let out = train(&dir, &["--no-save", "--checkpoint-dir", "ck"]);
+    assert_eq!(out.status.code(), Some(2), "{}", err(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn mkfifo(path: &Path) {
+    let s = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(s.success());
+}
+
+/// Runs nabla with `args` in `dir`, killed (and the test failed) after 20 s.
+fn bounded(dir: &Path, args: &[&str]) -> Output {
+    let mut child = nabla()
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("nabla {args:?} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+// 23. Devices, FIFOs and symlinks to them are refused as inputs before a byte is read.
+#[test]
+fn i23_inputs_must_be_regular_files() {
+    let dir = temp_dir("i23");
+    tiny_model(&dir);
+    refused(
+        &bounded(&dir, &["train", "--config", "/dev/zero"]),
+        "character device",
+    );
+    refused(
+        &bounded(
+            &dir,
+            &[
+                "evaluate",
+                "--model",
+                "m.safetensors",
+                "--data",
+                "/dev/zero",
+            ],
+        ),
+        "character device",
+    );
+    refused(
+        &bounded(
+            &dir,
+            &["predict", "--model", "/dev/zero", "--data", "tiny.csv"],
+        ),
+        "character device",
+    );
+    // A checkpoint entry that is a symlink to /dev/zero, and one that is a FIFO.
+    std::fs::create_dir_all(dir.join("ck1")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("ck1/epoch-00009.safetensors")).unwrap();
+    refused(
+        &bounded(&dir, &["train", "--resume", "ck1", "--no-save"]),
+        "character device",
+    );
+    std::fs::create_dir_all(dir.join("ck2")).unwrap();
+    mkfifo(&dir.join("ck2/epoch-00001.safetensors"));
+    refused(
+        &bounded(&dir, &["train", "--resume", "ck2", "--no-save"]),
+        "FIFO",
+    );
+    mkfifo(&dir.join("data.csv"));
+    refused(
+        &bounded(&dir, &["train", "--data", "data.csv", "--no-save"]),
+        "data.csv",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 24. A gzip bomb named .csv is refused by every command that reads data.
+#[test]
+fn i24_gzip_bombs_are_refused_by_every_command() {
+    let dir = temp_dir("i24");
+    tiny_model(&dir);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(b"a,b,c,y\n").unwrap();
+    let row = b"1,2,3,p\n".repeat(1 << 17);
+    // 80 MiB of rows in about 100 KB.
+    for _ in 0..80 {
+        gz.write_all(&row).unwrap();
+    }
+    std::fs::write(dir.join("bomb.csv"), gz.finish().unwrap()).unwrap();
+    let commands: [&[&str]; 3] = [
+        &["predict", "--model", "m.safetensors", "--data", "bomb.csv"],
+        &["evaluate", "--model", "m.safetensors", "--data", "bomb.csv"],
+        &["explain", "--model", "m.safetensors", "--data", "bomb.csv"],
+    ];
+    for args in commands {
+        refused(&bounded(&dir, args), "decompression bomb");
+    }
+    refused(
+        &bounded(&dir, &["train", "--data", "bomb.csv", "--no-save"]),
+        "decompression bomb",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
