@@ -111,7 +111,7 @@ fn atomic(path: &Path, draw: impl FnOnce(&Path) -> Res) -> Result<()> {
     let mut failed = None;
     let result = nabla::io::output::commit(path, true, |tmp| {
         draw(tmp).map_err(|e| {
-            failed = Some(err(e));
+            failed = Some(err(e).context(format!("drawing {}", path.display())));
             std::io::Error::other("drawing failed")
         })
     });

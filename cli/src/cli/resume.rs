@@ -47,6 +47,13 @@ pub fn resumed(
     args: &TrainArgs,
     matches: &ArgMatches,
 ) -> Result<Option<(RunConfig, ModelCheckpoint)>> {
+    if !dir.is_dir() {
+        let what = match dir.exists() {
+            true => "is not a folder: --resume takes the --checkpoint-dir folder of a run",
+            false => "no such folder: --resume takes the --checkpoint-dir folder of a run",
+        };
+        anyhow::bail!(NablaError::data(dir, "path", what));
+    }
     let ckpt = checkpoint::load_latest(dir).context("reading the checkpoint")?;
     let Some(stored) = ckpt.config.clone() else {
         anyhow::bail!(NablaError::data(
