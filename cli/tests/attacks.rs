@@ -634,3 +634,55 @@ fn i26_messages_say_what_happened() {
     assert!(lr.stdout.is_empty(), "the sweep ran first");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Rewrites the JSON inside a safetensors file's metadata entry `key` with `edit`.
+fn edit_meta(path: &Path, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let entry = &mut header["__metadata__"][key];
+    let mut v: serde_json::Value = serde_json::from_str(entry.as_str().unwrap()).unwrap();
+    edit(&mut v);
+    *entry = serde_json::Value::String(v.to_string());
+    let h = serde_json::to_vec(&header).unwrap();
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+// 25. A checkpoint's stored settings are checked like flags: exit 2 naming the file and key.
+#[test]
+fn i25_checkpoint_settings_are_validated_like_flags() {
+    let dir = temp_dir("i25");
+    tiny_csv(&dir, "tiny.csv", 60);
+    ok(&train(
+        &dir,
+        &["--no-save", "--epochs", "2", "--checkpoint-dir", "ck"],
+    ));
+    let latest = dir.join("ck/epoch-00002.safetensors");
+    let pristine = std::fs::read(&latest).unwrap();
+    for (key, value) in [
+        ("lr", serde_json::json!(-1.0)),
+        ("threads", serde_json::json!(1_000_000)),
+    ] {
+        std::fs::write(&latest, &pristine).unwrap();
+        edit_meta(&latest, "checkpoint", |m| m["config"][key] = value.clone());
+        let out = bounded(
+            &dir,
+            &["train", "--resume", "ck", "--epochs", "3", "--no-save"],
+        );
+        refused(&out, &format!("key '{key}'"));
+        assert!(
+            err(&out).contains("epoch-00002.safetensors"),
+            "{}",
+            err(&out)
+        );
+    }
+    std::fs::write(&latest, &pristine).unwrap();
+    ok(&nabla_in(
+        &dir,
+        &["train", "--resume", "ck", "--epochs", "3", "--no-save"],
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -64,6 +64,10 @@ pub fn resumed(
     };
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let command = super::Cli::command();
+    // The stored settings pass the flags' own checks, as a config file's do.
+    if let Some(train) = command.find_subcommand("train") {
+        super::config::check_settings(train, &stored, &ckpt.path)?;
+    }
     let ignored: Vec<String> = command
         .find_subcommand("train")
         .map(|train| {
