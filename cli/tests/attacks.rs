@@ -686,3 +686,36 @@ fn i25_checkpoint_settings_are_validated_like_flags() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// 19. What nabla writes it can read: a model whose header would pass the reader's 16 MiB limit
+//     (2,000 classes with 5 KB names) is refused before training, not saved unreadable.
+#[test]
+fn i19_a_model_nabla_cannot_read_is_refused_before_training() {
+    let dir = temp_dir("i19");
+    let mut s = String::from("a,y\n");
+    for i in 0..4000 {
+        let class = i % 2000;
+        s += &format!("{},{class:04}{}\n", i % 7, "n".repeat(5000));
+    }
+    std::fs::write(dir.join("long.csv"), s).unwrap();
+    let out = bounded(
+        &dir,
+        &[
+            "train",
+            "--data",
+            "long.csv",
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--threads",
+            "1",
+            "--name",
+            "long",
+        ],
+    );
+    refused(&out, "refusing before training");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("epoch 1"));
+    assert!(!dir.join("runs/long/model.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -55,8 +55,8 @@ pub fn format_version(spec: &ModelSpec) -> &'static str {
         FORMAT_VERSION
     }
 }
-/// The largest header accepted (as the safetensors reference implementation: 100 MB).
-const MAX_HEADER: u64 = 16 << 20;
+/// The largest header read (and written: nabla never writes a file it would refuse to read).
+pub const MAX_HEADER: u64 = 16 << 20;
 
 /// A model as stored: the network (spec, weights, running statistics), the preprocessing that
 /// turns a file's row into its input, and the training settings.
@@ -213,6 +213,9 @@ pub fn encode_tensors(tensors: &[TensorRef], extras: &Extras) -> Result<Vec<u8>,
     while header.len() % 8 != 0 {
         header.push(b' ');
     }
+    if header.len() as u64 > MAX_HEADER {
+        return Err(header_too_big(header.len() as u64));
+    }
     let mut out = Vec::with_capacity(8 + header.len() + offset as usize);
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());
     out.extend_from_slice(&header);
@@ -220,6 +223,31 @@ pub fn encode_tensors(tensors: &[TensorRef], extras: &Extras) -> Result<Vec<u8>,
         out.extend_from_slice(bytes);
     }
     Ok(out)
+}
+
+/// The refusal of a header of `n` bytes, beyond [`MAX_HEADER`].
+fn header_too_big(n: u64) -> NablaError {
+    NablaError::Usage(format!(
+        "the model file's header would be {n} bytes, more than the {MAX_HEADER} bytes nabla reads back (class or feature names too long or too many, or too many layers); shorten the names or use fewer classes or layers"
+    ))
+}
+
+/// The header length of the model file of `network` with `preprocess` and `training`, without
+/// its tensor data: what a front end checks against [`MAX_HEADER`] before training.
+pub fn header_len(
+    network: &Network<Sequential>,
+    preprocess: &Preprocess,
+    training: &(impl Serialize + ?Sized),
+) -> Result<u64, NablaError> {
+    let metadata = model_metadata(network, preprocess, training)?;
+    let json = |e: serde_json::Error| NablaError::Usage(format!("cannot encode the model: {e}"));
+    let mut n = serde_json::to_string(&metadata).map_err(json)?.len() as u64;
+    for t in network.tensors() {
+        // `"NAME":{"dtype":"F32","shape":[..],"data_offsets":[..,..]},`
+        let shape: String = t.shape.iter().map(|d| format!("{d},")).collect();
+        n += t.name.len() as u64 + shape.len() as u64 + 90;
+    }
+    Ok(n + 32)
 }
 
 /// Saves `network` with its `preprocess` and `training` settings to `path`, atomically.

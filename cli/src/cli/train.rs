@@ -690,6 +690,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let config = config.resolve_for(&data);
     super::memory::check_run(&config, &data)?;
     let (spec, mut model) = config.network(&data.train, data.image)?;
+    check_header(&model, &data, &config)?;
     let augment = config.augmenter(&data)?;
     let mut optimizer = config.optimizer()?;
     let (identity, resume_state) = identity_and_state(
@@ -827,6 +828,29 @@ fn identity_and_state(
         ),
         None => (RunIdentity::new(None), None),
     })
+}
+
+/// What nabla writes it must read: the header of the model and checkpoint files (class and
+/// feature names, layers, settings) is checked against the reader's limit before training.
+fn check_header(model: &Network, data: &RunData, config: &RunConfig) -> Result<()> {
+    use nabla::io::model_file::{MAX_HEADER, header_len};
+    let out = &config.output;
+    if out.no_save && out.save.is_none() && out.checkpoint_dir.is_none() {
+        return Ok(());
+    }
+    let training = serde_json::json!({ "config": config.settings_only() });
+    let n = header_len(model, &data.preprocess, &training)?;
+    // A checkpoint adds the optimizer's state (up to 3 entries per tensor) and the history.
+    let tensors = model.tensors().len() as u64;
+    let needed = n + tensors * 3 * 200 + (1 << 20);
+    if needed > MAX_HEADER {
+        anyhow::bail!(nabla::NablaError::Usage(format!(
+            "the model file would need a {n}-byte header ({} classes, {} input columns, {tensors} tensors) and its checkpoints about {needed}, more than the {MAX_HEADER} bytes nabla reads back; refusing before training: shorten the class or column names, or use fewer classes or layers",
+            data.preprocess.target.classes.len(),
+            data.preprocess.features.len(),
+        )));
+    }
+    Ok(())
 }
 
 /// `--early-stopping` with `--val-split 0`: nothing may choose, so it is off; says so.
