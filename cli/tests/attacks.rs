@@ -719,3 +719,73 @@ fn i19_a_model_nabla_cannot_read_is_refused_before_training() {
     assert!(!dir.join("runs/long/model.safetensors").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// 27. predict/evaluate schema: a class name with a comma is one quoted header field, predict
+//     ignores the target column, a duplicate header name is refused, a stale lock names its
+//     file, an ONNX file as --model is called what it is.
+#[test]
+fn i27_predict_schema_and_messages() {
+    let dir = temp_dir("i27");
+    let mut s = String::from("a,b,y\n");
+    for i in 0..60 {
+        let class = ["big, red", "small", "\"odd\""][i % 3];
+        let quoted = format!("\"{}\"", class.replace('"', "\"\""));
+        s += &format!("{},{},{quoted}\n", i % 3, (i * 7) % 5);
+    }
+    std::fs::write(dir.join("comma.csv"), s).unwrap();
+    ok(&train(
+        &dir,
+        &[
+            "--data",
+            "comma.csv",
+            "--no-save",
+            "--save",
+            "c.safetensors",
+        ],
+    ));
+    let out = nabla_in(
+        &dir,
+        &["predict", "--model", "c.safetensors", "--data", "comma.csv"],
+    );
+    ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let header = text.lines().next().unwrap();
+    assert_eq!(
+        header, "prediction,\"p_\"\"odd\"\"\",\"p_big, red\",p_small",
+        "{header}"
+    );
+    // A target value that is no class: predict ignores the column.
+    std::fs::write(dir.join("new.csv"), "a,b,y\n1,2,purple\n").unwrap();
+    ok(&nabla_in(
+        &dir,
+        &["predict", "--model", "c.safetensors", "--data", "new.csv"],
+    ));
+    // A header naming a column twice is refused, as train refuses it.
+    std::fs::write(dir.join("dup.csv"), "a,b,a\n1,2,3\n").unwrap();
+    refused(
+        &nabla_in(
+            &dir,
+            &["predict", "--model", "c.safetensors", "--data", "dup.csv"],
+        ),
+        "appears twice",
+    );
+    // An ONNX file given as a model.
+    ok(&nabla_in(
+        &dir,
+        &["export", "--model", "c.safetensors", "--out", "c.onnx"],
+    ));
+    refused(
+        &nabla_in(&dir, &["inspect", "--model", "c.onnx"]),
+        "not a nabla model file",
+    );
+    // A lock that blocks a folder says how to clear it.
+    std::fs::create_dir_all(dir.join("runs/busy")).unwrap();
+    std::fs::write(
+        dir.join("runs/busy/.nabla-run.lock"),
+        std::process::id().to_string(),
+    )
+    .unwrap();
+    let out = train(&dir, &["--data", "comma.csv", "--name", "busy"]);
+    refused(&out, "remove that file");
+    let _ = std::fs::remove_dir_all(&dir);
+}

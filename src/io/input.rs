@@ -35,6 +35,17 @@ pub struct Rows {
 /// Reads `path` for a model with `preprocess`: a CSV file (plain or `.gz`), an IDX images file,
 /// or a folder of IDX files (its `t10k` pair; for an image model only).
 pub fn read(path: &Path, preprocess: &Preprocess) -> Result<Rows, NablaError> {
+    read_with(path, preprocess, true)
+}
+
+/// [`read`] for prediction: a target column is ignored (never read, so a value that is not one
+/// of the model's classes is no error); [`Rows::targets`] is `None` for CSV files.
+pub fn read_inputs(path: &Path, preprocess: &Preprocess) -> Result<Rows, NablaError> {
+    read_with(path, preprocess, false)
+}
+
+/// [`read`], reading the target column of a CSV file only when `targets`.
+fn read_with(path: &Path, preprocess: &Preprocess, targets: bool) -> Result<Rows, NablaError> {
     if path.is_dir() {
         return read_idx_dir(path, preprocess);
     }
@@ -60,7 +71,7 @@ pub fn read(path: &Path, preprocess: &Preprocess) -> Result<Rows, NablaError> {
     } else {
         bytes
     };
-    read_csv_bytes(path, &bytes, preprocess)
+    read_csv(path, &bytes, preprocess, targets)
 }
 
 fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf, NablaError> {
@@ -138,6 +149,36 @@ pub fn read_csv_bytes(
     bytes: &[u8],
     preprocess: &Preprocess,
 ) -> Result<Rows, NablaError> {
+    read_csv(path, bytes, preprocess, true)
+}
+
+/// Refuses a header naming one column twice, as training does.
+fn unique_header(path: &Path, header: &[String]) -> Result<(), NablaError> {
+    let mut seen = std::collections::HashMap::with_capacity(header.len());
+    for (i, h) in header.iter().enumerate() {
+        if let Some(first) = seen.insert(h.as_str(), i) {
+            let shown: String = h.chars().take(80).collect();
+            return Err(NablaError::data(
+                path,
+                "header",
+                format!(
+                    "the column name {shown:?} appears twice (columns {} and {}); column names must be unique",
+                    first + 1,
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`read_csv_bytes`], reading the target column only when `targets`.
+fn read_csv(
+    path: &Path,
+    bytes: &[u8],
+    preprocess: &Preprocess,
+    targets: bool,
+) -> Result<Rows, NablaError> {
     let head_end = bytes
         .iter()
         .position(|&b| b == b'\n')
@@ -154,9 +195,13 @@ pub fn read_csv_bytes(
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
+    unique_header(path, &header)?;
     let wanted = wanted_columns(path, &header, preprocess)?;
     let target = &preprocess.target;
-    let target_at = header.iter().position(|h| *h == target.name);
+    let target_at = header
+        .iter()
+        .position(|h| *h == target.name)
+        .filter(|_| targets);
     let mut targets = target_at.map(|_| match target.task {
         Task::Classification => Targets::Classes(Vec::new()),
         Task::Regression => Targets::Values(Vec::new()),

@@ -406,14 +406,17 @@ fn too_short(path: &Path, size: u64) -> NablaError {
 
 fn check_header_len(path: &Path, n: u64, size: u64) -> Result<(), NablaError> {
     if n == 0 || n > size - 8 {
-        return Err(bad(
-            path,
-            "header",
-            format!(
+        // An ONNX file, a CSV, anything else: its first 8 bytes are no header length.
+        let message = match n > size {
+            true => format!(
+                "not a nabla model file: a .safetensors model starts with its header length, and these 8 bytes would say {n} bytes in a {size}-byte file (an ONNX or other file? give the model.safetensors that `nabla train` wrote)"
+            ),
+            false => format!(
                 "the header length says {n} bytes but the file has {} after it (truncated or not a safetensors file)",
                 size - 8
             ),
-        ));
+        };
+        return Err(bad(path, "header", message));
     }
     if n > MAX_HEADER {
         return Err(bad(

@@ -47,8 +47,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
     }
     let (_, file) = super::model_path::load(&args.model).context("loading the model")?;
     let model = Model::new(file);
-    let rows =
-        nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;
+    let rows = nabla::io::input::read_inputs(&args.data, &model.file().preprocess)
+        .context("reading the data")?;
     let classes = model.classes().to_vec();
     let regression = model.spec().task == Task::Regression;
     let width = model.spec().inputs;
@@ -57,8 +57,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     csv.push_str("prediction");
     if !regression {
         for c in &classes {
-            csv.push_str(",p_");
-            csv.push_str(&quote(c));
+            // The whole field is quoted (`"p_big, red"`), never a part of it.
+            csv.push(',');
+            csv.push_str(&quote(&format!("p_{c}")));
         }
     }
     csv.push('\n');
