@@ -789,3 +789,24 @@ fn i27_predict_schema_and_messages() {
     refused(&out, "remove that file");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// 27. A model naming one class twice is refused at load (not ten `p_a` columns).
+#[test]
+fn i27_duplicate_class_names_in_a_model_are_refused() {
+    let dir = temp_dir("i27dup");
+    let model = tiny_model(&dir);
+    edit_meta(&model, "spec", |spec| {
+        spec["classes"] = serde_json::json!(["p", "p", "r"]);
+    });
+    edit_meta(&model, "preprocess", |pre| {
+        pre["target"]["classes"] = serde_json::json!(["p", "p", "r"]);
+    });
+    for cmd in ["inspect", "predict"] {
+        let mut args = vec![cmd, "--model", "m.safetensors"];
+        if cmd == "predict" {
+            args.extend(["--data", "tiny.csv"]);
+        }
+        refused(&nabla_in(&dir, &args), "named twice");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

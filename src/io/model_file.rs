@@ -463,6 +463,8 @@ pub fn decode_with(path: &Path, bytes: &[u8]) -> Result<(ModelFile, Extras), Nab
     spec.validate()
         .map_err(|e| bad(path, "__metadata__.spec", e.to_string()))?;
     let preprocess = read_preprocess(path, meta("preprocess")?, spec.inputs)?;
+    unique_classes(path, "__metadata__.spec", &spec.classes)?;
+    unique_classes(path, "__metadata__.preprocess", &preprocess.target.classes)?;
     let training: serde_json::Value = match metadata.get("training") {
         Some(t) => serde_json::from_str(t)
             .map_err(|e| bad(path, "__metadata__.training", format!("invalid JSON: {e}")))?,
@@ -479,6 +481,26 @@ pub fn decode_with(path: &Path, bytes: &[u8]) -> Result<(ModelFile, Extras), Nab
         training,
     };
     Ok((file, extras))
+}
+
+/// Refuses a class named twice (predictions would have two `p_NAME` columns, one class could
+/// never be told from the other); a long name is shown cut to 80 characters.
+fn unique_classes(path: &Path, place: &str, classes: &[String]) -> Result<(), NablaError> {
+    let mut seen = std::collections::HashSet::with_capacity(classes.len());
+    for c in classes {
+        if !seen.insert(c.as_str()) {
+            let mut shown: String = c.chars().take(80).collect();
+            if shown.len() < c.len() {
+                shown.push('…');
+            }
+            return Err(bad(
+                path,
+                place,
+                format!("the class {shown:?} is named twice; class names must be unique"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The spec's tensors must roughly fit in the file's network tensors before any is allocated
