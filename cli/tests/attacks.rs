@@ -271,7 +271,13 @@ fn i21_checkpoint_folders_are_locked() {
         &["--no-save", "--checkpoint-dir", "ck", "--seed", "1"],
     );
     let lock = dir.join("ck/.nabla-checkpoints.lock");
-    wait_until(&mut first, "the checkpoint lock", || lock.exists());
+    let ck = dir.join("ck");
+    wait_until(&mut first, "the lock and a checkpoint", || {
+        lock.exists()
+            && std::fs::read_dir(&ck).is_ok_and(|mut d| {
+                d.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().starts_with("epoch-")))
+            })
+    });
     let second = train(
         &dir,
         &["--no-save", "--checkpoint-dir", "ck", "--seed", "2"],
@@ -551,7 +557,7 @@ fn i22_hangups_and_signals_after_training_keep_the_model() {
 fn i26_messages_say_what_happened() {
     let dir = temp_dir("i26");
     tiny_model(&dir);
-    // An epoch long enough to interrupt: 100,000 rows at batch 1.
+    // An epoch long enough to interrupt: 100,000 rows at batch 1 through 256 × 256 units.
     tiny_csv(&dir, "big.csv", 100_000);
     let mut child = nabla()
         .current_dir(&dir)
@@ -564,7 +570,7 @@ fn i26_messages_say_what_happened() {
             "--batch-size",
             "1",
             "--hidden",
-            "64",
+            "256,256",
             "--threads",
             "1",
             "--name",
@@ -578,7 +584,8 @@ fn i26_messages_say_what_happened() {
         .unwrap();
     let lock = dir.join("ck3/.nabla-checkpoints.lock");
     wait_until(&mut child, "the checkpoint lock", || lock.exists());
-    std::thread::sleep(Duration::from_millis(300));
+    // After the data is loaded and the handlers are installed, long before epoch 1 ends.
+    std::thread::sleep(Duration::from_millis(1000));
     signal(&child, "INT");
     let out = child.wait_with_output().unwrap();
     let (e, o) = (err(&out), String::from_utf8_lossy(&out.stdout).into_owned());

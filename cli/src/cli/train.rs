@@ -1109,32 +1109,9 @@ fn fit(
             events.epoch(m);
         })
         .on_checkpoint(|state, model, optimizer| {
-            let Some(dir) = &checkpoint_dir else {
-                return Ok(());
-            };
-            let saved = nabla::train::checkpoint::save(
-                dir,
-                identity,
-                state,
-                model,
-                &optimizer.state(),
-                &data.preprocess,
-                config,
-            );
-            // A checkpoint that cannot be written (a full disk) never costs the run: training
-            // goes on, the model and results are saved at the end, and the run then fails
-            // naming the checkpoint.
-            if let Err(e) = saved {
-                let mut failed = checkpoint_failure.borrow_mut();
-                if failed.is_none() {
-                    let why = hints::error_chain(&anyhow::Error::from(e));
-                    eprintln!(
-                        "warning: cannot write the checkpoint of epoch {} into {}: {why}; training goes on without checkpoints, and the model is saved at the end",
-                        state.epoch,
-                        dir.display()
-                    );
-                    *failed = Some(format!("the checkpoint of epoch {} into {} ({why})", state.epoch, dir.display()));
-                }
+            if let Some(dir) = &checkpoint_dir {
+                let run = (identity, data, config);
+                checkpoint(dir, run, (state, model, optimizer), &checkpoint_failure);
             }
             Ok(())
         })
@@ -1149,6 +1126,40 @@ fn fit(
     }
     world.give_back(trainer.take_group());
     Ok((report?, checkpoint_failure.into_inner()))
+}
+
+/// Writes the epoch's checkpoint into `dir`. One that cannot be written (a full disk) never
+/// costs the run: a warning says so once, training goes on, the model and results are saved at
+/// the end, and the run then fails naming the first checkpoint that failed (`failure`).
+fn checkpoint(
+    dir: &Path,
+    (identity, data, config): (&RunIdentity, &RunData, &RunConfig),
+    (state, model, optimizer): (&FitState, &Network, &Optimizer),
+    failure: &std::cell::RefCell<Option<String>>,
+) {
+    let saved = nabla::train::checkpoint::save(
+        dir,
+        identity,
+        state,
+        model,
+        &optimizer.state(),
+        &data.preprocess,
+        config,
+    );
+    let mut failed = failure.borrow_mut();
+    if let (Err(e), None) = (saved, failed.as_ref()) {
+        let why = hints::error_chain(&anyhow::Error::from(e));
+        eprintln!(
+            "warning: cannot write the checkpoint of epoch {} into {}: {why}; training goes on without checkpoints, and the model is saved at the end",
+            state.epoch,
+            dir.display()
+        );
+        *failed = Some(format!(
+            "the checkpoint of epoch {} into {} ({why})",
+            state.epoch,
+            dir.display()
+        ));
+    }
 }
 
 /// The run's splits; an empty test set (`--test-split 0`) is no test set.
