@@ -20,7 +20,6 @@
 //!   (first-appearance order); at most [`MAX_CATEGORIES`] distinct texts per column.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
@@ -149,8 +148,7 @@ impl RawTable {
 
 /// Reads a CSV file (gzip-compressed if it starts with the gzip magic bytes, whatever its name).
 pub fn read(path: &Path, options: &CsvOptions) -> Result<RawTable, NablaError> {
-    let file = File::open(path).map_err(|e| NablaError::io(path, e))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX / 2);
+    let (file, size) = crate::io::source::open(path)?;
     read_from(path, file, size, options)
 }
 

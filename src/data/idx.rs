@@ -5,7 +5,6 @@
 //! against limits and the bytes actually present before anything large is allocated, so a
 //! lying 16-byte header cannot make nabla reserve gigabytes.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -29,8 +28,8 @@ pub struct IdxArray {
 /// Reads an IDX file of unsigned bytes with `expected_dims` dimensions (3 for images, 1 for
 /// labels). Files starting with the gzip magic are decompressed on the fly.
 pub fn read(path: &Path, expected_dims: usize) -> Result<IdxArray, NablaError> {
-    let file = File::open(path).map_err(|e| NablaError::io(path, e))?;
-    let file_len = file.metadata().map(|m| m.len()).ok();
+    let (file, size) = crate::io::source::open(path)?;
+    let file_len = Some(size);
     let mut buffered = BufReader::new(file);
     let mut peek = [0u8; 2];
     let got = read_up_to(&mut buffered, &mut peek).map_err(|e| NablaError::io(path, e))?;

@@ -35,24 +35,35 @@ pub struct Rows {
 /// Reads `path` for a model with `preprocess`: a CSV file (plain or `.gz`), an IDX images file,
 /// or a folder of IDX files (its `t10k` pair; for an image model only).
 pub fn read(path: &Path, preprocess: &Preprocess) -> Result<Rows, NablaError> {
+    read_with(path, preprocess, true)
+}
+
+/// [`read`] for prediction: a target column is ignored (never read, so a value that is not one
+/// of the model's classes is no error); [`Rows::targets`] is `None` for CSV files.
+pub fn read_inputs(path: &Path, preprocess: &Preprocess) -> Result<Rows, NablaError> {
+    read_with(path, preprocess, false)
+}
+
+/// [`read`], reading the target column of a CSV file only when `targets`.
+fn read_with(path: &Path, preprocess: &Preprocess, targets: bool) -> Result<Rows, NablaError> {
     if path.is_dir() {
         return read_idx_dir(path, preprocess);
     }
-    let mut file = std::fs::File::open(path).map_err(|e| NablaError::io(path, e))?;
-    let mut head = [0u8; 4];
-    let got = file.read(&mut head).map_err(|e| NablaError::io(path, e))?;
+    let (file, size) = crate::io::source::open(path)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(size)
+        .read_to_end(&mut bytes)
+        .map_err(|e| NablaError::io(path, e))?;
     // IDX magic: 0, 0, type 0x08 (unsigned byte), dimensions.
-    if got == 4 && head[0] == 0 && head[1] == 0 && head[2] == 0x08 {
+    let is_idx = |b: &[u8]| b.len() >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0x08;
+    if is_idx(&bytes) {
         let images = idx::read(path, 3)?;
         return from_images(path, images, None, preprocess);
     }
-    let bytes = std::fs::read(path).map_err(|e| NablaError::io(path, e))?;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| NablaError::io(path, e))?;
-        if out.len() >= 4 && out[0] == 0 && out[1] == 0 && out[2] == 0x08 {
+        // Bounded like training data: a decompression bomb is refused, whatever the command.
+        let out = crate::io::source::gunzip(path, &bytes)?;
+        if is_idx(&out) {
             let images = idx::read(path, 3)?;
             return from_images(path, images, None, preprocess);
         }
@@ -60,7 +71,7 @@ pub fn read(path: &Path, preprocess: &Preprocess) -> Result<Rows, NablaError> {
     } else {
         bytes
     };
-    read_csv_bytes(path, &bytes, preprocess)
+    read_csv(path, &bytes, preprocess, targets)
 }
 
 fn find_idx(dir: &Path, stem: &str) -> Result<PathBuf, NablaError> {
@@ -138,6 +149,36 @@ pub fn read_csv_bytes(
     bytes: &[u8],
     preprocess: &Preprocess,
 ) -> Result<Rows, NablaError> {
+    read_csv(path, bytes, preprocess, true)
+}
+
+/// Refuses a header naming one column twice, as training does.
+fn unique_header(path: &Path, header: &[String]) -> Result<(), NablaError> {
+    let mut seen = std::collections::HashMap::with_capacity(header.len());
+    for (i, h) in header.iter().enumerate() {
+        if let Some(first) = seen.insert(h.as_str(), i) {
+            let shown: String = h.chars().take(80).collect();
+            return Err(NablaError::data(
+                path,
+                "header",
+                format!(
+                    "the column name {shown:?} appears twice (columns {} and {}); column names must be unique",
+                    first + 1,
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`read_csv_bytes`], reading the target column only when `targets`.
+fn read_csv(
+    path: &Path,
+    bytes: &[u8],
+    preprocess: &Preprocess,
+    targets: bool,
+) -> Result<Rows, NablaError> {
     let head_end = bytes
         .iter()
         .position(|&b| b == b'\n')
@@ -154,9 +195,13 @@ pub fn read_csv_bytes(
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
+    unique_header(path, &header)?;
     let wanted = wanted_columns(path, &header, preprocess)?;
     let target = &preprocess.target;
-    let target_at = header.iter().position(|h| *h == target.name);
+    let target_at = header
+        .iter()
+        .position(|h| *h == target.name)
+        .filter(|_| targets);
     let mut targets = target_at.map(|_| match target.task {
         Task::Classification => Targets::Classes(Vec::new()),
         Task::Regression => Targets::Values(Vec::new()),

@@ -59,8 +59,8 @@ pub fn format_version(spec: &ModelSpec) -> &'static str {
         FORMAT_VERSION
     }
 }
-/// The largest header accepted (as the safetensors reference implementation: 100 MB).
-const MAX_HEADER: u64 = 16 << 20;
+/// The largest header read (and written: nabla never writes a file it would refuse to read).
+pub const MAX_HEADER: u64 = 16 << 20;
 
 /// A model as stored: the network (spec, weights, running statistics), the preprocessing that
 /// turns a file's row into its input, and the training settings.
@@ -217,6 +217,9 @@ pub fn encode_tensors(tensors: &[TensorRef], extras: &Extras) -> Result<Vec<u8>,
     while header.len() % 8 != 0 {
         header.push(b' ');
     }
+    if header.len() as u64 > MAX_HEADER {
+        return Err(header_too_big(header.len() as u64));
+    }
     let mut out = Vec::with_capacity(8 + header.len() + offset as usize);
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());
     out.extend_from_slice(&header);
@@ -224,6 +227,31 @@ pub fn encode_tensors(tensors: &[TensorRef], extras: &Extras) -> Result<Vec<u8>,
         out.extend_from_slice(bytes);
     }
     Ok(out)
+}
+
+/// The refusal of a header of `n` bytes, beyond [`MAX_HEADER`].
+fn header_too_big(n: u64) -> NablaError {
+    NablaError::Usage(format!(
+        "the model file's header would be {n} bytes, more than the {MAX_HEADER} bytes nabla reads back (class or feature names too long or too many, or too many layers); shorten the names or use fewer classes or layers"
+    ))
+}
+
+/// The header length of the model file of `network` with `preprocess` and `training`, without
+/// its tensor data: what a front end checks against [`MAX_HEADER`] before training.
+pub fn header_len(
+    network: &Network<Sequential>,
+    preprocess: &Preprocess,
+    training: &(impl Serialize + ?Sized),
+) -> Result<u64, NablaError> {
+    let metadata = model_metadata(network, preprocess, training)?;
+    let json = |e: serde_json::Error| NablaError::Usage(format!("cannot encode the model: {e}"));
+    let mut n = serde_json::to_string(&metadata).map_err(json)?.len() as u64;
+    for t in network.tensors() {
+        // `"NAME":{"dtype":"F32","shape":[..],"data_offsets":[..,..]},`
+        let shape: String = t.shape.iter().map(|d| format!("{d},")).collect();
+        n += t.name.len() as u64 + shape.len() as u64 + 90;
+    }
+    Ok(n + 32)
 }
 
 /// Saves `network` with its `preprocess` and `training` settings to `path`, atomically.
@@ -327,9 +355,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<ModelFile, NablaError> {
 }
 
 /// The whole file, its size checked before anything is allocated for it.
-fn read_file(path: &Path) -> Result<Vec<u8>, NablaError> {
-    let mut file = std::fs::File::open(path).map_err(|e| NablaError::io(path, e))?;
-    let size = file.metadata().map_err(|e| NablaError::io(path, e))?.len();
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, NablaError> {
+    let (mut file, size) = crate::io::source::open(path)?;
     if size < 8 {
         return Err(too_short(path, size));
     }
@@ -386,14 +413,17 @@ fn too_short(path: &Path, size: u64) -> NablaError {
 
 fn check_header_len(path: &Path, n: u64, size: u64) -> Result<(), NablaError> {
     if n == 0 || n > size - 8 {
-        return Err(bad(
-            path,
-            "header",
-            format!(
+        // An ONNX file, a CSV, anything else: its first 8 bytes are no header length.
+        let message = match n > size {
+            true => format!(
+                "not a nabla model file: a .safetensors model starts with its header length, and these 8 bytes would say {n} bytes in a {size}-byte file (an ONNX or other file? give the model.safetensors that `nabla train` wrote)"
+            ),
+            false => format!(
                 "the header length says {n} bytes but the file has {} after it (truncated or not a safetensors file)",
                 size - 8
             ),
-        ));
+        };
+        return Err(bad(path, "header", message));
     }
     if n > MAX_HEADER {
         return Err(bad(
@@ -443,6 +473,8 @@ pub fn decode_with(path: &Path, bytes: &[u8]) -> Result<(ModelFile, Extras), Nab
     spec.validate()
         .map_err(|e| bad(path, "__metadata__.spec", e.to_string()))?;
     let preprocess = read_preprocess(path, meta("preprocess")?, spec.inputs)?;
+    unique_classes(path, "__metadata__.spec", &spec.classes)?;
+    unique_classes(path, "__metadata__.preprocess", &preprocess.target.classes)?;
     let training: serde_json::Value = match metadata.get("training") {
         Some(t) => serde_json::from_str(t)
             .map_err(|e| bad(path, "__metadata__.training", format!("invalid JSON: {e}")))?,
@@ -459,6 +491,26 @@ pub fn decode_with(path: &Path, bytes: &[u8]) -> Result<(ModelFile, Extras), Nab
         training,
     };
     Ok((file, extras))
+}
+
+/// Refuses a class named twice (predictions would have two `p_NAME` columns, one class could
+/// never be told from the other); a long name is shown cut to 80 characters.
+fn unique_classes(path: &Path, place: &str, classes: &[String]) -> Result<(), NablaError> {
+    let mut seen = std::collections::HashSet::with_capacity(classes.len());
+    for c in classes {
+        if !seen.insert(c.as_str()) {
+            let mut shown: String = c.chars().take(80).collect();
+            if shown.len() < c.len() {
+                shown.push('…');
+            }
+            return Err(bad(
+                path,
+                place,
+                format!("the class {shown:?} is named twice; class names must be unique"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The spec's tensors must roughly fit in the file's network tensors before any is allocated

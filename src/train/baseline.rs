@@ -50,20 +50,67 @@ pub struct BaselineConfig {
     pub threads: usize,
 }
 
+/// The most multiply-adds the linear baseline may cost (rows × inputs × classes × epochs,
+/// about 20 s on one core); beyond it the linear baseline is skipped (`linear: None`).
+pub const MAX_LINEAR_WORK: u128 = 20_000_000_000;
+
 /// Fits and scores both baselines on `splits`.
 pub fn fit(splits: Splits, config: BaselineConfig) -> Result<Baselines, NablaError> {
-    let trivial = trivial(splits.train)?;
-    let linear = if config.linear {
-        Some(match splits.train.task() {
-            Task::Regression => least_squares(splits.train)?,
-            Task::Classification => logistic(splits, config)?,
-        })
-    } else {
-        None
+    let never = std::sync::atomic::AtomicBool::new(false);
+    fit_until(splits, config, &never).map(|b| b.unwrap_or(Baselines::NONE))
+}
+
+impl Baselines {
+    /// No baseline scored.
+    pub const NONE: Baselines = Baselines {
+        trivial: Scores {
+            val: None,
+            test: None,
+        },
+        linear: None,
     };
+}
+
+/// [`fit`], stopped when `stop` is set (`None`: stopped before the baselines were scored).
+/// With neither a validation nor a test set there is nothing to score and nothing is fitted;
+/// the linear baseline is skipped when it would cost more than [`MAX_LINEAR_WORK`].
+pub fn fit_until(
+    splits: Splits,
+    config: BaselineConfig,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<Baselines>, NablaError> {
+    let scored = |d: Option<&Dataset>| d.is_some_and(|d| !d.is_empty());
+    if !scored(splits.val) && !scored(splits.test) {
+        return Ok(Some(Baselines::NONE));
+    }
+    let trivial = trivial(splits.train)?;
+    let linear = match config.linear && affordable(splits.train) {
+        true => match splits.train.task() {
+            Task::Regression => Some(least_squares(splits.train)?),
+            Task::Classification => match logistic(splits, config, stop)? {
+                Some(model) => Some(model),
+                None => return Ok(None),
+            },
+        },
+        false => None,
+    };
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(None);
+    }
     let trivial = score(&trivial, splits)?;
     let linear = linear.map(|m| score(&m, splits)).transpose()?;
-    Ok(Baselines { trivial, linear })
+    Ok(Some(Baselines { trivial, linear }))
+}
+
+/// Whether the linear baseline on `train` stays within [`MAX_LINEAR_WORK`].
+fn affordable(train: &Dataset) -> bool {
+    let outputs = match train.task() {
+        Task::Regression => 1,
+        Task::Classification => train.classes().len(),
+    };
+    let (epochs, _) = logistic_epochs(train);
+    let work = train.len() as u128 * train.dim() as u128 * outputs as u128 * epochs as u128;
+    work <= MAX_LINEAR_WORK
 }
 
 /// Scores `model` on the validation and test sets of `splits`.
@@ -204,11 +251,21 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], k: usize) -> Option<Vec<f64>> {
 
 /// Logistic (softmax) regression trained by the network's engine: enough epochs for about
 /// 3,000 iterations (10 to 100), early stopping on the validation set when there is one.
-fn logistic(splits: Splits, config: BaselineConfig) -> Result<Network, NablaError> {
-    let mut model = linear_network(splits.train, config.seed)?;
+/// The logistic baseline's epochs and batch size on `train`.
+fn logistic_epochs(train: &Dataset) -> (usize, usize) {
     let batch = 32;
-    let iterations = iterations_per_epoch(splits.train.len(), batch).max(1);
-    let epochs = 3000usize.div_ceil(iterations).clamp(10, 100);
+    let iterations = iterations_per_epoch(train.len(), batch).max(1);
+    (3000usize.div_ceil(iterations).clamp(10, 100), batch)
+}
+
+/// `None` when `stop` was set during the fit.
+fn logistic(
+    splits: Splits,
+    config: BaselineConfig,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<Network>, NablaError> {
+    let mut model = linear_network(splits.train, config.seed)?;
+    let (epochs, batch) = logistic_epochs(splits.train);
     let mut trainer = Trainer::new(TrainConfig {
         early_stopping: splits.val.map(|_| 10),
         ..TrainConfig::new(epochs, batch, config.seed, config.threads)
@@ -218,8 +275,8 @@ fn logistic(splits: Splits, config: BaselineConfig) -> Result<Network, NablaErro
         test: None,
         ..splits
     };
-    trainer.fit(&mut model, &mut adam, splits, Hooks::new())?;
-    Ok(model)
+    let report = trainer.fit(&mut model, &mut adam, splits, Hooks::new().stop_when(stop))?;
+    Ok((!report.interrupted).then_some(model))
 }
 
 /// The main measure of an evaluation and whether higher is better: accuracy, or R².
@@ -277,6 +334,33 @@ mod tests {
         assert!(not_better_than_linear(&eval(0.3, 0.95), &eval(0.4, 0.93)).is_none());
         // Same accuracy: the loss decides.
         assert!(not_better_than_linear(&eval(0.5, 0.93), &eval(0.4, 0.93)).is_some());
+    }
+
+    #[test]
+    fn a_stop_or_nothing_to_score_fits_nothing() {
+        let x: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        let y: Vec<f32> = x.iter().map(|v| 2.0 * v).collect();
+        let data = Dataset::regression("line", Features::F32(x), 1, y, 0.0, 1.0).unwrap();
+        let config = BaselineConfig {
+            linear: true,
+            seed: 1,
+            threads: 1,
+        };
+        let stop = std::sync::atomic::AtomicBool::new(true);
+        assert_eq!(
+            fit_until(Splits::new(&data, &data), config, &stop).unwrap(),
+            None
+        );
+        let alone = Splits {
+            train: &data,
+            val: None,
+            test: None,
+        };
+        let never = std::sync::atomic::AtomicBool::new(false);
+        assert_eq!(
+            fit_until(alone, config, &never).unwrap(),
+            Some(Baselines::NONE)
+        );
     }
 
     #[test]

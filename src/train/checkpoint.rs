@@ -101,7 +101,7 @@ impl DataFingerprint {
         let (mut size, mut hash) = (0u64, 0xcbf2_9ce4_8422_2325u64);
         let mut buf = vec![0u8; 1 << 16];
         for path in all {
-            let mut file = std::fs::File::open(&path).map_err(|e| NablaError::io(&path, e))?;
+            let (mut file, _) = crate::io::source::open(&path)?;
             loop {
                 let n = file.read(&mut buf).map_err(|e| NablaError::io(&path, e))?;
                 if n == 0 {
@@ -314,7 +314,7 @@ fn list(dir: &Path) -> Result<Vec<usize>, NablaError> {
 /// without reading the tensors; `None` if the file cannot be read as a checkpoint.
 pub fn run_id(path: &Path) -> Option<String> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).ok()?;
+    let (mut file, _) = crate::io::source::open(path).ok()?;
     let mut len = [0u8; 8];
     file.read_exact(&mut len).ok()?;
     let n = u64::from_le_bytes(len);
@@ -360,7 +360,8 @@ pub fn load_latest(dir: &Path) -> Result<ModelCheckpoint, NablaError> {
 
 /// Reads one checkpoint of a model-file network: the network is built from the file's spec.
 pub fn load(path: &Path) -> Result<ModelCheckpoint, NablaError> {
-    let bytes = std::fs::read(path).map_err(|e| NablaError::io(path, e))?;
+    // Regular files only, the header's length checked against the size before it is read.
+    let bytes = model_file::read_file(path)?;
     let (file, extras) = model_file::decode_with(path, &bytes)?;
     let checkpoint = restore(path, &file.network, extras)?;
     Ok(ModelCheckpoint {

@@ -73,7 +73,7 @@ pub fn line(b: &Baselines, network: Scores, regression: bool) -> String {
     };
     let linear = match &b.linear {
         Some(l) => cell(l),
-        None => "not fitted (image data)".into(),
+        None => "not fitted (image data, or too large to fit quickly)".into(),
     };
     format!(
         "baselines ({measure}, {on}, same split): trivial {}, linear {linear}; network {}",

@@ -109,13 +109,29 @@ fn check_shape(text: &str) -> std::result::Result<(), String> {
 
 /// The flags a config file stands for.
 pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
+    flags_from_table(path, &read_table(path)?, train)
+}
+
+/// Checks every setting of `config` with the flags' own parsers, as if each were given on the
+/// command line: settings stored in a checkpoint (`source`) are validated like flags, so a
+/// crafted `lr = -1` or `threads = 1000000` is refused (exit 2) naming the file and key.
+pub fn check_settings(train: &Command, config: &RunConfig, source: &Path) -> Result<()> {
+    let text = to_toml(train, config)?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        nabla::NablaError::data(source, "settings", format!("cannot be read back: {e}"))
+    })?;
+    flags_from_table(source, &table, train).map(|_| ())
+}
+
+/// The flags a table of settings stands for (`path`: the file it came from, in messages, and
+/// the folder relative data paths are read from).
+fn flags_from_table(path: &Path, table: &toml::Table, train: &Command) -> Result<Vec<OsString>> {
     let bad = |location: String, message: String| -> anyhow::Error {
         nabla::NablaError::data(path, location, message).into()
     };
-    let table = read_table(path)?;
     let known = keys(train);
     let mut flags = Vec::new();
-    for (key, value) in &table {
+    for (key, value) in table {
         let Some(arg) = train
             .get_arguments()
             .find(|a| a.get_id() == key.as_str() && known.contains(key))
@@ -181,9 +197,10 @@ pub fn flags_from_file(path: &Path, train: &Command) -> Result<Vec<OsString>> {
 
 /// The config file's TOML table; a syntax error names its line and column.
 fn read_table(path: &Path) -> Result<toml::Table> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| nabla::NablaError::io(path, e))
-        .map_err(|e| anyhow::anyhow!("reading the config file: {e}"))?;
+    let bytes = nabla::io::source::read_at_most(path, MAX_CONFIG_BYTES as u64, "config file")
+        .map_err(|e| anyhow::anyhow!(e).context("reading the config file"))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| nabla::NablaError::data(path, "file", format!("not UTF-8 text: {e}")))?;
     check_shape(&text).map_err(|m| nabla::NablaError::data(path, "file", m))?;
     text.parse().map_err(|e: toml::de::Error| {
         let place = e

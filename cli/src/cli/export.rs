@@ -22,6 +22,11 @@ pub struct ExportArgs {
     /// Where to write the exported model (atomically).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+
+    /// Replace an existing --out file that is not an ONNX model exported by nabla (without
+    /// it, such a file is refused).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Formats `nabla export` writes.
@@ -33,6 +38,11 @@ pub enum Format {
 
 /// Runs `nabla export`.
 pub fn run(args: ExportArgs) -> Result<()> {
+    // Pre-flight: --out can be written, is not the model (through links) nor another kind of file.
+    let inputs = super::outputs::input_files(std::slice::from_ref(&args.model));
+    super::outputs::check_output_file(&args.out, &inputs)?;
+    let kind = super::outputs::Kind::Onnx;
+    super::outputs::same_kind(&args.out, "--out", kind, args.overwrite)?;
     let (_, file) = super::model_path::load(&args.model).context("loading the model")?;
     match args.format {
         Format::Onnx => nabla::io::onnx::save(&args.out, &file).context("exporting to ONNX")?,

@@ -8,7 +8,7 @@
 //! suggestion is a `nabla train` command line with every flag the user gave plus `--lr`.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::parser::ValueSource;
@@ -317,14 +317,28 @@ fn write_sweep(path: &Path, sweep: &Sweep, lr: Option<f64>, command: Option<&str
         "suggested_lr": lr,
         "suggested_command": command,
     });
-    std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
-        .map_err(|e| nabla::NablaError::io(path, e))?;
+    nabla::io::write_atomic(
+        path,
+        (serde_json::to_string_pretty(&json)? + "\n").as_bytes(),
+    )?;
     Ok(())
 }
 
 /// Runs `nabla lr-find`; `matches` are its own (for the flags given on the command line).
 pub fn run(args: LrFindArgs, matches: &ArgMatches) -> Result<()> {
     refuse_unused(matches)?;
+    // --metrics-out is checked before the sweep: writable, not an input, not another kind.
+    if let Some(path) = &args.train.metrics_out {
+        let data: Vec<PathBuf> = args
+            .train
+            .data
+            .iter()
+            .chain(&args.train.test_data)
+            .cloned()
+            .collect();
+        super::outputs::check_output_file(path, &super::outputs::input_files(&data))?;
+        super::outputs::same_kind(path, "--metrics-out", super::outputs::Kind::Json, false)?;
+    }
     let sweep = sweep(&args)?;
     let points = &sweep.points;
     let mut out = super::Stdout::lock();

@@ -78,7 +78,9 @@ impl History {
             ))
             .into());
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| nabla::NablaError::io(&path, e))?;
+        let bytes = nabla::io::source::read_at_most(&path, 1 << 30, "history.json")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| nabla::NablaError::data(&path, "file", format!("not UTF-8: {e}")))?;
         serde_json::from_str(&text).map_err(|e| {
             nabla::NablaError::data(&path, format!("line {}", e.line()), e.to_string()).into()
         })
@@ -109,7 +111,7 @@ fn atomic(path: &Path, draw: impl FnOnce(&Path) -> Res) -> Result<()> {
     let mut failed = None;
     let result = nabla::io::output::commit(path, true, |tmp| {
         draw(tmp).map_err(|e| {
-            failed = Some(err(e));
+            failed = Some(err(e).context(format!("drawing {}", path.display())));
             std::io::Error::other("drawing failed")
         })
     });
@@ -875,7 +877,7 @@ pub fn run_compare(args: CompareArgs) -> Result<()> {
     }
     // Never the current folder unasked (it is often the checkout): the first run's folder.
     let out = args.out.clone().unwrap_or_else(|| args.run_a.clone());
-    std::fs::create_dir_all(&out).map_err(|e| nabla::NablaError::io(&out, e))?;
+    nabla::io::output::check_folder(&out)?;
     let png = out.join("compare.png");
     atomic(&png, |p| {
         curves(&BitMapBackend::new(p, SIZE).into_drawing_area(), &runs)

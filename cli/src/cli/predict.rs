@@ -27,6 +27,11 @@ pub struct PredictArgs {
     /// Write the CSV here instead of standard output (atomically).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Replace an existing --out file that is not a predictions CSV (without it, such a file
+    /// is refused).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Predicts every row of `data` in batches of this many rows.
@@ -34,15 +39,16 @@ pub(crate) const BATCH: usize = 256;
 
 /// Runs `nabla predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
-    let (model_path, file) =
-        super::model_path::load_to_run(&args.model).context("loading the model")?;
     if let Some(out) = &args.out {
-        let inputs = super::outputs::input_files(&[model_path, args.data.clone()]);
+        let inputs = super::outputs::input_files(&[args.model.clone(), args.data.clone()]);
         super::outputs::check_output_file(out, &inputs)?;
+        let kind = super::outputs::Kind::Predictions;
+        super::outputs::same_kind(out, "--out", kind, args.overwrite)?;
     }
+    let (_, file) = super::model_path::load_to_run(&args.model).context("loading the model")?;
     let model = Model::new(file);
-    let rows =
-        nabla::io::input::read(&args.data, &model.file().preprocess).context("reading the data")?;
+    let rows = nabla::io::input::read_inputs(&args.data, &model.file().preprocess)
+        .context("reading the data")?;
     let classes = model.classes().to_vec();
     let regression = model.spec().task == Task::Regression;
     let width = model.spec().inputs;
@@ -51,8 +57,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     csv.push_str("prediction");
     if !regression {
         for c in &classes {
-            csv.push_str(",p_");
-            csv.push_str(&quote(c));
+            // The whole field is quoted (`"p_big, red"`), never a part of it.
+            csv.push(',');
+            csv.push_str(&quote(&format!("p_{c}")));
         }
     }
     csv.push('\n');

@@ -47,6 +47,13 @@ pub fn resumed(
     args: &TrainArgs,
     matches: &ArgMatches,
 ) -> Result<Option<(RunConfig, ModelCheckpoint)>> {
+    if !dir.is_dir() {
+        let what = match dir.exists() {
+            true => "is not a folder: --resume takes the --checkpoint-dir folder of a run",
+            false => "no such folder: --resume takes the --checkpoint-dir folder of a run",
+        };
+        anyhow::bail!(NablaError::data(dir, "path", what));
+    }
     let ckpt = checkpoint::load_latest(dir).context("reading the checkpoint")?;
     let Some(stored) = ckpt.config.clone() else {
         anyhow::bail!(NablaError::data(
@@ -57,6 +64,10 @@ pub fn resumed(
     };
     let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let command = super::Cli::command();
+    // The stored settings pass the flags' own checks, as a config file's do.
+    if let Some(train) = command.find_subcommand("train") {
+        super::config::check_settings(train, &stored, &ckpt.path)?;
+    }
     let ignored: Vec<String> = command
         .find_subcommand("train")
         .map(|train| {

@@ -1,15 +1,17 @@
-//! Ctrl-C (SIGINT) and SIGTERM during training: the first asks the run to stop after the step
-//! in progress, save what it has (marked "interrupted") and exit 130 / 143; a second one exits
-//! at once.
+//! Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed) during training: the first asks
+//! the run to stop after the step in progress, save what it has (marked "interrupted") and exit
+//! 130 / 143 / 129; a second one exits at once. After training the trained model is saved
+//! before anything else, and a signal then skips the baselines.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// The stop request of a run: set by the first SIGINT or SIGTERM.
+/// The stop request of a run: set by the first SIGINT, SIGTERM or SIGHUP.
 pub struct Stop {
     /// Set when a signal arrived (the trainer checks it after every step).
     pub flag: Arc<AtomicBool>,
-    /// The exit code the signal asks for: 130 (SIGINT) or 143 (SIGTERM); 0 before any.
+    /// The exit code the signal asks for: 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP); 0
+    /// before any.
     code: Arc<AtomicUsize>,
 }
 
@@ -21,9 +23,9 @@ impl Stop {
         let code = Arc::new(AtomicUsize::new(0));
         #[cfg(unix)]
         {
-            use signal_hook::consts::{SIGINT, SIGTERM};
+            use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
             use signal_hook::flag;
-            let installed = [(SIGINT, 130), (SIGTERM, 143)]
+            let installed = [(SIGINT, 130), (SIGTERM, 143), (SIGHUP, 129)]
                 .iter()
                 .try_for_each(|&(sig, exit)| {
                     // Registered first, so it sees the flag as the previous signal left it: a

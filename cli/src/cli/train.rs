@@ -691,12 +691,15 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
         && !["run_dir", "name", "no_save"]
             .iter()
             .any(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine));
-    let claim = Claim {
+    let claim = FolderClaim {
         resuming: resume.is_some(),
         own_folder,
     };
     let folder = checked_run_folder(&mut world, &args, &config, claim)?;
-    let run_dir = folder.as_ref().map(|f| f.dir.clone());
+    let run_dir = folder
+        .as_ref()
+        .and_then(|f| f.run.as_ref())
+        .map(|f| f.dir.clone());
     let events = super::tensorboard::EventLog::open(run_dir.as_deref());
     let data = config.load_data()?;
     for w in data.warnings.iter().filter(|_| world.is_root()) {
@@ -706,6 +709,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     let config = config.resolve_for(&data);
     super::memory::check_run(&config, &data)?;
     let (spec, mut model) = config.network(&data.train, data.image)?;
+    check_header(&model, &data, &config)?;
     let augment = config.augmenter(&data)?;
     let mut optimizer = config.optimizer()?;
     let (identity, resume_state) = identity_and_state(
@@ -735,7 +739,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
     // Under MPI every rank handles the signals and the ranks agree after each step whether
     // any was asked to stop, so all stop after the same step.
     let stop = super::signals::Stop::install();
-    let report = fit(
+    let (report, checkpoint_failure) = fit(
         (&config, &identity, &stop),
         &data,
         &mut model,
@@ -753,6 +757,8 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> Result<()> {
                 model: &model,
                 base_lr,
                 report: &report,
+                stop: &stop,
+                failures: std::cell::RefCell::new(checkpoint_failure.into_iter().collect()),
             };
             finished.save(run_dir, &events).and_then(|()| {
                 drop(folder);
@@ -785,10 +791,10 @@ fn checked_run_folder(
     world: &mut World,
     args: &TrainArgs,
     config: &RunConfig,
-    claim: Claim,
-) -> Result<Option<super::outputs::RunFolder>> {
+    claim: FolderClaim,
+) -> Result<Option<super::outputs::Claim>> {
     let folder = match world.is_root() {
-        true => preflight(args, config, claim),
+        true => preflight(args, config, claim).map(Some),
         false => Ok(None),
     };
     if !world.agree(folder.is_ok())? {
@@ -803,7 +809,7 @@ fn checked_run_folder(
 
 /// How the run folder is claimed.
 #[derive(Debug, Clone, Copy)]
-struct Claim {
+struct FolderClaim {
     /// The run continues from a checkpoint (--resume).
     resuming: bool,
     /// The folder is the resumed run's own: the run it holds is the one continued, so it is
@@ -815,8 +821,8 @@ struct Claim {
 fn preflight(
     args: &TrainArgs,
     config: &RunConfig,
-    claim: Claim,
-) -> Result<Option<super::outputs::RunFolder>> {
+    claim: FolderClaim,
+) -> Result<super::outputs::Claim> {
     if !claim.resuming
         && let Some(dir) = &config.output.checkpoint_dir
     {
@@ -865,6 +871,29 @@ fn identity_and_state(
     })
 }
 
+/// What nabla writes it must read: the header of the model and checkpoint files (class and
+/// feature names, layers, settings) is checked against the reader's limit before training.
+fn check_header(model: &Network, data: &RunData, config: &RunConfig) -> Result<()> {
+    use nabla::io::model_file::{MAX_HEADER, header_len};
+    let out = &config.output;
+    if out.no_save && out.save.is_none() && out.checkpoint_dir.is_none() {
+        return Ok(());
+    }
+    let training = serde_json::json!({ "config": config.settings_only() });
+    let n = header_len(model, &data.preprocess, &training)?;
+    // A checkpoint adds the optimizer's state (up to 3 entries per tensor) and the history.
+    let tensors = model.tensors().len() as u64;
+    let needed = n + tensors * 3 * 200 + (1 << 20);
+    if needed > MAX_HEADER {
+        anyhow::bail!(nabla::NablaError::Usage(format!(
+            "the model file would need a {n}-byte header ({} classes, {} input columns, {tensors} tensors) and its checkpoints about {needed}, more than the {MAX_HEADER} bytes nabla reads back; refusing before training: shorten the class or column names, or use fewer classes or layers",
+            data.preprocess.target.classes.len(),
+            data.preprocess.features.len(),
+        )));
+    }
+    Ok(())
+}
+
 /// `--early-stopping` with `--val-split 0`: nothing may choose, so it is off; says so.
 fn warn_unused_early_stopping(config: &RunConfig, data: &RunData) {
     if config.early_stopping.is_some() && data.val.is_none() {
@@ -874,33 +903,54 @@ fn warn_unused_early_stopping(config: &RunConfig, data: &RunData) {
     }
 }
 
-/// After an interrupted run was saved: where its checkpoint is, and the signal's exit code
-/// (130 when another rank of an MPI run was the one interrupted).
+/// After an interrupted run was saved: where its checkpoint is (if one was written), and the
+/// signal's exit code (130 when another rank of an MPI run was the one interrupted). A signal
+/// after training (during the baselines) ends the run the same way once everything is saved.
 fn interrupted(config: &RunConfig, report: &FitReport, stop: &super::signals::Stop) -> Result<()> {
-    if !report.interrupted {
+    let after_training = !report.interrupted && stop.requested().is_some();
+    if !report.interrupted && !after_training {
         return Ok(());
     }
     let code = stop.requested().unwrap_or(130);
-    match &config.output.checkpoint_dir {
-        Some(dir) => eprintln!(
-            "interrupted after epoch {}: its checkpoint is in {}; continue with nabla train --resume {}",
-            report.history.len(),
+    let epochs = report.history.len();
+    let out = &config.output;
+    let saved = !out.no_save || out.save.is_some() || out.metrics_out.is_some();
+    let what = if saved {
+        "the model and results are saved as shown"
+    } else {
+        "nothing was saved (--no-save)"
+    };
+    if after_training {
+        eprintln!(
+            "interrupted after training ({}): the baselines were skipped; {what}",
+            plural(epochs, "epoch")
+        );
+        return Err(super::signals::Interrupted(code).into());
+    }
+    let checkpoint = config
+        .output
+        .checkpoint_dir
+        .as_ref()
+        .filter(|dir| nabla::train::checkpoint::latest(dir).is_ok());
+    match (checkpoint, &config.output.checkpoint_dir) {
+        (Some(dir), _) => eprintln!(
+            "interrupted after epoch {epochs}: its checkpoint is in {}; continue with nabla train --resume {}",
             dir.display(),
             dir.display()
         ),
-        None => {
-            let out = &config.output;
-            let saved = !out.no_save || out.save.is_some() || out.metrics_out.is_some();
-            eprintln!(
-                "interrupted after epoch {} (and part of the next); {}",
-                report.history.len(),
-                if saved {
-                    "the model and results are saved as shown, marked \"interrupted\""
-                } else {
-                    "nothing was saved (--no-save)"
-                }
-            )
-        }
+        (None, Some(dir)) => eprintln!(
+            "interrupted in epoch {}, before any checkpoint was written into {} (nothing to resume: start the run again); {what}, marked \"interrupted\"",
+            epochs + 1,
+            dir.display()
+        ),
+        (None, None) => eprintln!(
+            "interrupted after epoch {epochs} (and part of the next); {}",
+            if saved {
+                "the model and results are saved as shown, marked \"interrupted\""
+            } else {
+                what
+            }
+        ),
     }
     Err(super::signals::Interrupted(code).into())
 }
@@ -1047,7 +1097,8 @@ fn describe_optimizer(config: &RunConfig, optimizer: &Optimizer) -> String {
     desc
 }
 
-/// Trains (or continues) the run, showing progress and writing checkpoints.
+/// Trains (or continues) the run, showing progress and writing checkpoints; also returns the
+/// first checkpoint that could not be written (training went on without it).
 fn fit(
     (config, identity, stop): (&RunConfig, &RunIdentity, &super::signals::Stop),
     data: &RunData,
@@ -1056,7 +1107,7 @@ fn fit(
     resume_state: Option<FitState>,
     world: &mut World,
     events: &super::tensorboard::EventLog,
-) -> Result<FitReport> {
+) -> Result<(FitReport, Option<String>)> {
     let mut tc = config.train_config();
     tc.augment = config.augmenter(data)?;
     let epochs = tc.epochs;
@@ -1089,6 +1140,7 @@ fn fit(
         .checkpoint_dir
         .clone()
         .filter(|_| world.is_root());
+    let checkpoint_failure = std::cell::RefCell::new(None);
     let hooks = Hooks::new()
         .on_iteration(|it| {
             progress.borrow_mut().iteration(it);
@@ -1098,18 +1150,12 @@ fn fit(
             progress.borrow_mut().epoch(m);
             events.epoch(m);
         })
-        .on_checkpoint(|state, model, optimizer| match &checkpoint_dir {
-            Some(dir) => nabla::train::checkpoint::save(
-                dir,
-                identity,
-                state,
-                model,
-                &optimizer.state(),
-                &data.preprocess,
-                config,
-            )
-            .map(|_| ()),
-            None => Ok(()),
+        .on_checkpoint(|state, model, optimizer| {
+            if let Some(dir) = &checkpoint_dir {
+                let run = (identity, data, config);
+                checkpoint(dir, run, (state, model, optimizer), &checkpoint_failure);
+            }
+            Ok(())
         })
         .stop_when(&stop.flag);
     let splits = splits(data);
@@ -1121,7 +1167,41 @@ fn fit(
         bar.abandon();
     }
     world.give_back(trainer.take_group());
-    Ok(report?)
+    Ok((report?, checkpoint_failure.into_inner()))
+}
+
+/// Writes the epoch's checkpoint into `dir`. One that cannot be written (a full disk) never
+/// costs the run: a warning says so once, training goes on, the model and results are saved at
+/// the end, and the run then fails naming the first checkpoint that failed (`failure`).
+fn checkpoint(
+    dir: &Path,
+    (identity, data, config): (&RunIdentity, &RunData, &RunConfig),
+    (state, model, optimizer): (&FitState, &Network, &Optimizer),
+    failure: &std::cell::RefCell<Option<String>>,
+) {
+    let saved = nabla::train::checkpoint::save(
+        dir,
+        identity,
+        state,
+        model,
+        &optimizer.state(),
+        &data.preprocess,
+        config,
+    );
+    let mut failed = failure.borrow_mut();
+    if let (Err(e), None) = (saved, failed.as_ref()) {
+        let why = hints::error_chain(&anyhow::Error::from(e));
+        eprintln!(
+            "warning: cannot write the checkpoint of epoch {} into {}: {why}; training goes on without checkpoints, and the model is saved at the end",
+            state.epoch,
+            dir.display()
+        );
+        *failed = Some(format!(
+            "the checkpoint of epoch {} into {} ({why})",
+            state.epoch,
+            dir.display()
+        ));
+    }
 }
 
 /// The run's splits; an empty test set (`--test-split 0`) is no test set.
@@ -1142,6 +1222,10 @@ struct Finished<'a> {
     /// The learning rate before any schedule.
     base_lr: f64,
     report: &'a FitReport,
+    /// A signal after training skips the baselines.
+    stop: &'a super::signals::Stop,
+    /// Outputs that could not be written (the others are written all the same).
+    failures: std::cell::RefCell<Vec<String>>,
 }
 
 /// What is measured after training: the final model on the held-out sets, the baselines on
@@ -1160,9 +1244,16 @@ impl Finished<'_> {
     /// [`Finished::report`], then the confusion matrix image in the TensorBoard events.
     fn save(&self, run_dir: Option<PathBuf>, events: &super::tensorboard::EventLog) -> Result<()> {
         self.report(run_dir.clone())?;
-        if let Some(dir) = run_dir.filter(|_| self.spec.task == Task::Classification) {
+        // Only a confusion matrix that was drawn (not beyond MAX_PLOTTED_CLASSES, not for a
+        // run stopped in its first epoch) goes into the log.
+        let drawn = self.spec.task == Task::Classification
+            && self.spec.classes.len() <= plot::MAX_PLOTTED_CLASSES
+            && !self.report.history.is_empty();
+        if let Some(dir) = run_dir.filter(|_| drawn) {
             let png = dir.join("confusion_matrix.png");
-            events.image("confusion_matrix", &png, self.report.history.len());
+            if png.is_file() {
+                events.image("confusion_matrix", &png, self.report.history.len());
+            }
         }
         Ok(())
     }
@@ -1176,18 +1267,31 @@ impl Finished<'_> {
         }
     }
 
-    /// Prints the outcome, then writes the model files, the metrics file and the run folder;
-    /// a diverged run is saved (marked diverged) and then reported as the error.
+    /// Saves the trained model first (before any post-training work, so no signal can lose
+    /// it), then measures, prints the outcome and writes the metrics file and the run folder.
+    /// An output that cannot be written does not stop the others: the run then fails naming
+    /// each. A diverged run is saved (marked diverged) and then reported as the error.
     fn report(&self, run_dir: Option<PathBuf>) -> Result<()> {
-        let outcome = self.measure()?;
-        self.print_outcome(&outcome)?;
+        let (network, inference_seconds) = self.score()?;
         let run_model = run_dir.as_ref().map(|d| d.join("model.safetensors"));
-        self.save_models(run_model.as_ref(), &outcome)?;
+        let saved = self.save_models(run_model.as_ref(), &network);
+        let outcome = self.measure(network, inference_seconds)?;
+        self.print_outcome(&outcome)?;
+        self.announce(&saved, run_model.as_ref())?;
         if let Some(path) = &self.config.output.metrics_out {
-            self.write_metrics(path, &outcome)?;
+            let written = self.write_metrics(path, &outcome);
+            self.failed(written, path);
         }
         if let Some(dir) = run_dir {
-            self.save_run_folder(&dir, &outcome)?;
+            let written = self.save_run_folder(&dir, &outcome);
+            self.failed(written, &dir);
+        }
+        let failures = self.failures.borrow();
+        if !failures.is_empty() {
+            anyhow::bail!(
+                "could not write {}; every other output was written",
+                failures.join("; ")
+            );
         }
         match &self.report.diverged {
             Some(why) => Err(nabla::NablaError::Diverged(why.clone()).into()),
@@ -1195,8 +1299,19 @@ impl Finished<'_> {
         }
     }
 
-    /// Evaluates the final model, fits the baselines and diagnoses the run.
-    fn measure(&self) -> Result<Outcome> {
+    /// Records a failed write of `path` (said at the end, after every other output).
+    fn failed(&self, result: Result<()>, path: &Path) {
+        if let Err(e) = result {
+            let why = hints::error_chain(&e);
+            eprintln!("error: {why}");
+            self.failures
+                .borrow_mut()
+                .push(format!("{} ({why})", path.display()));
+        }
+    }
+
+    /// The final model on the validation and test sets, and the test set's inference time.
+    fn score(&self) -> Result<(Scores, f64)> {
         let trainer = Trainer::new(self.config.train_config())?;
         let splits = splits(self.data);
         let eval_started = Instant::now();
@@ -1209,15 +1324,23 @@ impl Finished<'_> {
             .val
             .map(|v| trainer.evaluate(self.model, v))
             .transpose()?;
+        Ok((Scores { val, test }, inference_seconds))
+    }
+
+    /// Fits the baselines (skipped once a signal arrived) and diagnoses the run.
+    fn measure(&self, network: Scores, inference_seconds: f64) -> Result<Outcome> {
+        let splits = splits(self.data);
         let c = self.config;
-        let baselines = nabla::train::baseline::fit(
+        let baselines = nabla::train::baseline::fit_until(
             splits,
             BaselineConfig {
                 linear: !c.data.as_ref().is_some_and(|d| d.is_dir()),
                 seed: c.seed(),
                 threads: c.threads.unwrap_or(1),
             },
-        )?;
+            &self.stop.flag,
+        )?
+        .unwrap_or(nabla::train::baseline::Baselines::NONE);
         let context = FitContext {
             early_stopping: c.early_stopping.is_some() && splits.val.is_some(),
             dropout: c.dropout.unwrap_or_default() > 0.0,
@@ -1225,12 +1348,12 @@ impl Finished<'_> {
             start_loss: (self.spec.task == Task::Classification)
                 .then(|| (self.spec.outputs().max(2) as f64).ln()),
         };
-        let linear_note = match (&val, baselines.linear.and_then(|l| l.val)) {
+        let linear_note = match (&network.val, baselines.linear.and_then(|l| l.val)) {
             (Some(net), Some(lin)) => nabla::train::baseline::not_better_than_linear(net, &lin),
             _ => None,
         };
         Ok(Outcome {
-            network: Scores { val, test },
+            network,
             baselines,
             diagnosis: diagnose_with(&self.report.history, &context),
             linear_note,
@@ -1305,15 +1428,44 @@ impl Finished<'_> {
 
     /// The model goes to --save and, unless --no-save, into the run folder; its `training`
     /// metadata holds the settings (`config`, without the output part) and the results.
-    fn save_models(&self, run_model: Option<&PathBuf>, outcome: &Outcome) -> Result<()> {
+    /// Returns the files written; a file that cannot be written is recorded and the others
+    /// are still written.
+    fn save_models(&self, run_model: Option<&PathBuf>, network: &Scores) -> Vec<PathBuf> {
         let targets: Vec<&PathBuf> = self.config.output.save.iter().chain(run_model).collect();
         if targets.is_empty() {
+            return Vec::new();
+        }
+        let training = self.training_metadata(network);
+        let mut saved = Vec::new();
+        for path in targets {
+            let written = nabla::io::save(path, self.model, &self.data.preprocess, &training)
+                .context("saving the model");
+            match written {
+                Ok(()) => saved.push(path.clone()),
+                Err(e) => self.failed(Err(e), path),
+            }
+        }
+        saved
+    }
+
+    /// `saved the model to FILE` for each --save file written.
+    fn announce(&self, saved: &[PathBuf], run_model: Option<&PathBuf>) -> Result<()> {
+        if self.config.output.quiet {
             return Ok(());
         }
+        let mut out = super::Stdout::lock();
+        for path in saved.iter().filter(|p| Some(*p) != run_model) {
+            writeln!(out, "saved the model to {}", path.display())?;
+        }
+        Ok(())
+    }
+
+    /// The model file's `training` metadata: the settings and the network's results.
+    fn training_metadata(&self, network: &Scores) -> serde_json::Value {
         let c = self.config;
         let optimizer = c.optimizer.unwrap_or_default();
-        let test = outcome.network.test;
-        let training = serde_json::json!({
+        let test = network.test;
+        serde_json::json!({
             "data": self.data.train.name(),
             "train_samples": self.data.train.len(),
             "hidden": if c.layers.is_some() { None } else { c.hidden.as_ref() },
@@ -1345,16 +1497,7 @@ impl Finished<'_> {
             "nabla_version": env!("CARGO_PKG_VERSION"),
             "status": self.status(),
             "config": c.settings_only(),
-        });
-        let mut out = super::Stdout::lock();
-        for path in targets {
-            nabla::io::save(path, self.model, &self.data.preprocess, &training)
-                .context("saving the model")?;
-            if Some(path) != run_model && !c.output.quiet {
-                writeln!(out, "saved the model to {}", path.display())?;
-            }
-        }
-        Ok(())
+        })
     }
 
     /// The final model's metrics under the network's names: test (`null` without a test set)
@@ -1473,14 +1616,21 @@ impl Finished<'_> {
             out,
             "{}",
             progress::fit_terminal(format!(
-                "run saved to {}{}: model.safetensors, config.toml, metrics.csv, history.json, plots ({}; .png, .svg), events.out.tfevents.* (TensorBoard)",
+                "run saved to {}{}: model.safetensors, config.toml, metrics.csv, history.json, {}events.out.tfevents.* (TensorBoard)",
                 dir.display(),
                 if record.diverged {
                     " (marked diverged)"
                 } else {
                     ""
                 },
-                plot::plot_names(&record).join(", ")
+                // No epoch finished: no curve to draw, so no plots.
+                match record.epochs.is_empty() {
+                    true => String::new(),
+                    false => format!(
+                        "plots ({}; .png, .svg), ",
+                        plot::plot_names(&record).join(", ")
+                    ),
+                }
             ))
         )?;
         writeln!(

@@ -162,7 +162,9 @@ impl Writer {
     }
 
     fn image(&mut self, tag: &str, png: &Path, step: i64) -> std::io::Result<()> {
-        let bytes = std::fs::read(png)?;
+        // A failure names the image, not the log it was to be added to.
+        let bytes = std::fs::read(png)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", png.display())))?;
         let (width, height, colorspace) = png_header(&bytes).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
