@@ -205,12 +205,18 @@ impl Confusion {
 fn classification(model: &Model, rows: &Rows, labels: &[u32]) -> Result<Report> {
     let k = model.outputs().max(1);
     let n = labels.len();
+    if let Some((row, &l)) = labels.iter().enumerate().find(|&(_, &l)| l as usize >= k) {
+        anyhow::bail!(
+            "row {row}'s label {l} is not one of the model's {k} classes (0 to {})",
+            k - 1
+        );
+    }
     let mut confusion = Confusion::new(k);
     let mut loss = 0.0f64;
     let mut labels_left = labels.iter();
     each_batch(model, rows, |out| {
         for (p, &l) in out.chunks_exact(k).zip(labels_left.by_ref()) {
-            let truth = (l as usize).min(k - 1);
+            let truth = l as usize;
             confusion.add(truth, nabla::kernels::softmax::argmax(p));
             loss -= f64::from(p[truth].max(f32::MIN_POSITIVE)).ln();
         }
