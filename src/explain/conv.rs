@@ -141,9 +141,52 @@ pub struct ConvWeight {
     pub sum: f64,
     /// `∂L/∂W[o,i,ky,kx]` from the engine's backward pass.
     pub gradient: f32,
-    /// The central finite difference.
+    /// The central finite difference, at `numeric_epsilon`.
     pub numeric_gradient: f64,
+    /// The step the finite difference was taken with: the requested ε, or a smaller one when
+    /// the requested step crossed a kink of the loss (see [`settled_difference`]).
+    pub numeric_epsilon: f32,
+    /// The finite difference at the requested ε, when it disagreed with smaller steps: the
+    /// step reached across a kink (a ReLU switching, a max pool changing its pick), where L
+    /// has no single slope. `None` when the requested step was smooth.
+    pub kinked_numeric_gradient: Option<f64>,
 }
+
+/// A central difference `d(ε) = (L(w+ε) − L(w−ε)) / 2ε` that is trusted only once two steps
+/// agree: `d(ε)` against `d(ε/10)`, shrinking ε tenfold (at most [`KINK_SHRINKS`] times) while
+/// they differ by more than [`KINK_TOLERANCE`] relatively. A ReLU or max pool makes L piecewise
+/// smooth; a step that reaches past a kink averages two slopes and misses the gradient, which
+/// is defined by the piece the weight sits on. Returns `(difference, step, the requested
+/// step's difference when it was shrunk)`.
+pub(super) fn settled_difference(
+    mut loss: impl FnMut(f32) -> Result<f64, NablaError>,
+    value: f32,
+    epsilon: f32,
+) -> Result<(f64, f32, Option<f64>), NablaError> {
+    let mut central = |eps: f32| -> Result<f64, NablaError> {
+        Ok((loss(value + eps)? - loss(value - eps)?) / (2.0 * f64::from(eps)))
+    };
+    let first = central(epsilon)?;
+    let (mut step, mut d) = (epsilon, first);
+    for _ in 0..KINK_SHRINKS {
+        let next = step / 10.0;
+        let smaller = central(next)?;
+        if (smaller - d).abs() <= KINK_TOLERANCE * smaller.abs().max(d.abs()).max(1e-3) {
+            break;
+        }
+        (step, d) = (next, smaller);
+    }
+    let kinked = (step != epsilon).then_some(first);
+    Ok((d, step, kinked))
+}
+
+/// How many times [`settled_difference`] shrinks the step tenfold (below 1e-5 of a 1e-2 step,
+/// f32 rounding of the loss would dominate the difference).
+const KINK_SHRINKS: usize = 3;
+
+/// The relative disagreement between two steps' differences that counts as a kink: f32 losses
+/// agree to about 1e-4 between smooth steps of 1e-2 and 1e-3.
+const KINK_TOLERANCE: f64 = 1e-2;
 
 /// One cell of a max-pooling window.
 #[derive(Clone, Debug, Serialize)]
@@ -360,9 +403,11 @@ fn conv_weight(
     let e = ((o * s_in.channels + i) * kernel + ky) * kernel + kx;
     let value = net.params().get(id).data()[e];
     let mut probe = net.params().clone();
-    let eps = sample.epsilon;
-    let plus = loss_with(sample, &mut probe, id, e, value + eps)?;
-    let minus = loss_with(sample, &mut probe, id, e, value - eps)?;
+    let (numeric_gradient, numeric_epsilon, kinked_numeric_gradient) = settled_difference(
+        |w| loss_with(sample, &mut probe, id, e, w),
+        value,
+        sample.epsilon,
+    )?;
     Ok(ConvWeight {
         param: format!("{param}[{o},{i},{ky},{kx}]"),
         layer: r.layer,
@@ -382,7 +427,9 @@ fn conv_weight(
         rest,
         sum,
         gradient: sample.grads.get(id).data()[e],
-        numeric_gradient: (plus - minus) / (2.0 * f64::from(eps)),
+        numeric_gradient,
+        numeric_epsilon,
+        kinked_numeric_gradient,
     })
 }
 
@@ -550,6 +597,22 @@ fn window_cells(
 mod tests {
     use super::*;
     use crate::nn::ModelSpec;
+
+    #[test]
+    fn a_step_across_a_kink_is_shrunk_until_two_steps_agree() {
+        // L(w) = 3w + 10·max(0, w − 0.005): slope 3 at w = 0, but a step of 0.01 reaches the
+        // ReLU's kink at 0.005 and averages in the slope 13: (0.06 + 0.05) / 0.02 = 5.5.
+        let kinked = |w: f32| Ok(f64::from(3.0 * w + 10.0 * (w - 0.005).max(0.0)));
+        let (d, step, first) = settled_difference(kinked, 0.0, 1e-2).unwrap();
+        assert!((d - 3.0).abs() < 1e-3, "{d}");
+        assert!((step - 1e-3).abs() < 1e-9, "{step}");
+        assert!((first.unwrap() - 5.5).abs() < 1e-3, "{first:?}");
+        // A smooth loss keeps the requested step: L(w) = w² + 3w, slope 3 at 0.
+        let smooth = |w: f32| Ok(f64::from(w * w + 3.0 * w));
+        let (d, step, first) = settled_difference(smooth, 0.0, 1e-2).unwrap();
+        assert!((d - 3.0).abs() < 1e-4, "{d}");
+        assert_eq!((step, first), (1e-2, None));
+    }
 
     fn net() -> Network<Sequential> {
         let spec = ModelSpec::from_layers(

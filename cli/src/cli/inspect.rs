@@ -48,7 +48,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
             out,
             "classes ({}): {}",
             spec.classes.len(),
-            spec.classes.join(", ")
+            class_list(&spec.classes)
         )?;
     }
     let p = &file.preprocess;
@@ -72,4 +72,18 @@ pub fn run(args: InspectArgs) -> Result<()> {
         other => writeln!(out, "  {other}")?,
     }
     Ok(())
+}
+
+/// Classes beyond which `inspect` lists only the first ones (a 5,000-class model would print
+/// every name on one line).
+const LISTED_CLASSES: usize = 30;
+
+/// The class names, comma-separated; beyond [`LISTED_CLASSES`], the first of them and how many
+/// more there are.
+fn class_list(classes: &[String]) -> String {
+    let shown = classes[..classes.len().min(LISTED_CLASSES)].join(", ");
+    match classes.len().checked_sub(LISTED_CLASSES) {
+        Some(more) if more > 0 => format!("{shown}, … ({more} more)"),
+        _ => shown,
+    }
 }

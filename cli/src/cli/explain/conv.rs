@@ -85,7 +85,7 @@ fn render(markup: Markup, path: &Path, sample: &Sample, t: &ConvTrace, limit: us
         "2. The gradient of one convolution weight: {}",
         w.param
     ));
-    doc.equations(&weight_lines(w));
+    doc.equations(&weight_lines(w, t.epsilon));
     if let Some(p) = &t.pool {
         doc.heading("3. Max pooling passes the gradient to the arg-max");
         doc.equations(&pool_lines(p));
@@ -145,7 +145,7 @@ fn tap(w: &ConvWeight, axis: &str, k: usize) -> String {
 
 /// The weight's gradient: the formula, the largest terms, the rest, the engine's value and the
 /// finite difference.
-fn weight_lines(w: &ConvWeight) -> Vec<String> {
+fn weight_lines(w: &ConvWeight, epsilon: f32) -> Vec<String> {
     let [o, i, ky, kx] = w.index;
     let [c_in, h_in, w_in] = w.input_shape;
     let [c_out, h_out, w_out] = w.output_shape;
@@ -199,11 +199,35 @@ fn weight_lines(w: &ConvWeight) -> Vec<String> {
         precise(f64::from(w.gradient)),
         c_out * c_in * w.kernel * w.kernel
     ));
-    lines.push(format!(
+    lines.push(finite_difference_line(w, epsilon));
+    lines
+}
+
+/// The finite difference, and when the requested `epsilon` crossed a kink, what it gave and why
+/// a smaller step is shown.
+fn finite_difference_line(w: &ConvWeight, epsilon: f32) -> String {
+    let line = format!(
         "finite difference: (L(W+ε) − L(W−ε)) / 2ε gives {}",
         precise(w.numeric_gradient)
-    ));
-    lines
+    );
+    match w.kinked_numeric_gradient {
+        None => line,
+        Some(first) => format!(
+            "{line} with ε = {} (ε = {} gave {}: that step crosses a kink of L, a ReLU \
+             switching or a max pool changing its pick, so ε was shrunk until two steps agreed)",
+            step(w.numeric_epsilon),
+            step(epsilon),
+            precise(first)
+        ),
+    }
+}
+
+/// A finite-difference step to 6 significant digits: the f32 nearest 0.001 reads 0.001, not
+/// 0.0009999999.
+fn step(epsilon: f32) -> f64 {
+    format!("{epsilon:.5e}")
+        .parse()
+        .unwrap_or(f64::from(epsilon))
 }
 
 /// `    x[0,3,4] · ∂L/∂c[2,3,4] = 0.5000 · (−0.0123) = −0.006150`.
