@@ -1,39 +1,11 @@
 //! Finite-difference checks of the N-d ops (tensors of any rank, broadcasting) and of the open
 //! op API used from outside the crate, the way a user's crate would.
 
+mod common;
+use common::{positive, values, weighted_sum};
 use nabla::autograd::ops::broadcast::BinaryKind;
 use nabla::autograd::{Backward, CustomOp};
 use nabla::{NablaError, Params, Tape, Tensor, Workspace, gradcheck};
-
-/// Deterministic values in `[-1, 1)` for a tensor of `shape` (a small LCG: no dependency).
-fn values(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let data = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_shape(shape, data).unwrap()
-}
-
-/// Positive values in `[0.5, 1.5)`.
-fn positive(shape: &[usize], seed: u64) -> Tensor {
-    let t = values(shape, seed);
-    Tensor::from_shape(shape, t.data().iter().map(|v| 1.0 + v / 2.0).collect()).unwrap()
-}
-
-/// `Σ w ⊙ f(...)` with fixed weights, so every output element's gradient differs.
-fn weighted_sum(tape: &mut Tape, y: nabla::Var, seed: u64) -> Result<nabla::Var, NablaError> {
-    let w = tape.input(&values(tape.dims(y), seed));
-    let p = tape.mul(y, w)?;
-    Ok(tape.sum(p))
-}
 
 const SHAPE_PAIRS: &[(&[usize], &[usize])] = &[
     (&[2, 3], &[2, 3]),

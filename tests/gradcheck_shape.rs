@@ -3,31 +3,9 @@
 //! naive triple loop beside it) and the index ops (index_select, gather, embedding), on
 //! tensors of rank 1 to 5.
 
+mod common;
+use common::{values, weighted_sum};
 use nabla::{NablaError, Params, Tape, Tensor, Var, Workspace, gradcheck};
-
-/// Deterministic values in `[-1, 1)` for a tensor of `shape` (a small LCG: no dependency).
-fn values(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let data = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_shape(shape, data).unwrap()
-}
-
-/// `Σ w ⊙ y` with fixed weights, so every output element's gradient differs.
-fn weighted_sum(tape: &mut Tape, y: Var, seed: u64) -> Result<Var, NablaError> {
-    let w = tape.input(&values(tape.dims(y), seed));
-    let p = tape.mul(y, w)?;
-    Ok(tape.sum(p))
-}
 
 /// Gradchecks `f` on one input of `shape`.
 fn check1(what: &str, shape: &[usize], f: impl Fn(&mut Tape, Var) -> Result<Var, NablaError>) {

@@ -3,25 +3,12 @@
 //! straightforward index-arithmetic implementation written here, and NumPy's answers for a
 //! few dozen cases committed in tests/reference/views.json (made by make_views.py beside it).
 
+mod common;
+use common::values;
 use nabla::autograd::ops::broadcast::BinaryKind;
 use nabla::tensor::TensorView;
 use nabla::{Params, Tape, Tensor, Var, Workspace};
 use proptest::prelude::*;
-
-/// Deterministic values in `[-1, 1)`.
-fn values(shape: &[usize], seed: u64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let data = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_shape(shape, data).unwrap()
-}
 
 /// Every index of `shape` in row-major order.
 fn indices(shape: &[usize]) -> Vec<Vec<usize>> {

@@ -4,12 +4,12 @@
 //! limits through NABLA_MEMORY_LIMIT; big inputs as sparse files or small crafted ones.
 
 mod common;
-use common::{nabla_in, temp_dir};
+use common::{err, nabla_in, ok, temp_dir, tiny_csv, tiny_model};
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,56 +23,6 @@ fn run(dir: &Path, args: &[&OsStr]) -> Output {
         .args(args)
         .output()
         .expect("nabla runs")
-}
-
-fn err(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn ok(out: &Output) {
-    assert!(out.status.success(), "{}", err(out));
-}
-
-/// A small 3-class CSV (`a,b,c,y`), `rows` rows, in `dir/name`.
-fn tiny_csv(dir: &Path, name: &str, rows: usize) -> PathBuf {
-    let mut s = String::from("a,b,c,y\n");
-    for i in 0..rows {
-        let k = i % 3;
-        let x = (i * 7 % 11) as f64 / 11.0;
-        s += &format!(
-            "{},{},{x},{}\n",
-            k as f64 + x,
-            2.0 - k as f64,
-            ["p", "q", "r"][k]
-        );
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, s).unwrap();
-    path
-}
-
-/// Trains a one-epoch model on `tiny.csv` in `dir` and returns the model's path.
-fn tiny_model(dir: &Path) -> PathBuf {
-    tiny_csv(dir, "tiny.csv", 60);
-    let out = nabla_in(
-        dir,
-        &[
-            "train",
-            "--data",
-            "tiny.csv",
-            "--epochs",
-            "1",
-            "--hidden",
-            "8",
-            "--no-save",
-            "--save",
-            "m.safetensors",
-            "--threads",
-            "1",
-        ],
-    );
-    ok(&out);
-    dir.join("m.safetensors")
 }
 
 fn mkfifo(path: &Path) {

@@ -3,23 +3,15 @@
 //! for bad input) or correct behaviour, with nothing clobbered and no model lost.
 
 mod common;
-use common::{nabla_in, temp_dir};
+use common::{err, nabla_in, ok, temp_dir, tiny_csv, tiny_model};
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn nabla() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nabla"))
-}
-
-fn err(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn ok(out: &Output) {
-    assert!(out.status.success(), "{}", err(out));
 }
 
 /// Asserts exit 2 with a one-line message containing `needle`.
@@ -28,48 +20,6 @@ fn refused(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(2), "{e}");
     assert!(e.contains(needle), "expected {needle:?} in: {e}");
     assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
-}
-
-/// A small 3-class CSV (`a,b,c,y`), `rows` rows, in `dir/name`.
-fn tiny_csv(dir: &Path, name: &str, rows: usize) -> PathBuf {
-    let mut s = String::from("a,b,c,y\n");
-    for i in 0..rows {
-        let k = i % 3;
-        let x = (i * 7 % 11) as f64 / 11.0;
-        s += &format!(
-            "{},{},{x},{}\n",
-            k as f64 + x,
-            2.0 - k as f64,
-            ["p", "q", "r"][k]
-        );
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, s).unwrap();
-    path
-}
-
-/// Trains a one-epoch model on `tiny.csv` in `dir` and returns the model's path.
-fn tiny_model(dir: &Path) -> PathBuf {
-    tiny_csv(dir, "tiny.csv", 60);
-    let out = nabla_in(
-        dir,
-        &[
-            "train",
-            "--data",
-            "tiny.csv",
-            "--epochs",
-            "1",
-            "--hidden",
-            "8",
-            "--no-save",
-            "--save",
-            "m.safetensors",
-            "--threads",
-            "1",
-        ],
-    );
-    ok(&out);
-    dir.join("m.safetensors")
 }
 
 /// `train` on tiny.csv with `extra` flags (one epoch, 4 hidden units).

@@ -54,3 +54,55 @@ pub fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
     v.extend_from_slice(data);
     v
 }
+
+/// The standard error of `out`, as text.
+pub fn err(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts `out` succeeded, showing its standard error otherwise.
+pub fn ok(out: &Output) {
+    assert!(out.status.success(), "{}", err(out));
+}
+
+/// A small 3-class CSV (`a,b,c,y`), `rows` rows, in `dir/name`.
+pub fn tiny_csv(dir: &Path, name: &str, rows: usize) -> PathBuf {
+    let mut s = String::from("a,b,c,y\n");
+    for i in 0..rows {
+        let k = i % 3;
+        let x = (i * 7 % 11) as f64 / 11.0;
+        s += &format!(
+            "{},{},{x},{}\n",
+            k as f64 + x,
+            2.0 - k as f64,
+            ["p", "q", "r"][k]
+        );
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// Trains a one-epoch model on `tiny.csv` in `dir` and returns the model's path.
+pub fn tiny_model(dir: &Path) -> PathBuf {
+    tiny_csv(dir, "tiny.csv", 60);
+    let out = nabla_in(
+        dir,
+        &[
+            "train",
+            "--data",
+            "tiny.csv",
+            "--epochs",
+            "1",
+            "--hidden",
+            "8",
+            "--no-save",
+            "--save",
+            "m.safetensors",
+            "--threads",
+            "1",
+        ],
+    );
+    ok(&out);
+    dir.join("m.safetensors")
+}
