@@ -817,3 +817,38 @@ fn i27_duplicate_class_names_in_a_model_are_refused() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// 27. A huge class name is shown cut to 80 characters in warnings and errors.
+#[test]
+fn i27_long_class_names_are_cut_in_messages() {
+    let dir = temp_dir("i27long");
+    let long = "z".repeat(100_000);
+    let mut s = String::from("a,b,y\n");
+    for i in 0..60 {
+        s += &format!("{},{},{}\n", i % 5, i % 3, ["p", "q"][i % 2]);
+    }
+    std::fs::write(dir.join("test.csv"), format!("{s}1,1,{long}\n")).unwrap();
+    s += &format!("1,1,{long}\n");
+    std::fs::write(dir.join("train.csv"), &s).unwrap();
+    let cut = format!("\"{}…\"", "z".repeat(80));
+    // A warning: the class with a single sample.
+    let out = train(&dir, &["--data", "train.csv", "--no-save"]);
+    ok(&out);
+    assert!(err(&out).contains(&cut), "{}", err(&out));
+    assert!(!err(&out).contains(&"z".repeat(81)), "cut to 80");
+    // An error: a test class that training never saw.
+    std::fs::write(dir.join("train2.csv"), s.replace(&long, "p")).unwrap();
+    let out = train(
+        &dir,
+        &[
+            "--data",
+            "train2.csv",
+            "--test-data",
+            "test.csv",
+            "--no-save",
+        ],
+    );
+    refused(&out, &cut);
+    assert!(!err(&out).contains(&"z".repeat(81)), "cut to 80");
+    let _ = std::fs::remove_dir_all(&dir);
+}

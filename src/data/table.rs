@@ -21,7 +21,7 @@ use super::csv::{Column, ColumnKind, MISSING_CODE, RawTable, RawTarget};
 use super::dataset::{Dataset, Features};
 use super::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding, fit_column};
 use super::split;
-use crate::error::{Message, NablaError, Setting};
+use crate::error::{Message, NablaError, Setting, cut_name};
 use crate::task::Task;
 
 /// An integer target with at most this many distinct values is taken as class labels.
@@ -165,7 +165,7 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
                         .value(Setting::Task, "regression")
                         .text(format!(
                             ", but the target holds text (e.g. {:?}), expected numbers",
-                            names.first().map_or("", |s| s.as_str())
+                            cut_name(names.first().map_or("", |s| s.as_str()))
                         )),
                 ));
             }
@@ -209,7 +209,9 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
             format!("column {name:?}"),
             format!(
                 "the target has a single class ({}), expected at least two for classification",
-                classes.first().map_or("none".into(), |c| format!("{c:?}"))
+                classes
+                    .first()
+                    .map_or("none".into(), |c| format!("{:?}", cut_name(c)))
             ),
         ));
     }
@@ -247,7 +249,8 @@ fn to_part(raw: RawTable, plan: &TargetPlan) -> Result<(Part, std::path::PathBuf
                         &path,
                         format!("data row {}, column {:?}", row + 1, raw.target_name),
                         format!(
-                            "class {name:?} does not occur in the training data, expected one of its {} classes",
+                            "class {:?} does not occur in the training data, expected one of its {} classes",
+                            cut_name(name),
                             classes.len()
                         ),
                     )
@@ -375,7 +378,12 @@ fn split_part(
             .too_small
             .iter()
             .take(5)
-            .map(|&c| format!("{:?}", class_names.get(c as usize).map_or("?", |s| s)))
+            .map(|&c| {
+                format!(
+                    "{:?}",
+                    cut_name(class_names.get(c as usize).map_or("?", |s| s))
+                )
+            })
             .collect();
         warnings.push(format!(
             "{} class{} with a single sample ({}{}) cannot be stratified into the {what} set; kept for training only",

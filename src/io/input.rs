@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::data::csv::is_missing;
 use crate::data::idx;
 use crate::data::preprocess::{ColumnEncoding, Preprocess, TargetEncoding};
-use crate::error::{Message, NablaError, Setting};
+use crate::error::{Message, NablaError, Setting, cut_name};
 use crate::task::Task;
 
 /// Targets read alongside the rows.
@@ -373,7 +373,7 @@ fn push_target(
             let k = found.ok_or_else(|| {
                 row.error(
                     &target.name,
-                    format!("{text:?} is not one of the model's classes"),
+                    format!("{:?} is not one of the model's classes", cut_name(&text)),
                 )
             })?;
             classes.push(k as u32);
