@@ -818,6 +818,58 @@ fn i27_duplicate_class_names_in_a_model_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// 27. A category never seen in training is warned about once per column (the column, the value
+// cut to 80 characters, the number of rows); the rows are still predicted and evaluated.
+#[test]
+fn i27_unseen_categories_are_warned_once_per_column() {
+    let dir = temp_dir("i27unseen");
+    let mut s = String::from("a,color,y\n");
+    for i in 0..60 {
+        let color = ["red", "blue"][i % 2];
+        s += &format!("{},{color},{}\n", i % 5, ["p", "q"][i % 2]);
+    }
+    std::fs::write(dir.join("train.csv"), s).unwrap();
+    ok(&train(
+        &dir,
+        &[
+            "--data",
+            "train.csv",
+            "--no-save",
+            "--save",
+            "u.safetensors",
+        ],
+    ));
+    let long = "g".repeat(500);
+    std::fs::write(
+        dir.join("new.csv"),
+        format!("a,color,y\n1,{long},p\n2,red,q\n3,green,p\n"),
+    )
+    .unwrap();
+    for cmd in ["predict", "evaluate"] {
+        let out = nabla_in(
+            &dir,
+            &[cmd, "--model", "u.safetensors", "--data", "new.csv"],
+        );
+        ok(&out);
+        let e = err(&out);
+        let warned: Vec<&str> = e.lines().filter(|l| l.contains("never seen")).collect();
+        assert_eq!(warned.len(), 1, "{cmd}: once per column: {e}");
+        let w = warned[0];
+        assert!(
+            w.contains("\"color\"") && w.contains("2 rows"),
+            "{cmd}: {w}"
+        );
+        assert!(w.contains(&format!("{}…", "g".repeat(80))), "{cmd}: {w}");
+        assert!(!w.contains(&"g".repeat(81)), "{cmd}: cut to 80: {w}");
+    }
+    let out = nabla_in(
+        &dir,
+        &["predict", "--model", "u.safetensors", "--data", "new.csv"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // 27. A huge class name is shown cut to 80 characters in warnings and errors.
 #[test]
 fn i27_long_class_names_are_cut_in_messages() {
