@@ -870,6 +870,42 @@ fn i27_unseen_categories_are_warned_once_per_column() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// 27. One IDX label of 255 among 0s and 1s would make 256 classes: refused, naming the label,
+// its count and its file.
+#[test]
+fn i27_sparse_idx_labels_are_refused() {
+    let dir = temp_dir("i27idx");
+    let files = [
+        (
+            "train-images-idx3-ubyte",
+            common::idx(0x803, &[4, 2, 2], &[7; 16]),
+        ),
+        (
+            "train-labels-idx1-ubyte",
+            common::idx(0x801, &[4], &[0, 1, 255, 1]),
+        ),
+        (
+            "t10k-images-idx3-ubyte",
+            common::idx(0x803, &[2, 2, 2], &[9; 8]),
+        ),
+        ("t10k-labels-idx1-ubyte", common::idx(0x801, &[2], &[1, 0])),
+    ];
+    for (file, bytes) in files {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    let out = nabla_in(
+        &dir,
+        &["train", "--data", ".", "--epochs", "1", "--no-save"],
+    );
+    refused(&out, "label 255 (1 row) makes 256 classes");
+    assert!(
+        err(&out).contains("train-labels-idx1-ubyte"),
+        "{}",
+        err(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // 27. A huge class name is shown cut to 80 characters in warnings and errors.
 #[test]
 fn i27_long_class_names_are_cut_in_messages() {
