@@ -906,6 +906,22 @@ fn i27_sparse_idx_labels_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// 27. Nearly one class per row: the advice is that the target looks like an identifier or a
+// regression target, not "add rows".
+#[test]
+fn i27_one_row_classes_are_not_told_to_add_rows() {
+    let dir = temp_dir("i27ids");
+    let mut s = String::from("a,b,id\n");
+    for i in 0..200 {
+        s += &format!("{},{},user{i}\n", i % 7, i % 3);
+    }
+    std::fs::write(dir.join("ids.csv"), s).unwrap();
+    let out = train(&dir, &["--data", "ids.csv", "--no-save"]);
+    refused(&out, "looks like an identifier or a regression target");
+    assert!(!err(&out).contains("add rows"), "{}", err(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // 27. A huge class name is shown cut to 80 characters in warnings and errors.
 #[test]
 fn i27_long_class_names_are_cut_in_messages() {

@@ -356,6 +356,46 @@ fn handle_missing(
     Ok(())
 }
 
+/// Advice when nearly every class has a single row (in warnings, which are plain text).
+const IDENTIFIER_HINT: &str = "the target looks like an identifier or a regression target, not classes (more rows will not help); choose another --target, or pass --task regression for a numeric target";
+
+/// Whether `singles` one-row classes among `rows` rows mean the target is no class label: at
+/// least 10 such classes, holding at least 90% of the rows.
+fn identifier_like(singles: usize, rows: usize) -> bool {
+    singles >= 10 && singles * 10 >= rows * 9
+}
+
+/// The error when no row can be held out of `rows` for the `what` set (`singles` of them being
+/// the only row of their class): "add rows", unless the target looks like an identifier.
+fn cannot_split(rows: usize, singles: usize, what: &str) -> NablaError {
+    let head = format!(
+        "{rows} row{} cannot be split into training and {what} sets",
+        if rows == 1 { "" } else { "s" },
+    );
+    if identifier_like(singles, rows) {
+        return NablaError::Settings(
+            Message::new()
+                .text(format!(
+                    "{head}: {singles} of them are the only row of their class; the target looks like an identifier or a regression target, not classes (more rows will not help); choose another "
+                ))
+                .setting(Setting::Target)
+                .text(", or pass ")
+                .value(Setting::Task, "regression")
+                .text(" for a numeric target"),
+        );
+    }
+    let message = Message::new().text(format!("{head}; add rows"));
+    NablaError::Settings(if what == "test" {
+        message
+            .text(", pass ")
+            .value(Setting::TestData, "FILE")
+            .text(" or ")
+            .value(Setting::TestSplit, "0")
+    } else {
+        message.text(" or pass ").value(Setting::ValSplit, "0")
+    })
+}
+
 /// Splits `part` (in place) into kept and held-out rows.
 fn split_part(
     part: &mut Part,
@@ -373,7 +413,12 @@ fn split_part(
     } else {
         split::stratified_stream(&part.labels, class_names.len(), fraction, seed, stream)?
     };
-    if !s.too_small.is_empty() {
+    if identifier_like(s.too_small.len(), rows) {
+        warnings.push(format!(
+            "{} of the {rows} rows are the only row of their class (kept for training only): {IDENTIFIER_HINT}",
+            s.too_small.len()
+        ));
+    } else if !s.too_small.is_empty() {
         let names: Vec<String> = s
             .too_small
             .iter()
@@ -394,19 +439,7 @@ fn split_part(
         ));
     }
     if fraction > 0.0 && s.held.is_empty() {
-        let message = Message::new().text(format!(
-            "{rows} row{} cannot be split into training and {what} sets; add rows",
-            if rows == 1 { "" } else { "s" },
-        ));
-        return Err(NablaError::Settings(if what == "test" {
-            message
-                .text(", pass ")
-                .value(Setting::TestData, "FILE")
-                .text(" or ")
-                .value(Setting::TestSplit, "0")
-        } else {
-            message.text(" or pass ").value(Setting::ValSplit, "0")
-        }));
+        return Err(cannot_split(rows, s.too_small.len(), what));
     }
     let held = part.take(stride, &s.held);
     part.keep(stride, &s.kept);
