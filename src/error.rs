@@ -356,6 +356,18 @@ impl From<&str> for Message {
     }
 }
 
+/// The most characters of a class name or category value a message shows.
+pub const SHOWN_CHARS: usize = 80;
+
+/// A class name or category value as messages show it: at most [`SHOWN_CHARS`] characters,
+/// with an ellipsis (`…`) when cut, so a 50 MB name never fills a terminal.
+pub fn cut_name(name: &str) -> String {
+    match name.char_indices().nth(SHOWN_CHARS) {
+        Some((end, _)) => format!("{}…", &name[..end]),
+        None => name.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +437,14 @@ mod tests {
             .value(Setting::ValSplit, "0");
         let json = serde_json::to_string(&m).unwrap();
         assert_eq!(serde_json::from_str::<Message>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn long_names_are_cut_to_80_characters() {
+        assert_eq!(cut_name("short"), "short");
+        let exact = "é".repeat(SHOWN_CHARS);
+        assert_eq!(cut_name(&exact), exact);
+        let long = "x".repeat(1000);
+        assert_eq!(cut_name(&long), format!("{}…", "x".repeat(SHOWN_CHARS)));
     }
 }

@@ -767,3 +767,142 @@ fn i27_duplicate_class_names_in_a_model_are_refused() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// 27. A category never seen in training is warned about once per column (the column, the value
+// cut to 80 characters, the number of rows); the rows are still predicted and evaluated.
+#[test]
+fn i27_unseen_categories_are_warned_once_per_column() {
+    let dir = temp_dir("i27unseen");
+    let mut s = String::from("a,color,y\n");
+    for i in 0..60 {
+        let color = ["red", "blue"][i % 2];
+        s += &format!("{},{color},{}\n", i % 5, ["p", "q"][i % 2]);
+    }
+    std::fs::write(dir.join("train.csv"), s).unwrap();
+    ok(&train(
+        &dir,
+        &[
+            "--data",
+            "train.csv",
+            "--no-save",
+            "--save",
+            "u.safetensors",
+        ],
+    ));
+    let long = "g".repeat(500);
+    std::fs::write(
+        dir.join("new.csv"),
+        format!("a,color,y\n1,{long},p\n2,red,q\n3,green,p\n"),
+    )
+    .unwrap();
+    for cmd in ["predict", "evaluate"] {
+        let out = nabla_in(
+            &dir,
+            &[cmd, "--model", "u.safetensors", "--data", "new.csv"],
+        );
+        ok(&out);
+        let e = err(&out);
+        let warned: Vec<&str> = e.lines().filter(|l| l.contains("never seen")).collect();
+        assert_eq!(warned.len(), 1, "{cmd}: once per column: {e}");
+        let w = warned[0];
+        assert!(
+            w.contains("\"color\"") && w.contains("2 rows"),
+            "{cmd}: {w}"
+        );
+        assert!(w.contains(&format!("{}…", "g".repeat(80))), "{cmd}: {w}");
+        assert!(!w.contains(&"g".repeat(81)), "{cmd}: cut to 80: {w}");
+    }
+    let out = nabla_in(
+        &dir,
+        &["predict", "--model", "u.safetensors", "--data", "new.csv"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 27. One IDX label of 255 among 0s and 1s would make 256 classes: refused, naming the label,
+// its count and its file.
+#[test]
+fn i27_sparse_idx_labels_are_refused() {
+    let dir = temp_dir("i27idx");
+    let files = [
+        (
+            "train-images-idx3-ubyte",
+            common::idx(0x803, &[4, 2, 2], &[7; 16]),
+        ),
+        (
+            "train-labels-idx1-ubyte",
+            common::idx(0x801, &[4], &[0, 1, 255, 1]),
+        ),
+        (
+            "t10k-images-idx3-ubyte",
+            common::idx(0x803, &[2, 2, 2], &[9; 8]),
+        ),
+        ("t10k-labels-idx1-ubyte", common::idx(0x801, &[2], &[1, 0])),
+    ];
+    for (file, bytes) in files {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    let out = nabla_in(
+        &dir,
+        &["train", "--data", ".", "--epochs", "1", "--no-save"],
+    );
+    refused(&out, "label 255 (1 row) makes 256 classes");
+    assert!(
+        err(&out).contains("train-labels-idx1-ubyte"),
+        "{}",
+        err(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 27. Nearly one class per row: the advice is that the target looks like an identifier or a
+// regression target, not "add rows".
+#[test]
+fn i27_one_row_classes_are_not_told_to_add_rows() {
+    let dir = temp_dir("i27ids");
+    let mut s = String::from("a,b,id\n");
+    for i in 0..200 {
+        s += &format!("{},{},user{i}\n", i % 7, i % 3);
+    }
+    std::fs::write(dir.join("ids.csv"), s).unwrap();
+    let out = train(&dir, &["--data", "ids.csv", "--no-save"]);
+    refused(&out, "looks like an identifier or a regression target");
+    assert!(!err(&out).contains("add rows"), "{}", err(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// 27. A huge class name is shown cut to 80 characters in warnings and errors.
+#[test]
+fn i27_long_class_names_are_cut_in_messages() {
+    let dir = temp_dir("i27long");
+    let long = "z".repeat(100_000);
+    let mut s = String::from("a,b,y\n");
+    for i in 0..60 {
+        s += &format!("{},{},{}\n", i % 5, i % 3, ["p", "q"][i % 2]);
+    }
+    std::fs::write(dir.join("test.csv"), format!("{s}1,1,{long}\n")).unwrap();
+    s += &format!("1,1,{long}\n");
+    std::fs::write(dir.join("train.csv"), &s).unwrap();
+    let cut = format!("\"{}…\"", "z".repeat(80));
+    // A warning: the class with a single sample.
+    let out = train(&dir, &["--data", "train.csv", "--no-save"]);
+    ok(&out);
+    assert!(err(&out).contains(&cut), "{}", err(&out));
+    assert!(!err(&out).contains(&"z".repeat(81)), "cut to 80");
+    // An error: a test class that training never saw.
+    std::fs::write(dir.join("train2.csv"), s.replace(&long, "p")).unwrap();
+    let out = train(
+        &dir,
+        &[
+            "--data",
+            "train2.csv",
+            "--test-data",
+            "test.csv",
+            "--no-save",
+        ],
+    );
+    refused(&out, &cut);
+    assert!(!err(&out).contains(&"z".repeat(81)), "cut to 80");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -268,6 +268,43 @@ fn read_pair(
     Ok((dataset, max_label + 1, (rows, cols)))
 }
 
+/// Refuses labels that are not class ids `0..k` with few gaps: the classes are `0..=max label`,
+/// so one stray label 255 would make 256 classes, most of them without a single row. The rule:
+/// at least half of the implied classes must occur (more than twice as many classes as
+/// distinct labels is refused), naming the largest label, its count and its file.
+fn dense_labels(
+    dir: &Path,
+    train: &Dataset,
+    test: &Dataset,
+    classes: usize,
+) -> Result<(), NablaError> {
+    let mut counts = vec![0usize; classes];
+    for &l in train.labels().iter().chain(test.labels()) {
+        if let Some(c) = counts.get_mut(l as usize) {
+            *c += 1;
+        }
+    }
+    let distinct = counts.iter().filter(|&&c| c > 0).count();
+    if classes <= 2 * distinct {
+        return Ok(());
+    }
+    let max = classes - 1;
+    let file = if train.labels().contains(&(max as u32)) {
+        "train-labels-idx1-ubyte"
+    } else {
+        "t10k-labels-idx1-ubyte"
+    };
+    let n = counts[max];
+    Err(NablaError::data(
+        dir,
+        file,
+        format!(
+            "label {max} ({n} row{}) makes {classes} classes (0..={max}), but only {distinct} distinct labels occur; IDX labels must be class ids 0, 1, 2, … with few gaps (renumber the labels or remove the stray ones)",
+            if n == 1 { "" } else { "s" }
+        ),
+    ))
+}
+
 /// Reads an MNIST-style folder: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 /// `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte` (each plain or `.gz`). Returns
 /// `(train, test)`; both share one class list `0..=max label`.
@@ -315,6 +352,7 @@ pub fn read_dir_shaped(dir: &Path) -> Result<(Dataset, Dataset, (usize, usize)),
             "every label is 0, expected at least two classes",
         ));
     }
+    dense_labels(dir, &train, &test, classes)?;
     let names: Vec<String> = (0..classes).map(|c| c.to_string()).collect();
     let relabel = |d: Dataset| -> Result<Dataset, NablaError> {
         let (name, dim) = (d.name().to_string(), d.dim());

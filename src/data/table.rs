@@ -21,7 +21,7 @@ use super::csv::{Column, ColumnKind, MISSING_CODE, RawTable, RawTarget};
 use super::dataset::{Dataset, Features};
 use super::preprocess::{ColumnEncoding, Preprocess, Scaling, TargetEncoding, fit_column};
 use super::split;
-use crate::error::{Message, NablaError, Setting};
+use crate::error::{Message, NablaError, Setting, cut_name};
 use crate::task::Task;
 
 /// An integer target with at most this many distinct values is taken as class labels.
@@ -165,7 +165,7 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
                         .value(Setting::Task, "regression")
                         .text(format!(
                             ", but the target holds text (e.g. {:?}), expected numbers",
-                            names.first().map_or("", |s| s.as_str())
+                            cut_name(names.first().map_or("", |s| s.as_str()))
                         )),
                 ));
             }
@@ -209,7 +209,9 @@ fn plan_target(raw: &RawTable, task: Option<Task>) -> Result<TargetPlan, NablaEr
             format!("column {name:?}"),
             format!(
                 "the target has a single class ({}), expected at least two for classification",
-                classes.first().map_or("none".into(), |c| format!("{c:?}"))
+                classes
+                    .first()
+                    .map_or("none".into(), |c| format!("{:?}", cut_name(c)))
             ),
         ));
     }
@@ -247,7 +249,8 @@ fn to_part(raw: RawTable, plan: &TargetPlan) -> Result<(Part, std::path::PathBuf
                         &path,
                         format!("data row {}, column {:?}", row + 1, raw.target_name),
                         format!(
-                            "class {name:?} does not occur in the training data, expected one of its {} classes",
+                            "class {:?} does not occur in the training data, expected one of its {} classes",
+                            cut_name(name),
                             classes.len()
                         ),
                     )
@@ -353,6 +356,46 @@ fn handle_missing(
     Ok(())
 }
 
+/// Advice when nearly every class has a single row (in warnings, which are plain text).
+const IDENTIFIER_HINT: &str = "the target looks like an identifier or a regression target, not classes (more rows will not help); choose another --target, or pass --task regression for a numeric target";
+
+/// Whether `singles` one-row classes among `rows` rows mean the target is no class label: at
+/// least 10 such classes, holding at least 90% of the rows.
+fn identifier_like(singles: usize, rows: usize) -> bool {
+    singles >= 10 && singles * 10 >= rows * 9
+}
+
+/// The error when no row can be held out of `rows` for the `what` set (`singles` of them being
+/// the only row of their class): "add rows", unless the target looks like an identifier.
+fn cannot_split(rows: usize, singles: usize, what: &str) -> NablaError {
+    let head = format!(
+        "{rows} row{} cannot be split into training and {what} sets",
+        if rows == 1 { "" } else { "s" },
+    );
+    if identifier_like(singles, rows) {
+        return NablaError::Settings(
+            Message::new()
+                .text(format!(
+                    "{head}: {singles} of them are the only row of their class; the target looks like an identifier or a regression target, not classes (more rows will not help); choose another "
+                ))
+                .setting(Setting::Target)
+                .text(", or pass ")
+                .value(Setting::Task, "regression")
+                .text(" for a numeric target"),
+        );
+    }
+    let message = Message::new().text(format!("{head}; add rows"));
+    NablaError::Settings(if what == "test" {
+        message
+            .text(", pass ")
+            .value(Setting::TestData, "FILE")
+            .text(" or ")
+            .value(Setting::TestSplit, "0")
+    } else {
+        message.text(" or pass ").value(Setting::ValSplit, "0")
+    })
+}
+
 /// Splits `part` (in place) into kept and held-out rows.
 fn split_part(
     part: &mut Part,
@@ -370,12 +413,22 @@ fn split_part(
     } else {
         split::stratified_stream(&part.labels, class_names.len(), fraction, seed, stream)?
     };
-    if !s.too_small.is_empty() {
+    if identifier_like(s.too_small.len(), rows) {
+        warnings.push(format!(
+            "{} of the {rows} rows are the only row of their class (kept for training only): {IDENTIFIER_HINT}",
+            s.too_small.len()
+        ));
+    } else if !s.too_small.is_empty() {
         let names: Vec<String> = s
             .too_small
             .iter()
             .take(5)
-            .map(|&c| format!("{:?}", class_names.get(c as usize).map_or("?", |s| s)))
+            .map(|&c| {
+                format!(
+                    "{:?}",
+                    cut_name(class_names.get(c as usize).map_or("?", |s| s))
+                )
+            })
             .collect();
         warnings.push(format!(
             "{} class{} with a single sample ({}{}) cannot be stratified into the {what} set; kept for training only",
@@ -386,19 +439,7 @@ fn split_part(
         ));
     }
     if fraction > 0.0 && s.held.is_empty() {
-        let message = Message::new().text(format!(
-            "{rows} row{} cannot be split into training and {what} sets; add rows",
-            if rows == 1 { "" } else { "s" },
-        ));
-        return Err(NablaError::Settings(if what == "test" {
-            message
-                .text(", pass ")
-                .value(Setting::TestData, "FILE")
-                .text(" or ")
-                .value(Setting::TestSplit, "0")
-        } else {
-            message.text(" or pass ").value(Setting::ValSplit, "0")
-        }));
+        return Err(cannot_split(rows, s.too_small.len(), what));
     }
     let held = part.take(stride, &s.held);
     part.keep(stride, &s.kept);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::data::csv::is_missing;
 use crate::data::idx;
 use crate::data::preprocess::{ColumnEncoding, Preprocess, TargetEncoding};
-use crate::error::{Message, NablaError, Setting};
+use crate::error::{Message, NablaError, Setting, cut_name};
 use crate::task::Task;
 
 /// Targets read alongside the rows.
@@ -30,6 +30,44 @@ pub struct Rows {
     pub rows: usize,
     /// The targets, when the file has the target column (or IDX labels).
     pub targets: Option<Targets>,
+    /// Warnings for the user (one per categorical column holding a category never seen in
+    /// training: such a value encodes as all zeros, and the row is still predicted).
+    pub warnings: Vec<String>,
+}
+
+/// The rows of one categorical column whose value was never seen in training.
+#[derive(Default)]
+struct Unseen {
+    /// The first such value.
+    first: Option<String>,
+    /// How many rows hold such a value.
+    rows: usize,
+}
+
+/// One warning per categorical column with unseen values: its name, the first value (cut to
+/// 80 characters) and the number of rows.
+fn unseen_warnings(preprocess: &Preprocess, unseen: &[Unseen]) -> Vec<String> {
+    preprocess
+        .columns
+        .iter()
+        .zip(unseen)
+        .filter(|(_, u)| u.rows > 0)
+        .map(|(c, u)| {
+            let name = match c {
+                ColumnEncoding::Numeric { name, .. } | ColumnEncoding::Categorical { name, .. } => {
+                    name
+                }
+            };
+            format!(
+                "column {:?}: {} row{} hold{} a category never seen in training (e.g. {:?}); encoded as no category (all zeros)",
+                cut_name(name),
+                u.rows,
+                if u.rows == 1 { "" } else { "s" },
+                if u.rows == 1 { "s" } else { "" },
+                cut_name(u.first.as_deref().unwrap_or("")),
+            )
+        })
+        .collect()
 }
 
 /// Reads `path` for a model with `preprocess`: a CSV file (plain or `.gz`), an IDX images file,
@@ -140,6 +178,7 @@ fn from_images(
         values: images.data.iter().map(|&v| f32::from(v)).collect(),
         rows: n,
         targets,
+        warnings: Vec::new(),
     })
 }
 
@@ -209,6 +248,11 @@ fn read_csv(
     let mut values = Vec::new();
     let mut record = csv::ByteRecord::new();
     let mut rows = 0usize;
+    let mut unseen: Vec<Unseen> = preprocess
+        .columns
+        .iter()
+        .map(|_| Unseen::default())
+        .collect();
     while reader
         .read_byte_record(&mut record)
         .map_err(|e| NablaError::data(path, csv_location(&e), e.to_string()))?
@@ -218,7 +262,7 @@ fn read_csv(
             line: record.position().map_or(0, |p| p.line()),
             record: &record,
         };
-        encode_row(&row, preprocess, &wanted, &mut values)?;
+        encode_row(&row, preprocess, &wanted, &mut values, &mut unseen)?;
         if let (Some(t), Some(targets)) = (target_at, targets.as_mut()) {
             push_target(&row, t, target, targets)?;
         }
@@ -228,6 +272,7 @@ fn read_csv(
         values,
         rows,
         targets,
+        warnings: unseen_warnings(preprocess, &unseen),
     })
 }
 
@@ -304,15 +349,17 @@ impl Row<'_> {
     }
 }
 
-/// Appends a record's inputs, encoded in the model's feature order, to `values`.
+/// Appends a record's inputs, encoded in the model's feature order, to `values`; a category
+/// never seen in training is counted in its column's `unseen`.
 fn encode_row(
     row: &Row,
     preprocess: &Preprocess,
     wanted: &[usize],
     values: &mut Vec<f32>,
+    unseen: &mut [Unseen],
 ) -> Result<(), NablaError> {
     let start = values.len();
-    for (c, &i) in preprocess.columns.iter().zip(wanted) {
+    for ((c, &i), unseen) in preprocess.columns.iter().zip(wanted).zip(unseen) {
         let raw = row.raw(i);
         match c {
             ColumnEncoding::Numeric { name, impute } => {
@@ -334,7 +381,12 @@ fn encode_row(
                     row.text(i)
                 };
                 // An unseen category encodes as all zeros, as in training.
+                let before = values.len();
                 values.extend(categories.iter().map(|c| f32::from(u8::from(*c == text))));
+                if !values[before..].contains(&1.0) {
+                    unseen.rows += 1;
+                    unseen.first.get_or_insert(text);
+                }
             }
         }
     }
@@ -373,7 +425,7 @@ fn push_target(
             let k = found.ok_or_else(|| {
                 row.error(
                     &target.name,
-                    format!("{text:?} is not one of the model's classes"),
+                    format!("{:?} is not one of the model's classes", cut_name(&text)),
                 )
             })?;
             classes.push(k as u32);

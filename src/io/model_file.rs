@@ -499,10 +499,7 @@ fn unique_classes(path: &Path, place: &str, classes: &[String]) -> Result<(), Na
     let mut seen = std::collections::HashSet::with_capacity(classes.len());
     for c in classes {
         if !seen.insert(c.as_str()) {
-            let mut shown: String = c.chars().take(80).collect();
-            if shown.len() < c.len() {
-                shown.push('…');
-            }
+            let shown = crate::error::cut_name(c);
             return Err(bad(
                 path,
                 place,

@@ -113,6 +113,9 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
 fn read_labelled(data: &Path, model: &Model) -> Result<(Rows, Targets)> {
     let rows =
         nabla::io::input::read(data, &model.file().preprocess).context("reading the data")?;
+    for w in &rows.warnings {
+        eprintln!("warning: {w}");
+    }
     let targets = rows.targets.clone().ok_or_else(|| {
         nabla::NablaError::data(
             data,

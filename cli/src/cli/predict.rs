@@ -49,6 +49,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let model = Model::new(file);
     let rows = nabla::io::input::read_inputs(&args.data, &model.file().preprocess)
         .context("reading the data")?;
+    for w in &rows.warnings {
+        eprintln!("warning: {w}");
+    }
     let classes = model.classes().to_vec();
     let regression = model.spec().task == Task::Regression;
     let width = model.spec().inputs;

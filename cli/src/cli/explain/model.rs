@@ -146,6 +146,9 @@ fn read_data(data: Option<&Path>, file: &ModelFile) -> Result<(String, Rows)> {
     let pre = &file.preprocess;
     if let Some(path) = data {
         let rows = nabla::io::input::read(path, pre).context("reading the data")?;
+        for w in &rows.warnings {
+            eprintln!("warning: {w}");
+        }
         return Ok((path.display().to_string(), rows));
     }
     let trained_on = file.training.get("data").and_then(|v| v.as_str());
