@@ -286,3 +286,46 @@ fn bad_layer_settings_stop_with_exit_2() {
     refused(&out, "is given twice");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Issue 30 item 16: a checkpoint whose stored layers are huge is refused before anything of
+// that size is allocated (the spec is weighed against the file before --resume builds it).
+#[test]
+fn a_checkpoint_with_huge_stored_layers_is_refused_before_allocation() {
+    let dir = temp_dir("huge-checkpoint");
+    let out = nabla_in(
+        &dir,
+        &[
+            "train",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+            "--checkpoint-dir",
+            "ck",
+            "--no-save",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", err(&out));
+    edit_spec(&dir.join("ck/epoch-00001.safetensors"), |spec| {
+        spec["layers"] = serde_json::json!([
+            {"type": "linear", "in": 64, "out": 65536}, {"type": "relu"},
+            {"type": "linear", "in": 65536, "out": 65536}, {"type": "relu"},
+            {"type": "linear", "in": 65536, "out": 10}
+        ]);
+    });
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nabla"))
+        .current_dir(&dir)
+        .args(["train", "--resume", "ck", "--epochs", "2", "--no-save"])
+        .env("NABLA_MEMORY_LIMIT", "8G")
+        .output()
+        .unwrap();
+    refused(&out, "the spec's layers need 17199792168 bytes of tensors");
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "refused late: {:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
