@@ -225,7 +225,12 @@ mod ranks {
             .unwrap();
         let marker = dir.join("broken.safetensors").display().to_string();
         let started = Instant::now();
-        while std::fs::read_dir(dir.join("ckpt")).map_or(true, |d| d.count() == 0) {
+        // A checkpoint file, not any entry: the folder also holds the run's lock from the start.
+        let checkpoint = |d: std::fs::ReadDir| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+        };
+        while !std::fs::read_dir(dir.join("ckpt")).is_ok_and(checkpoint) {
             assert!(
                 started.elapsed() < Duration::from_secs(120),
                 "no checkpoint"
