@@ -481,7 +481,7 @@ impl Drop for Lock {
 /// the init process (pid 1, unless that is nabla itself), and it did not start after the lock
 /// was written (a reused pid after a reboot is not the writer).
 fn may_hold(pid: u32, lock: &Path) -> bool {
-    if !Path::new(&format!("/proc/{pid}")).exists() {
+    if !Path::new(&format!("/proc/{pid}")).exists() || exited(pid) {
         return false;
     }
     if pid == 1 {
@@ -501,6 +501,16 @@ fn may_hold(pid: u32, lock: &Path) -> bool {
         (Some(start), Some(written)) => start <= written.as_secs_f64() + 2.0,
         _ => true,
     }
+}
+
+/// Whether process `pid` has exited and only waits to be reaped (a zombie: state `Z` or `X`
+/// in /proc/PID/stat), as an MPI rank aborted with its job is until its new parent reaps it.
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X")
+    })
 }
 
 /// When process `pid` started, in seconds since the epoch (Linux: /proc/PID/stat and the boot
