@@ -55,7 +55,7 @@ impl ConvWeightRef {
             out_channels,
             kernel,
             ..
-        })) = net.spec().layers.get(layer).copied()
+        })) = net.spec().layers.get(layer).cloned()
         else {
             return Err(usage(format!("layers.{layer} is not a convolution")));
         };
@@ -372,7 +372,7 @@ fn conv_weight(
             kernel,
             ..
         })),
-    ) = (trace.get(r.layer), net.spec().layers.get(r.layer).copied())
+    ) = (trace.get(r.layer), net.spec().layers.get(r.layer).cloned())
     else {
         return Err(NablaError::Usage(format!(
             "layers.{} is not a convolution",

@@ -13,7 +13,7 @@ use super::WeightTrace;
 use crate::autograd::{Grads, ParamId, Params, Tape, Var, Workspace};
 use crate::error::{Message, NablaError, Setting};
 use crate::nn::batchnorm::eval_affine;
-use crate::nn::{Ctx, ExplainView, LayerInfo, Module, Network, Sequential, Traced};
+use crate::nn::{Ctx, ExplainView, LayerInfo, LayerSpec, Module, Network, Sequential, Traced};
 use crate::optim::{Optimizer, Sgd};
 use crate::tensor::Tensor;
 
@@ -59,6 +59,14 @@ pub enum StageKind {
         scale: Vec<f32>,
         /// The per-feature shift `t = β − μ_run·s`.
         shift: Vec<f32>,
+    },
+    /// `r = a + f` closing a residual block: the stage's input is the block's last value `f`,
+    /// `skip` its input `a`, which gets `∂L/∂r` on top of what its next stage passes back.
+    Residual {
+        /// The name of the block's input vector (`h1`, or `x`).
+        skip: String,
+        /// The index of the stage that made it (`None`: the network's input).
+        skip_stage: Option<usize>,
     },
 }
 
@@ -124,8 +132,8 @@ pub struct TensorCheck {
 /// A weight or bias of a linear layer, picked by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WeightRef {
-    /// The layer's index in the model (`layers.{layer}`).
-    pub layer: usize,
+    /// Which linear layer, counting from 1 in forward order, blocks' layers included (`W2`).
+    pub number: usize,
     /// The row (unit).
     pub unit: usize,
     /// The column (input); `None` for the bias.
@@ -152,19 +160,18 @@ impl WeightRef {
             .map(|v| v.trim().parse::<usize>())
             .collect::<Result<_, _>>()
             .map_err(|_| usage(format!("[{index}] is not a list of numbers")))?;
-        let (layer, is_weight) = layer_of(net, head, &usage)?;
+        let (number, is_weight) = layer_of(net, head, &usage)?;
         let (outputs, inputs) = linear_layers(net)
-            .find(|(i, _, _)| *i == layer)
-            .map(|(_, inputs, outputs)| (outputs, inputs))
-            .unwrap_or((0, 0));
+            .get(number - 1)
+            .map_or((0, 0), |(_, inputs, outputs)| (*outputs, *inputs));
         let r = match (is_weight, index.as_slice()) {
             (true, &[unit, input]) => Self {
-                layer,
+                number,
                 unit,
                 input: Some(input),
             },
             (false, &[unit]) => Self {
-                layer,
+                number,
                 unit,
                 input: None,
             },
@@ -180,34 +187,39 @@ impl WeightRef {
     }
 }
 
-/// The layer index and whether a weight (else a bias) is meant by `head`: `layers.2.weight`,
-/// `W2` or `b2`; `usage` words the error.
+/// The linear layer's number (from 1) and whether a weight (else a bias) is meant by `head`:
+/// `layers.2.weight`, `layers.2.block.0.bias`, `W2` or `b2`; `usage` words the error.
 fn layer_of(
     net: &Network<Sequential>,
     head: &str,
     usage: &dyn Fn(String) -> NablaError,
 ) -> Result<(usize, bool), NablaError> {
-    let linears: Vec<usize> = linear_layers(net).map(|(i, _, _)| i).collect();
+    let linears = linear_layers(net);
     if let Some(rest) = head.strip_prefix("layers.") {
-        let (layer, kind) = rest
-            .split_once('.')
-            .ok_or_else(|| usage("expected layers.N.weight or layers.N.bias".into()))?;
-        let layer: usize = layer
-            .parse()
-            .map_err(|_| usage(format!("{layer:?} is not a layer number")))?;
-        let is_weight = match kind {
-            "weight" => true,
-            "bias" => false,
-            other => return Err(usage(format!("unknown parameter {other:?}"))),
+        let (path, is_weight) = match rest.rsplit_once('.') {
+            Some((path, "weight")) => (path, true),
+            Some((path, "bias")) => (path, false),
+            Some((_, other)) => return Err(usage(format!("unknown parameter {other:?}"))),
+            None => return Err(usage("expected layers.N.weight or layers.N.bias".into())),
         };
-        if !linears.contains(&layer) {
-            let what = match net.spec().layers.get(layer) {
-                Some(l) => format!("layers.{layer} is {}, not a linear layer", l.name()),
-                None => format!("the model has {} layers", net.spec().layers.len()),
-            };
-            return Err(usage(what));
+        let weight = format!("layers.{path}.weight");
+        if let Some(k) = linears.iter().position(|(name, _, _)| *name == weight) {
+            return Ok((k + 1, is_weight));
         }
-        Ok((layer, is_weight))
+        let top = path.split('.').next().unwrap_or(path);
+        let what = match top
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| net.spec().layers.get(i))
+        {
+            Some(l) if !path.contains('.') => {
+                format!("layers.{path} is {}, not a linear layer", l.name())
+            }
+            Some(_) => format!("layers.{path} is not a linear layer"),
+            None if top.parse::<usize>().is_err() => format!("{top:?} is not a layer number"),
+            None => format!("the model has {} layers", net.spec().layers.len()),
+        };
+        Err(usage(what))
     } else {
         let (is_weight, number) = if let Some(n) = head.strip_prefix('W') {
             (true, n)
@@ -219,22 +231,32 @@ fn layer_of(
         let k: usize = number
             .parse()
             .map_err(|_| usage(format!("{number:?} is not a layer number")))?;
-        let layer = k
-            .checked_sub(1)
-            .and_then(|k| linears.get(k))
-            .copied()
-            .ok_or_else(|| usage(format!("the model has linear layers 1..={}", linears.len())))?;
-        Ok((layer, is_weight))
+        if k == 0 || k > linears.len() {
+            return Err(usage(format!(
+                "the model has linear layers 1..={}",
+                linears.len()
+            )));
+        }
+        Ok((k, is_weight))
     }
 }
 
-/// `(layer index, inputs, outputs)` of every linear layer, in order.
-fn linear_layers(net: &Network<Sequential>) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-    net.spec()
-        .layers
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| l.as_linear().map(|(inputs, outputs)| (i, inputs, outputs)))
+/// `(weight name, inputs, outputs)` of every linear layer in forward order, the layers inside
+/// blocks included (`layers.2.block.0.weight`).
+fn linear_layers(net: &Network<Sequential>) -> Vec<(String, usize, usize)> {
+    fn walk(layer: &LayerSpec, prefix: String, out: &mut Vec<(String, usize, usize)>) {
+        if let Some((inputs, outputs)) = layer.as_linear() {
+            out.push((format!("{prefix}weight"), inputs, outputs));
+        }
+        for (name, inner) in layer.kind().children() {
+            walk(inner, format!("{prefix}{name}"), out);
+        }
+    }
+    let mut out = Vec::new();
+    for (i, layer) in net.spec().layers.iter().enumerate() {
+        walk(layer, net.module().tensor_name(i, ""), &mut out);
+    }
+    out
 }
 
 /// One training step of a trained network on one sample, every number from the engine.
@@ -441,7 +463,7 @@ fn trace_stages<M: Module>(
     let mut stages: Vec<(Stage, Layer)> = Vec::new();
     let mut made_by: Vec<(Var, String)> = Vec::new();
     let first = trace.first().map(|t| t.input);
-    let mut number = 0;
+    let (mut number, mut sums) = (0, 0);
     for (layer, t) in trace.iter().enumerate() {
         let shown = t.layer.clone();
         let Some(info) = shown.filter(|i| i.spec.kind().explain_view() != ExplainView::Hidden)
@@ -457,12 +479,22 @@ fn trace_stages<M: Module>(
             number += 1;
         }
         let z = tape.value(t.input).data().to_vec();
-        let (kind, symbol, local) = stage_kind(net, &info, layer, number, &z, &value)?;
-        let input = match made_by.iter().rev().find(|(v, _)| *v == t.input) {
+        let (mut kind, mut symbol, local) = stage_kind(net, &info, layer, number, &z, &value)?;
+        let named = |v: Var| match made_by.iter().rev().find(|(m, _)| *m == v) {
             Some((_, name)) => name.clone(),
-            None if Some(t.input) == first => "x".to_string(),
+            None if Some(v) == first => "x".to_string(),
             None => format!("v{layer}"),
         };
+        let mut input = named(t.input);
+        if let StageKind::Residual { skip, skip_stage } = &mut kind {
+            sums += 1;
+            symbol = format!("r{sums}");
+            *skip_stage = stages.iter().rposition(|(s, _)| s.symbol == input);
+            let main = stages
+                .last()
+                .map_or(input.clone(), |(s, _)| s.symbol.clone());
+            *skip = std::mem::replace(&mut input, main);
+        }
         made_by.push((t.output, symbol.clone()));
         let stage = Stage {
             layer,
@@ -518,6 +550,13 @@ fn stage_kind<M: Module>(
             let local = Some(scale.clone());
             let kind = StageKind::BatchNorm { scale, shift };
             (kind, format!("n{number}"), local)
+        }
+        ExplainView::Sum => {
+            let kind = StageKind::Residual {
+                skip: String::new(),
+                skip_stage: None,
+            };
+            (kind, String::new(), Some(vec![1.0; value.len()]))
         }
         ExplainView::Hidden | ExplainView::Image => {
             let name = info.spec.name();
@@ -580,7 +619,12 @@ fn chosen(
         units.sort_unstable();
     }
     let mut cols = pick(n_in, limit, |i| a[i] != 0.0);
-    if let Some(w) = also.filter(|w| w.layer == stage.layer) {
+    let number = if let StageKind::Linear { number, .. } = stage.kind {
+        number
+    } else {
+        0
+    };
+    if let Some(w) = also.filter(|w| w.number == number) {
         if !units.contains(&w.unit) {
             units.push(w.unit);
         }

@@ -51,9 +51,20 @@ pub const FORMAT_VERSION: &str = "1";
 /// says the file is newer instead of failing on an unknown layer. This build reads both.
 pub const FORMAT_VERSION_IMAGES: &str = "2";
 
+/// The `format_version` written for networks with a residual block (`{"type": "residual",
+/// "layers": [...]}`, its tensors named `layers.{i}.block.{j}.…`): a nabla that reads only
+/// versions 1 and 2 says the file is newer. This build reads all three.
+pub const FORMAT_VERSION_BLOCKS: &str = "3";
+
 /// The `format_version` a file of `spec` gets.
 pub fn format_version(spec: &ModelSpec) -> &'static str {
-    if spec.input_shape.is_some() || spec.layers.iter().any(|l| l.needs_image()) {
+    if spec
+        .layers
+        .iter()
+        .any(|l| matches!(l, crate::nn::LayerSpec::Residual(_)))
+    {
+        FORMAT_VERSION_BLOCKS
+    } else if spec.input_shape.is_some() || spec.layers.iter().any(|l| l.needs_image()) {
         FORMAT_VERSION_IMAGES
     } else {
         FORMAT_VERSION
@@ -583,12 +594,12 @@ fn check_format(path: &Path, format: &str, version: &str) -> Result<(), NablaErr
             format!("{format:?}, expected \"{FORMAT}\""),
         ));
     }
-    if version != FORMAT_VERSION && version != FORMAT_VERSION_IMAGES {
+    if ![FORMAT_VERSION, FORMAT_VERSION_IMAGES, FORMAT_VERSION_BLOCKS].contains(&version) {
         return Err(bad(
             path,
             "__metadata__.format_version",
             format!(
-                "unknown format_version {version:?}; this nabla reads versions \"{FORMAT_VERSION}\" and \"{FORMAT_VERSION_IMAGES}\" (a newer nabla may have written the file)"
+                "unknown format_version {version:?}; this nabla reads versions \"{FORMAT_VERSION}\", \"{FORMAT_VERSION_IMAGES}\" and \"{FORMAT_VERSION_BLOCKS}\" (a newer nabla may have written the file)"
             ),
         ));
     }

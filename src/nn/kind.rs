@@ -12,6 +12,7 @@ use super::builder::Builder;
 use super::init::Init;
 use super::module::Module;
 use super::shape::{ImageShape, Shape};
+use super::spec::LayerSpec;
 use crate::error::NablaError;
 use crate::io::onnx::graph::Graph;
 use crate::kernels::activation::Activation;
@@ -21,7 +22,7 @@ use crate::kernels::activation::Activation;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorSpec {
     /// The name under the layer's prefix (`layers.0.` + name).
-    pub name: &'static str,
+    pub name: String,
     /// Its shape (PyTorch's).
     pub shape: Vec<usize>,
     /// Bytes per element (4 for f32, 8 for PyTorch's i64 `num_batches_tracked`).
@@ -32,9 +33,9 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     /// A trained f32 parameter.
-    pub fn param(name: &'static str, shape: &[usize]) -> Self {
+    pub fn param(name: impl Into<String>, shape: &[usize]) -> Self {
         Self {
-            name,
+            name: name.into(),
             shape: shape.to_vec(),
             element_bytes: 4,
             trainable: true,
@@ -42,9 +43,9 @@ impl TensorSpec {
     }
 
     /// A buffer (saved, not trained) of `element_bytes` per element.
-    pub fn buffer(name: &'static str, shape: &[usize], element_bytes: u64) -> Self {
+    pub fn buffer(name: impl Into<String>, shape: &[usize], element_bytes: u64) -> Self {
         Self {
-            name,
+            name: name.into(),
             shape: shape.to_vec(),
             element_bytes,
             trainable: false,
@@ -115,6 +116,9 @@ pub enum ExplainView {
     Hidden,
     /// An image layer, shown by the convolution page with its output image only.
     Image,
+    /// The sum `r = x + f(x)` closing a residual block: its terms are the block's input (the
+    /// skip) and the block's last value; the skip's gradient gains `∂L/∂r`.
+    Sum,
 }
 
 /// Looks up one of the layer's tensors by its name under the layer (`weight`): its shape and
@@ -165,6 +169,12 @@ pub trait LayerKind: std::fmt::Debug + Send + Sync {
     /// The activation it applies, if it is an activation layer.
     fn activation(&self) -> Option<Activation> {
         None
+    }
+
+    /// The layers inside it, each with the name prefix of its tensors under this layer's
+    /// (`block.0.` in a residual block); none for a plain layer.
+    fn children(&self) -> Vec<(String, &LayerSpec)> {
+        Vec::new()
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `dropout P` | each value zeroed with probability `P` (training only) |
 //! | `dropout2d P` | whole channels zeroed with probability `P` (training only) |
 //! | `relu`, `sigmoid`, `tanh`, `gelu`, `leaky_relu [SLOPE]` | activations (slope 0.01) |
+//! | `residual(LAYERS)` | `x + f(x)`, `f` the layers inside, which give back the shape they read |
 //!
 //! Each layer's input size is the previous layer's output, so no layer repeats it. A dense
 //! layer cannot follow an image: put `flatten` (or `globalavgpool, flatten`) before it.
@@ -21,7 +22,7 @@ use super::shape::Shape;
 use super::spec::LayerSpec;
 use super::{
     AvgPool2dSpec, BatchNorm2dSpec, BatchNormSpec, Conv2dSpec, Dropout2dSpec, DropoutSpec,
-    LeakyReluSpec, MaxPool2dSpec,
+    LeakyReluSpec, MaxPool2dSpec, ResidualSpec,
 };
 use crate::error::{Message, NablaError, Setting};
 
@@ -37,9 +38,8 @@ use crate::error::{Message, NablaError, Setting};
 pub fn parse(text: &str, input: Shape) -> Result<Vec<LayerSpec>, NablaError> {
     let mut shape = input;
     let mut layers = Vec::new();
-    for (i, item) in text.split(',').enumerate() {
-        let words: Vec<&str> = item.split_whitespace().collect();
-        let layer = parse_one(&words, shape).map_err(|why| {
+    for (i, item) in split_top(text)?.into_iter().enumerate() {
+        let layer = parse_item(item, shape).map_err(|why| {
             NablaError::Settings(
                 Message::new()
                     .text("in ")
@@ -51,6 +51,83 @@ pub fn parse(text: &str, input: Shape) -> Result<Vec<LayerSpec>, NablaError> {
         layers.push(layer);
     }
     Ok(layers)
+}
+
+/// `text` cut at the commas outside parentheses, or the error for unbalanced parentheses.
+fn split_top(text: &str) -> Result<Vec<&str>, NablaError> {
+    let unbalanced = |what: &str| {
+        NablaError::Settings(
+            Message::new()
+                .text("in ")
+                .setting(Setting::Layers)
+                .text(format!(": {what} in \"{}\"", text.trim())),
+        )
+    };
+    let (mut items, mut depth, mut start) = (Vec::new(), 0usize, 0);
+    for (at, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth = depth
+                    .checked_sub(1)
+                    .ok_or_else(|| unbalanced("a `)` without its `(`"))?
+            }
+            ',' if depth == 0 => {
+                items.push(&text[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth > 0 {
+        return Err(unbalanced("a `(` without its `)`"));
+    }
+    items.push(&text[start..]);
+    Ok(items)
+}
+
+/// The layers of a residual block for samples of shape `input`, or the first mistake, named by
+/// its place in the block.
+fn parse_block(text: &str, input: Shape) -> Result<Vec<LayerSpec>, String> {
+    let mut shape = input;
+    let mut layers = Vec::new();
+    for (j, item) in split_top(text)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .enumerate()
+    {
+        let named = |why: String| format!("its block's layer {j} \"{}\": {why}", item.trim());
+        let layer = parse_item(item, shape).map_err(named)?;
+        shape = layer.output_shape(j, shape).map_err(|e| {
+            let e = e.to_string();
+            named(
+                e.strip_prefix(&format!("layer {j}: "))
+                    .unwrap_or(&e)
+                    .to_string(),
+            )
+        })?;
+        layers.push(layer);
+    }
+    Ok(layers)
+}
+
+/// One item of the list: `residual(LAYERS)` (its block parsed for the same `input`), or one
+/// layer's words.
+fn parse_item(item: &str, input: Shape) -> Result<LayerSpec, String> {
+    let item = item.trim();
+    let Some(open) = item.find('(') else {
+        let words: Vec<&str> = item.split_whitespace().collect();
+        return parse_one(&words, input);
+    };
+    let word = item[..open].trim();
+    if !word.eq_ignore_ascii_case("residual") || !item.ends_with(')') {
+        return Err(format!(
+            "only `residual(LAYERS)` takes parentheses, got `{item}` (e.g. `residual(dense 64, \
+             relu, dense 64)`)"
+        ));
+    }
+    let block = parse_block(&item[open + 1..item.len() - 1], input)?;
+    Ok(LayerSpec::Residual(ResidualSpec { layers: block }))
 }
 
 /// One layer's words: its name, leading numbers and `name value` options.
@@ -168,7 +245,8 @@ fn parse_one(words: &[&str], input: Shape) -> Result<LayerSpec, String> {
         }
         other => Err(format!(
             "unknown layer `{other}` (known: dense, conv, maxpool, avgpool, globalavgpool, \
-             flatten, batchnorm, dropout, dropout2d, relu, sigmoid, tanh, gelu, leaky_relu)"
+             flatten, batchnorm, dropout, dropout2d, relu, sigmoid, tanh, gelu, leaky_relu, \
+             residual(...))"
         )),
     }
 }
@@ -284,6 +362,43 @@ mod tests {
             })
         );
         assert_eq!(layers[7], LayerSpec::linear(64 * 7 * 7, 128));
+    }
+
+    #[test]
+    fn a_residual_block_parses_with_its_sizes_and_json() {
+        let layers = parse(
+            "dense 8, relu, residual(dense 8, relu, residual(dense 8), dense 8), dense 3",
+            Shape::Flat(4),
+        )
+        .unwrap();
+        assert_eq!(layers.len(), 4);
+        let LayerSpec::Residual(block) = &layers[2] else {
+            panic!("{layers:?}")
+        };
+        assert_eq!(block.layers.len(), 4);
+        assert_eq!(block.layers[0], LayerSpec::linear(8, 8));
+        assert!(matches!(block.layers[2], LayerSpec::Residual(_)));
+        let json = serde_json::to_string(&layers[2]).unwrap();
+        assert!(
+            json.starts_with(r#"{"type":"residual","layers":[{"type":"linear","in":8,"out":8}"#)
+        );
+        let names: Vec<String> = layers[2].tensors().into_iter().map(|t| t.name).collect();
+        assert_eq!(
+            names,
+            [
+                "block.0.weight",
+                "block.0.bias",
+                "block.2.block.0.weight",
+                "block.2.block.0.bias",
+                "block.3.weight",
+                "block.3.bias"
+            ]
+        );
+        let e = parse("dense 8, residual(dense 8, bogus)", Shape::Flat(4)).unwrap_err();
+        assert!(
+            e.to_string().contains("its block's layer 1 \"bogus\""),
+            "{e}"
+        );
     }
 
     #[test]

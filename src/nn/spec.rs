@@ -18,6 +18,7 @@ use super::global_pool::GlobalAvgPoolSpec;
 use super::kind::{LayerBytes, LayerKind, TensorSpec};
 use super::linear::LinearSpec;
 use super::maxpool::MaxPool2dSpec;
+use super::residual::ResidualSpec;
 use super::shape::{ImageShape, Shape};
 use super::{Builder, Init, Module};
 use crate::error::NablaError;
@@ -27,7 +28,7 @@ pub use crate::task::Task;
 /// One layer of a sequential network: which built-in kind it is, with the kind's settings.
 /// Everything about a kind lives in the kind's own type ([`LayerKind`], reached through
 /// [`LayerSpec::kind`]); this enum only names the kinds for serde (`"type": "linear"`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LayerSpec {
     /// `z = x·Wᵀ + b` with `W` of shape `[out, in]`.
@@ -61,6 +62,8 @@ pub enum LayerSpec {
     Dropout2d(Dropout2dSpec),
     /// An image read as `C·H·W` features in C,H,W order (`nn.Flatten`).
     Flatten,
+    /// `y = x + f(x)` with `f` a block of layers that gives back the shape it reads.
+    Residual(ResidualSpec),
 }
 
 impl LayerSpec {
@@ -82,6 +85,7 @@ impl LayerSpec {
             LayerSpec::BatchNorm2d(k) => k,
             LayerSpec::Dropout2d(k) => k,
             LayerSpec::Flatten => &FlattenSpec,
+            LayerSpec::Residual(k) => k,
         }
     }
 

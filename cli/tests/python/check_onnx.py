@@ -130,6 +130,11 @@ def main():
         "cnn-avgpool-gap": ["--image-shape", "1x8x8", "--layers",
             "conv 6 3 stride 2 pad 1, tanh, avgpool 2 stride 1, conv 10 2, gelu, globalavgpool, "
             "flatten, dense 10"],
+        "residual-mlp": ["--layers",
+            "dense 24, relu, residual(dense 24, batchnorm, gelu, dropout 0.1, dense 24), relu, dense 10"],
+        "residual-cnn": ["--image-shape", "1x8x8", "--layers",
+            "conv 4 3 pad 1, relu, residual(conv 4 3 pad 1, batchnorm, relu, conv 4 3 pad 1), relu, "
+            "maxpool 2, flatten, dense 10"],
     }
     cases = []
     for name, flags in digits.items():

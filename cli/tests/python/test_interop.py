@@ -63,10 +63,10 @@ def pool2d(x, k, stride, reduce):
     return reduce(np.stack(taps), axis=0).astype(np.float32)
 
 
-def image_layer(t, layer, tensors, i, h):
+def image_layer(t, layer, tensors, prefix, i, h):
     """The image layers of a spec on (N, C, H, W); None for a layer that is not one."""
     if t == "conv2d":
-        w, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
+        w, b = tensors[f"{prefix}{i}.weight"], tensors[f"{prefix}{i}.bias"]
         k = layer["kernel"]
         assert w.shape == (layer["out"], layer["in"], k, k) and b.shape == (layer["out"],)
         return conv2d(h, w, b, layer.get("stride", 1), layer.get("padding", 0), layer.get("dilation", 1))
@@ -77,8 +77,8 @@ def image_layer(t, layer, tensors, i, h):
     if t == "global_avg_pool":
         return h.mean(axis=(2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
     if t == "batch_norm2d":
-        g, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
-        m, v = tensors[f"layers.{i}.running_mean"], tensors[f"layers.{i}.running_var"]
+        g, b = tensors[f"{prefix}{i}.weight"], tensors[f"{prefix}{i}.bias"]
+        m, v = tensors[f"{prefix}{i}.running_mean"], tensors[f"{prefix}{i}.running_var"]
         s = g / np.sqrt(v + np.float32(layer.get("eps", 1e-5)))
         return h * s[None, :, None, None] + (b - m * s)[None, :, None, None]
     if t == "flatten":
@@ -88,23 +88,22 @@ def image_layer(t, layer, tensors, i, h):
     return None
 
 
-def forward(tensors, spec, x):
-    """Evaluation-mode forward pass in float32, exactly as the spec says."""
-    h = x.astype(np.float32)
-    if spec.get("input_shape"):
-        h = h.reshape(h.shape[0], *spec["input_shape"])
-    for i, layer in enumerate(spec["layers"]):
+def layers_forward(layers, tensors, prefix, h):
+    """The layers in order on h; layer i's tensors are named prefix + "{i}." + name."""
+    for i, layer in enumerate(layers):
         t = layer["type"]
-        image = image_layer(t, layer, tensors, i, h)
+        image = image_layer(t, layer, tensors, prefix, i, h)
         if image is not None:
             h = image
+        elif t == "residual":  # x + f(x), f's tensors under layers.{i}.block.
+            h = h + layers_forward(layer["layers"], tensors, f"{prefix}{i}.block.", h)
         elif t == "linear":
-            w, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
+            w, b = tensors[f"{prefix}{i}.weight"], tensors[f"{prefix}{i}.bias"]
             assert w.shape == (layer["out"], layer["in"]) and b.shape == (layer["out"],)
             h = h @ w.T + b
         elif t == "batch_norm":
-            g, b = tensors[f"layers.{i}.weight"], tensors[f"layers.{i}.bias"]
-            m, v = tensors[f"layers.{i}.running_mean"], tensors[f"layers.{i}.running_var"]
+            g, b = tensors[f"{prefix}{i}.weight"], tensors[f"{prefix}{i}.bias"]
+            m, v = tensors[f"{prefix}{i}.running_mean"], tensors[f"{prefix}{i}.running_var"]
             eps = np.float32(layer.get("eps", 1e-5))
             s = g / np.sqrt(v + eps)
             h = h * s + (b - m * s)
@@ -123,6 +122,15 @@ def forward(tensors, spec, x):
         else:
             raise ValueError(f"unknown layer type {t}")
         h = h.astype(np.float32)
+    return h
+
+
+def forward(tensors, spec, x):
+    """Evaluation-mode forward pass in float32, exactly as the spec says."""
+    h = x.astype(np.float32)
+    if spec.get("input_shape"):
+        h = h.reshape(h.shape[0], *spec["input_shape"])
+    h = layers_forward(spec["layers"], tensors, "layers.", h)
     if spec["task"] == "classification":
         z = h - h.max(axis=1, keepdims=True)
         e = np.exp(z)
@@ -174,6 +182,11 @@ def main():
     configs["cnn"] = ["--layers", cnn, "--image-shape", "1x8x8"]
     configs["cnn-dilated"] = ["--layers", "conv 3 3 dilation 2 pad 1, relu, flatten, dense 10",
                               "--image-shape", "1x8x8"]
+    configs["residual"] = ["--layers", "dense 24, relu, residual(dense 24, batchnorm, gelu, dense 24), "
+                           "relu, dense 10"]
+    configs["cnn-residual"] = ["--layers", "conv 4 3 pad 1, relu, residual(conv 4 3 pad 1, batchnorm, "
+                               "relu, conv 4 3 pad 1), relu, maxpool 2, flatten, dense 10",
+                               "--image-shape", "1x8x8"]
     for name, flags in configs.items():
         model = os.path.join(tmp, f"{name}.safetensors")
         subprocess.run([NABLA, "train", "--epochs", "3", "--threads", "1", "--save", model, *flags],
@@ -181,7 +194,7 @@ def main():
         tensors = load_file(model)
         meta = metadata(model)
         spec, pre = json.loads(meta["spec"]), json.loads(meta["preprocess"])
-        version = "2" if name.startswith("cnn") else "1"
+        version = "3" if "residual" in name else "2" if name.startswith("cnn") else "1"
         assert meta["format"] == "nabla" and meta["format_version"] == version, meta["format_version"]
         json.loads(meta["training"])
         probs = forward(tensors, spec, encode(pre, rows))

@@ -233,7 +233,9 @@ impl View<'_> {
         let t = self.trace;
         match also {
             Some(r) => t.weights.iter().find(|w| {
-                t.stages[w.stage].layer == r.layer && w.row == r.unit && w.column == r.input
+                matches!(t.stages[w.stage].kind, StageKind::Linear { number, .. } if number == r.number)
+                    && w.row == r.unit
+                    && w.column == r.input
             }),
             None => t.weights.first(),
         }
@@ -313,11 +315,13 @@ impl View<'_> {
         units
     }
 
-    /// The weight matrix `[outputs, inputs]` of the linear layer `layer`.
-    fn weight(&self, layer: usize) -> Option<&nabla::tensor::Tensor> {
-        let name = self.net.module().tensor_name(layer, "weight");
+    /// The weight matrix `[outputs, inputs]` of linear stage `stage`.
+    fn weight(&self, stage: &Stage) -> Option<&nabla::tensor::Tensor> {
+        let StageKind::Linear { weight, .. } = &stage.kind else {
+            return None;
+        };
         let params = self.net.params();
-        params.find(&name).map(|id| params.get(id))
+        params.find(weight).map(|id| params.get(id))
     }
 
     fn number(&self, s: usize) -> usize {
@@ -333,7 +337,7 @@ impl View<'_> {
     fn sum_terms(&self, t: usize, j: usize) -> (Vec<Factor>, usize, f64) {
         let next = &self.stages()[t + 1];
         let k = self.number(t + 1);
-        let Some(w) = self.weight(next.layer) else {
+        let Some(w) = self.weight(next) else {
             return (Vec::new(), 0, 0.0);
         };
         let cols = w.cols();
@@ -376,7 +380,25 @@ impl View<'_> {
                 (format!("s[{j}]"), format!("γ[{j}] / √(σ²_run[{j}] + ε)"))
             }
             StageKind::Linear { .. } => (String::new(), String::new()),
+            StageKind::Residual { .. } => (
+                "1".to_string(),
+                "a sum passes its gradient to each of its terms unchanged".to_string(),
+            ),
         }
+    }
+
+    /// The residual stages whose skip is stage `t`: each adds its gradient to `t`'s.
+    fn skips_from(&self, t: usize) -> Vec<&Stage> {
+        let from = |s: &&Stage| matches!(s.kind, StageKind::Residual { skip_stage: Some(k), .. } if k == t);
+        self.stages().iter().filter(from).collect()
+    }
+
+    /// ` + ∂L/∂r1 (the skip)` for each sum stage `t` feeds, with unit `j`'s index when given.
+    fn skip_terms(&self, t: usize, j: Option<usize>) -> String {
+        let at = j.map_or(String::new(), |j| format!("[{j}]"));
+        let each = self.skips_from(t).into_iter();
+        each.map(|r| format!(" + ∂L/∂{}{at} (the skip)", r.symbol))
+            .collect()
     }
 
     /// The derivative of the loss with respect to the scores, per output `c`, as a formula.
@@ -412,10 +434,12 @@ impl View<'_> {
                 Target::Value(_) => format!("∂L/∂{} = 2·(ŷ − y) (squared error)", st.symbol),
             };
         };
-        match &next.kind {
+        let skips = self.skip_terms(t, None);
+        let rule = match &next.kind {
             StageKind::Linear { number, .. } => {
                 format!("∂L/∂{} = W{number}ᵀ·∂L/∂{}", st.symbol, next.symbol)
             }
+            StageKind::Residual { .. } => format!("∂L/∂{} = ∂L/∂{}", st.symbol, next.symbol),
             StageKind::Activation { function, .. } => format!(
                 "∂L/∂{} = ∂L/∂{} ⊙ {function}'({})",
                 st.symbol, next.symbol, st.symbol
@@ -423,7 +447,8 @@ impl View<'_> {
             StageKind::BatchNorm { .. } => {
                 format!("∂L/∂{} = ∂L/∂{} ⊙ s", st.symbol, next.symbol)
             }
-        }
+        };
+        rule + &skips
     }
 
     /// The full chain rule for `w`, factor by factor: the gradient reaching the last
@@ -479,11 +504,19 @@ impl View<'_> {
         };
         (chain.terms, chain.terms_not_shown, chain.terms_rest) = self.sum_terms(top, j);
         let formula = format!(
-            "Σ_m W{}[m,{j}]·∂L/∂{}[m] over {} units",
+            "Σ_m W{}[m,{j}]·∂L/∂{}[m] over {} units{}",
             self.number(top + 1),
             next.symbol,
-            next.value.len()
+            next.value.len(),
+            self.skip_terms(top, Some(j))
         );
+        for r in self.skips_from(top) {
+            chain.terms.push(Factor {
+                name: format!("∂L/∂{}[{j}] (the skip)", r.symbol),
+                formula: num(r.gradient[j]),
+                value: f64::from(r.gradient[j]),
+            });
+        }
         chain.factors.push(Factor {
             name,
             formula,
@@ -608,7 +641,31 @@ impl View<'_> {
             ),
             StageKind::Activation { function, .. } => self.forward_activation(i, function),
             StageKind::BatchNorm { scale, shift } => self.forward_batch_norm(i, scale, shift),
+            StageKind::Residual { skip, skip_stage } => self.forward_sum(i, skip, *skip_stage),
         }
+    }
+
+    /// Residual stage `i`: `r = a + f`, the block's input `skip` (made by stage `skip_stage`,
+    /// or the input) plus the block's last value, on the shown units.
+    fn forward_sum(&self, i: usize, skip: &str, skip_stage: Option<usize>) -> Vec<String> {
+        let st = &self.stages()[i];
+        let (input, f) = self.input_of(i);
+        let a = skip_stage.map_or(&self.trace.inputs[..], |k| &self.stages()[k].value[..]);
+        let mut lines = vec![format!(
+            "{} = {skip} + {input}    (residual block: its input {skip} skips the block and is \
+             added to what the block gives)",
+            st.symbol
+        )];
+        for j in self.units(i) {
+            lines.push(format!(
+                "{}[{j}] = {skip}[{j}] + {input}[{j}] = {} + {} = {:.4}",
+                st.symbol,
+                num(a[j]),
+                num(f[j]),
+                st.value[j]
+            ));
+        }
+        lines
     }
 
     /// Linear stage `i` (`z = W{k}·x + b{k}`, described by `about`): each shown unit's sum,
@@ -644,7 +701,7 @@ impl View<'_> {
             .weights
             .iter()
             .find(|w| of_unit(w) && w.column.is_none());
-        let rest: f64 = self.weight(st.layer).map_or(0.0, |w| {
+        let rest: f64 = self.weight(st).map_or(0.0, |w| {
             (0..w.cols())
                 .filter(|c| !shown.iter().any(|x| x.column == Some(*c)))
                 .map(|c| f64::from(w.data()[j * w.cols() + c]) * f64::from(a[c]))
@@ -824,6 +881,11 @@ impl View<'_> {
         let Some(next) = stages.get(i + 1) else {
             return format!("∂L/∂{}[{j}] = {} = {g}", st.symbol, self.loss_formula(j));
         };
+        let skips: Vec<String> = self
+            .skips_from(i)
+            .into_iter()
+            .map(|r| format!("{} (∂L/∂{}[{j}], the skip)", num(r.gradient[j]), r.symbol))
+            .collect();
         if is_linear(next) {
             let (terms, more, rest) = self.sum_terms(i, j);
             let mut vals: Vec<String> = terms.iter().map(|f| f.formula.clone()).collect();
@@ -834,7 +896,19 @@ impl View<'_> {
                     num(rest as f32)
                 ));
             }
+            vals.extend(skips);
             return format!("∂L/∂{}[{j}] = {} = {g}", st.symbol, vals.join(" + "));
+        }
+        if let StageKind::Residual { .. } = next.kind {
+            let mut vals = vec![num(next.gradient[j])];
+            vals.extend(skips);
+            return format!(
+                "∂L/∂{}[{j}] = ∂L/∂{}[{j}]{} = {} = {g}",
+                st.symbol,
+                next.symbol,
+                self.skip_terms(i, Some(j)),
+                vals.join(" + ")
+            );
         }
         let local = next.local.as_ref().map_or(f32::NAN, |l| l[j]);
         format!(
