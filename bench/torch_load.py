@@ -3,6 +3,7 @@ nn.Sequential held in an attribute `layers`, and compares its probabilities with
 
 Not in CI (torch is heavy). Usage:
   nabla train --hidden 32 --batch-norm --dropout 0.1 --save /tmp/m.safetensors
+  (or --layers "dense 32, relu, residual(dense 32, batchnorm, relu, dense 32), dense 10")
   nabla predict --model /tmp/m.safetensors --data data/digits.csv --out /tmp/p.csv
   python bench/torch_load.py /tmp/m.safetensors data/digits.csv /tmp/p.csv
 """
@@ -22,21 +23,38 @@ with open(model_path, "rb") as f:
 spec, pre = json.loads(meta["spec"]), json.loads(meta["preprocess"])
 
 
+def build(layers):
+    """The torch modules of a nabla layer list (a residual block holds its own list)."""
+    mods = []
+    for layer in layers:
+        t = layer["type"]
+        mods.append({
+            "linear": lambda: torch.nn.Linear(layer["in"], layer["out"]),
+            "batch_norm": lambda: torch.nn.BatchNorm1d(layer["features"], eps=layer["eps"], momentum=layer["momentum"]),
+            "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh,
+            "gelu": torch.nn.GELU,
+            "leaky_relu": lambda: torch.nn.LeakyReLU(layer["slope"]),
+            "dropout": lambda: torch.nn.Dropout(layer["p"]),
+            "residual": lambda: Residual(layer["layers"]),
+        }[t]())
+    return mods
+
+
+class Residual(torch.nn.Module):
+    """x + f(x); f's tensors are `block.{j}.*` (nabla's `layers.{i}.block.{j}.*`)."""
+
+    def __init__(self, layers):
+        super().__init__()
+        self.block = torch.nn.Sequential(*build(layers))
+
+    def forward(self, x):
+        return x + self.block(x)
+
+
 class Net(torch.nn.Module):
     def __init__(self, spec):
         super().__init__()
-        mods = []
-        for layer in spec["layers"]:
-            t = layer["type"]
-            mods.append({
-                "linear": lambda: torch.nn.Linear(layer["in"], layer["out"]),
-                "batch_norm": lambda: torch.nn.BatchNorm1d(layer["features"], eps=layer["eps"], momentum=layer["momentum"]),
-                "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh,
-                "gelu": torch.nn.GELU,
-                "leaky_relu": lambda: torch.nn.LeakyReLU(layer["slope"]),
-                "dropout": lambda: torch.nn.Dropout(layer["p"]),
-            }[t]())
-        self.layers = torch.nn.Sequential(*mods)
+        self.layers = torch.nn.Sequential(*build(spec["layers"]))
 
     def forward(self, x):
         return self.layers(x)
